@@ -1,0 +1,3 @@
+"""monitor: watch public media for topics and email analysts when a topic spikes."""
+
+__version__ = "0.1.0"

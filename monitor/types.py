@@ -1,0 +1,153 @@
+"""Values passed between the stages of `monitor`: frozen dataclasses, UTC datetimes.
+
+Nothing here does I/O. Change a value with `dataclasses.replace`, never by mutation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One post as a collector read it, before normalisation."""
+
+    guid: str | None  # the item's own identifier (RSS guid, Atom id, status id), if it has one
+    url: str | None  # absolute link to the item, as published
+    title: str  # plain text, may be empty
+    text: str  # plain text (HTML already turned into text), may be empty
+    author: str | None = None
+    published: datetime | None = None  # aware UTC; None when the source gives no usable date
+    parent_ref: str | None = None  # comments: the guid (else url) of the article item they belong to
+    extra: tuple[tuple[str, str], ...] = ()  # collector-specific facts (views, forwarded_from, ...)
+
+
+@dataclass(frozen=True)
+class Post:
+    """A normalised post, ready to match and store; identity is (source, key)."""
+
+    source: str  # the configured source name
+    key: str  # guid when the item has one, else its canonical URL, else a content hash
+    url: str | None  # canonical URL
+    title: str
+    text: str
+    author: str | None
+    published_at: datetime  # aware UTC; missing or future times become first_seen_at
+    first_seen_at: datetime  # aware UTC; the time of the poll that first saw it
+    content_hash: str  # hex digest of the normalised title + text: detects edits and exact copies
+    parent_key: str | None = None  # comments: key of the article post in the same source
+
+
+@dataclass(frozen=True)
+class Match:
+    """One topic matched by one post, with the configured term that matched first."""
+
+    topic: str
+    term: str
+
+
+@dataclass(frozen=True)
+class MatchedPost:
+    """A post with its topic matches and its near-duplicate signature, as the store receives it."""
+
+    post: Post
+    matches: tuple[Match, ...]
+    signature: bytes  # MinHash signature from `dedupe.signature`; empty when the text is too short
+
+
+class FetchStatus(str, Enum):
+    """Outcome of one fetch, as written to `fetches.status`."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    ERROR = "error"
+    SKIPPED = "skipped"  # backoff or Retry-After still running, or robots.txt disallows
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """One HTTP request made for a source, one row of the `fetches` table."""
+
+    source: str
+    url: str
+    started_at: datetime
+    status: FetchStatus
+    http_status: int | None = None
+    bytes: int = 0
+    duration_ms: int = 0
+    items: int = 0
+    new_posts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers about a source between polls (the `sources` row)."""
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_ok_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0  # consecutive failed polls
+    next_poll_at: datetime | None = None  # backoff after failures: the daemon waits until then
+    retry_at: datetime | None = None  # the server's Retry-After: no request at all before this time
+    cursor: str | None = None  # collector paging state (since_id, last message id, ...)
+    last_post_at: datetime | None = None  # newest published_at seen from this source
+    health: str | None = None  # collector-specific health note (e.g. "selector .body matched nothing")
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one collector run produced for one source."""
+
+    items: tuple[RawItem, ...]
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: str | None = None
+    not_modified: bool = False  # every request answered 304: nothing new, cheaply
+    warnings: tuple[str, ...] = ()  # e.g. a selector that matched nothing
+    health: str | None = None  # collector-specific health note kept in `sources.health`
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of polling one source once; a failure is a value here, never a crash."""
+
+    source: str
+    ok: bool
+    items: int = 0  # items the collector read
+    new_posts: int = 0  # posts stored for the first time
+    updated_posts: int = 0  # posts whose content changed since last seen
+    matches: int = 0  # (post, topic) pairs stored for new or changed posts
+    not_modified: bool = False
+    skipped: bool = False  # not fetched: backoff, Retry-After or robots.txt
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    duration_ms: int = 0
+    topics: tuple[str, ...] = field(default_factory=tuple)  # topics with new matches
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One configured topic: a post matches if any `any` term, every `all` term and no `none` term match."""
+
+    name: str
+    any: tuple[str, ...]
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A topic whose count in the current window is improbably high against its baseline."""
+
+    topic: str
+    window_start: datetime  # aware UTC
+    window_end: datetime  # aware UTC; the evaluation time
+    count: int  # matching posts in the window
+    expected: float  # the baseline's typical count for one window
+    score: float  # how improbable: higher is more surprising (see spikes.py)

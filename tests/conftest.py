@@ -1,0 +1,146 @@
+"""Shared fixtures: the real corpus, a store on a temporary file, loopback HTTP servers, config files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, parse_config
+from monitor.store import Store, open_store
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("MONITOR_CORPUS", REPO.parent / "shared" / "corpus"))
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ["no_proxy"] = os.environ["NO_PROXY"]
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared corpus is not at {CORPUS} (set MONITOR_CORPUS)")
+    return CORPUS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(tmp_path / "monitor.db") as opened:
+        yield opened
+
+
+def make_config(tmp_path: Path, body: str) -> Config:
+    return parse_config(textwrap.dedent(body), base_dir=tmp_path, path=tmp_path / "config.yaml")
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def monitor_cmd(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "monitor", "--config", str(config), *args]
+
+
+def run_monitor(config: Path, *args: str, timeout: float = 120, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(monitor_cmd(config, *args), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or config.parent, env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+                          check=False)
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+class RawServer:
+    """A stdlib HTTP server on 127.0.0.1 for behaviour pytest-httpserver cannot script (slow, endless,
+    broken responses). `routes` maps a path to a function that writes the whole response itself."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?", 1)[0]
+                with server._lock:
+                    server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    handler = server.routes.get(path)
+                    if handler is None:
+                        self.send_response(404)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    else:
+                        handler(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    with server._lock:
+                        server.active -= 1
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.close()
+
+
+def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None,
+            delay: float = 0.0) -> Handler:
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        if delay:
+            time.sleep(delay)
+        req.send_response(status)
+        for name, value in (headers or {}).items():
+            req.send_header(name, value)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    return handler
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

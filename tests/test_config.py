@@ -1,0 +1,273 @@
+"""config.yaml: the contract's keys, every error with its location at once, durations, sizes, secrets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.config import FeedSource, HtmlSource, load_config
+from monitor.exceptions import ConfigError
+from monitor.units import format_duration, parse_duration, parse_size, parse_when
+from tests.conftest import NOW, REPO, make_config
+
+VALID = """
+store: storage/monitor.db
+topics:
+  separatism: [separatism, separatist*, сепаратизм*, сепаратист*]
+  peoples-council:
+    any: ["People's Council", "Народный совет*", "Халық кеңесі"]
+    all: []
+    none: ["football"]
+sources:
+  - name: caravanserai
+    type: feed
+    url: https://example.org/rss
+    interval: 10m
+  - name: city-news
+    type: html
+    url: https://example.org/news
+    follow: a.headline @href
+    items: article.post
+    fields: {title: h2, text: .body, link: a.permalink @href, published: time @datetime, author: .author}
+    comments:
+      items: .comment
+      fields: {text: .comment-body, author: .who, published: time @datetime, link: a.anchor @href}
+  - name: some-channel
+    type: telegram
+    channel: somechannel
+  - name: tag-kazakhstan
+    type: mastodon
+    url: https://mastodon.example/api/v1/timelines/tag/kazakhstan
+  - name: r-kazakhstan
+    type: reddit
+    url: https://www.reddit.com/r/Kazakhstan/new.json
+defaults:
+  interval: 15m
+  timeout: 30s
+  max_bytes: 10MB
+  per_host: 2
+  user_agent: "monitor/test (+https://example.org)"
+  robots: true
+alerts:
+  window: 1h
+  baseline: 7d
+  min_count: 3
+  cooldown: 6h
+  digest: null
+  timezone: UTC
+  email:
+    host: localhost
+    port: 25
+    tls: none
+    username: null
+    password_env: MONITOR_SMTP_PASSWORD
+    sender: monitor@example.org
+    to: [analyst@example.org]
+health:
+  failures: 5
+"""
+
+
+def problems_of(tmp_path: Path, body: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        make_config(tmp_path, body)
+    return info.value.problems
+
+
+def test_the_contract_example_is_valid(tmp_path: Path) -> None:
+    config = make_config(tmp_path, VALID)
+    assert [t.name for t in config.topics] == ["separatism", "peoples-council"]
+    assert config.topics[1].none == ("football",)
+    assert config.store == tmp_path / "storage" / "monitor.db"
+    feed = config.source("caravanserai")
+    assert isinstance(feed, FeedSource)
+    assert feed.interval == timedelta(minutes=10)
+    assert config.source("tag-kazakhstan").interval == timedelta(minutes=15)  # from defaults
+    assert feed.max_bytes == 10_000_000
+    html = config.source("city-news")
+    assert isinstance(html, HtmlSource)
+    assert html.fields.link == "a.permalink @href"
+    assert html.comments is not None and html.comments.fields.text == ".comment-body"
+    assert config.alerts.email is not None and config.alerts.email.effective_port == 25
+
+
+def test_the_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert {t.name for t in config.topics} == {"separatism", "peoples-council"}
+    assert len(config.sources) >= 5
+    assert config.store == REPO / "storage" / "monitor.db"
+
+
+def test_every_error_is_reported_at_once_with_its_location(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        store: x.db
+        bogus_key: 1
+        topics:
+          separatism: [separatism]
+        sources:
+          - name: a
+            type: feed
+            url: https://example.org/rss
+            interval: 5 parsecs
+          - name: B!
+            type: feed
+            url: ftp://example.org/rss
+          - name: c
+            type: feed
+            url: https://example.org/c
+            intervall: 10m
+        alerts:
+          window: 1h
+          min_count: zero
+    """)
+    text = "\n".join(problems)
+    assert "bogus_key (line 3): unknown key" in text
+    assert "sources[0].interval (line 10)" in text and "5 parsecs" in text
+    assert "sources[1].name (line 11)" in text
+    assert "sources[1].url (line 13)" in text
+    assert "sources[2].intervall (line 17): unknown key" in text
+    assert "alerts.min_count (line 20)" in text
+    assert len(problems) == 6
+
+
+def test_missing_keys_and_wrong_shapes(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        topics: []
+        sources:
+          - name: a
+            type: feed
+          - just-a-string
+    """)
+    text = "\n".join(problems)
+    assert "topics (line 2)" in text
+    assert "sources[0].url (line 4): required key is missing" in text
+    assert "sources[1] (line 6): expected a mapping" in text
+
+
+def test_unknown_source_type_names_the_supported_ones(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        topics: {t: [x]}
+        sources:
+          - {name: a, type: instagram, url: "https://instagram.com/x"}
+    """)
+    assert len(problems) == 1
+    assert "sources[0].type" in problems[0] and "'instagram'" in problems[0]
+    for kind in ("feed", "html", "telegram", "mastodon", "reddit"):
+        assert kind in problems[0]
+
+
+def test_duplicate_source_names_and_duplicate_yaml_keys(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        topics: {t: [x]}
+        sources:
+          - {name: a, type: feed, url: "https://e.org/1"}
+          - {name: a, type: feed, url: "https://e.org/2"}
+        defaults:
+          interval: 10m
+          interval: 20m
+    """)
+    text = "\n".join(problems)
+    assert "sources[1].name" in text and "duplicate source name" in text
+    assert "defaults.interval (line 8): duplicate key" in text
+
+
+def test_bad_terms_are_located(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        topics:
+          t:
+            any: [good, "*", ""]
+            none: ["a*"]
+        sources: []
+    """)
+    text = "\n".join(problems)
+    assert "topics.t.any[1]" in text and "topics.t.any[2]" in text and "topics.t.none[0]" in text
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "topics:\n  t: [x\nsources: []\n")
+    assert len(problems) == 1 and "line" in problems[0] and "YAML" in problems[0]
+
+
+def test_secrets_are_not_read_from_the_file(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, """
+        topics: {t: [x]}
+        sources: []
+        alerts:
+          email: {host: h, sender: a@b.org, to: [c@d.org], password: hunter2}
+    """)
+    assert problems == ["alerts.email.password (line 5): unknown key"]
+
+
+def test_short_interval_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    config = make_config(tmp_path, """
+        topics: {t: [x]}
+        sources:
+          - {name: fast, type: feed, url: "https://e.org/f", interval: 1s}
+    """)
+    assert config.source("fast").interval == timedelta(seconds=1)
+    assert len(config.warnings) == 1 and "sources[0].interval" in config.warnings[0]
+
+
+def test_unquoted_digest_time_and_timezone(tmp_path: Path) -> None:
+    config = make_config(tmp_path, """
+        topics: {t: [x]}
+        sources: []
+        alerts: {digest: 08:00, timezone: Asia/Almaty}
+    """)
+    assert config.alerts.digest == "08:00"
+    problems = problems_of(tmp_path, """
+        topics: {t: [x]}
+        sources: []
+        alerts: {digest: "25:00", timezone: Mars/Olympus}
+    """)
+    assert len(problems) == 2
+
+
+def test_load_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("1h", 3600), ("7d", 604800),
+                                                ("1h30m", 5400), ("2w", 1209600), (45, 45), ("500ms", 0.5)])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "10", "ten minutes", "5 parsecs", "-1h", "0s", True])
+def test_bad_durations(bad: object) -> None:
+    if bad == "10":  # a bare number is seconds
+        assert parse_duration(bad).total_seconds() == 10
+        return
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+@given(st.integers(min_value=1, max_value=10**8))
+def test_format_duration_round_trips(seconds: int) -> None:
+    delta = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+@pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("512KiB", 524_288), ("1GB", 10**9),
+                                            (2000, 2000), ("1.5MB", 1_500_000), ("300 kb", 300_000)])
+def test_sizes(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["10 parsecs", "-5MB", "0", "MB"])
+def test_bad_sizes(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_since_until_arguments() -> None:
+    assert parse_when("30d", NOW) == NOW - timedelta(days=30)
+    assert parse_when("2026-02-01", NOW).isoformat() == "2026-02-01T00:00:00+00:00"
+    assert parse_when("2026-02-01T10:00:00+06:00", NOW).hour == 4
+    with pytest.raises(ValueError):
+        parse_when("last tuesday", NOW)
