@@ -1,0 +1,23 @@
+"""The `feed` source type: RSS 0.9x/1.0/2.0, Atom and JSON Feed, with conditional GET."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from monitor.collectors.feedparse import parse_feed
+from monitor.collectors.fetch import Session
+from monitor.config import FeedSource
+from monitor.types import Collected, SourceState
+
+ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+
+
+async def collect(source: FeedSource, session: Session, state: SourceState, now: datetime) -> Collected:
+    resp = await session.get(source.url, etag=state.etag, last_modified=state.last_modified,
+                             headers={"Accept": ACCEPT})
+    if resp.not_modified:
+        return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
+    parsed = parse_feed(resp.body, url=resp.url, content_type=resp.content_type)
+    session.note_items(len(parsed.items))
+    return Collected(items=parsed.items, etag=resp.etag, last_modified=resp.last_modified)

@@ -1,0 +1,145 @@
+"""The store's schema as numbered migrations (sqlite-utils `Migrations`), applied by `store.open_store`.
+
+A migration, once released, is never edited: a change of schema is a new function at the end.
+The analyst's contract (DESIGN.md, "The store") is the first migration; README.md documents every column.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("monitor")
+
+# unicode61 folds case in every script; remove_diacritics 2 folds Latin accents (café = cafe) and leaves
+# Cyrillic letters such as й, ё, қ, ң, ү, ұ, ә, ө, і alone (they are letters of their own, not accented ones).
+FTS_TOKENIZER = "unicode61 remove_diacritics 2"
+
+_INITIAL = [
+    """CREATE TABLE posts (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        url TEXT,
+        title TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        author TEXT,
+        published_at TEXT NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        updated_at TEXT,
+        content_hash TEXT NOT NULL,
+        cluster_id INTEGER,
+        parent_id INTEGER REFERENCES posts(id) ON DELETE SET NULL,
+        UNIQUE (source, key)
+    )""",
+    "CREATE INDEX posts_published_at ON posts (published_at)",
+    "CREATE INDEX posts_source_published_at ON posts (source, published_at)",
+    "CREATE INDEX posts_cluster_id ON posts (cluster_id)",
+    "CREATE INDEX posts_content_hash ON posts (content_hash)",
+    "CREATE INDEX posts_parent_id ON posts (parent_id) WHERE parent_id IS NOT NULL",
+    """CREATE TABLE matches (
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        topic TEXT NOT NULL,
+        term TEXT NOT NULL,
+        PRIMARY KEY (post_id, topic)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX matches_topic ON matches (topic, post_id)",
+    f"""CREATE VIRTUAL TABLE posts_fts USING fts5 (
+        title, text, content='posts', content_rowid='id', tokenize='{FTS_TOKENIZER}'
+    )""",
+    """CREATE TRIGGER posts_fts_insert AFTER INSERT ON posts BEGIN
+        INSERT INTO posts_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
+    END""",
+    """CREATE TRIGGER posts_fts_delete AFTER DELETE ON posts BEGIN
+        INSERT INTO posts_fts (posts_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+    END""",
+    """CREATE TRIGGER posts_fts_update AFTER UPDATE OF title, text ON posts BEGIN
+        INSERT INTO posts_fts (posts_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO posts_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
+    END""",
+    # Near-duplicate index: one MinHash signature per post and its LSH band keys (see dedupe.py).
+    """CREATE TABLE post_signatures (
+        post_id INTEGER PRIMARY KEY REFERENCES posts(id) ON DELETE CASCADE,
+        signature BLOB NOT NULL
+    )""",
+    """CREATE TABLE post_bands (
+        band INTEGER NOT NULL,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        PRIMARY KEY (band, post_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX post_bands_post_id ON post_bands (post_id)",
+    """CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        type TEXT,
+        url TEXT,
+        etag TEXT,
+        last_modified TEXT,
+        last_ok_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_poll_at TEXT,
+        retry_at TEXT,
+        cursor TEXT,
+        last_post_at TEXT,
+        health TEXT,
+        updated_at TEXT
+    )""",
+    """CREATE TABLE fetches (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        http_status INTEGER,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        items INTEGER NOT NULL DEFAULT 0,
+        new_posts INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    )""",
+    "CREATE INDEX fetches_source_started_at ON fetches (source, started_at)",
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'spike',
+        topic TEXT,
+        source TEXT,
+        window_start TEXT,
+        window_end TEXT,
+        count INTEGER,
+        expected REAL,
+        score REAL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        sent_at TEXT,
+        error TEXT,
+        next_attempt_at TEXT,
+        message_id TEXT,
+        details TEXT
+    )""",
+    "CREATE INDEX alerts_status ON alerts (status, next_attempt_at)",
+    "CREATE INDEX alerts_kind_topic ON alerts (kind, topic, created_at)",
+    # Views for SQL users: matching posts per topic per hour / day, and each post with its topics.
+    """CREATE VIEW topic_hourly AS
+        SELECT m.topic, substr(p.published_at, 1, 13) || ':00:00Z' AS hour,
+               count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
+        FROM matches m JOIN posts p ON p.id = m.post_id
+        GROUP BY m.topic, hour""",
+    """CREATE VIEW topic_daily AS
+        SELECT m.topic, substr(p.published_at, 1, 10) AS day,
+               count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
+        FROM matches m JOIN posts p ON p.id = m.post_id
+        GROUP BY m.topic, day""",
+    """CREATE VIEW post_topics AS
+        SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id,
+               (SELECT json_group_array(m.topic) FROM matches m WHERE m.post_id = p.id) AS topics
+        FROM posts p
+        WHERE EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)""",
+]
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    for statement in _INITIAL:
+        db.execute(statement)

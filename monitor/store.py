@@ -1,0 +1,429 @@
+"""The SQLite store: opening (WAL, busy timeout, migrations), writing one source poll atomically, queries.
+
+The store only writes what it is handed: posts arrive normalised and matched, clusters are found here
+because they need the stored signatures. Every `sqlite3.Error` leaves as `StoreError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from monitor import dedupe
+from monitor.exceptions import StoreError
+from monitor.schema import MIGRATIONS
+from monitor.types import FetchRecord, MatchedPost, Post, SourceState
+from monitor.units import from_iso, iso
+
+BUSY_TIMEOUT_S = 30.0
+# Candidates read per new post from the band index: enough for any real story, bounded for boilerplate.
+MAX_CLUSTER_CANDIDATES = 64
+
+
+@dataclass(frozen=True)
+class KnownPost:
+    """What a poll needs to know about a post already stored."""
+
+    id: int
+    first_seen_at: datetime
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    new_posts: int
+    updated_posts: int
+    matches: int  # (post, topic) pairs written for new or changed posts
+    topics: tuple[str, ...]  # topics with new or changed matching posts
+
+
+@dataclass(frozen=True)
+class SearchRow:
+    id: int
+    source: str
+    url: str | None
+    title: str
+    published_at: str
+    topics: tuple[str, ...]
+    snippet: str  # the match between HIGHLIGHT_START and HIGHLIGHT_END
+    cluster_id: int | None
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    topic: str
+    bucket: str
+    posts: int
+    stories: int
+
+
+HIGHLIGHT_START = "\x02"  # control characters no scraped text keeps (clean_text drops them)
+HIGHLIGHT_END = "\x03"
+
+
+def _ts(when: datetime | None) -> str | None:
+    return iso(when.replace(microsecond=0)) if when is not None else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    return from_iso(text) if text else None
+
+
+class Store:
+    """One connection to the store. Not shared across threads; open one per thread or process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.db = Database(conn, execute_plugins=False)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so a poll is all or nothing."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot start a write: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ sources
+    def source_state(self, name: str) -> SourceState:
+        row = self._one("SELECT * FROM sources WHERE name = ?", (name,))
+        if row is None:
+            return SourceState(name=name)
+        return SourceState(
+            name=name,
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            last_ok_at=_dt(row["last_ok_at"]),
+            last_error=row["last_error"],
+            last_error_at=_dt(row["last_error_at"]),
+            failures=row["failures"] or 0,
+            next_poll_at=_dt(row["next_poll_at"]),
+            retry_at=_dt(row["retry_at"]),
+            cursor=row["cursor"],
+            last_post_at=_dt(row["last_post_at"]),
+            health=row["health"],
+        )
+
+    def source_rows(self) -> list[dict[str, Any]]:
+        """Every `sources` row with its post count and last fetch, for `monitor status`."""
+        return self._all(
+            """SELECT s.*,
+                      (SELECT count(*) FROM posts p WHERE p.source = s.name) AS posts,
+                      (SELECT max(f.started_at) FROM fetches f WHERE f.source = s.name) AS last_fetch_at
+               FROM sources s ORDER BY s.name"""
+        )
+
+    def _write_source(self, conn: sqlite3.Connection, state: SourceState, kind: str, url: str | None,
+                      now: datetime) -> None:
+        conn.execute(
+            """INSERT INTO sources (name, type, url, etag, last_modified, last_ok_at, last_error, last_error_at,
+                                    failures, next_poll_at, retry_at, cursor, last_post_at, health, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET
+                 type = excluded.type, url = excluded.url, etag = excluded.etag,
+                 last_modified = excluded.last_modified, last_ok_at = excluded.last_ok_at,
+                 last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+                 failures = excluded.failures, next_poll_at = excluded.next_poll_at,
+                 retry_at = excluded.retry_at, cursor = excluded.cursor,
+                 last_post_at = excluded.last_post_at, health = excluded.health, updated_at = excluded.updated_at""",
+            (state.name, kind, url, state.etag, state.last_modified, _ts(state.last_ok_at), state.last_error,
+             _ts(state.last_error_at), state.failures, _ts(state.next_poll_at), _ts(state.retry_at), state.cursor,
+             _ts(state.last_post_at), state.health, _ts(now)),
+        )
+
+    # ------------------------------------------------------------------ posts
+    def known_posts(self, source: str, keys: Iterable[str]) -> dict[str, KnownPost]:
+        """The stored posts of `source` among `keys`: what a poll needs to skip unchanged items."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, KnownPost] = {}
+        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(
+                f"SELECT id, key, first_seen_at, content_hash FROM posts WHERE source = ? AND key IN ({marks})",
+                (source, *chunk),
+            ):
+                found[row["key"]] = KnownPost(row["id"], from_iso(row["first_seen_at"]), row["content_hash"])
+        return found
+
+    def save_poll(
+        self,
+        *,
+        state: SourceState,
+        source_type: str,
+        source_url: str | None,
+        posts: Sequence[MatchedPost],
+        fetches: Sequence[FetchRecord],
+        now: datetime,
+    ) -> SaveResult:
+        """One transaction: new and changed posts (with matches, FTS, clusters), the fetch log, the source row.
+
+        A kill at any moment leaves either all of this poll or none of it.
+        """
+        try:
+            with self.transaction() as conn:
+                result = self._save_posts(conn, posts, now)
+                fetch_rows = list(fetches)
+                if fetch_rows:  # credit the new posts to the last fetch, which delivered them
+                    last = fetch_rows[-1]
+                    fetch_rows[-1] = FetchRecord(**{**last.__dict__, "new_posts": result.new_posts})
+                conn.executemany(
+                    """INSERT INTO fetches (source, url, started_at, status, http_status, bytes, duration_ms,
+                                            items, new_posts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [(f.source, f.url, _ts(f.started_at), f.status.value, f.http_status, f.bytes, f.duration_ms,
+                      f.items, f.new_posts, f.error) for f in fetch_rows],
+                )
+                newest = max((p.post.published_at for p in posts), default=None)
+                if newest is not None and (state.last_post_at is None or newest > state.last_post_at):
+                    state = SourceState(**{**state.__dict__, "last_post_at": newest})
+                self._write_source(conn, state, source_type, source_url, now)
+                return result
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot save poll of {state.name}: {exc}") from exc
+
+    def _save_posts(self, conn: sqlite3.Connection, posts: Sequence[MatchedPost], now: datetime) -> SaveResult:
+        by_key: dict[tuple[str, str], MatchedPost] = {}
+        for item in posts:  # a feed may list one item twice: the last copy wins
+            by_key[(item.post.source, item.post.key)] = item
+        new = updated = matches = 0
+        topics: set[str] = set()
+        ids: dict[tuple[str, str], int] = {}
+        next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
+        for (source, key), item in by_key.items():
+            post = item.post
+            row = conn.execute("SELECT id, content_hash FROM posts WHERE source = ? AND key = ?",
+                               (source, key)).fetchone()
+            if row is None:
+                post_id = next_id
+                next_id += 1
+                cluster = self._cluster_for(conn, post, item.signature) or post_id
+                conn.execute(
+                    """INSERT INTO posts (id, source, key, url, title, text, author, published_at, first_seen_at,
+                                          content_hash, cluster_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (post_id, source, key, post.url, post.title, post.text, post.author, _ts(post.published_at),
+                     _ts(post.first_seen_at), post.content_hash, cluster),
+                )
+                self._index_signature(conn, post_id, item.signature)
+                new += 1
+            elif row[1] != post.content_hash:
+                post_id = row[0]
+                conn.execute(
+                    """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
+                                        content_hash = ? WHERE id = ?""",
+                    (post.url, post.title, post.text, post.author, _ts(post.published_at), _ts(now),
+                     post.content_hash, post_id),
+                )
+                conn.execute("DELETE FROM matches WHERE post_id = ?", (post_id,))
+                updated += 1
+            else:
+                ids[(source, key)] = row[0]
+                continue
+            ids[(source, key)] = post_id
+            conn.executemany("INSERT OR REPLACE INTO matches (post_id, topic, term) VALUES (?, ?, ?)",
+                             [(post_id, m.topic, m.term) for m in item.matches])
+            matches += len(item.matches)
+            topics.update(m.topic for m in item.matches)
+        self._link_parents(conn, by_key, ids)
+        return SaveResult(new, updated, matches, tuple(sorted(topics)))
+
+    def _link_parents(self, conn: sqlite3.Connection, by_key: dict[tuple[str, str], MatchedPost],
+                      ids: dict[tuple[str, str], int]) -> None:
+        for (source, key), item in by_key.items():
+            parent_key = item.post.parent_key
+            if parent_key is None or (source, key) not in ids:
+                continue
+            parent_id = ids.get((source, parent_key))
+            if parent_id is None:
+                row = conn.execute("SELECT id FROM posts WHERE source = ? AND key = ?", (source, parent_key)).fetchone()
+                parent_id = row[0] if row else None
+            if parent_id is not None and parent_id != ids[(source, key)]:
+                conn.execute("UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?",
+                             (parent_id, ids[(source, key)], parent_id))
+
+    def _cluster_for(self, conn: sqlite3.Connection, post: Post, signature: bytes) -> int | None:
+        """The cluster of an identical or near-identical stored post, if any."""
+        row = conn.execute("SELECT cluster_id FROM posts WHERE content_hash = ? LIMIT 1", (post.content_hash,)).fetchone()
+        if row is not None and row[0] is not None:
+            return int(row[0])
+        if not signature:
+            return None
+        bands = dedupe.band_keys(signature)
+        marks = ",".join("?" * len(bands))
+        candidates = conn.execute(
+            f"""SELECT s.signature, p.cluster_id FROM post_signatures s JOIN posts p ON p.id = s.post_id
+                WHERE s.post_id IN (SELECT DISTINCT post_id FROM post_bands WHERE band IN ({marks})
+                                    ORDER BY post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES})""",
+            bands,
+        ).fetchall()
+        best: tuple[float, int | None] = (0.0, None)
+        for other, cluster in candidates:
+            score = dedupe.similarity(signature, other)
+            if score >= dedupe.THRESHOLD and score > best[0]:
+                best = (score, cluster)
+        return best[1]
+
+    def _index_signature(self, conn: sqlite3.Connection, post_id: int, signature: bytes) -> None:
+        if not signature:
+            return
+        conn.execute("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)", (post_id, signature))
+        conn.executemany("INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
+                         [(band, post_id) for band in dedupe.band_keys(signature)])
+
+    def record_failure(self, *, state: SourceState, source_type: str, source_url: str | None,
+                       fetches: Sequence[FetchRecord], now: datetime) -> None:
+        """A failed or skipped poll: the fetch log and the source row, nothing else."""
+        self.save_poll(state=state, source_type=source_type, source_url=source_url, posts=(), fetches=fetches,
+                       now=now)
+
+    # ------------------------------------------------------------------ queries
+    def topic_times(self, topic: str, since: datetime, until: datetime) -> list[datetime]:
+        """Published times of the topic's matching posts in [since, until]: the spike detector's input."""
+        rows = self.conn.execute(
+            """SELECT p.published_at FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ? ORDER BY p.published_at""",
+            (topic, _ts(since), _ts(until)),
+        ).fetchall()
+        return [from_iso(r[0]) for r in rows]
+
+    def search(self, query: str, *, topics: Sequence[str] = (), sources: Sequence[str] = (),
+               since: datetime | None = None, until: datetime | None = None, limit: int = 20,
+               order: str = "newest") -> list[SearchRow]:
+        """FTS5 search, newest first (or by rank). Raises StoreError('bad query: ...') for a malformed query."""
+        where, params = ["posts_fts MATCH ?"], [query]
+        if topics:
+            where.append(f"p.id IN (SELECT post_id FROM matches WHERE topic IN ({','.join('?' * len(topics))}))")
+            params += list(topics)
+        if sources:
+            where.append(f"p.source IN ({','.join('?' * len(sources))})")
+            params += list(sources)
+        if since:
+            where.append("p.published_at >= ?")
+            params.append(_ts(since) or "")
+        if until:
+            where.append("p.published_at <= ?")
+            params.append(_ts(until) or "")
+        order_by = "posts_fts.rank" if order == "rank" else "p.published_at DESC, p.id DESC"
+        sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id,
+                         snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24) AS snippet,
+                         (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
+                  FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid
+                  WHERE {' AND '.join(where)} ORDER BY {order_by} LIMIT ?"""
+        try:
+            rows = self.conn.execute(sql, (*params, limit)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"bad query: {exc}") from exc
+        return [SearchRow(id=r[0], source=r[1], url=r[2], title=r[3], published_at=r[4], cluster_id=r[5],
+                          snippet=r[6] or "", topics=tuple(sorted((r[7] or "").split(","))) if r[7] else ())
+                for r in rows]
+
+    def stats(self, *, topics: Sequence[str] = (), by: str = "hour", since: datetime | None = None,
+              until: datetime | None = None) -> list[StatsRow]:
+        """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time)."""
+        bucket = {
+            "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
+            "day": "substr(p.published_at, 1, 10)",
+            "week": "date(substr(p.published_at, 1, 10), 'weekday 0', '-6 days')",
+        }[by]
+        where, params = ["1 = 1"], []
+        if topics:
+            where.append(f"m.topic IN ({','.join('?' * len(topics))})")
+            params += list(topics)
+        if since:
+            where.append("p.published_at >= ?")
+            params.append(_ts(since) or "")
+        if until:
+            where.append("p.published_at <= ?")
+            params.append(_ts(until) or "")
+        rows = self.conn.execute(
+            f"""SELECT m.topic, {bucket} AS bucket, count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
+                FROM matches m JOIN posts p ON p.id = m.post_id WHERE {' AND '.join(where)}
+                GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
+            params,
+        ).fetchall()
+        return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        return {table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("posts", "matches", "alerts", "fetches")}
+
+    # ------------------------------------------------------------------ helpers
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cursor = self.conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def open_store(path: Path, *, create: bool = True) -> Store:
+    """Open (and create, migrate) the store: WAL so analysts can read while the daemon writes."""
+    if not create and not path.exists():
+        raise StoreError(f"{path}: no store yet (run `monitor poll` or `monitor run` first)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process loses no committed transaction
+        conn.execute("PRAGMA foreign_keys = ON")
+        store = Store(conn, path)
+        _migrate(store)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a usable SQLite store: {exc}") from exc
+    return store
+
+
+def _migrate(store: Store) -> None:
+    if not MIGRATIONS.pending(store.db):
+        return
+    with store.transaction():  # BEGIN IMMEDIATE: one process migrates, the others wait and find nothing pending
+        MIGRATIONS.apply(store.db)  # each migration runs in a savepoint inside this transaction
+
+
+def now_utc() -> datetime:
+    """The wall clock, for the command line and daemon layers only."""
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

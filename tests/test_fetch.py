@@ -1,0 +1,226 @@
+"""Fetch behaviour against real HTTP servers on 127.0.0.1: conditional GET, redirects, caps, timeouts,
+Retry-After, robots.txt, per-host limits, schemes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from monitor.collectors.fetch import Fetcher, RequestLimits, backoff_delay, parse_retry_after
+from monitor.exceptions import FetchError
+from monitor.types import FetchStatus
+from tests.conftest import NOW, RawServer, closed_port, respond
+
+LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)",
+                       robots=False)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def fetch(url: str, limits: RequestLimits = LIMITS, **kwargs: str | None):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        async with Fetcher(per_host=2, user_agent=limits.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", limits)
+            try:
+                return await session.get(url, **kwargs), session.records
+            except FetchError as exc:
+                return exc, session.records
+
+    return asyncio.run(go())
+
+
+def test_conditional_get_sends_validators_and_treats_304_as_nothing_new(httpserver: HTTPServer) -> None:
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304)
+        return Response(b"<rss/>", headers={"ETag": '"v1"', "Last-Modified": "Sun, 01 Mar 2026 10:00:00 GMT"})
+
+    httpserver.expect_request("/feed").respond_with_handler(handler)
+    first, records = fetch(httpserver.url_for("/feed"))
+    assert first.status == 200 and first.etag == '"v1"' and first.body == b"<rss/>"
+    assert records[0].status is FetchStatus.OK and records[0].bytes == 6
+    second, records = fetch(httpserver.url_for("/feed"), etag=first.etag, last_modified=first.last_modified)
+    assert second.not_modified and second.body == b""
+    assert records[0].status is FetchStatus.NOT_MODIFIED and records[0].http_status == 304
+    sent = httpserver.log[-1][0].headers
+    assert sent["If-None-Match"] == '"v1"'
+    assert sent["If-Modified-Since"] == "Sun, 01 Mar 2026 10:00:00 GMT"
+    assert sent["User-Agent"] == LIMITS.user_agent
+
+
+def test_follows_up_to_five_redirects_not_six(httpserver: HTTPServer) -> None:
+    for hop in range(7):
+        httpserver.expect_request(f"/r{hop}").respond_with_response(
+            Response(status=302, headers={"Location": f"/r{hop + 1}"}))
+    httpserver.expect_request("/r7").respond_with_data("end")
+    ok, _ = fetch(httpserver.url_for("/r2"))  # 5 redirects: r2 -> ... -> r7
+    assert ok.status == 200 and ok.url.endswith("/r7")
+    too_many, records = fetch(httpserver.url_for("/r1"))  # 6 redirects
+    assert isinstance(too_many, FetchError) and "too many redirects" in str(too_many)
+    assert records[0].status is FetchStatus.ERROR
+
+
+def test_redirect_to_another_scheme_is_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_response(Response(status=301, headers={"Location": "file:///etc/passwd"}))
+    result, _ = fetch(httpserver.url_for("/x"))
+    assert isinstance(result, FetchError) and "http and https only" in str(result)
+
+
+def test_non_http_address_is_refused_without_a_request() -> None:
+    result, records = fetch("ftp://127.0.0.1/feed")
+    assert isinstance(result, FetchError) and "http and https only" in str(result)
+    assert records[0].status is FetchStatus.ERROR
+
+
+def test_size_cap_from_content_length(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/big").respond_with_data(b"x" * 200_000)
+    result, records = fetch(httpserver.url_for("/big"))
+    assert isinstance(result, FetchError) and "cap" in str(result)
+    assert records[0].error is not None and "cap" in records[0].error
+
+
+def test_size_cap_while_streaming_an_endless_body(raw_server: RawServer) -> None:
+    def endless(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "application/rss+xml")
+        req.end_headers()  # no Content-Length: read until close
+        for _ in range(10_000):
+            req.wfile.write(b"<item>" + b"y" * 4096 + b"</item>")
+
+    raw_server.routes["/endless"] = endless
+    started = time.monotonic()
+    result, records = fetch(raw_server.url("/endless"))
+    assert isinstance(result, FetchError) and "stopped reading" in str(result)
+    assert 100_000 < records[0].bytes < 200_000  # stopped soon after the cap, not after 40 MB
+    assert time.monotonic() - started < 5
+
+
+def test_gzip_bomb_hits_the_cap_on_decoded_bytes(httpserver: HTTPServer) -> None:
+    bomb = gzip.compress(b"\0" * 5_000_000)  # ~5 KB on the wire, 5 MB decoded
+    httpserver.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
+    result, _ = fetch(httpserver.url_for("/bomb"))
+    assert isinstance(result, FetchError) and "cap" in str(result)
+
+
+def test_gzip_encoded_body_is_decoded(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/gz").respond_with_data(gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"})
+    result, _ = fetch(httpserver.url_for("/gz"))
+    assert result.body == b"hello"
+
+
+def test_a_slow_server_times_out(raw_server: RawServer) -> None:
+    raw_server.routes["/slow"] = respond(body=b"late", delay=3)
+    limits = RequestLimits(timeout=timedelta(seconds=0.5), max_bytes=1000, user_agent="t", robots=False)
+    started = time.monotonic()
+    result, records = fetch(raw_server.url("/slow"), limits)
+    assert isinstance(result, FetchError) and "timed out after 0.5s" in str(result)
+    assert time.monotonic() - started < 2.5
+    assert records[0].status is FetchStatus.ERROR
+
+
+def test_a_trickling_server_hits_the_total_deadline(raw_server: RawServer) -> None:
+    def trickle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Length", "100")
+        req.end_headers()
+        for _ in range(100):  # one byte every 0.2 s: never idle long enough for a read timeout
+            req.wfile.write(b"x")
+            req.wfile.flush()
+            time.sleep(0.2)
+
+    raw_server.routes["/trickle"] = trickle
+    limits = RequestLimits(timeout=timedelta(seconds=1), max_bytes=1000, user_agent="t", robots=False)
+    started = time.monotonic()
+    result, _ = fetch(raw_server.url("/trickle"), limits)
+    assert isinstance(result, FetchError) and "timed out" in str(result)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_read_on_429_and_503(httpserver: HTTPServer, status: int) -> None:
+    httpserver.expect_request("/busy").respond_with_response(
+        Response(status=status, headers={"Retry-After": "120"}))
+    result, records = fetch(httpserver.url_for("/busy"))
+    assert isinstance(result, FetchError)
+    assert result.http_status == status and result.retry_after == 120
+    assert records[0].http_status == status
+
+
+def test_http_error_status_is_a_fetch_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/gone").respond_with_response(Response(status=404))
+    result, _ = fetch(httpserver.url_for("/gone"))
+    assert isinstance(result, FetchError) and str(result) == "HTTP 404 NOT FOUND" and result.retry_after is None
+
+
+def test_connection_refused_is_a_clear_error() -> None:
+    result, _ = fetch(f"http://127.0.0.1:{closed_port()}/feed")
+    assert isinstance(result, FetchError) and "connection refused" in str(result)
+
+
+def test_robots_txt_is_obeyed_and_cached(raw_server: RawServer) -> None:
+    raw_server.routes["/robots.txt"] = respond(body=b"User-agent: *\nDisallow: /private/\n")
+    raw_server.routes["/private/feed"] = respond(body=b"secret")
+    raw_server.routes["/public/feed"] = respond(body=b"ok")
+    limits = RequestLimits(timeout=timedelta(seconds=5), max_bytes=1000, user_agent="monitor-test/1", robots=True)
+
+    async def go() -> tuple[object, object]:
+        async with Fetcher(per_host=2, user_agent="monitor-test/1", clock=clock) as fetcher:
+            session = fetcher.session("s", limits)
+            with pytest.raises(FetchError, match="robots.txt disallows"):
+                await session.get(raw_server.url("/private/feed"))
+            public = await session.get(raw_server.url("/public/feed"))
+            return public, session.records
+
+    public, records = asyncio.run(go())
+    assert public.body == b"ok"  # type: ignore[attr-defined]
+    assert [r.status for r in records] == [FetchStatus.SKIPPED, FetchStatus.OK]  # type: ignore[attr-defined]
+    paths = [p for p, _ in raw_server.requests]
+    assert paths.count("/robots.txt") == 1 and "/private/feed" not in paths
+
+
+def test_per_host_limit_holds_under_concurrency(raw_server: RawServer) -> None:
+    raw_server.routes["/item"] = respond(body=b"x", delay=0.2)
+
+    async def go() -> None:
+        async with Fetcher(per_host=2, user_agent="t", clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            await asyncio.gather(*(session.get(raw_server.url(f"/item?n={i}")) for i in range(8)))
+
+    asyncio.run(go())
+    assert len(raw_server.requests) == 8
+    assert raw_server.max_active == 2
+
+
+def test_user_agent_identifies_the_tool(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/ua").respond_with_data("ok")
+    fetch(httpserver.url_for("/ua"))
+    assert httpserver.log[-1][0].headers["User-Agent"] == LIMITS.user_agent
+
+
+def test_retry_after_parsing() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("30", now) == 30
+    assert parse_retry_after("Sun, 01 Mar 2026 12:02:00 GMT", now) == 120
+    assert parse_retry_after("999999999", now) == 86400  # capped at a day
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    interval = timedelta(minutes=10)
+    delays: list[timedelta] = [backoff_delay(n, interval) for n in range(1, 8)]
+    assert delays[:4] == [interval, interval * 2, interval * 4, interval * 8]
+    assert max(delays) == timedelta(hours=6)
+    assert backoff_delay(1000, interval) == timedelta(hours=6)
+    long: Callable[[int], timedelta] = lambda n: backoff_delay(n, timedelta(days=1))  # noqa: E731
+    assert long(5) == timedelta(days=1)  # never shorter than the interval itself
