@@ -1,0 +1,447 @@
+"""The `monitor` command. Exit status: 0 success, 1 runtime failure, 2 usage or config error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.exceptions import ConfigError, MonitorError, StoreError
+from monitor.output import FORMATS, bar, sparkline, write_rows
+from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START, Store, open_store
+from monitor.units import parse_when
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("monitor")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------- logging
+class KeyValueJsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, event (first word) and the key=value fields."""
+
+    _pair = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        event, _, rest = message.partition(" ")
+        payload: dict[str, Any] = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                                   "level": record.levelname.lower(), "logger": record.name, "event": event}
+        for key, value in self._pair.findall(rest):
+            payload[key] = value.strip("'\"")
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def setup_logging(level: int, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(KeyValueJsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    click.echo(f"monitor: {message}", err=True)
+    sys.exit(code)
+
+
+def get_config(ctx: click.Context) -> Config:
+    obj = ctx.ensure_object(dict)
+    if "config" not in obj:
+        path = obj["config_path"]
+        try:
+            obj["config"] = load_config(path)
+        except ConfigError as exc:
+            click.echo(f"monitor: {path}: {len(exc.problems)} problem(s) in the config:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(EXIT_USAGE)
+    config: Config = obj["config"]
+    return config
+
+
+def get_store(ctx: click.Context, *, create: bool = False) -> Store:
+    config = get_config(ctx)
+    try:
+        return open_store(config.store, create=create)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def when_option(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now_utc())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+def fmt_time(value: str | None) -> str:
+    """Stored ISO text to a short human form: `2024-03-01 12:05Z`."""
+    if not value:
+        return ""
+    return value.replace("T", " ")[:16] + ("Z" if value.endswith("Z") or "+00:00" in value else "")
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                             help="Output: a table for people, a JSON array or CSV for machines.")
+
+
+# ---------------------------------------------------------------------------------------------- the group
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", "config_path", envvar="MONITOR_CONFIG", default="config.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The config file (env MONITOR_CONFIG).")
+@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="MONITOR_LOG_FORMAT",
+              show_default=True, help="Log lines as key=value text or one JSON object per line.")
+@click.version_option(__version__, prog_name="monitor")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_format: str) -> None:
+    """Watch public media for topics; store every post once in SQLite; email analysts when a topic spikes.
+
+    \b
+    Start:    monitor check             validate config.yaml
+              monitor poll              poll every source once, now
+              monitor run               the daemon (Ctrl-C or SIGTERM stops it)
+    Analyse:  monitor search 'сепаратист*'   monitor stats --by day   monitor status
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    setup_logging(level, log_format)
+    ctx.ensure_object(dict)["config_path"] = config_path
+
+
+# ---------------------------------------------------------------------------------------------- check
+@main.command()
+@click.option("--probe", is_flag=True, help="Also fetch every source once (storing nothing) and report what it holds.")
+@click.option("--source", "names", multiple=True, metavar="NAME", help="With --probe: only this source (repeatable).")
+@format_option
+@click.pass_context
+def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> None:
+    """Validate the config: every problem with its location, exit 2 if any.
+
+    With --probe, fetch each source once without storing anything and report, per source: whether it
+    answered, items found, how many have dates, the time span they cover and posts per day.
+    """
+    config = get_config(ctx)
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    types = sorted({s.type for s in config.sources})
+    click.echo(f"config ok: {config.path}", err=fmt != "table")
+    click.echo(f"  {len(config.topics)} topics ({', '.join(t.name for t in config.topics)}), "
+               f"{len(config.sources)} sources ({', '.join(types) or 'none'})", err=fmt != "table")
+    click.echo(f"  store: {config.store}", err=fmt != "table")
+    email = config.alerts.email
+    click.echo(f"  mail: {'to ' + ', '.join(email.to) + ' via ' + email.host if email else 'off (no alerts.email)'}",
+               err=fmt != "table")
+    if not probe:
+        return
+    from monitor.probe import probe_sources
+
+    sources = _select_sources(config, names)
+    reports = asyncio.run(probe_sources(config, sources, clock=now_utc))
+    write_rows([r.as_row() for r in reports], fmt, title="probe (nothing stored)",
+               columns=["source", "type", "answer", "items", "dated", "oldest", "newest", "per_day", "note"])
+
+
+def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
+    if not names:
+        return [s for s in config.sources if s.enabled]
+    known = {s.name for s in config.sources}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"no source named {', '.join(unknown)} in the config (known: {', '.join(sorted(known))})", EXIT_USAGE)
+    return [config.source(n) for n in names]
+
+
+# ---------------------------------------------------------------------------------------------- poll / run
+@main.command()
+@click.option("--source", "names", multiple=True, metavar="NAME", help="Poll only this source (repeatable).")
+@format_option
+@click.pass_context
+def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
+    """Poll every (or the named) source once now, whatever its interval, then evaluate alerts and send mail.
+
+    Conditional-GET state is kept across runs; a server's Retry-After is respected. Exit status is 0 even
+    when some sources failed: the summary says which.
+    """
+    from monitor.service import poll_once
+
+    config = get_config(ctx)
+    sources = _select_sources(config, names)
+    store = get_store(ctx, create=True)
+    try:
+        summary = asyncio.run(poll_once(config, store, sources, clock=now_utc))
+    except MonitorError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    rows = [r.as_row() for r in summary.results]
+    write_rows(rows, fmt, title="poll", columns=["source", "status", "items", "new", "updated", "matches", "ms", "note"])
+    if fmt == "table":
+        click.echo(summary.headline())
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: poll each source on its interval, evaluate alerts, send mail.
+
+    Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
+    """
+    from monitor.service import run_daemon
+
+    config = get_config(ctx)
+    for warning in config.warnings:
+        log.warning("config_warning %s", warning)
+    store = get_store(ctx, create=True)
+    try:
+        code = asyncio.run(run_daemon(config, store, clock=now_utc))
+    except MonitorError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------------- search / stats
+@main.command()
+@click.argument("query")
+@click.option("--topic", "topics", multiple=True, metavar="T", help="Only posts matching this topic (repeatable).")
+@click.option("--source", "sources", multiple=True, metavar="S", help="Only posts from this source (repeatable).")
+@click.option("--since", metavar="D", help="Published at or after: a duration back from now (30d) or an ISO date/time.")
+@click.option("--until", metavar="D", help="Published at or before: a duration back from now or an ISO date/time.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000), help="At most this many rows.")
+@click.option("--sort", type=click.Choice(["newest", "rank"]), default="newest", show_default=True,
+              help="Newest first, or best match first (FTS5 bm25).")
+@format_option
+@click.pass_context
+def search(ctx: click.Context, query: str, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
+           until: str | None, limit: int, sort: str, fmt: str) -> None:
+    """Full-text search of titles and texts, newest first, with the match highlighted.
+
+    \b
+    QUERY is FTS5 syntax over unicode61 tokens: whole words, case-insensitive in every script,
+      word*           any word starting so (inflections: сепаратист* finds сепаратистов)
+      "a phrase"      words in order
+      a OR b, a NOT b, NEAR(a b, 5)
+    No stemming. A query FTS5 cannot parse is searched as a phrase instead.
+    """
+    store = get_store(ctx)
+    with store:
+        rows, note = _search(store, query, topics=topics, sources=sources, since=when_option(since, "--since"),
+                             until=when_option(until, "--until"), limit=limit, order=sort)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    plain = [{"id": r.id, "source": r.source, "url": r.url, "title": r.title, "published_at": r.published_at,
+              "topics": list(r.topics), "snippet": _marked(r.snippet, "**", "**"), "cluster_id": r.cluster_id}
+             for r in rows]
+    if fmt != "table":
+        write_rows(plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet",
+                                        "cluster_id"])
+        return
+    from rich.text import Text
+
+    colour = sys.stdout.isatty()
+
+    def snippet_cell(row: dict[str, Any], index: int) -> Text:
+        return _highlighted(rows[index].snippet, colour)
+
+    write_rows(plain, "table", columns=["published_at", "source", "title", "snippet"],
+               rich_cells={"snippet": snippet_cell,
+                           "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
+               title=f"{len(rows)} result(s) for {query!r}")
+
+
+def _search(store: Store, query: str, **filters: Any) -> tuple[list[Any], str | None]:
+    try:
+        return store.search(query, **filters), None
+    except StoreError as exc:
+        phrase = '"' + query.replace('"', '""') + '"'
+        try:
+            return store.search(phrase, **filters), f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"
+        except StoreError:
+            fail(f"cannot search for {query!r}: {exc}", EXIT_USAGE)
+
+
+def _marked(snippet: str, start: str, end: str) -> str:
+    return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
+
+
+def _highlighted(snippet: str, colour: bool) -> Any:
+    from rich.text import Text
+
+    if not colour:
+        return Text(_marked(snippet, "**", "**"))
+    text = Text()
+    for index, part in enumerate(re.split(f"[{HIGHLIGHT_START}{HIGHLIGHT_END}]", snippet)):
+        text.append(part, style="bold black on yellow" if index % 2 else None)
+    return text
+
+
+@main.command()
+@click.option("--topic", "topics", multiple=True, metavar="T", help="Only this topic (repeatable).")
+@click.option("--by", type=click.Choice(["hour", "day", "week"]), default="hour", show_default=True,
+              help="Bucket size (by published time, UTC).")
+@click.option("--since", metavar="D", help="From this time: a duration back from now (7d) or an ISO date/time.")
+@click.option("--until", metavar="D", help="Up to this time: a duration back from now or an ISO date/time.")
+@format_option
+@click.pass_context
+def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | None, until: str | None,
+          fmt: str) -> None:
+    """Matching posts per topic per hour, day or week, with distinct stories (near-duplicate clusters)."""
+    store = get_store(ctx)
+    with store:
+        rows = store.stats(topics=topics, by=by, since=when_option(since, "--since"),
+                           until=when_option(until, "--until"))
+    plain = [{"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories} for r in rows]
+    if fmt != "table":
+        write_rows(plain, fmt, columns=["topic", "bucket", "posts", "stories"])
+        return
+    top = max((r.posts for r in rows), default=0)
+    for row in plain:
+        row["chart"] = bar(row["posts"], top)
+    write_rows(plain, "table", columns=["topic", "bucket", "posts", "stories", "chart"],
+               title=f"matching posts per {by}", styles={"chart": "cyan"})
+    for topic in dict.fromkeys(r.topic for r in rows):
+        series = [r.posts for r in rows if r.topic == topic]
+        click.echo(f"{topic}: {sum(series)} posts, {sum(r.stories for r in rows if r.topic == topic)} stories "
+                   f"(sum over {by}s)  {sparkline(series[-60:])}")
+
+
+# ---------------------------------------------------------------------------------------------- status
+@main.command()
+@format_option
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Per-source health: last success, last error, consecutive failures, posts stored."""
+    config = get_config(ctx)
+    if not config.store.exists():
+        click.echo(f"no store yet at {config.store}: run `monitor poll` or `monitor run`", err=True)
+        rows: list[dict[str, Any]] = []
+    else:
+        with get_store(ctx) as store:
+            rows = store.source_rows()
+    by_name = {r["name"]: r for r in rows}
+    table = []
+    for source in config.sources:
+        row = by_name.pop(source.name, {})
+        table.append({
+            "source": source.name, "type": source.type, "enabled": source.enabled,
+            "last_ok_at": row.get("last_ok_at"), "last_error": row.get("last_error"),
+            "failures": row.get("failures", 0), "posts": row.get("posts", 0),
+            "last_post_at": row.get("last_post_at"), "next_poll_at": row.get("next_poll_at"),
+            "retry_at": row.get("retry_at"), "health": row.get("health"),
+            "state": _state(source.enabled, row),
+        })
+    for name, row in by_name.items():  # sources no longer configured but still in the store
+        table.append({"source": name, "type": row.get("type"), "enabled": False, "last_ok_at": row.get("last_ok_at"),
+                      "last_error": row.get("last_error"), "failures": row.get("failures", 0),
+                      "posts": row.get("posts", 0), "last_post_at": row.get("last_post_at"), "next_poll_at": None,
+                      "retry_at": None, "health": row.get("health"), "state": "not in config"})
+    if fmt != "table":
+        write_rows(table, fmt)
+        return
+    for row in table:
+        row["last_ok"] = fmt_time(row["last_ok_at"])
+        row["last_post"] = fmt_time(row["last_post_at"])
+        row["problem"] = " ".join(x for x in (row["last_error"] or "", row["health"] or "") if x)
+    styles = {"state": "bold"}
+    write_rows(table, "table", columns=["source", "type", "state", "last_ok", "failures", "posts", "last_post",
+                                        "problem"], styles=styles, title="sources")
+
+
+def _state(enabled: bool, row: dict[str, Any]) -> str:
+    if not enabled:
+        return "disabled"
+    if not row:
+        return "never polled"
+    if row.get("failures"):
+        return f"FAILING x{row['failures']}"
+    if row.get("health"):
+        return "degraded"
+    return "ok"
+
+
+# ---------------------------------------------------------------------------------------------- detect
+@main.command()
+@click.argument("series", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--window", metavar="D", help="Count window (default: the config's alerts.window, else 1h).")
+@click.option("--baseline", metavar="D", help="Baseline span before the window (default: alerts.baseline, else 7d).")
+@click.option("--min-count", type=int, help="Never alert below this count per window (default: alerts.min_count).")
+@click.option("--cooldown", metavar="D", help="Quiet time after an alert (default: alerts.cooldown, else 6h).")
+@click.pass_context
+def detect(ctx: click.Context, series: Path, window: str | None, baseline: str | None, min_count: int | None,
+           cooldown: str | None) -> None:
+    """Run the spike detector over a CSV `timestamp,value` series and print each alerting bucket's time.
+
+    One row per bucket; the bucket size is read from the timestamps; naive times are UTC. The detector and
+    its defaults are the daemon's (the config's alerts section when a config is found; flags override);
+    it is causal: each decision sees only the past.
+    """
+    from monitor.series import read_series
+    from monitor.spikes import detect_series
+
+    params = _detector_params(ctx, window, baseline, min_count, cooldown)
+    try:
+        times, values = read_series(series)
+    except ValueError as exc:
+        fail(f"{series}: {exc}", EXIT_USAGE)
+    for when in detect_series(times, values, params):
+        click.echo(when.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+
+
+def _detector_params(ctx: click.Context, window: str | None, baseline: str | None, min_count: int | None,
+                     cooldown: str | None) -> Any:
+    from dataclasses import replace
+
+    from monitor.spikes import DetectorParams
+    from monitor.units import parse_duration
+
+    params = DetectorParams()
+    path: Path = ctx.ensure_object(dict)["config_path"]
+    if path.exists():
+        alerts = get_config(ctx).alerts
+        params = replace(params, window=alerts.window, baseline=alerts.baseline, min_count=alerts.min_count,
+                         cooldown=alerts.cooldown)
+    overrides: dict[str, Any] = {}
+    for name, value in (("window", window), ("baseline", baseline), ("cooldown", cooldown)):
+        if value is not None:
+            try:
+                overrides[name] = parse_duration(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint=f"--{name}") from None
+    if min_count is not None:
+        overrides["min_count"] = min_count
+    return replace(params, **overrides)
+
+
+def entry() -> None:
+    main(prog_name="monitor")
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,149 @@
+"""`monitor run`: APScheduler wiring (one job per source), signals and a clean shutdown.
+
+Each source is an interval job with a little jitter, `max_instances=1` (a slow poll is never run twice at
+once) and `coalesce` (missed runs collapse into one). First polls start right away, staggered so that
+a large config does not open every connection in the same second. SIGTERM/SIGINT stop it within 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.collectors.fetch import Fetcher
+from monitor.config import Config, SourceConfig
+from monitor.match import Matcher
+from monitor.pipeline import run_source
+from monitor.store import Store
+from monitor.types import RunResult
+
+log = logging.getLogger("monitor.daemon")
+
+STOP_GRACE_S = 5.0  # in-flight polls get this long to finish; then they are cancelled (their transaction rolls back)
+FIRST_POLL_SPREAD = timedelta(seconds=30)  # first polls of all sources are spread over at most this
+HEARTBEAT = timedelta(hours=1)
+TICK = timedelta(minutes=1)
+
+T = TypeVar("T")
+AfterPoll = Callable[[list[RunResult], datetime], Awaitable[None]]
+
+
+class Daemon:
+    """Runs until `stop()` (or a signal): polls each source on its interval, then calls `after_poll`."""
+
+    def __init__(self, config: Config, store: Store, *, clock: Callable[[], datetime],
+                 after_poll: AfterPoll | None = None, on_tick: Callable[[datetime], Awaitable[None]] | None = None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.after_poll = after_poll
+        self.on_tick = on_tick
+        self.matcher = Matcher(config.topics)
+        self._stopping = asyncio.Event()
+        self._running: set[asyncio.Task[object]] = set()
+        self._polls = 0
+        self._failed = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> int:
+        sources = [s for s in self.config.sources if s.enabled]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        async with Fetcher(per_host=self.config.defaults.per_host, user_agent=self.config.defaults.user_agent,
+                           clock=self.clock) as fetcher:
+            scheduler = AsyncIOScheduler(timezone=UTC)
+            self._schedule(scheduler, fetcher, sources)
+            scheduler.start()
+            log.info("daemon_started sources=%d topics=%d store=%s", len(sources), len(self.config.topics),
+                     self.store.path)
+            await self._stopping.wait()
+            log.info("daemon_stopping in_flight=%d", len(self._running))
+            scheduler.shutdown(wait=False)
+            await self._drain()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("daemon_stopped polls=%d failed=%d", self._polls, self._failed)
+        return 0
+
+    def _schedule(self, scheduler: AsyncIOScheduler, fetcher: Fetcher, sources: list[SourceConfig]) -> None:
+        start = self.clock()
+        spread = min(FIRST_POLL_SPREAD, timedelta(seconds=0.5) * len(sources))
+        for index, source in enumerate(sources):
+            seconds = source.interval.total_seconds()
+            scheduler.add_job(
+                self._poll, IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0)),
+                args=[source, fetcher], id=f"source:{source.name}", name=source.name,
+                max_instances=1, coalesce=True, misfire_grace_time=max(1, int(seconds)),
+                next_run_time=start + spread * index / max(len(sources), 1),
+            )
+        scheduler.add_job(self._tick, IntervalTrigger(seconds=TICK.total_seconds()), id="tick",
+                          max_instances=1, coalesce=True, next_run_time=start + TICK)
+        scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT.total_seconds()), id="heartbeat",
+                          max_instances=1, coalesce=True)
+
+    async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
+        if self._stopping.is_set():
+            return
+        result = await self._tracked(run_source(source, fetcher=fetcher, store=self.store, matcher=self.matcher,
+                                                now=self.clock()))
+        if result is None:
+            return
+        self._polls += 1
+        self._failed += 0 if result.ok else 1
+        if self.after_poll is not None and result.ok and result.matches:
+            await self._tracked(self.after_poll([result], self.clock()))
+
+    async def _tick(self) -> None:
+        if self.on_tick is not None and not self._stopping.is_set():
+            await self._tracked(self.on_tick(self.clock()))
+
+    async def _heartbeat(self) -> None:
+        rows = self.store.source_rows()
+        failing = sum(1 for r in rows if r["failures"])
+        log.info("heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d", self._polls, self._failed,
+                 failing, self.store.counts()["posts"])
+
+    async def _tracked(self, work: Awaitable[T]) -> T | None:
+        """Run `work` as a task the shutdown can wait for (and cancel after the grace period)."""
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        self._running.add(task)  # type: ignore[arg-type]
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._stopping.is_set():
+                return None
+            raise
+        except Exception:
+            log.exception("job_crashed")
+            return None
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stopping.is_set():
+            log.warning("second_signal signal=%s: cancelling in-flight work now", sig.name)
+            for task in list(self._running):
+                task.cancel()
+            return
+        log.info("signal_received signal=%s", sig.name)
+        self.stop()

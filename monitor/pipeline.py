@@ -1,0 +1,147 @@
+"""One poll of one source: collect -> normalise -> match -> sign -> store, returning a `RunResult`.
+
+A failing source is a value in the result (its error, its backoff), never an exception out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from monitor import dedupe
+from monitor.collectors import COLLECTORS
+from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
+from monitor.config import SourceConfig
+from monitor.exceptions import FetchError, MonitorError, ParseError, StoreError
+from monitor.match import Matcher
+from monitor.normalize import normalize, post_key
+from monitor.store import Store
+from monitor.types import Collected, FetchRecord, FetchStatus, MatchedPost, Post, RawItem, RunResult, SourceState
+
+log = logging.getLogger("monitor.pipeline")
+
+
+def limits_of(source: SourceConfig) -> RequestLimits:
+    return RequestLimits(timeout=source.timeout, max_bytes=source.max_bytes, user_agent=source.user_agent,
+                         robots=source.robots)
+
+
+async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, matcher: Matcher, now: datetime,
+                     respect_backoff: bool = True) -> RunResult:
+    """Poll `source` once and store what is new. `respect_backoff=False` (monitor poll) ignores our own
+    failure backoff, never the server's Retry-After."""
+    started = time.monotonic()
+    state = store.source_state(source.name)
+    session = fetcher.session(source.name, limits_of(source))
+    waiting = _waiting_until(state, now, respect_backoff)
+    if waiting is not None:
+        return RunResult(source.name, ok=True, skipped=True, error=f"waiting until {waiting:%Y-%m-%d %H:%M:%SZ}")
+    try:
+        collected = await COLLECTORS[source.type](source, session, state, now)
+        items = _unique(collected.items)
+        posts = _normalise(items, source.name, store, now)
+        matched = [MatchedPost(p, matcher.match(p.title, p.text), dedupe.signature(p.title, p.text)) for p in posts]
+        saved = store.save_poll(state=_succeeded(state, collected, now), source_type=source.type,
+                                source_url=source.url, posts=matched, fetches=session.records, now=now)
+    except (FetchError, ParseError) as exc:
+        return _fail(source, store, state, session, exc, now, started)
+    except StoreError as exc:
+        log.error("store_failed source=%s error=%s", source.name, exc)
+        return RunResult(source.name, ok=False, error=f"store: {exc}", duration_ms=_ms(started))
+    except Exception as exc:  # a bug in a collector must not stop the other sources
+        log.exception("collector_crashed source=%s", source.name)
+        return _fail(source, store, state, session, exc, now, started, prefix="internal error: ")
+    result = RunResult(source.name, ok=True, items=len(items), new_posts=saved.new_posts,
+                       updated_posts=saved.updated_posts, matches=saved.matches, not_modified=collected.not_modified,
+                       warnings=collected.warnings, duration_ms=_ms(started), topics=saved.topics)
+    log.info("collected source=%s items=%d new=%d updated=%d matches=%d%s ms=%d", source.name, result.items,
+             result.new_posts, result.updated_posts, result.matches, " not_modified=1" if result.not_modified else "",
+             result.duration_ms)
+    for warning in collected.warnings:
+        log.warning("source_warning source=%s warning=%r", source.name, warning)
+    return result
+
+
+def _waiting_until(state: SourceState, now: datetime, respect_backoff: bool) -> datetime | None:
+    if state.retry_at is not None and now < state.retry_at:
+        return state.retry_at
+    if respect_backoff and state.next_poll_at is not None and now < state.next_poll_at:
+        return state.next_poll_at
+    return None
+
+
+def _unique(items: Sequence[RawItem]) -> list[RawItem]:
+    """Items in feed order with repeats (same key) dropped: the first copy wins."""
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        key = post_key(item.guid, item.url, item.title, item.text)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def _normalise(items: Sequence[RawItem], source: str, store: Store, now: datetime) -> list[Post]:
+    """Posts that are new or changed since the last poll; unchanged ones are not matched or written again."""
+    keys = [post_key(i.guid, i.url, i.title, i.text) for i in items]
+    known = store.known_posts(source, keys)
+    posts = []
+    for item, key in zip(items, keys, strict=True):
+        seen = known.get(key)
+        post = normalize(item, source=source, now=now, first_seen_at=seen.first_seen_at if seen else None)
+        if seen is None or seen.content_hash != post.content_hash:
+            posts.append(post)
+    return posts
+
+
+def _succeeded(state: SourceState, collected: Collected, now: datetime) -> SourceState:
+    return replace(state, etag=collected.etag, last_modified=collected.last_modified, last_ok_at=now,
+                   failures=0, next_poll_at=None, retry_at=None, last_error=None,
+                   cursor=collected.cursor if collected.cursor is not None else state.cursor,
+                   health=collected.health)
+
+
+def _fail(source: SourceConfig, store: Store, state: SourceState, session: Session, exc: Exception, now: datetime,
+          started: float, prefix: str = "") -> RunResult:
+    message = f"{prefix}{exc}" if str(exc) else f"{prefix}{type(exc).__name__}"
+    failures = state.failures + 1
+    retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+    failed = replace(state, failures=failures, last_error=message, last_error_at=now,
+                     next_poll_at=now + backoff_delay(failures, source.interval),
+                     retry_at=now + timedelta(seconds=retry_after) if retry_after else None)
+    records = _mark_last_failed(session.records, message, source, now)
+    try:
+        store.record_failure(state=failed, source_type=source.type, source_url=source.url, fetches=records, now=now)
+    except MonitorError as store_exc:
+        log.error("store_failed source=%s error=%s", source.name, store_exc)
+    log.warning("source_failed source=%s failures=%d error=%r", source.name, failures, message)
+    return RunResult(source.name, ok=False, error=message, duration_ms=_ms(started))
+
+
+def _mark_last_failed(records: Sequence[FetchRecord], message: str, source: SourceConfig,
+                      now: datetime) -> list[FetchRecord]:
+    """A parse error happens after a fetch that went fine: the fetch log must still say the poll failed."""
+    rows = list(records)
+    if not rows:
+        return [FetchRecord(source.name, source.url or "", now, FetchStatus.ERROR, error=message)]
+    if rows[-1].status is not FetchStatus.ERROR and rows[-1].error is None:
+        rows[-1] = replace(rows[-1], status=FetchStatus.ERROR, error=message)
+    return rows
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+async def poll_sources(sources: Sequence[SourceConfig], *, fetcher: Fetcher, store: Store, matcher: Matcher,
+                       clock: Callable[[], datetime], respect_backoff: bool = True) -> list[RunResult]:
+    """Poll several sources concurrently (the fetcher keeps each host to its limit)."""
+    return list(await asyncio.gather(*(
+        run_source(s, fetcher=fetcher, store=store, matcher=matcher, now=clock(), respect_backoff=respect_backoff)
+        for s in sources
+    )))
