@@ -1,0 +1,74 @@
+"""HTML fragment -> plain text."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.collectors.htmltext import html_to_text, tidy_text
+
+
+def test_scripts_styles_and_friends_are_dropped_with_their_content() -> None:
+    html = (
+        "<style>p{color:red}</style><p>Visible</p><script>alert('x')</script>"
+        "<SCRIPT type=text/javascript>var a = '<p>not text</p>';</SCRIPT><noscript>enable js</noscript>"
+        "<template><p>hidden</p></template>after"
+    )
+    assert html_to_text(html) == "Visible\nafter"
+
+
+def test_nested_blocks_become_lines() -> None:
+    html = (
+        "<div><div><p>One <b>bold</b> line</p>tail<ul><li>a</li><li>b<br>c</li></ul></div></div><h2>Head</h2>"
+    )
+    assert html_to_text(html) == "One bold line\ntail\na\nb\nc\nHead"
+
+
+def test_inline_elements_do_not_break_words() -> None:
+    assert html_to_text("<p>Ka<em>zakh</em>stan and <a href='#'>link</a>!</p>") == "Kazakhstan and link!"
+
+
+def test_entities_are_decoded_and_whitespace_collapsed() -> None:
+    assert html_to_text("<p>AT&amp;T&nbsp;&mdash;\n\n   &#8220;x&#x201D;  </p>") == "AT&T — “x”"
+
+
+def test_escaped_html_after_the_xml_parser_unescaped_it() -> None:
+    # "&lt;p&gt;Hi&lt;/p&gt;" in a feed reaches us as "<p>Hi</p>"
+    assert html_to_text("<p>Hi</p><p>there &amp; you</p>") == "Hi\nthere & you"
+
+
+def test_spelled_out_script_tags_are_defused() -> None:
+    assert html_to_text("<p>Use &lt;script&gt; tags</p>") == "Use < script> tags"
+    assert html_to_text("Plain text about &lt;SCRIPT") == "Plain text about < SCRIPT"
+
+
+def test_plain_text_passes_through() -> None:
+    assert html_to_text("Just text, a < b and c > d") == "Just text, a < b and c > d"
+    assert html_to_text("Line one\n\n  Line   two ") == "Line one\nLine two"
+    assert html_to_text("") == ""
+
+
+def test_broken_html() -> None:
+    assert html_to_text("<p>unclosed <b>bold<div>block") == "unclosed bold\nblock"
+    assert html_to_text("<p>a</p></div></div><p>b") == "a\nb"
+
+
+def test_tidy_text_keeps_line_breaks() -> None:
+    assert tidy_text(" a  b \n\n\tc ") == "a b\nc"
+
+
+@given(st.text(max_size=500))
+def test_html_to_text_never_raises_and_never_leaves_a_script(text: str) -> None:
+    assert "<script" not in html_to_text(text).lower()
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["<script>", "</script>", "<p>", "</p>", "<div>", "x", " ", "&lt;script&gt;", "<b>", "<"]
+        ),
+        max_size=40,
+    )
+)
+def test_markup_soup_never_yields_a_script_tag(parts: list[str]) -> None:
+    assert "<script" not in html_to_text("".join(parts)).lower()
