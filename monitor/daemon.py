@@ -117,7 +117,7 @@ class Daemon:
     async def _tracked(self, work: Awaitable[T]) -> T | None:
         """Run `work` as a task the shutdown can wait for (and cancel after the grace period)."""
         task: asyncio.Task[T] = asyncio.ensure_future(work)
-        self._running.add(task)  # type: ignore[arg-type]
+        self._running.add(task)
         try:
             return await task
         except asyncio.CancelledError:
@@ -128,7 +128,7 @@ class Daemon:
             log.exception("job_crashed")
             return None
         finally:
-            self._running.discard(task)  # type: ignore[arg-type]
+            self._running.discard(task)
 
     async def _drain(self) -> None:
         if not self._running:

@@ -40,8 +40,11 @@ async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, ma
     waiting = _waiting_until(state, now, respect_backoff)
     if waiting is not None:
         return RunResult(source.name, ok=True, skipped=True, error=f"waiting until {waiting:%Y-%m-%d %H:%M:%SZ}")
+    collector = COLLECTORS.get(source.type)
+    if collector is None:
+        return RunResult(source.name, ok=False, error=f"no collector for source type {source.type!r} in this version")
     try:
-        collected = await COLLECTORS[source.type](source, session, state, now)
+        collected = await collector(source, session, state, now)
         items = _unique(collected.items)
         posts = _normalise(items, source.name, store, now)
         matched = [MatchedPost(p, matcher.match(p.title, p.text), dedupe.signature(p.title, p.text)) for p in posts]
@@ -101,7 +104,7 @@ def _normalise(items: Sequence[RawItem], source: str, store: Store, now: datetim
 
 def _succeeded(state: SourceState, collected: Collected, now: datetime) -> SourceState:
     return replace(state, etag=collected.etag, last_modified=collected.last_modified, last_ok_at=now,
-                   failures=0, next_poll_at=None, retry_at=None, last_error=None,
+                   failures=0, next_poll_at=None, retry_at=collected.retry_at, last_error=None,
                    cursor=collected.cursor if collected.cursor is not None else state.cursor,
                    health=collected.health)
 

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from monitor import dedupe
 from monitor.exceptions import StoreError
 from monitor.schema import MIGRATIONS
-from monitor.types import FetchRecord, MatchedPost, Post, SourceState
+from monitor.types import AlertRow, FetchRecord, MatchedPost, Post, SourceState
 from monitor.units import from_iso, iso
 
 BUSY_TIMEOUT_S = 30.0
@@ -378,6 +378,85 @@ class Store:
         return {table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("posts", "matches", "alerts", "fetches")}
 
+    # ------------------------------------------------------------------ alerts (the outbox)
+    def insert_alert(self, *, kind: str, created_at: datetime, topic: str | None = None, source: str | None = None,
+                     window_start: datetime | None = None, window_end: datetime | None = None,
+                     count: int | None = None, expected: float | None = None, score: float | None = None,
+                     details: str | None = None) -> int:
+        try:
+            with self.transaction() as conn:
+                cursor = conn.execute(
+                    """INSERT INTO alerts (kind, topic, source, window_start, window_end, count, expected, score,
+                                           created_at, status, attempts, details)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)""",
+                    (kind, topic, source, _ts(window_start), _ts(window_end), count, expected, score,
+                     _ts(created_at), details),
+                )
+                return int(cursor.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot record alert: {exc}") from exc
+
+    def alerts(self, *, status: str | None = None, kind: str | None = None, limit: int = 1000) -> list[AlertRow]:
+        where, params = ["1 = 1"], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        rows = self._all(f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [_alert(r) for r in rows]
+
+    def alert(self, alert_id: int) -> AlertRow:
+        row = self._one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        if row is None:
+            raise StoreError(f"no alert #{alert_id}")
+        return _alert(row)
+
+    def due_alerts(self, now: datetime) -> list[AlertRow]:
+        """Pending alerts whose next attempt is due, oldest first."""
+        rows = self._all("""SELECT * FROM alerts WHERE status = 'pending'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id""", (_ts(now),))
+        return [_alert(r) for r in rows]
+
+    def last_alert(self, kind: str, *, topic: str | None = None, source: str | None = None) -> AlertRow | None:
+        row = self._one(
+            """SELECT * FROM alerts WHERE kind = ? AND (? IS NULL OR topic = ?) AND (? IS NULL OR source = ?)
+               ORDER BY id DESC LIMIT 1""", (kind, topic, topic, source, source))
+        return _alert(row) if row else None
+
+    def update_alert(self, alert_id: int, **changes: Any) -> None:
+        """Set outbox columns (status, attempts, sent_at, error, next_attempt_at, message_id); one commit."""
+        allowed = {"status", "attempts", "sent_at", "error", "next_attempt_at", "message_id"}
+        if not changes or set(changes) - allowed:
+            raise ValueError(f"cannot update alert columns {sorted(set(changes) - allowed)}")
+        values = [_ts(v) if isinstance(v, datetime) else v for v in changes.values()]
+        try:
+            with self.transaction() as conn:
+                conn.execute(f"UPDATE alerts SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                             (*values, alert_id))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot update alert #{alert_id}: {exc}") from exc
+
+    def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """The topic's matching posts published in [start, end], with each post's cluster and term."""
+        return self._all(
+            """SELECT p.id, p.source, p.url, p.title, p.text, p.published_at, p.cluster_id, m.term
+               FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ?
+               ORDER BY p.published_at, p.id LIMIT ?""",
+            (topic, _ts(start), _ts(end), limit),
+        )
+
+    def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        """(posts, distinct stories) of the topic published in [start, end]."""
+        row = self.conn.execute(
+            """SELECT count(*), count(DISTINCT p.cluster_id) FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ?""",
+            (topic, _ts(start), _ts(end)),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     # ------------------------------------------------------------------ helpers
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self._all(sql, params)
@@ -390,6 +469,16 @@ class Store:
             raise StoreError(f"{self.path}: {exc}") from exc
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _alert(row: dict[str, Any]) -> AlertRow:
+    return AlertRow(
+        id=row["id"], kind=row["kind"], topic=row["topic"], source=row["source"],
+        window_start=_dt(row["window_start"]), window_end=_dt(row["window_end"]), count=row["count"],
+        expected=row["expected"], score=row["score"], created_at=from_iso(row["created_at"]), status=row["status"],
+        attempts=row["attempts"], sent_at=_dt(row["sent_at"]), error=row["error"],
+        next_attempt_at=_dt(row["next_attempt_at"]), message_id=row["message_id"], details=row["details"],
+    )
 
 
 def open_store(path: Path, *, create: bool = True) -> Store:

@@ -111,6 +111,7 @@ class Collected:
     not_modified: bool = False  # every request answered 304: nothing new, cheaply
     warnings: tuple[str, ...] = ()  # e.g. a selector that matched nothing
     health: str | None = None  # collector-specific health note kept in `sources.health`
+    retry_at: datetime | None = None  # the server's rate-limit headers ask for no request before this time
 
 
 @dataclass(frozen=True)
@@ -151,3 +152,36 @@ class Spike:
     count: int  # matching posts in the window
     expected: float  # the baseline's typical count for one window
     score: float  # how improbable: higher is more surprising (see spikes.py)
+
+
+@dataclass(frozen=True)
+class EmailBody:
+    """One email's content: a plain-text part, an HTML part and inline PNG images referenced by cid."""
+
+    subject: str
+    text: str
+    html: str
+    images: tuple[tuple[str, bytes], ...] = ()  # (content-id without <>, PNG bytes)
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One row of the `alerts` table (the outbox)."""
+
+    id: int
+    kind: str  # spike | health | digest
+    topic: str | None
+    source: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    count: int | None
+    expected: float | None
+    score: float | None
+    created_at: datetime
+    status: str  # pending | sent | failed
+    attempts: int
+    sent_at: datetime | None
+    error: str | None
+    next_attempt_at: datetime | None
+    message_id: str | None
+    details: str | None  # JSON: what the email needs beyond the columns (health state, digest day)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from monitor.collectors import feed
+from monitor.collectors import feed, html, mastodon, reddit, telegram, vk
 from monitor.collectors.fetch import Session
 from monitor.types import Collected, SourceState
 
@@ -19,4 +19,9 @@ Collector = Callable[[Any, Session, SourceState, datetime], Awaitable[Collected]
 
 COLLECTORS: dict[str, Collector] = {
     "feed": feed.collect,
+    "html": html.collect,
+    "telegram": telegram.collect,
+    "mastodon": mastodon.collect,
+    "reddit": reddit.collect,
+    "vk": vk.collect,
 }

@@ -9,13 +9,16 @@ from monitor.collectors.fetch import Session
 from monitor.config import FeedSource
 from monitor.types import Collected, SourceState
 
-ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
-          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
 
 
 async def collect(source: FeedSource, session: Session, state: SourceState, now: datetime) -> Collected:
-    resp = await session.get(source.url, etag=state.etag, last_modified=state.last_modified,
-                             headers={"Accept": ACCEPT})
+    resp = await session.get(
+        source.url, etag=state.etag, last_modified=state.last_modified, headers={"Accept": ACCEPT}
+    )
     if resp.not_modified:
         return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
     parsed = parse_feed(resp.body, url=resp.url, content_type=resp.content_type)

@@ -136,8 +136,15 @@ class _RobotsEntry:
 class Fetcher:
     """Shared HTTP client with per-host limits and a robots.txt cache. Use one per process (or event loop)."""
 
-    def __init__(self, *, per_host: int = 2, user_agent: str = "monitor", clock: Callable[[], datetime],
-                 transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        per_host: int = 2,
+        user_agent: str = "monitor",
+        clock: Callable[[], datetime],
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 64,
+    ) -> None:
         self.per_host = per_host
         self.user_agent = user_agent
         self.clock = clock
@@ -171,7 +178,9 @@ class Fetcher:
             self._host_slots[host] = asyncio.Semaphore(self.per_host)
         return self._host_slots[host]
 
-    async def request(self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None) -> Response:
+    async def request(
+        self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None
+    ) -> Response:
         """GET `url` within the host's slot. Raises FetchError (with http_status / retry_after when known)."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
@@ -186,10 +195,14 @@ class Fetcher:
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ssl.SSLError, OSError) as exc:
                 raise FetchError(_reason(exc, url, limits)) from exc
 
-    async def _stream(self, url: str, limits: RequestLimits, headers: Mapping[str, str], started: float) -> Response:
+    async def _stream(
+        self, url: str, limits: RequestLimits, headers: Mapping[str, str], started: float
+    ) -> Response:
         seconds = limits.timeout.total_seconds()
         request_headers = {"User-Agent": limits.user_agent, **headers}
-        async with self._client.stream("GET", url, headers=request_headers, timeout=httpx.Timeout(seconds)) as resp:
+        async with self._client.stream(
+            "GET", url, headers=request_headers, timeout=httpx.Timeout(seconds)
+        ) as resp:
             final_url = str(resp.url)
             if urlsplit(final_url).scheme not in ("http", "https"):
                 raise FetchError(f"redirected to an unsupported address: {final_url}")
@@ -197,21 +210,36 @@ class Fetcher:
             if resp.status_code == 304:
                 return Response(final_url, 304, lower_headers, b"", int((time.monotonic() - started) * 1000))
             if resp.status_code >= 400:
-                retry_after = (parse_retry_after(lower_headers.get("retry-after"), self.clock())
-                               if resp.status_code in (429, 503) else None)
-                raise FetchError(f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
-                                 http_status=resp.status_code, retry_after=retry_after)
+                retry_after = (
+                    parse_retry_after(lower_headers.get("retry-after"), self.clock())
+                    if resp.status_code in (429, 503)
+                    else None
+                )
+                raise FetchError(
+                    f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
+                    http_status=resp.status_code,
+                    retry_after=retry_after,
+                )
             declared = lower_headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limits.max_bytes and "content-encoding" not in lower_headers:
-                raise FetchError(f"response of {int(declared):,} bytes is over the {limits.max_bytes:,}-byte cap",
-                                 http_status=resp.status_code)
+            if (
+                declared.isdigit()
+                and int(declared) > limits.max_bytes
+                and "content-encoding" not in lower_headers
+            ):
+                raise FetchError(
+                    f"response of {int(declared):,} bytes is over the {limits.max_bytes:,}-byte cap",
+                    http_status=resp.status_code,
+                )
             chunks: list[bytes] = []
             size = 0
             async for chunk in resp.aiter_bytes():  # decoded bytes: a gzip bomb hits the cap too
                 size += len(chunk)
                 if size > limits.max_bytes:
-                    raise FetchError(f"response over the {limits.max_bytes:,}-byte cap (stopped reading)",
-                                     http_status=resp.status_code, bytes_read=size)
+                    raise FetchError(
+                        f"response over the {limits.max_bytes:,}-byte cap (stopped reading)",
+                        http_status=resp.status_code,
+                        bytes_read=size,
+                    )
                 chunks.append(chunk)
             elapsed = int((time.monotonic() - started) * 1000)
             return Response(final_url, resp.status_code, lower_headers, b"".join(chunks), elapsed)
@@ -232,7 +260,9 @@ class Fetcher:
         return entry.parser.can_fetch(agent, url)
 
     async def _read_robots(self, origin: str, limits: RequestLimits) -> RobotFileParser | None:
-        robots_limits = replace(limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15)))
+        robots_limits = replace(
+            limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15))
+        )
         try:
             resp = await self.request(f"{origin}/robots.txt", robots_limits)
         except FetchError as exc:
@@ -253,8 +283,14 @@ class Session:
     limits: RequestLimits
     records: list[FetchRecord] = field(default_factory=list)
 
-    async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-                  headers: Mapping[str, str] | None = None) -> Response:
+    async def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         """GET with conditional headers; a 304 comes back as a Response with `not_modified`. Raises FetchError."""
         started_at = self.fetcher.clock()
         request_headers = dict(headers or {})
@@ -264,18 +300,36 @@ class Session:
             request_headers["If-Modified-Since"] = last_modified
         t0 = time.monotonic()
         if self.limits.robots and not await self.fetcher.allowed(url, self.limits):
-            self.records.append(FetchRecord(self.source, url, started_at, FetchStatus.SKIPPED,
-                                            error="robots.txt disallows this address"))
+            self.records.append(
+                FetchRecord(
+                    self.source,
+                    url,
+                    started_at,
+                    FetchStatus.SKIPPED,
+                    error="robots.txt disallows this address",
+                )
+            )
             raise FetchError(f"robots.txt disallows {url} (set robots: false on the source to override)")
         try:
             resp = await self.fetcher.request(url, self.limits, headers=request_headers)
         except FetchError as exc:
-            self.records.append(FetchRecord(self.source, url, started_at, FetchStatus.ERROR, exc.http_status,
-                                            exc.bytes_read, int((time.monotonic() - t0) * 1000), error=str(exc)))
+            self.records.append(
+                FetchRecord(
+                    self.source,
+                    url,
+                    started_at,
+                    FetchStatus.ERROR,
+                    exc.http_status,
+                    exc.bytes_read,
+                    int((time.monotonic() - t0) * 1000),
+                    error=str(exc),
+                )
+            )
             raise
         status = FetchStatus.NOT_MODIFIED if resp.not_modified else FetchStatus.OK
-        self.records.append(FetchRecord(self.source, url, started_at, status, resp.status, len(resp.body),
-                                        resp.elapsed_ms))
+        self.records.append(
+            FetchRecord(self.source, url, started_at, status, resp.status, len(resp.body), resp.elapsed_ms)
+        )
         return resp
 
     def note_items(self, count: int) -> None:
@@ -288,6 +342,9 @@ def backoff_delay(failures: int, interval: timedelta, cap: timedelta = timedelta
     """Wait before polling a failing source again: the interval doubled per extra failure, capped."""
     if failures <= 1:
         return interval
-    with contextlib.suppress(OverflowError):
-        return min(interval * (2 ** min(failures - 1, 20)), max(cap, interval))
-    return max(cap, interval)
+    ceiling = max(cap, interval)
+    try:
+        doubled: timedelta = interval * (2 ** min(failures - 1, 20))
+    except OverflowError:
+        return ceiling
+    return min(doubled, ceiling)

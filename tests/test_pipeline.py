@@ -1,0 +1,206 @@
+"""The whole poll on real parts: corpus feeds served on 127.0.0.1, the real fetcher, matcher and store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.collectors.fetch import Fetcher
+from monitor.config import Config
+from monitor.match import Matcher
+from monitor.pipeline import poll_sources, run_source
+from monitor.store import Store, open_store
+from monitor.types import RunResult
+from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, write_config
+
+FEEDS = {
+    "oren": ("rss/ru_oren-ru_windows-1251.xml", 10),
+    "bbc": ("rss/en_bbc-world.xml", 33),
+    "ibash": ("rss/ru_ibash-org-ru_windows-1251.xml", 50),
+    "heise": ("atom/de_heise.atom", 15),
+    "koi8": ("rss/ru_koi8-r_synthetic.xml", 2),
+    "relative": ("rss/en_blog_relative-links.xml", None),
+}
+
+
+def config_for(tmp_path: Path, server: RawServer, names: list[str], extra: str = "") -> Config:
+    sources = "\n".join(f"  - {{name: {n}, type: feed, url: '{server.url('/' + n)}', robots: false}}" for n in names)
+    return make_config(tmp_path, f"""
+store: store.db
+topics:
+  separatism: [separatism, separatist*, сепаратизм*, сепаратист*]
+  world: [world, мир]
+sources:
+{sources}
+{extra}
+""")
+
+
+def poll(config: Config, store: Store, now: datetime = NOW, respect_backoff: bool = True) -> list[RunResult]:
+    async def go() -> list[RunResult]:
+        async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
+            return await poll_sources(config.sources, fetcher=fetcher, store=store, matcher=Matcher(config.topics),
+                                      clock=lambda: now, respect_backoff=respect_backoff)
+
+    return asyncio.run(go())
+
+
+def serve_corpus(server: RawServer, corpus: Path, *, etag: bool = False) -> None:
+    for name, (path, _) in FEEDS.items():
+        body = (corpus / path).read_bytes()
+        if etag:
+            def handler(req, body=body, tag=f'"{name}"'):  # type: ignore[no-untyped-def]
+                if req.headers.get("If-None-Match") == tag:
+                    respond(304)(req)
+                else:
+                    respond(200, body, {"ETag": tag, "Content-Type": "application/rss+xml"})(req)
+            server.routes[f"/{name}"] = handler
+        else:
+            server.routes[f"/{name}"] = respond(200, body, {"Content-Type": "application/xml"})
+
+
+def test_corpus_feeds_are_stored_once_across_polls(tmp_path: Path, corpus: Path, raw_server: RawServer,
+                                                   store: Store) -> None:
+    serve_corpus(raw_server, corpus)
+    config = config_for(tmp_path, raw_server, list(FEEDS))
+    first = poll(config, store)
+    assert all(r.ok for r in first), [r.error for r in first]
+    counts = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
+    for name, (_, expected) in FEEDS.items():
+        if expected is not None:
+            assert counts[name] == expected, name
+    total = store.counts()["posts"]
+    second = poll(config, store, now=NOW + timedelta(minutes=10))
+    assert sum(r.new_posts + r.updated_posts for r in second) == 0
+    assert store.counts()["posts"] == total
+    # Cyrillic from windows-1251 and KOI8-R decoded, searchable, case-insensitive
+    titles = [r[0] for r in store.conn.execute("SELECT title FROM posts WHERE source IN ('oren', 'koi8')")]
+    assert all("\ufffd" not in t and "Ð" not in t for t in titles)
+    assert any(any("\u0400" <= ch <= "\u04ff" for ch in t) for t in titles)
+    # relative links resolved against the feed
+    urls = [r[0] for r in store.conn.execute("SELECT url FROM posts WHERE source = 'relative'")]
+    assert urls and all(u.startswith("http") for u in urls)
+    # times are UTC text, fetches logged, sources healthy
+    assert store.conn.execute("SELECT count(*) FROM posts WHERE published_at NOT LIKE '%Z'").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 2 * len(FEEDS)
+    assert all(r["failures"] == 0 and r["last_ok_at"] for r in store.source_rows())
+
+
+def test_unchanged_feeds_answer_304_and_nothing_is_parsed(tmp_path: Path, corpus: Path, raw_server: RawServer,
+                                                          store: Store) -> None:
+    serve_corpus(raw_server, corpus, etag=True)
+    config = config_for(tmp_path, raw_server, list(FEEDS))
+    poll(config, store)
+    second = poll(config, store, now=NOW + timedelta(minutes=10))
+    assert all(r.ok and r.not_modified and r.items == 0 for r in second)
+    statuses = [r[0] for r in store.conn.execute("SELECT status FROM fetches ORDER BY id DESC LIMIT 6")]
+    assert statuses == ["not_modified"] * 6
+
+
+def test_a_broken_source_fails_alone_and_backs_off(tmp_path: Path, corpus: Path, raw_server: RawServer,
+                                                   store: Store) -> None:
+    serve_corpus(raw_server, corpus)
+    raw_server.routes["/broken"] = respond(200, b"<html><body>Maintenance</body></html>", {"Content-Type": "text/html"})
+    raw_server.routes["/gone"] = respond(404)
+    config = config_for(tmp_path, raw_server, ["bbc", "broken", "gone"])
+    results = {r.source: r for r in poll(config, store)}
+    assert results["bbc"].ok and results["bbc"].new_posts == 33
+    assert not results["broken"].ok and results["broken"].error
+    assert not results["gone"].ok and results["gone"].error == "HTTP 404 Not Found"
+    gone = store.source_state("gone")
+    assert gone.failures == 1 and gone.last_error == "HTTP 404 Not Found"
+    fetch = store.conn.execute("SELECT status, http_status, error FROM fetches WHERE source = 'broken'").fetchone()
+    assert fetch[0] == "error" and fetch[1] == 200 and fetch[2]  # the parse failure is on the fetch row
+    # the daemon waits out the backoff; a later failure doubles it
+    skipped = asyncio.run(_run_one(config, store, "gone", NOW + timedelta(minutes=1)))
+    assert skipped.skipped
+    retried = asyncio.run(_run_one(config, store, "gone", NOW + timedelta(minutes=16)))
+    assert not retried.ok and store.source_state("gone").failures == 2
+    assert store.source_state("gone").next_poll_at == NOW + timedelta(minutes=16) + 2 * config.source("gone").interval
+    # a working source resets the count
+    raw_server.routes["/gone"] = raw_server.routes["/bbc"]
+    poll(config, store, now=NOW + timedelta(hours=3), respect_backoff=False)
+    assert store.source_state("gone").failures == 0
+
+
+def test_retry_after_is_honoured_even_by_a_forced_poll(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
+    raw_server.routes["/busy"] = respond(429, b"", {"Retry-After": "600"})
+    config = config_for(tmp_path, raw_server, ["busy"])
+    poll(config, store)
+    assert store.source_state("busy").retry_at == NOW + timedelta(seconds=600)
+    again = poll(config, store, now=NOW + timedelta(minutes=5), respect_backoff=False)
+    assert again[0].skipped and len(raw_server.requests) == 1
+
+
+async def _run_one(config: Config, store: Store, name: str, now: datetime) -> RunResult:
+    async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
+        return await run_source(config.source(name), fetcher=fetcher, store=store, matcher=Matcher(config.topics),
+                                now=now)
+
+
+def test_matches_are_stored_for_the_topics(tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store) -> None:
+    serve_corpus(raw_server, corpus)
+    config = config_for(tmp_path, raw_server, ["bbc"])
+    poll(config, store)
+    matched = store.conn.execute("SELECT count(*) FROM matches WHERE topic = 'world'").fetchone()[0]
+    texts = store.conn.execute("SELECT title || ' ' || text FROM posts").fetchall()
+    assert matched == sum(1 for (t,) in texts if Matcher(config.topics).match(t, ""))  # same decision as matcher
+    assert matched > 0
+
+
+def big_feed(items: int) -> bytes:
+    now = format_datetime(NOW)
+    body = "".join(
+        f"<item><title>Item {i} about separatism</title><link>https://example.org/{i}</link>"
+        f"<guid>id-{i}</guid><pubDate>{now}</pubDate><description>Text {i} {'word ' * 40}</description></item>"
+        for i in range(items))
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Big</title>{body}</channel></rss>'.encode()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(tmp_path: Path,
+                                                                            raw_server: RawServer) -> None:
+    sizes = {"big1": 4000, "big2": 4000, "big3": 4000}
+    for name, size in sizes.items():
+        raw_server.routes[f"/{name}"] = respond(200, big_feed(size), {"Content-Type": "application/rss+xml"})
+    sources = "\n".join(f"  - {{name: {n}, type: feed, url: '{raw_server.url('/' + n)}', robots: false}}"
+                        for n in sizes)
+    config = write_config(tmp_path, f"store: store.db\ntopics:\n  separatism: [separatism]\nsources:\n{sources}\n")
+    db = tmp_path / "store.db"
+    rng = random.Random(7)
+    killed_with_partial = 0
+    for attempt in range(6):
+        proc = subprocess.Popen(monitor_cmd(config, "poll"), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(0.8, 3.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if not db.exists():
+            continue
+        with open_store(db) as store:
+            assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            store.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
+            per_source = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
+            for name, count in per_source.items():
+                assert count == sizes[name], f"attempt {attempt}: {name} has {count} of {sizes[name]} posts"
+            matches = store.conn.execute("SELECT count(*) FROM matches").fetchone()[0]
+            assert matches == sum(per_source.values())
+            killed_with_partial += len(per_source) < len(sizes)
+    done = subprocess.run(monitor_cmd(config, "poll"), cwd=tmp_path, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    with open_store(db) as store:
+        per_source = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
+        assert per_source == sizes
+        assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'separatism'").fetchone()[0] \
+            == sum(sizes.values())
+    assert killed_with_partial >= 1  # at least one kill really landed between two sources' commits

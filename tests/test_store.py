@@ -1,0 +1,202 @@
+"""The store on a real SQLite file: schema, one-poll transactions, edits, FTS in step, clusters, queries."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor import dedupe
+from monitor.exceptions import StoreError
+from monitor.normalize import content_hash
+from monitor.store import Store, open_store
+from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
+from tests.conftest import NOW
+
+ARTICLE = ("Deputies discussed separatism and regional autonomy at the evening session of the council, "
+           "where the declaration of the so-called People's Council in Petropavlovsk was read aloud.")
+
+
+def post(key: str, *, source: str = "feed-a", title: str = "Council session", text: str = ARTICLE,
+         published_delta: timedelta = timedelta(hours=1), parent_key: str | None = None,
+         first_seen: timedelta = timedelta(0)) -> Post:
+    return Post(source=source, key=key, url=f"https://example.org/{key}", title=title, text=text, author="Reporter",
+                published_at=NOW - published_delta, first_seen_at=NOW - first_seen,
+                content_hash=content_hash(title, text), parent_key=parent_key)
+
+
+def matched(p: Post, *topics: str) -> MatchedPost:
+    return MatchedPost(p, tuple(Match(t, "separatism") for t in topics), dedupe.signature(p.title, p.text))
+
+
+def save(store: Store, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()) -> object:
+    return store.save_poll(state=SourceState(name=source), source_type="feed", source_url="https://example.org/rss",
+                           posts=posts, fetches=fetches, now=NOW)
+
+
+def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_store(path).close()
+    with open_store(path) as store:  # opening again migrates nothing and loses nothing
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"posts", "matches", "posts_fts", "alerts", "fetches", "sources",
+                "topic_hourly", "topic_daily", "post_topics"} <= names
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        migrations = store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+        assert migrations >= 1
+
+
+def test_a_post_is_stored_once_and_matches_with_it(store: Store) -> None:
+    first = save(store, matched(post("a1"), "separatism"))
+    again = save(store, matched(post("a1"), "separatism"))
+    assert first.new_posts == 1 and first.matches == 1 and first.topics == ("separatism",)  # type: ignore[attr-defined]
+    assert again.new_posts == 0 and again.updated_posts == 0  # type: ignore[attr-defined]
+    assert store.counts()["posts"] == 1
+    assert store.conn.execute("SELECT topic, term FROM matches").fetchall() == [("separatism", "separatism")]
+
+
+def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_matches(store: Store) -> None:
+    save(store, matched(post("a1", first_seen=timedelta(hours=2)), "separatism"))
+    first_seen = store.conn.execute("SELECT first_seen_at FROM posts").fetchone()[0]
+    edited = post("a1", title="Council session (updated)", text="Only road works were discussed.")
+    result = save(store, matched(edited))
+    assert result.updated_posts == 1 and result.new_posts == 0  # type: ignore[attr-defined]
+    row = store.conn.execute("SELECT title, first_seen_at, updated_at FROM posts").fetchone()
+    assert row[0] == "Council session (updated)" and row[1] == first_seen and row[2] is not None
+    assert store.counts()["matches"] == 0  # the edit no longer matches
+    assert [r.id for r in store.search("road")] == [1]
+    assert store.search("separatism") == []  # the old text left the index
+
+
+def test_fts_stays_in_step_on_delete(store: Store) -> None:
+    save(store, matched(post("a1")))
+    store.conn.execute("DELETE FROM posts")
+    assert store.search("separatism") == []
+    assert store.conn.execute("SELECT count(*) FROM matches").fetchone()[0] == 0
+
+
+def test_search_highlights_filters_and_orders_newest_first(store: Store) -> None:
+    save(store, matched(post("old", published_delta=timedelta(days=3)), "separatism"),
+         matched(post("new", text="Сепаратистов осудили на сессии городского совета.",
+                      published_delta=timedelta(hours=1)), "separatism"))
+    save(store, matched(post("b1", source="feed-b", text="Another separatism debate", title="B")), source="feed-b")
+    rows = store.search("separatism")
+    assert [r.url for r in rows] == ["https://example.org/b1", "https://example.org/old"]
+    assert "\x02separatism\x03" in rows[0].snippet
+    assert [r.source for r in store.search("separatism", sources=["feed-b"])] == ["feed-b"]
+    assert len(store.search("separatism", since=NOW - timedelta(days=1))) == 1
+    assert store.search("сепаратист*")[0].topics == ("separatism",)
+    assert store.search("СЕПАРАТИСТОВ")[0].url == "https://example.org/new"  # case folded in Cyrillic
+    with pytest.raises(StoreError, match="bad query"):
+        store.search('"unbalanced')
+
+
+def test_exact_and_near_copies_share_a_cluster_across_sources(store: Store) -> None:
+    save(store, matched(post("a1")))
+    save(store, matched(post("b1", source="feed-b")), source="feed-b")  # identical text
+    near = ARTICLE.replace("evening", "late evening") + " (Reuters)"
+    save(store, matched(post("c1", source="feed-c", text=near)), source="feed-c")
+    save(store, matched(post("d1", source="feed-d", title="Weather", text="Sunny and warm all week across "
+                             "the region, with light winds from the south and no rain expected.")), source="feed-d")
+    clusters = dict(store.conn.execute("SELECT source, cluster_id FROM posts").fetchall())
+    assert clusters["feed-a"] == clusters["feed-b"] == clusters["feed-c"] == 1
+    assert clusters["feed-d"] != 1
+    stats = store.stats(by="day")
+    assert stats == []  # no matches stored: stats count matching posts only
+
+
+def test_comments_link_to_their_article(store: Store) -> None:
+    article = post("art")
+    comment = post("art#c1", title="", text="I was there, it was a separatist gathering.", parent_key="art")
+    save(store, matched(comment), matched(article))  # order within a poll does not matter
+    rows = dict(store.conn.execute("SELECT key, parent_id FROM posts").fetchall())
+    art_id = store.conn.execute("SELECT id FROM posts WHERE key = 'art'").fetchone()[0]
+    assert rows["art#c1"] == art_id and rows["art"] is None
+    later = post("art#c2", title="", text="A later comment", parent_key="art")
+    save(store, matched(later))  # the article was stored by an earlier poll
+    assert store.conn.execute("SELECT parent_id FROM posts WHERE key = 'art#c2'").fetchone()[0] == art_id
+
+
+def test_stats_count_posts_and_stories_per_bucket(store: Store) -> None:
+    save(store, matched(post("a1"), "separatism"), matched(post("a2", title="Other", text="A separatist rally was "
+                                                                  "reported by two witnesses near the station."), "separatism"))
+    save(store, matched(post("b1", source="feed-b"), "separatism"), source="feed-b")
+    rows = store.stats(by="day")
+    assert len(rows) == 1
+    assert rows[0].topic == "separatism" and rows[0].posts == 3 and rows[0].stories == 2
+    hourly = store.stats(by="hour", topics=["separatism"])
+    assert hourly[0].bucket.endswith(":00:00Z")
+    weekly = store.stats(by="week")
+    assert weekly[0].bucket == "2026-02-23"  # the Monday of NOW's week (NOW is Sunday 1 March 2026)
+
+
+def test_poll_is_all_or_nothing(store: Store) -> None:
+    bad = matched(post("x2"))
+    bad = replace(bad, post=replace(bad.post, title=None))  # type: ignore[arg-type]  # NOT NULL fails mid-poll
+    with pytest.raises(StoreError):
+        save(store, matched(post("x1")), bad,
+             fetches=(FetchRecord("feed-a", "https://example.org/rss", NOW, FetchStatus.OK, 200),))
+    assert store.counts() == {"posts": 0, "matches": 0, "alerts": 0, "fetches": 0}
+    assert store.source_rows() == []
+
+
+def test_source_state_round_trips(store: Store) -> None:
+    state = SourceState(name="s", etag='"e"', last_modified="Sun, 01 Mar 2026 10:00:00 GMT", last_ok_at=NOW,
+                        failures=0, cursor="12345", retry_at=NOW + timedelta(minutes=5))
+    store.save_poll(state=state, source_type="feed", source_url="https://e.org", posts=(), fetches=(), now=NOW)
+    assert store.source_state("s") == state
+    assert store.source_state("unknown") == SourceState(name="unknown")
+
+
+def test_readers_are_not_blocked_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with open_store(path) as writer:
+        save(writer, matched(post("a1")))
+        writer.conn.execute("BEGIN IMMEDIATE")
+        writer.conn.execute("UPDATE posts SET title = 'changing'")
+        result: list[object] = []
+
+        def read() -> None:
+            reader = sqlite3.connect(str(path), timeout=1)
+            result.append(reader.execute("SELECT title FROM posts").fetchone()[0])
+            reader.close()
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(5)
+        writer.conn.execute("ROLLBACK")
+    assert result == ["Council session"]  # the reader saw the last committed state at once
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite store"):
+        open_store(path)
+
+
+def test_missing_store_for_readers(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store yet"):
+        open_store(tmp_path / "none.db", create=False)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["k1", "k2", "k3", "k4"]), st.text(min_size=1, max_size=40)),
+                min_size=1, max_size=12))
+def test_storing_posts_twice_adds_nothing(tmp_path_factory: pytest.TempPathFactory,
+                                          entries: list[tuple[str, str]]) -> None:
+    path = tmp_path_factory.mktemp("h") / "s.db"
+    with open_store(path) as store:
+        batch = [matched(post(key, text=text)) for key, text in entries]
+        save(store, *batch)
+        before = store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall()
+        result = save(store, *batch)
+        assert result.new_posts == 0 and result.updated_posts == 0  # type: ignore[attr-defined]
+        assert store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall() == before
+        assert len(before) == len({k for k, _ in entries})
