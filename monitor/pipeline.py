@@ -46,8 +46,7 @@ async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, ma
     try:
         collected = await collector(source, session, state, now)
         items = _unique(collected.items)
-        posts = _normalise(items, source.name, store, now)
-        matched = [MatchedPost(p, matcher.match(p.title, p.text), dedupe.signature(p.title, p.text)) for p in posts]
+        matched = prepare_posts(items, source.name, store=store, matcher=matcher, now=now)
         saved = store.save_poll(state=_succeeded(state, collected, now), source_type=source.type,
                                 source_url=source.url, posts=matched, fetches=session.records, now=now)
     except (FetchError, ParseError) as exc:
@@ -87,6 +86,13 @@ def _unique(items: Sequence[RawItem]) -> list[RawItem]:
             seen.add(key)
             unique.append(item)
     return unique
+
+
+def prepare_posts(items: Sequence[RawItem], source: str, *, store: Store, matcher: Matcher,
+                  now: datetime) -> list[MatchedPost]:
+    """Normalise, then match and sign only the posts that are new or changed since the last poll."""
+    return [MatchedPost(p, matcher.match(p.title, p.text), dedupe.signature(p.title, p.text))
+            for p in _normalise(items, source, store, now)]
 
 
 def _normalise(items: Sequence[RawItem], source: str, store: Store, now: datetime) -> list[Post]:
