@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -79,14 +79,18 @@ class SourceBase(_Strict):
     user_agent: str
     robots: bool
     enabled: bool = True  # false: kept in the config and the store, not polled
+    crawls_pages: ClassVar[bool] = True  # robots.txt applies by default (API types set False)
 
     @model_validator(mode="before")
     @classmethod
     def _fill_defaults(cls, data: Any, info: ValidationInfo) -> Any:
         defaults = (info.context or {}).get("defaults")
         if isinstance(data, dict) and isinstance(defaults, Defaults):
-            for key in ("interval", "timeout", "max_bytes", "user_agent", "robots"):
+            for key in ("interval", "timeout", "max_bytes", "user_agent"):
                 data.setdefault(key, getattr(defaults, key))
+            # robots.txt governs crawlers of web pages; an API endpoint is governed by its API terms and
+            # rate-limit headers (which the API collectors obey), so API types consult it only on request.
+            data.setdefault("robots", defaults.robots and cls.crawls_pages)
         return data
 
     @field_validator("name")
@@ -151,11 +155,13 @@ class TelegramSource(SourceBase):
 
 class MastodonSource(SourceBase):
     type: Literal["mastodon"]
+    crawls_pages: ClassVar[bool] = False
     url: str  # a hashtag timeline, an account's statuses or /api/v2/search
 
 
 class RedditSource(SourceBase):
     type: Literal["reddit"]
+    crawls_pages: ClassVar[bool] = False
     url: str  # a listing or search `.json` address
     comments: bool = False  # also read each new post's comment thread
     max_comment_threads: int = Field(default=10, ge=1, le=100)
@@ -163,6 +169,7 @@ class RedditSource(SourceBase):
 
 class VkSource(SourceBase):
     type: Literal["vk"]
+    crawls_pages: ClassVar[bool] = False
     domain: str | None = None  # the community's short name (vk.com/<domain>) ...
     owner_id: int | None = None  # ... or its numeric id (negative for communities)
     token_env: str = "VK_SERVICE_TOKEN"  # name of the environment variable holding the service token

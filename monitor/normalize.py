@@ -295,6 +295,7 @@ def normalize(item: RawItem, *, source: str, now: datetime, first_seen_at: datet
         first_seen_at=seen,
         content_hash=_content_hash(title, text),
         parent_key=_parent_key(item.parent_ref),
+        extra=tuple((clean_text(k)[:100], clean_text(v)[:1000]) for k, v in item.extra[:50]),
     )
 
 

@@ -30,6 +30,7 @@ _INITIAL = [
         content_hash TEXT NOT NULL,
         cluster_id INTEGER,
         parent_id INTEGER REFERENCES posts(id) ON DELETE SET NULL,
+        extra TEXT,
         UNIQUE (source, key)
     )""",
     "CREATE INDEX posts_published_at ON posts (published_at)",

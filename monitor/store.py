@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,10 @@ HIGHLIGHT_END = "\x03"
 
 def _ts(when: datetime | None) -> str | None:
     return iso(when.replace(microsecond=0)) if when is not None else None
+
+
+def _extra(post: Post) -> str | None:
+    return json.dumps(dict(post.extra), ensure_ascii=False, sort_keys=True) if post.extra else None
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -231,9 +235,9 @@ class Store:
                 cluster = self._cluster_for(conn, post, item.signature) or post_id
                 conn.execute(
                     """INSERT INTO posts (id, source, key, url, title, text, author, published_at, first_seen_at,
-                                          content_hash, cluster_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                          content_hash, cluster_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (post_id, source, key, post.url, post.title, post.text, post.author, _ts(post.published_at),
-                     _ts(post.first_seen_at), post.content_hash, cluster),
+                     _ts(post.first_seen_at), post.content_hash, cluster, _extra(post)),
                 )
                 self._index_signature(conn, post_id, item.signature)
                 new += 1
@@ -241,9 +245,9 @@ class Store:
                 post_id = row[0]
                 conn.execute(
                     """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
-                                        content_hash = ? WHERE id = ?""",
+                                        content_hash = ?, extra = ? WHERE id = ?""",
                     (post.url, post.title, post.text, post.author, _ts(post.published_at), _ts(now),
-                     post.content_hash, post_id),
+                     post.content_hash, _extra(post), post_id),
                 )
                 conn.execute("DELETE FROM matches WHERE post_id = ?", (post_id,))
                 updated += 1
@@ -507,12 +511,3 @@ def _migrate(store: Store) -> None:
         return
     with store.transaction():  # BEGIN IMMEDIATE: one process migrates, the others wait and find nothing pending
         MIGRATIONS.apply(store.db)  # each migration runs in a savepoint inside this transaction
-
-
-def now_utc() -> datetime:
-    """The wall clock, for the command line and daemon layers only."""
-    return datetime.now(UTC)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -38,6 +38,7 @@ class Post:
     first_seen_at: datetime  # aware UTC; the time of the poll that first saw it
     content_hash: str  # hex digest of the normalised title + text: detects edits and exact copies
     parent_key: str | None = None  # comments: key of the article post in the same source
+    extra: tuple[tuple[str, str], ...] = ()  # collector-specific facts (views, forwarded_from ...), stored as JSON
 
 
 @dataclass(frozen=True)

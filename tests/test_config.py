@@ -271,3 +271,15 @@ def test_since_until_arguments() -> None:
     assert parse_when("2026-02-01T10:00:00+06:00", NOW).hour == 4
     with pytest.raises(ValueError):
         parse_when("last tuesday", NOW)
+
+
+def test_robots_applies_to_page_crawlers_and_only_on_request_to_apis(tmp_path: Path) -> None:
+    config = make_config(tmp_path, """
+        topics: {t: [x]}
+        sources:
+          - {name: f, type: feed, url: "https://e.org/f"}
+          - {name: r, type: reddit, url: "https://www.reddit.com/r/x/new.json"}
+          - {name: r2, type: reddit, url: "https://www.reddit.com/r/y/new.json", robots: true}
+          - {name: f2, type: feed, url: "https://e.org/g", robots: false}
+    """)
+    assert [config.source(n).robots for n in ("f", "r", "r2", "f2")] == [True, False, True, False]

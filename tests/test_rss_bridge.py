@@ -80,14 +80,6 @@ def test_atom_format_common_sample() -> None:
     assert [i.author for i in feed.items[:3]] == ["fulmeek", "Brent Simmons and Manton Reece", "Mark Pilgrim"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "feedparse gives an Atom entry without <author> the feed's <author>, as RFC 4287 says; RSS-Bridge's AtomFormat "
-        "always writes the placeholder feed author 'RSS-Bridge', so such posts get author 'RSS-Bridge' (reported to "
-        "the lead; use format=Json meanwhile)"
-    ),
-)
 def test_atom_entries_without_an_author_have_none() -> None:
     assert parse("upstream_atom_common.xml").items[3].author is None
     assert [i.author for i in parse("upstream_atom_microblog.xml").items] == [None, None]

@@ -518,6 +518,9 @@ def _make_item(fields: _Fields, link: str | None, published: datetime | None) ->
 _ATOM_NSS = frozenset({ATOM_NS, ATOM03_NS, ""})
 
 
+PLACEHOLDER_FEED_AUTHOR = "RSS-Bridge"
+
+
 def _read_atom(root: Any, url: str) -> ParsedFeed:
     title = None
     link_el = None
@@ -531,6 +534,8 @@ def _read_atom(root: Any, url: str) -> ParsedFeed:
             link_el = el
         elif local == "author" and feed_author is None:
             feed_author = _atom_person(el)
+    if feed_author == PLACEHOLDER_FEED_AUTHOR:  # RSS-Bridge names itself as every feed's author: no one wrote it
+        feed_author = None
     has_base = bool(root.xpath("boolean(//@xml:base)"))
     ctx = _Context(url=url, site=url, core_nss=_ATOM_NSS, has_xml_base=has_base)
     link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
