@@ -1,0 +1,260 @@
+"""The spike detector (monitor.spikes): properties of the score and the alert rule, the daemon's
+`evaluate` and the CLI's `detect_series`, and that both are the same detector."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.spikes import DetectorParams, Verdict, detect_series, evaluate, judge, window_counts
+from monitor.types import Spike
+
+P = DetectorParams()
+NOW = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+histories = st.lists(st.integers(min_value=0, max_value=5000), max_size=200)
+counts = st.integers(min_value=0, max_value=20000)
+
+
+def poisson_history(rate: float, n: int = 168, seed: int = 1) -> list[int]:
+    return [int(x) for x in np.random.default_rng(seed).poisson(rate, n)]
+
+
+def nb_history(mean: float, phi: float, n: int = 168, seed: int = 1) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return [int(x) for x in rng.poisson(mean * rng.gamma(1 / phi, phi, n))]
+
+
+def posts_at(hour_counts: list[int], end: datetime) -> list[datetime]:
+    """Posts spread inside consecutive hours; the last hour ends at `end`."""
+    out = []
+    for h, c in enumerate(hour_counts):
+        start = end - (len(hour_counts) - h) * HOUR
+        out += [start + timedelta(minutes=1 + 58 * (i + 1) / (c + 1)) for i in range(c)]
+    return out
+
+
+# ------------------------------------------------------------------ properties (Hypothesis)
+
+
+@given(histories, counts, counts)
+def test_a_higher_current_count_never_lowers_the_score(history: list[int], a: int, b: int) -> None:
+    low, high = sorted((a, b))
+    assert judge(high, history, P).score >= judge(low, history, P).score - 1e-9
+
+
+@given(histories, counts, st.integers(min_value=1, max_value=10))
+def test_no_alert_below_min_count_ever(history: list[int], current: int, min_count: int) -> None:
+    params = replace(P, min_count=min_count)
+    verdict = judge(current, history, params)
+    if current < min_count:
+        assert not verdict.alert
+    assert np.isfinite(verdict.score) and np.isfinite(verdict.expected)
+
+
+@given(histories, st.integers(min_value=3, max_value=20000), st.floats(min_value=1e-4, max_value=1.0))
+def test_scaling_all_counts_down_creates_no_alert_below_min_count(
+    history: list[int], current: int, scale: float
+) -> None:
+    """The same shape at a smaller scale (a quieter topic) may alert only while it still reaches min_count."""
+    small_history = [h * scale for h in history]
+    verdict = judge(current * scale, small_history, P)
+    if current * scale < P.min_count:
+        assert not verdict.alert
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=400))
+def test_detect_series_alerts_only_where_the_window_reaches_min_count(values: list[int]) -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    times = [start + i * timedelta(minutes=10) for i in range(len(values))]
+    for at in detect_series(times, values, P):
+        i = times.index(at)
+        assert sum(values[max(0, i - 5) : i + 1]) >= P.min_count  # 1 h = 6 buckets of 10 minutes
+
+
+# ------------------------------------------------------------------ judge
+
+
+def test_cold_start_alerts_at_min_count_and_not_below() -> None:
+    assert judge(3, [], P).alert
+    assert not judge(2, [], P).alert
+    assert judge(3, [0] * 168, P).alert  # a week with no post at all is no history either
+    assert not judge(2, [0] * 168, P).alert
+    assert judge(3, [], P) == Verdict(count=3, expected=0.0, score=judge(3, [], P).score, alert=True)
+
+
+@pytest.mark.parametrize("history", [poisson_history(20), nb_history(20, 0.3), poisson_history(0.5)])
+def test_a_steady_history_does_not_alert_on_a_high_but_ordinary_count(history: list[int]) -> None:
+    ordinary = int(np.quantile(history, 0.99)) + 1  # above anything seen lately, yet ordinary
+    assert not judge(ordinary, history, replace(P, rearm=HOUR)).alert
+
+
+def test_a_clear_burst_alerts_with_its_expected_count() -> None:
+    verdict = judge(30, poisson_history(5), P)
+    assert verdict.alert and verdict.score > P.threshold
+    assert 4 < verdict.expected < 6
+
+
+def test_a_noisy_topic_needs_a_bigger_burst_than_a_steady_one() -> None:
+    steady, noisy = poisson_history(20), nb_history(20, 0.5)
+    assert judge(45, steady, P).alert
+    assert not judge(45, noisy, P).alert
+    assert judge(45, steady, P).score > judge(45, noisy, P).score
+
+
+def test_a_niche_topic_at_a_fifth_of_a_post_an_hour() -> None:
+    history = poisson_history(0.2)
+    assert not judge(2, history, P).alert  # below min_count
+    assert judge(6, history, P).alert
+
+
+def test_the_hour_of_day_profile_makes_a_night_burst_stand_out() -> None:
+    # busy 08:00-20:00, quiet at night; the current window is 03:00-04:00, so history column c is the hour
+    # (c + 3) % 24 (168 columns: the column just before the current window is 02:00-03:00)
+    history_at_3am = [20 if 8 <= (c + 3) % 24 < 20 else 2 for c in range(168)]
+    night = replace(P, rearm=HOUR)
+    assert judge(12, history_at_3am, night).alert
+    assert not judge(12, history_at_3am, replace(night, seasonal=False)).alert
+    assert judge(12, history_at_3am, night).expected < 4
+
+
+def test_a_running_spike_does_not_alert_again_until_it_grows_past_its_peak() -> None:
+    history = [*poisson_history(5)[:-4], 50, 50, 50, 30]  # alerted three hours ago, still running
+    assert not judge(45, history, P).alert
+    assert judge(60, history, P).alert
+    assert judge(45, history, replace(P, rearm=HOUR)).alert  # comparing with the last hour only, it would
+
+
+def test_an_old_spike_in_the_history_does_not_hide_a_new_one() -> None:
+    history = poisson_history(5)
+    history[100] = 1000  # winsorised, so the mean and the dispersion stay those of the ordinary hours
+    verdict = judge(30, history, P)
+    assert verdict.alert and verdict.expected < 7
+
+
+def test_bad_counts_and_params_are_rejected() -> None:
+    with pytest.raises(ValueError, match="counts"):
+        judge(-1, [1, 2], P)
+    with pytest.raises(ValueError, match="counts"):
+        judge(3, [1, float("inf")], P)
+    with pytest.raises(ValueError, match="window"):
+        DetectorParams(window=timedelta(0))
+    with pytest.raises(ValueError, match="cooldown"):
+        DetectorParams(cooldown=timedelta(hours=-1))
+
+
+# ------------------------------------------------------------------ evaluate (the daemon)
+
+
+def test_window_counts_are_half_open_hours_ending_now() -> None:
+    posts = [NOW, NOW - HOUR, NOW - HOUR - timedelta(seconds=1), NOW - 168 * HOUR, NOW + timedelta(seconds=1)]
+    current, history = window_counts(posts, NOW, P)
+    assert current == 1  # (now - 1h, now]: now - 1h belongs to the hour before; the future post is ignored
+    assert len(history) == 168 and history[-1] == 2 and history[0] == 1 and sum(history) == 3
+
+
+def test_evaluate_returns_a_spike_for_a_burst() -> None:
+    posts = posts_at([*poisson_history(5, 167), 5], NOW - HOUR) + posts_at([30], NOW)
+    spike = evaluate("separatism", posts, NOW, P, None)
+    assert isinstance(spike, Spike)
+    assert (spike.topic, spike.count, spike.window_start, spike.window_end) == ("separatism", 30, NOW - HOUR, NOW)
+    assert 4 < spike.expected < 6 and spike.score > P.threshold
+
+
+def test_cooldown_suppresses_a_second_alert_and_then_allows_one() -> None:
+    posts = posts_at(poisson_history(5, 168), NOW - HOUR) + posts_at([30], NOW)
+    assert evaluate("t", posts, NOW, P, last_alert_at=NOW - timedelta(hours=5, minutes=59)) is None
+    assert evaluate("t", posts, NOW, P, last_alert_at=NOW - timedelta(hours=6)) is not None
+
+
+def test_a_week_of_history_with_an_old_burst_and_a_quiet_window_is_not_fresh() -> None:
+    history = poisson_history(5, 168)
+    history[100] = 80  # a burst three days ago, brought in by a first poll
+    posts = posts_at(history, NOW - HOUR)  # nothing in the current window
+    assert evaluate("t", posts, NOW, P, None) is None
+    assert evaluate("t", posts_at(history, NOW - HOUR) + posts_at([5], NOW), NOW, P, None) is None
+
+
+def test_a_brand_new_topic_alerts_at_min_count() -> None:
+    assert evaluate("t", [NOW - timedelta(minutes=m) for m in (5, 9)], NOW, P, None) is None
+    assert evaluate("t", [NOW - timedelta(minutes=m) for m in (2, 5, 9)], NOW, P, None) is not None
+
+
+# ------------------------------------------------------------------ detect_series (`monitor detect`)
+
+
+def steady_series(weeks: int, rate_per_hour: float, seed: int) -> tuple[list[datetime], list[float]]:
+    rng = np.random.default_rng(seed)
+    n = weeks * 7 * 288
+    hour = (np.arange(n) / 12) % 24
+    lam = rate_per_hour / 12 * (1 + 0.5 * np.sin(2 * np.pi * (hour - 9) / 24))
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    return [start + i * timedelta(minutes=5) for i in range(n)], rng.poisson(lam).astype(float).tolist()
+
+
+def test_a_steady_daily_cycle_raises_no_alert_after_the_first_week() -> None:
+    for seed in range(3):
+        times, values = steady_series(3, 30, seed)
+        assert [t for t in detect_series(times, values, P) if t >= times[7 * 288]] == []
+
+
+def test_detect_series_finds_a_burst_and_applies_the_cooldown() -> None:
+    times, values = steady_series(2, 10, 0)
+    burst_at = 9 * 288 + 100
+    for i in range(burst_at, burst_at + 12):
+        values[i] += 6  # +72 posts in one hour, against about 10
+    for i in range(burst_at + 36, burst_at + 48):  # 3 h later, bigger still: inside the cooldown
+        values[i] += 9
+    later = burst_at + 7 * 12  # 7 h later and bigger: after the cooldown
+    for i in range(later, later + 12):
+        values[i] += 12
+    alerts = [t for t in detect_series(times, values, P) if t >= times[7 * 288]]
+    assert len(alerts) == 2
+    assert times[burst_at] <= alerts[0] < times[burst_at + 12]
+    assert times[later] <= alerts[1] < times[later + 12]
+
+
+def test_detect_series_is_causal() -> None:
+    times, values = steady_series(2, 5, 4)
+    for i in range(8 * 288, 8 * 288 + 12):
+        values[i] += 5
+    full = detect_series(times, values, P)
+    for cut in (3000, 8 * 288 + 6, 8 * 288 + 100):
+        assert detect_series(times[:cut], values[:cut], P) == [t for t in full if t < times[cut]]
+
+
+def test_detect_series_and_evaluate_are_the_same_detector() -> None:
+    """Hourly buckets through detect_series and raw posts through evaluate give the same decisions."""
+    rng = np.random.default_rng(7)
+    hours = [int(x) for x in rng.poisson(4, 24 * 12)]
+    for h in (200, 230, 260):
+        hours[h] += 15 + h % 7
+    params = replace(P, cooldown=timedelta(0))
+    start = datetime(2025, 2, 1, tzinfo=UTC)
+    times = [start + h * HOUR for h in range(len(hours))]
+    series_alerts = set(detect_series(times, [float(x) for x in hours], params))
+    posts = posts_at(hours, start + len(hours) * HOUR)
+    for h in range(169, len(hours)):  # from here both see a full week of history
+        now = times[h] + HOUR
+        daemon = evaluate("t", [p for p in posts if p <= now], now, params, None) is not None
+        assert daemon == (times[h] in series_alerts), h
+    assert series_alerts  # the test is not vacuous
+
+
+def test_detect_series_input_handling() -> None:
+    assert detect_series([], [], P) == []
+    naive = [datetime(2025, 1, 1) + i * HOUR for i in range(3)]
+    assert detect_series(naive, [0.0, 4.0, 1.0], P) == [datetime(2025, 1, 1, 1, tzinfo=UTC)]  # cold start
+    twice = [naive[0], naive[0], naive[1]]
+    assert detect_series(twice, [2.0, 1.0, 0.0], P) == [datetime(2025, 1, 1, tzinfo=UTC)]  # same bucket: summed
+    with pytest.raises(ValueError, match="length"):
+        detect_series(naive, [1.0], P)
+    with pytest.raises(ValueError, match="counts"):
+        detect_series(naive, [1.0, float("nan"), 2.0], P)
