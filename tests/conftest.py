@@ -144,3 +144,60 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class MailSink:
+    """Handler for a real aiosmtpd server on 127.0.0.1 that keeps every accepted message.
+
+    `fail_with` makes it refuse DATA with that reply; `stall_rcpt` makes it sleep while a client waits
+    at RCPT (a send in progress that a test can kill)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.fail_with: str | None = None
+        self.stall_rcpt = 0.0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+        if self.stall_rcpt:
+            import asyncio
+
+            await asyncio.sleep(self.stall_rcpt)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        if self.fail_with:
+            return self.fail_with
+        self.messages.append(envelope.content)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def parsed(self) -> list[object]:
+        import email
+        from email import policy
+
+        return [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.sink = MailSink()
+        self.port = port or closed_port()
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
