@@ -97,16 +97,12 @@ EXPECTED: dict[str, Expect] = {
     "malformed/fp_high_bit_date_iso-8859-7.xml": Expect(0),
     "malformed/fp_http_text_plain.xml": Expect(0, content_type="text/plain"),
     "malformed/fp_invalid-bytes-with-bom.xml": Expect(0, feed_title="Valid UTF8: Ѩ"),
-    "malformed/fp_koi8r_no-encoding-declared.xml": Expect(
-        1, dated=0, first_title="Как пережить новогоднюю ночь"
-    ),
+    "malformed/fp_koi8r_no-encoding-declared.xml": Expect(1, dated=0, first_title="Как пережить новогоднюю ночь"),
     "malformed/fp_rss_empty_document.xml": Expect(None),
     "malformed/fp_rss_incomplete_cdata.xml": Expect(0),  # its one <item> is cut before any content
     "malformed/fp_undeclared_entity.xml": Expect(0, feed_title="testing &doesnotexist; entity"),
     "malformed/fp_undeclared_namespace.xml": Expect(0),
-    "malformed/mf_invalid-prolog_encoding.xml": Expect(
-        1, dated=0, first_title="Café", feed_title="테스트 피드"
-    ),
+    "malformed/mf_invalid-prolog_encoding.xml": Expect(1, dated=0, first_title="Café", feed_title="테스트 피드"),
     "malformed/nf_saxerror.xml": Expect(3, dated=0),
     "malformed/real_en_androidauthority_leading-blank-lines.xml": Expect(1),
     "malformed/real_en_dylanharris_broken-prolog.xml": Expect(35, first_title="jenni tucker"),
@@ -223,9 +219,7 @@ def check(name: str, candidate: Candidate, body: bytes, expect: Expect) -> tuple
     bad_titles = [i.title for i in items if _MOJIBAKE.search(i.title)]
     if bad_titles:
         problems.append(f"mojibake title {bad_titles[0][:40]!r}")
-    if expect.first_title and (
-        not items or not " ".join(items[0].title.split()).startswith(expect.first_title)
-    ):
+    if expect.first_title and (not items or not " ".join(items[0].title.split()).startswith(expect.first_title)):
         problems.append(f"first title {(items[0].title if items else None)!r:.50}")
     if expect.feed_title and not (result.feed_title or "").startswith(expect.feed_title):
         problems.append(f"feed title {result.feed_title!r:.50}")
@@ -293,10 +287,7 @@ def main() -> None:
         full_rate, _ = speed(plain, files, args.repeat)
         raw_rate = speed(raw, files, args.repeat)[0] if raw is not None else full_rate
         cells = [f"{ok}/{n}" for ok, n in totals.values()]
-        print(
-            f"{label:42} | {cells[0]:>11} | {cells[1]:>5} | {cells[2]:>9} | "
-            f"{raw_rate:>13,.0f} | {full_rate:>18,.0f}"
-        )
+        print(f"{label:42} | {cells[0]:>11} | {cells[1]:>5} | {cells[2]:>9} | {raw_rate:>13,.0f} | {full_rate:>18,.0f}")
     if args.verbose:
         for label, lines in failures.items():
             print(f"\n{label} failed on:")

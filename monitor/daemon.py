@@ -20,10 +20,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
-from monitor.match import Matcher
 from monitor.pipeline import run_source
 from monitor.store import Store
 from monitor.types import RunResult
+from monitor.workers import Workers
 
 log = logging.getLogger("monitor.daemon")
 
@@ -46,7 +46,7 @@ class Daemon:
         self.clock = clock
         self.after_poll = after_poll
         self.on_tick = on_tick
-        self.matcher = Matcher(config.topics)
+        self.workers = Workers(config.topics)
         self._stopping = asyncio.Event()
         self._running: set[asyncio.Task[object]] = set()
         self._polls = 0
@@ -61,7 +61,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         async with Fetcher(per_host=self.config.defaults.per_host, user_agent=self.config.defaults.user_agent,
-                           clock=self.clock) as fetcher:
+                           clock=self.clock, offload=self.workers.parse) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()
@@ -71,6 +71,7 @@ class Daemon:
             log.info("daemon_stopping in_flight=%d", len(self._running))
             scheduler.shutdown(wait=False)
             await self._drain()
+        self.workers.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("daemon_stopped polls=%d failed=%d", self._polls, self._failed)
@@ -95,8 +96,8 @@ class Daemon:
     async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
         if self._stopping.is_set():
             return
-        result = await self._tracked(run_source(source, fetcher=fetcher, store=self.store, matcher=self.matcher,
-                                                now=self.clock()))
+        result = await self._tracked(run_source(source, fetcher=fetcher, store=self.store, matcher=self.workers.matcher,
+                                                now=self.clock(), workers=self.workers))
         if result is None:
             return
         self._polls += 1

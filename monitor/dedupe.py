@@ -47,10 +47,14 @@ word in twenty). Rewrites, and an excerpt against its full article, stay separat
 Estimator: mean error +0.0002, sd 0.025 against exact Jaccard (ideal for 128 permutations: 0.027),
 the same as datasketch's MinHash.
 
-LSH: `BANDS` x `ROWS` = 16 x 8 over the 128 permutations, 16 index rows per post. A pair at similarity s
-becomes a candidate with probability 1 - (1 - s**8)**16: 0.9999 at 0.9, 0.994 at 0.85, 0.95 at 0.8,
-0.61 at 0.7, 0.06 at 0.5, 0.001 at 0.3 (12 x 10 would give only 0.994 at 0.9; 32 x 4 makes 87% of pairs
-at 0.5 candidates). Speed: about 60 us per signature of a 1.5 KB post, 10 us for its band keys, 2 us per
+LSH: `BANDS` x `ROWS` = 10 x 8 over the first 80 of the 128 permutations (the similarity of a candidate
+pair still uses all 128), 10 index rows per post. A pair at similarity s becomes a candidate with
+probability 1 - (1 - s**8)**10: 0.9999 at 0.95, 0.996 at 0.9, 0.97 at 0.85, 0.85 at 0.8, 0.04 at 0.5.
+16 x 8 (all permutations) would give 0.9999 at 0.9, but the band index is the hottest write of a poll
+(its keys are random, so every new post dirties index pages all over the file): measured on the ingest
+bench (bench/ingest_bench.py, 50,000 posts), storing ran at 4,196 posts/s with 16 bands, 5,246 with
+10 and 5,819 with 8 (0.989 at 0.9). 12 x 10 would give only 0.994 at 0.9; 32 x 4 makes 87% of pairs at
+0.5 candidates. Speed: about 60 us per signature of a 1.5 KB post, 7 us for its band keys, 2 us per
 similarity (one core of the bench machine; datasketch: 300 us per signature).
 """
 
@@ -66,8 +70,8 @@ import numpy.typing as npt
 
 THRESHOLD = 0.9  # estimated Jaccard of word sets at or above which two posts share a cluster
 NUM_PERM = 128  # MinHash permutations; a signature is 1 + 4 * NUM_PERM bytes
-BANDS = 16
-ROWS = 8  # BANDS * ROWS == NUM_PERM
+BANDS = 10  # bands over the first BANDS * ROWS permutations; similarity uses all NUM_PERM
+ROWS = 8  # BANDS * ROWS <= NUM_PERM
 MIN_WORDS = 8  # fewer distinct words than this: no signature (b''), only exact copies cluster
 BODY_ONLY_WORDS = 20  # a body of at least this many words is compared without its title
 MAX_CHARS = 65_536  # only this much of the normalised text is compared (bounds time and tables)

@@ -12,17 +12,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from monitor import dedupe
 from monitor.collectors import COLLECTORS
 from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
 from monitor.config import SourceConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError, StoreError
 from monitor.match import Matcher
-from monitor.normalize import normalize, post_key
+from monitor.prepare import Known, prepare, unique_items
 from monitor.store import Store
-from monitor.types import Collected, FetchRecord, FetchStatus, MatchedPost, Post, RawItem, RunResult, SourceState
+from monitor.types import Collected, FetchRecord, FetchStatus, MatchedPost, RawItem, RunResult, SourceState
+from monitor.workers import Workers
 
 log = logging.getLogger("monitor.pipeline")
+
+MAX_CONCURRENT_SOURCES = 24  # sources polled at once by one pass (memory: each holds its response and items)
 
 
 def limits_of(source: SourceConfig) -> RequestLimits:
@@ -31,9 +33,10 @@ def limits_of(source: SourceConfig) -> RequestLimits:
 
 
 async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, matcher: Matcher, now: datetime,
-                     respect_backoff: bool = True) -> RunResult:
+                     respect_backoff: bool = True, workers: Workers | None = None) -> RunResult:
     """Poll `source` once and store what is new. `respect_backoff=False` (monitor poll) ignores our own
-    failure backoff, never the server's Retry-After."""
+    failure backoff, never the server's Retry-After. With `workers`, large batches are prepared in a
+    worker process (their matcher is built from the same topics)."""
     started = time.monotonic()
     state = store.source_state(source.name)
     session = fetcher.session(source.name, limits_of(source))
@@ -45,8 +48,10 @@ async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, ma
         return RunResult(source.name, ok=False, error=f"no collector for source type {source.type!r} in this version")
     try:
         collected = await collector(source, session, state, now)
-        items = _unique(collected.items)
-        matched = prepare_posts(items, source.name, store=store, matcher=matcher, now=now)
+        items, keys = unique_items(collected.items)
+        known = _known(store, source.name, keys)
+        matched = (await workers.prepare(items, source.name, known, now) if workers is not None
+                   else prepare(items, source.name, known, now, matcher))
         saved = store.save_poll(state=_succeeded(state, collected, now), source_type=source.type,
                                 source_url=source.url, posts=matched, fetches=session.records, now=now)
     except (FetchError, ParseError) as exc:
@@ -76,36 +81,15 @@ def _waiting_until(state: SourceState, now: datetime, respect_backoff: bool) -> 
     return None
 
 
-def _unique(items: Sequence[RawItem]) -> list[RawItem]:
-    """Items in feed order with repeats (same key) dropped: the first copy wins."""
-    seen: set[str] = set()
-    unique = []
-    for item in items:
-        key = post_key(item.guid, item.url, item.title, item.text)
-        if key not in seen:
-            seen.add(key)
-            unique.append(item)
-    return unique
-
-
 def prepare_posts(items: Sequence[RawItem], source: str, *, store: Store, matcher: Matcher,
                   now: datetime) -> list[MatchedPost]:
-    """Normalise, then match and sign only the posts that are new or changed since the last poll."""
-    return [MatchedPost(p, matcher.match(p.title, p.text), dedupe.signature(p.title, p.text))
-            for p in _normalise(items, source, store, now)]
+    """Normalise, then match and sign only the posts that are new or changed since the last poll (inline)."""
+    unique, keys = unique_items(items)
+    return prepare(unique, source, _known(store, source, keys), now, matcher)
 
 
-def _normalise(items: Sequence[RawItem], source: str, store: Store, now: datetime) -> list[Post]:
-    """Posts that are new or changed since the last poll; unchanged ones are not matched or written again."""
-    keys = [post_key(i.guid, i.url, i.title, i.text) for i in items]
-    known = store.known_posts(source, keys)
-    posts = []
-    for item, key in zip(items, keys, strict=True):
-        seen = known.get(key)
-        post = normalize(item, source=source, now=now, first_seen_at=seen.first_seen_at if seen else None)
-        if seen is None or seen.content_hash != post.content_hash:
-            posts.append(post)
-    return posts
+def _known(store: Store, source: str, keys: Sequence[str]) -> Known:
+    return {key: (seen.first_seen_at, seen.content_hash) for key, seen in store.known_posts(source, keys).items()}
 
 
 def _succeeded(state: SourceState, collected: Collected, now: datetime) -> SourceState:
@@ -148,9 +132,15 @@ def _ms(started: float) -> int:
 
 
 async def poll_sources(sources: Sequence[SourceConfig], *, fetcher: Fetcher, store: Store, matcher: Matcher,
-                       clock: Callable[[], datetime], respect_backoff: bool = True) -> list[RunResult]:
-    """Poll several sources concurrently (the fetcher keeps each host to its limit)."""
-    return list(await asyncio.gather(*(
-        run_source(s, fetcher=fetcher, store=store, matcher=matcher, now=clock(), respect_backoff=respect_backoff)
-        for s in sources
-    )))
+                       clock: Callable[[], datetime], respect_backoff: bool = True,
+                       workers: Workers | None = None) -> list[RunResult]:
+    """Poll several sources concurrently (the fetcher keeps each host to its limit), at most
+    `MAX_CONCURRENT_SOURCES` at once so that memory stays bounded however many sources there are."""
+    slots = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
+
+    async def one(source: SourceConfig) -> RunResult:
+        async with slots:
+            return await run_source(source, fetcher=fetcher, store=store, matcher=matcher, now=clock(),
+                                    respect_backoff=respect_backoff, workers=workers)
+
+    return list(await asyncio.gather(*(one(s) for s in sources)))

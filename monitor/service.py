@@ -14,10 +14,11 @@ from typing import Any
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.daemon import Daemon
-from monitor.match import Matcher
 from monitor.pipeline import poll_sources
 from monitor.store import Store
-from monitor.types import RunResult
+from monitor.outbox import Outbox
+from monitor.types import AlertRow, RunResult
+from monitor.workers import Workers
 
 log = logging.getLogger("monitor")
 
@@ -58,14 +59,43 @@ class PollSummary:
 
 async def poll_once(config: Config, store: Store, sources: Sequence[SourceConfig], *,
                     clock: Callable[[], datetime]) -> PollSummary:
-    matcher = Matcher(config.topics)
-    async with Fetcher(per_host=config.defaults.per_host, user_agent=config.defaults.user_agent,
-                       clock=clock) as fetcher:
-        results = await poll_sources(sources, fetcher=fetcher, store=store, matcher=matcher, clock=clock,
-                                     respect_backoff=False)
-    return PollSummary(results=tuple(ResultRow(r) for r in results))
+    workers = Workers(config.topics)
+    try:
+        async with Fetcher(per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock,
+                           offload=workers.parse) as fetcher:
+            results = await poll_sources(sources, fetcher=fetcher, store=store, matcher=workers.matcher, clock=clock,
+                                         respect_backoff=False, workers=workers)
+    finally:
+        workers.close()
+    outbox = Outbox(config, store)
+    now = clock()
+    raised = outbox.evaluate(now)
+    lines = [f"alert #{a.id} raised: {_describe(a)}" for a in (store.alert(i) for i in raised)]
+    lines += [d.line() for d in outbox.deliver(clock()) if d.status != "off"]
+    if outbox.settings is None and store.due_alerts(now):
+        lines.append("mail is off (no alerts.email in the config): alerts are recorded, see `monitor alerts`")
+    return PollSummary(results=tuple(ResultRow(r) for r in results), alerts=tuple(lines))
+
+
+def _describe(alert: AlertRow) -> str:
+    if alert.kind == "spike":
+        return f"{alert.topic}: {alert.count} posts (expected {alert.expected or 0:.1f})"
+    if alert.kind == "health":
+        return f"source {alert.source}: {alert.details or ''}"
+    return "daily digest"
 
 
 async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
-    daemon = Daemon(config, store, clock=clock)
+    outbox = Outbox(config, store)
+
+    async def after_poll(results: list[RunResult], now: datetime) -> None:
+        topics = sorted({t for r in results for t in r.topics})
+        outbox.evaluate(now, topics=topics)
+        await outbox.deliver_async(clock())
+
+    async def on_tick(now: datetime) -> None:
+        outbox.evaluate(now)
+        await outbox.deliver_async(clock())
+
+    daemon = Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick)
     return await daemon.run()

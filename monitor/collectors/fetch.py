@@ -16,9 +16,10 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -28,6 +29,9 @@ from monitor.exceptions import FetchError
 from monitor.types import FetchRecord, FetchStatus
 
 log = logging.getLogger("monitor.fetch")
+
+T = TypeVar("T")
+Offload = Callable[..., Awaitable[Any]]  # (size, fn, *args, **kwargs) -> fn's result
 
 MAX_REDIRECTS = 5
 ROBOTS_TTL = timedelta(hours=12)
@@ -143,9 +147,11 @@ class Fetcher:
         user_agent: str = "monitor",
         clock: Callable[[], datetime],
         transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 64,
+        max_connections: int = 128,
+        offload: Offload | None = None,
     ) -> None:
         self.per_host = per_host
+        self.offload = offload  # runs large parses in a worker process (workers.Workers.parse)
         self.user_agent = user_agent
         self.clock = clock
         self._host_slots: dict[str, asyncio.Semaphore] = {}
@@ -154,7 +160,7 @@ class Fetcher:
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             transport=transport,
             trust_env=True,
@@ -331,6 +337,13 @@ class Session:
             FetchRecord(self.source, url, started_at, status, resp.status, len(resp.body), resp.elapsed_ms)
         )
         return resp
+
+    async def parse(self, fn: Callable[..., T], body: bytes, /, **kwargs: Any) -> T:
+        """`fn(body, **kwargs)`: a pure parser, run in a worker process when the body is large and one is set."""
+        if self.fetcher.offload is None:
+            return fn(body, **kwargs)
+        result: T = await self.fetcher.offload(len(body), fn, body, **kwargs)
+        return result
 
     def note_items(self, count: int) -> None:
         """Record how many items the last response held."""

@@ -1,0 +1,45 @@
+"""One stage of a poll: collected items -> the posts to store (new or changed), matched and signed.
+
+Pure: does no I/O; takes items, what the store already knows about them and `now`, returns MatchedPosts.
+It runs in a worker process when a batch is large (workers.py), so everything it takes and returns pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from monitor import dedupe
+from monitor.match import Matcher
+from monitor.normalize import normalize, post_key
+from monitor.types import MatchedPost, RawItem
+
+Known = Mapping[str, tuple[datetime, str]]  # key -> (first_seen_at, content_hash) of posts already stored
+
+
+def unique_items(items: Sequence[RawItem]) -> tuple[list[RawItem], list[str]]:
+    """Items in feed order with repeats (same key) dropped, the first copy winning; and their keys."""
+    seen: set[str] = set()
+    unique: list[RawItem] = []
+    keys: list[str] = []
+    for item in items:
+        key = post_key(item.guid, item.url, item.title, item.text)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+            keys.append(key)
+    return unique, keys
+
+
+def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, matcher: Matcher) -> list[MatchedPost]:
+    """Normalise every item; keep those that are new or whose content changed; match and sign those."""
+    prepared = []
+    for item in items:
+        post = normalize(item, source=source, now=now, first_seen_at=None)
+        seen = known.get(post.key)
+        if seen is not None:
+            if seen[1] == post.content_hash:
+                continue  # unchanged since the last poll: nothing to match or write
+            post = normalize(item, source=source, now=now, first_seen_at=seen[0])
+        prepared.append(MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text)))
+    return prepared
