@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.text import Text
 
 from monitor import __version__
 from monitor.config import Config, load_config
@@ -263,8 +264,6 @@ def search(ctx: click.Context, query: str, topics: tuple[str, ...], sources: tup
         write_rows(plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet",
                                         "cluster_id"])
         return
-    from rich.text import Text
-
     colour = sys.stdout.isatty()
 
     def snippet_cell(row: dict[str, Any], index: int) -> Text:
@@ -291,12 +290,11 @@ def _marked(snippet: str, start: str, end: str) -> str:
     return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
 
 
-def _highlighted(snippet: str, colour: bool) -> Any:
-    from rich.text import Text
+def _highlighted(snippet: str, colour: bool) -> Text:
 
     if not colour:
         return Text(_marked(snippet, "**", "**"))
-    text = Text()
+    text: Text = Text()
     for index, part in enumerate(re.split(f"[{HIGHLIGHT_START}{HIGHLIGHT_END}]", snippet)):
         text.append(part, style="bold black on yellow" if index % 2 else None)
     return text
@@ -317,13 +315,14 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
     with store:
         rows = store.stats(topics=topics, by=by, since=when_option(since, "--since"),
                            until=when_option(until, "--until"))
-    plain = [{"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories} for r in rows]
+    plain: list[dict[str, Any]] = [{"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories}
+                                   for r in rows]
     if fmt != "table":
         write_rows(plain, fmt, columns=["topic", "bucket", "posts", "stories"])
         return
     top = max((r.posts for r in rows), default=0)
     for row in plain:
-        row["chart"] = bar(row["posts"], top)
+        row["chart"] = bar(float(row["posts"]), top)
     write_rows(plain, "table", columns=["topic", "bucket", "posts", "stories", "chart"],
                title=f"matching posts per {by}", styles={"chart": "cyan"})
     for topic in dict.fromkeys(r.topic for r in rows):
@@ -384,6 +383,42 @@ def _state(enabled: bool, row: dict[str, Any]) -> str:
     if row.get("health"):
         return "degraded"
     return "ok"
+
+
+# ---------------------------------------------------------------------------------------------- alerts
+ALERT_COLUMNS = ["id", "kind", "topic", "source", "window_start", "window_end", "count", "expected", "score",
+                 "created_at", "status", "attempts", "sent_at", "error", "next_attempt_at", "message_id", "details"]
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only alerts in this state.")
+@click.option("--kind", type=click.Choice(["spike", "health", "digest"]), help="Only alerts of this kind.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000), help="Newest first, at most.")
+@format_option
+@click.pass_context
+def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int, fmt: str) -> None:
+    """Alerts with their delivery status, attempts and last error (newest first)."""
+    config = get_config(ctx)
+    if not config.store.exists():
+        rows: list[Any] = []
+    else:
+        with get_store(ctx) as store:
+            rows = store.alerts(status=status, kind=kind, limit=limit)
+    plain = [{name: _iso_or_value(getattr(r, name)) for name in ALERT_COLUMNS} for r in rows]
+    if fmt != "table":
+        write_rows(plain, fmt, columns=ALERT_COLUMNS)
+        return
+    for row in plain:
+        row["what"] = (f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})" if row["kind"] == "spike"
+                       else row["source"] or (row["details"] or ""))
+        row["created"] = fmt_time(row["created_at"])
+        row["sent"] = fmt_time(row["sent_at"])
+    write_rows(plain, "table", columns=["id", "kind", "what", "created", "status", "attempts", "sent", "error"],
+               title="alerts", styles={"status": "bold"})
+
+
+def _iso_or_value(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
 
 
 # ---------------------------------------------------------------------------------------------- detect
