@@ -286,8 +286,11 @@ def detect_series(times: Sequence[datetime], values: Sequence[float], params: De
     for lo in range(0, len(uniq), _CHUNK):
         rows = uniq[lo : lo + _CHUNK]
         current, history = _bucket_windows(uniq, cum, rows, w, k)
-        # Only rows that pass the cheap half of the rule need the model; judge_many decides the rest.
-        cand = np.flatnonzero(_may_alert(current, np.nan_to_num(history), bucket_params))
+        # Only rows that pass the cheap half of the rule need the model; judge_many decides the rest. A row
+        # with no whole window before it in the file has nothing to compare with: the start of a file is
+        # not a cold start (the daemon, which cannot tell "not watched" from "quiet", counts such windows 0).
+        observed = ~np.isnan(history).all(axis=1) if history.shape[1] else np.zeros(len(current), dtype=bool)
+        cand = np.flatnonzero(_may_alert(current, np.nan_to_num(history), bucket_params) & observed)
         _, _, alert = judge_many(current[cand], history[cand], bucket_params)
         for i in cand[alert]:
             at = secs[first[lo + i]]

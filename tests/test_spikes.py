@@ -252,8 +252,9 @@ def test_detect_series_input_handling() -> None:
     assert detect_series([], [], P) == []
     naive = [datetime(2025, 1, 1) + i * HOUR for i in range(3)]
     assert detect_series(naive, [0.0, 4.0, 1.0], P) == [datetime(2025, 1, 1, 1, tzinfo=UTC)]  # cold start
-    twice = [naive[0], naive[0], naive[1]]
-    assert detect_series(twice, [2.0, 1.0, 0.0], P) == [datetime(2025, 1, 1, tzinfo=UTC)]  # same bucket: summed
+    twice = [naive[0], naive[1], naive[1], naive[2]]
+    assert detect_series(twice, [0.0, 2.0, 1.0, 0.0], P) == [datetime(2025, 1, 1, 1, tzinfo=UTC)]  # summed: 3
+    assert detect_series(naive, [5.0, 0.0, 0.0], P) == []  # the first bucket has nothing before it in the file
     with pytest.raises(ValueError, match="length"):
         detect_series(naive, [1.0], P)
     with pytest.raises(ValueError, match="counts"):
