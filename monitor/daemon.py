@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
+from monitor.outbox import Outbox
 from monitor.pipeline import run_source
 from monitor.store import Store
 from monitor.types import RunResult
@@ -148,3 +149,18 @@ class Daemon:
             return
         log.info("signal_received signal=%s", sig.name)
         self.stop()
+
+
+async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
+    """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute."""
+    outbox = Outbox(config, store)
+
+    async def after_poll(results: list[RunResult], now: datetime) -> None:
+        outbox.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
+        await outbox.deliver_async(clock())
+
+    async def on_tick(now: datetime) -> None:
+        outbox.evaluate(now)
+        await outbox.deliver_async(clock())
+
+    return await Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick).run()

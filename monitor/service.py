@@ -13,7 +13,6 @@ from typing import Any
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
-from monitor.daemon import Daemon
 from monitor.pipeline import poll_sources
 from monitor.store import Store
 from monitor.outbox import Outbox
@@ -83,19 +82,3 @@ def _describe(alert: AlertRow) -> str:
     if alert.kind == "health":
         return f"source {alert.source}: {alert.details or ''}"
     return "daily digest"
-
-
-async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
-    outbox = Outbox(config, store)
-
-    async def after_poll(results: list[RunResult], now: datetime) -> None:
-        topics = sorted({t for r in results for t in r.topics})
-        outbox.evaluate(now, topics=topics)
-        await outbox.deliver_async(clock())
-
-    async def on_tick(now: datetime) -> None:
-        outbox.evaluate(now)
-        await outbox.deliver_async(clock())
-
-    daemon = Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick)
-    return await daemon.run()
