@@ -23,7 +23,7 @@ COMMANDS = {
 }
 
 
-def feed_config(tmp_path: Path, server: RawServer, corpus: Path, extra: str = "") -> Path:
+def feed_config(tmp_path: Path, server: RawServer, corpus: Path, more_sources: str = "") -> Path:
     server.routes["/rss"] = respond(200, (corpus / "rss/ru_oren-ru_windows-1251.xml").read_bytes(),
                                     {"Content-Type": "application/rss+xml"})
     server.routes["/atom"] = respond(200, (corpus / "atom/de_heise.atom").read_bytes(),
@@ -36,9 +36,10 @@ topics:
 sources:
   - {{name: oren, type: feed, url: "{server.url('/rss')}", robots: false}}
   - {{name: heise, type: feed, url: "{server.url('/atom')}", robots: false}}
+{more_sources}
 alerts:
   email: {{host: 127.0.0.1, port: {closed_port()}, sender: m@example.org, to: [a@example.org], timeout: 2s}}
-{extra}""")
+""")
 
 
 def test_help_everywhere_lists_the_documented_flags(tmp_path: Path) -> None:
@@ -183,3 +184,17 @@ sources:
     assert "daemon_started sources=2" in text and "daemon_stopped" in text
     assert "connection refused" in text and "cannot resolve host nonexistent.invalid" in text
     assert "Traceback" not in text
+
+
+def test_check_probe_reports_each_source_and_stores_nothing(tmp_path: Path, raw_server: RawServer,
+                                                            corpus: Path) -> None:
+    dead = f'  - {{name: dead, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}'
+    config = feed_config(tmp_path, raw_server, corpus, more_sources=dead)
+    result = run_monitor(config, "check", "--probe", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["source"]: r for r in json.loads(result.stdout)}
+    assert rows["oren"]["answer"] == "ok" and rows["oren"]["items"] == 10 and rows["oren"]["dated"] == 10
+    assert rows["oren"]["oldest"] and rows["oren"]["newest"] and rows["oren"]["per_day"] is not None
+    assert rows["heise"]["items"] == 15
+    assert "connection refused" in rows["dead"]["answer"]
+    assert not (tmp_path / "data").exists()  # nothing stored
