@@ -133,14 +133,18 @@ def _ms(started: float) -> int:
 
 async def poll_sources(sources: Sequence[SourceConfig], *, fetcher: Fetcher, store: Store, matcher: Matcher,
                        clock: Callable[[], datetime], respect_backoff: bool = True,
-                       workers: Workers | None = None) -> list[RunResult]:
+                       workers: Workers | None = None,
+                       on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Poll several sources concurrently (the fetcher keeps each host to its limit), at most
     `MAX_CONCURRENT_SOURCES` at once so that memory stays bounded however many sources there are."""
     slots = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
 
     async def one(source: SourceConfig) -> RunResult:
         async with slots:
-            return await run_source(source, fetcher=fetcher, store=store, matcher=matcher, now=clock(),
-                                    respect_backoff=respect_backoff, workers=workers)
+            result = await run_source(source, fetcher=fetcher, store=store, matcher=matcher, now=clock(),
+                                      respect_backoff=respect_backoff, workers=workers)
+        if on_result is not None:
+            on_result(result)
+        return result
 
     return list(await asyncio.gather(*(one(s) for s in sources)))

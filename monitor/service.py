@@ -57,13 +57,15 @@ class PollSummary:
 
 
 async def poll_once(config: Config, store: Store, sources: Sequence[SourceConfig], *,
-                    clock: Callable[[], datetime]) -> PollSummary:
+                    clock: Callable[[], datetime], on_result: Callable[[RunResult], None] | None = None) -> PollSummary:
+    """`monitor poll`: every source once (our own backoff ignored), then alert evaluation and delivery.
+    `on_result` is called as each source finishes (progress on a terminal)."""
     workers = Workers(config.topics)
     try:
         async with Fetcher(per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock,
                            offload=workers.parse) as fetcher:
             results = await poll_sources(sources, fetcher=fetcher, store=store, matcher=workers.matcher, clock=clock,
-                                         respect_backoff=False, workers=workers)
+                                         respect_backoff=False, workers=workers, on_result=on_result)
     finally:
         workers.close()
     outbox = Outbox(config, store)

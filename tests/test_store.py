@@ -200,3 +200,14 @@ def test_storing_posts_twice_adds_nothing(tmp_path_factory: pytest.TempPathFacto
         assert result.new_posts == 0 and result.updated_posts == 0  # type: ignore[attr-defined]
         assert store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall() == before
         assert len(before) == len({k for k, _ in entries})
+
+
+def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: Store) -> None:
+    save(store, matched(post("kk", title="ХАЛЫҚ КЕҢЕСІ жиналды", text="Петропавлда мәлімдеме жасалды.")),
+         matched(post("ru", title="Йошкар-Ола", text="Народного совета заседание")),
+         matched(post("en", title="Café society", text="A separatist café in the old town")))
+    assert [r.url.rsplit("/", 1)[1] for r in store.search("кеңес*")] == ["kk"]  # type: ignore[union-attr]
+    assert len(store.search("халық")) == 1  # case folded in Kazakh letters
+    assert len(store.search('"народного совета"')) == 1
+    assert store.search("иошкар") == []  # й is a letter of its own, not и with a mark
+    assert len(store.search("cafe")) == 1  # Latin accents are folded
