@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -107,6 +108,21 @@ def fmt_time(value: str | None) -> str:
     return value.replace("T", " ")[:16] + ("Z" if value.endswith("Z") or "+00:00" in value else "")
 
 
+@contextlib.contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr when it is a terminal (and the work is long enough to want one); silent when piped."""
+    if not sys.stderr.isatty() or total < 2:
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total, last="")
+        yield lambda name: progress.update(task, advance=1, last=name)
+
+
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                              help="Output: a table for people, a JSON array or CSV for machines.")
 
@@ -195,7 +211,9 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     sources = _select_sources(config, names)
     store = get_store(ctx, create=True)
     try:
-        summary = asyncio.run(poll_once(config, store, sources, clock=now_utc))
+        with progress_bar("polling", total=len(sources)) as advance:
+            summary = asyncio.run(poll_once(config, store, sources, clock=now_utc,
+                                            on_result=lambda r: advance(r.source)))
     except MonitorError as exc:
         fail(str(exc))
     finally:
@@ -213,7 +231,7 @@ def run(ctx: click.Context) -> None:
 
     Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
     """
-    from monitor.service import run_daemon
+    from monitor.daemon import run_daemon
 
     config = get_config(ctx)
     for warning in config.warnings:
@@ -364,10 +382,16 @@ def status(ctx: click.Context, fmt: str) -> None:
     if fmt != "table":
         write_rows(table, fmt)
         return
+    now = now_utc().isoformat()
     for row in table:
         row["last_ok"] = fmt_time(row["last_ok_at"])
         row["last_post"] = fmt_time(row["last_post_at"])
-        row["problem"] = " ".join(x for x in (row["last_error"] or "", row["health"] or "") if x)
+        waits = []
+        if row["retry_at"] and row["retry_at"] > now:
+            waits.append(f"rate-limited until {fmt_time(row['retry_at'])}")
+        elif row["next_poll_at"] and row["next_poll_at"] > now and row["failures"]:
+            waits.append(f"backing off until {fmt_time(row['next_poll_at'])}")
+        row["problem"] = "; ".join(x for x in (row["last_error"] or "", row["health"] or "", *waits) if x)
     styles = {"state": "bold"}
     write_rows(table, "table", columns=["source", "type", "state", "last_ok", "failures", "posts", "last_post",
                                         "problem"], styles=styles, title="sources")
@@ -419,6 +443,103 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
 
 def _iso_or_value(value: Any) -> Any:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+# ---------------------------------------------------------------------------------------------- export / plot
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+              help="CSV with a header row, or one JSON object per line.")
+@click.option("--topic", "topics", multiple=True, metavar="T", help="Only posts matching this topic (repeatable).")
+@click.option("--source", "sources", multiple=True, metavar="S", help="Only posts from this source (repeatable).")
+@click.option("--since", metavar="D", help="Published at or after: a duration back from now (30d) or an ISO date/time.")
+@click.option("--until", metavar="D", help="Published at or before: a duration back from now or an ISO date/time.")
+@click.option("--all", "all_posts", is_flag=True, help="Every post, not only those matching a topic.")
+@click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte order mark (for Excel).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, fmt: str, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
+           until: str | None, all_posts: bool, bom: bool, output: Path | None) -> None:
+    """Posts with their topics, oldest first, streamed (constant memory however large the store).
+
+    By default only posts that match a topic; --all exports every post.
+    """
+    from monitor.export import export_posts
+
+    with get_store(ctx) as store:
+        try:
+            count = export_posts(store, fmt=fmt, output=output, topics=topics, sources=sources,
+                                 since=when_option(since, "--since"), until=when_option(until, "--until"),
+                                 matching_only=not all_posts, bom=bom)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}")
+    click.echo(f"{count} posts exported" + (f" to {output}" if output else ""), err=True)
+
+
+@main.command()
+@click.option("--topic", "topics", multiple=True, required=True, metavar="T",
+              help="Topic to draw (repeatable: several topics on one chart).")
+@click.option("--since", metavar="D", default="30d", show_default=True,
+              help="From this time: a duration back from now or an ISO date/time.")
+@click.option("--until", metavar="D", help="Up to this time (default: now).")
+@click.option("--by", type=click.Choice(["hour", "day"]), default="day", show_default=True, help="Bucket size.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The PNG file to write.")
+@click.pass_context
+def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | None, by: str, output: Path) -> None:
+    """Draw matching posts over time as a PNG: alerts marked, the baseline band shaded (one topic)."""
+    from monitor.plotting import plot_topics
+
+    config = get_config(ctx)
+    known = {t.name for t in config.topics}
+    unknown = [t for t in topics if t not in known]
+    if unknown:
+        fail(f"no topic named {', '.join(unknown)} in the config (known: {', '.join(sorted(known))})", EXIT_USAGE)
+    start = when_option(since, "--since") or now_utc()
+    end = when_option(until, "--until") or now_utc()
+    with get_store(ctx) as store:
+        try:
+            summary = plot_topics(store, config, topics=topics, since=start, until=end, by=by, output=output)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}")
+    click.echo(summary)
+
+
+# ---------------------------------------------------------------------------------------------- serve / demo
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option("--metadata", "write_metadata", type=click.Path(dir_okay=False, path_type=Path),
+              help="Only write the Datasette metadata file here and exit.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None) -> None:
+    """Browse the store in Datasette, read-only, with table docs and canned queries.
+
+    Needs the optional extra: pip install 'monitor[web]'.
+    """
+    from monitor.serve import serve_store
+
+    config = get_config(ctx)
+    try:
+        code = serve_store(config, host=host, port=port, metadata_only=write_metadata)
+    except MonitorError as exc:
+        fail(str(exc))
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("storage"),
+              show_default=True, help="Where the demo's store, email (.eml) and chart go.")
+@click.pass_context
+def demo(ctx: click.Context, directory: Path) -> None:
+    """The whole pipeline offline in under a minute: a local site with a week of history and a spike, a local
+    SMTP server that receives the alert, a store under ./storage/. Prints what happened and saves the email."""
+    from monitor.demo import run_demo
+
+    try:
+        code = run_demo(directory, clock=now_utc)
+    except MonitorError as exc:
+        fail(str(exc))
+    sys.exit(code)
 
 
 # ---------------------------------------------------------------------------------------------- detect

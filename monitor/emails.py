@@ -282,6 +282,12 @@ def health_email(report: HealthReport) -> EmailBody:
         detail = (f"It had failed {report.failures} polls in a row"
                   + (f" since {local_time(report.since, zone)} {utc_offset(report.since, zone)}" if report.since else "")
                   + ". Posts published while it was down are collected if the source still lists them.")
+    elif report.failures == 0:  # it answers, but what it answers no longer fits the config (a changed layout)
+        subject = f"[monitor] source {report.source} answers but yields nothing usable"
+        headline = f"Source \"{report.source}\" ({report.source_type}) answers, but: {report.last_error or 'unknown'}"
+        detail = ("The page layout has probably changed: its CSS selectors in the config need updating. Until "
+                  "then this source adds nothing to the store or the alerts. Check it with `monitor check --probe "
+                  "--source " + report.source + "`.")
     else:
         subject = f"[monitor] source {report.source} is failing ({report.failures} polls in a row)"
         headline = f"Source \"{report.source}\" ({report.source_type}) has failed {report.failures} polls in a row."

@@ -333,3 +333,19 @@ alerts:
             assert alert.status == "sent" and alert.message_id == message_id
     finally:
         server.stop()
+
+
+def test_an_html_source_whose_selectors_stop_matching_raises_one_health_alert(tmp_path: Path, store: Store,
+                                                                              smtp: SmtpServer) -> None:
+    outbox = Outbox(config(tmp_path, smtp.port), store)
+    note = "items selector 'article.post' matched nothing on http://127.0.0.1:9/rss"
+    for minutes in (10, 20, 30):  # polls succeed but the layout changed: the collector's health note stays
+        when = NOW + timedelta(minutes=minutes)
+        store.save_poll(state=SourceState(name="news", last_ok_at=when, health=note), source_type="html",
+                        source_url=None, posts=(), fetches=(), now=when)
+        outbox.evaluate(when)
+        outbox.deliver(when)
+    assert len(smtp.sink.messages) == 1
+    message = smtp.sink.parsed()[0]
+    assert message["Subject"] == "[monitor] source news answers but yields nothing usable"  # type: ignore[index]
+    assert "matched nothing" in message.get_body(("plain",)).get_content()  # type: ignore[attr-defined]

@@ -204,3 +204,20 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(tmp
         assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'separatism'").fetchone()[0] \
             == sum(sizes.values())
     assert killed_with_partial >= 1  # at least one kill really landed between two sources' commits
+
+
+def test_url_variants_of_one_item_collapse_into_one_post(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
+    def feed(link: str) -> bytes:
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Separatist rally'
+                f"</title><link>{link}</link><description>A separatist rally in the square.</description></item>"
+                f"</channel></rss>").encode()
+
+    config = config_for(tmp_path, raw_server, ["nolinks"])
+    variants = ["http://Example.ORG:80/news/1?utm_source=rss&b=2&a=1#comments",
+                "http://example.org/news/1?a=1&b=2&fbclid=XYZ",
+                "http://example.org/news/1?b=2&a=1&utm_medium=social&gclid=1"]
+    for minutes, link in enumerate(variants):
+        raw_server.routes["/nolinks"] = respond(200, feed(link.replace("&", "&amp;")), {"Content-Type": "application/xml"})
+        poll(config, store, now=NOW + timedelta(minutes=10 * minutes))
+    rows = store.conn.execute("SELECT key, url FROM posts").fetchall()
+    assert rows == [("http://example.org/news/1?a=1&b=2", "http://example.org/news/1?a=1&b=2")]

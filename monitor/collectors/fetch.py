@@ -157,6 +157,7 @@ class Fetcher:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._robots_off_logged: set[str] = set()
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
@@ -176,6 +177,9 @@ class Fetcher:
         await self.aclose()
 
     def session(self, source: str, limits: RequestLimits) -> Session:
+        if not limits.robots and source not in self._robots_off_logged:
+            self._robots_off_logged.add(source)
+            log.info("robots_off source=%s: robots.txt is not consulted for this source", source)
         return Session(self, source, limits)
 
     def _slot(self, url: str) -> asyncio.Semaphore:
