@@ -61,7 +61,12 @@ class Workers:
         if self.processes <= 0:
             return None
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")  # no fork of a process that runs threads
+            try:
+                context = multiprocessing.get_context("forkserver")  # no fork of a process that runs threads
+            except ValueError:  # no forkserver on this platform (Windows): work inline
+                log.info("workers_unavailable: no forkserver here; parsing and matching run in the main process")
+                self.processes = 0
+                return None
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_start,
                                              initargs=(self.topics,))
         return self._pool

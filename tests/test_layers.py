@@ -14,13 +14,13 @@ LAYERS = {
     "__init__": 0, "types": 0, "exceptions": 0,
     "units": 1, "config": 1, "normalize": 1, "match": 1, "dedupe": 1, "spikes": 1, "dates": 1, "prepare": 1,
     "alerts": 1, "emails": 1,
-    "collectors": 2, "store": 2, "schema": 2, "mail": 2, "charts": 2, "series": 2, "export": 2,
-    "pipeline": 3, "workers": 3, "outbox": 3, "plotting": 3,
-    "service": 4, "daemon": 4, "probe": 4, "output": 4, "serve": 4, "demo": 4, "demo_site": 4,
+    "collectors": 2, "store": 2, "schema": 2, "mail": 2, "charts": 2, "series": 2,
+    "pipeline": 3, "workers": 3, "outbox": 3, "export": 3,
+    "service": 4, "daemon": 4, "probe": 4, "output": 4, "serve": 4, "demo": 4, "plotting": 4,
     "cli": 5, "__main__": 6,
 }
 # Components of one layer that may use each other: the collectors package, the store and its schema.
-SIBLINGS = {frozenset({"store", "schema"}), frozenset({"pipeline", "workers"}), frozenset({"demo", "demo_site"})}
+SIBLINGS = {frozenset({"store", "schema"}), frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
