@@ -248,7 +248,7 @@ def run(ctx: click.Context) -> None:
 
 # ---------------------------------------------------------------------------------------------- search / stats
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option("--topic", "topics", multiple=True, metavar="T", help="Only posts matching this topic (repeatable).")
 @click.option("--source", "sources", multiple=True, metavar="S", help="Only posts from this source (repeatable).")
 @click.option("--since", metavar="D", help="Published at or after: a duration back from now (30d) or an ISO date/time.")
@@ -258,7 +258,7 @@ def run(ctx: click.Context) -> None:
               help="Newest first, or best match first (FTS5 bm25).")
 @format_option
 @click.pass_context
-def search(ctx: click.Context, query: str, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
+def search(ctx: click.Context, query: str | None, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
            until: str | None, limit: int, sort: str, fmt: str) -> None:
     """Full-text search of titles and texts, newest first, with the match highlighted.
 
@@ -267,7 +267,8 @@ def search(ctx: click.Context, query: str, topics: tuple[str, ...], sources: tup
       word*           any word starting so (inflections: сепаратист* finds сепаратистов)
       "a phrase"      words in order
       a OR b, a NOT b, NEAR(a b, 5)
-    No stemming. A query FTS5 cannot parse is searched as a phrase instead.
+    No stemming; ё and е are different letters here. A query FTS5 cannot parse is searched as a phrase
+    instead. Without QUERY, lists the posts the filters select (e.g. --topic T --since 1h), newest first.
     """
     store = get_store(ctx)
     with store:
@@ -290,13 +291,15 @@ def search(ctx: click.Context, query: str, topics: tuple[str, ...], sources: tup
     write_rows(plain, "table", columns=["published_at", "source", "title", "snippet"],
                rich_cells={"snippet": snippet_cell,
                            "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
-               title=f"{len(rows)} result(s) for {query!r}")
+               title=f"{len(rows)} result(s)" + (f" for {query!r}" if query else ""))
 
 
-def _search(store: Store, query: str, **filters: Any) -> tuple[list[Any], str | None]:
+def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any], str | None]:
     try:
         return store.search(query, **filters), None
     except StoreError as exc:
+        if not query:
+            fail(str(exc))
         phrase = '"' + query.replace('"', '""') + '"'
         try:
             return store.search(phrase, **filters), f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"

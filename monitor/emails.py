@@ -222,8 +222,8 @@ def spike_email(report: SpikeReport) -> EmailBody:
     lines += [
         "--",
         f"Alert #{report.alert_id} from monitor. The chart (7 days, posts per hour) is attached.",
-        f"To see every post: monitor search '*' --topic {report.topic} --since "
-        f"{report.window_start.strftime('%Y-%m-%dT%H:%MZ')}  (or: monitor search TERM --topic {report.topic})",
+        f"Every post of the window: monitor search --topic {report.topic} --since "
+        f"{report.window_start.strftime('%Y-%m-%dT%H:%MZ')}",
     ]
     return EmailBody(subject=subject, text="\n".join(lines), html=_spike_html(report, subject, span, how_unusual,
                                                                                 summary))
@@ -267,8 +267,8 @@ def _spike_html(report: SpikeReport, subject: str, span: str, how_unusual: str, 
 <h3 style="margin-bottom:0">Top stories</h3>
 <table style="border-collapse:collapse;width:100%">{''.join(rows)}</table>
 <h3 style="margin-bottom:0">Sources</h3><ul>{source_items}</ul>
-<p style="font-size:12px;color:#52606d">Alert #{report.alert_id} from monitor. Every post: <code>monitor search '*'
---topic {escape(report.topic)} --since {escape(report.window_start.strftime('%Y-%m-%dT%H:%MZ'))}</code></p>
+<p style="font-size:12px;color:#52606d">Alert #{report.alert_id} from monitor. Every post of the window:
+<code>monitor search --topic {escape(report.topic)} --since {escape(report.window_start.strftime('%Y-%m-%dT%H:%MZ'))}</code></p>
 </body></html>
 """
 

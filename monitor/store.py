@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor import dedupe
 from monitor.exceptions import StoreError
@@ -62,6 +62,30 @@ class StatsRow:
     bucket: str
     posts: int
     stories: int
+
+
+class PostRow(NamedTuple):
+    """One post as `monitor export` writes it (a NamedTuple, not a dataclass: a million of them are built per export,
+    and a tuple is the cheapest immutable row). Times are the stored ISO 8601 UTC text."""
+
+    id: int
+    source: str
+    key: str
+    url: str | None
+    title: str
+    text: str
+    author: str | None
+    published_at: str
+    first_seen_at: str
+    updated_at: str | None
+    cluster_id: int | None
+    parent_id: int | None
+    topics: tuple[str, ...]  # the post's topics, sorted
+    terms: tuple[str, ...]  # terms[i] is the configured term that matched topics[i]
+    extra: str | None  # collector facts as JSON text
+
+
+EXPORT_CHUNK = 256  # rows fetched from SQLite at a time by `iter_posts`: memory stays flat on any store size
 
 
 HIGHLIGHT_START = "\x02"  # control characters no scraped text keeps (clean_text drops them)
@@ -318,11 +342,13 @@ class Store:
         ).fetchall()
         return [from_iso(r[0]) for r in rows]
 
-    def search(self, query: str, *, topics: Sequence[str] = (), sources: Sequence[str] = (),
+    def search(self, query: str | None, *, topics: Sequence[str] = (), sources: Sequence[str] = (),
                since: datetime | None = None, until: datetime | None = None, limit: int = 20,
                order: str = "newest") -> list[SearchRow]:
-        """FTS5 search, newest first (or by rank). Raises StoreError('bad query: ...') for a malformed query."""
-        where, params = ["posts_fts MATCH ?"], [query]
+        """FTS5 search, newest first (or by rank); without a query, the posts the filters select, newest first.
+        Raises StoreError('bad query: ...') for a malformed query."""
+        where: list[str] = ["posts_fts MATCH ?"] if query else []
+        params: list[Any] = [query] if query else []
         if topics:
             where.append(f"p.id IN (SELECT post_id FROM matches WHERE topic IN ({','.join('?' * len(topics))}))")
             params += list(topics)
@@ -335,12 +361,14 @@ class Store:
         if until:
             where.append("p.published_at <= ?")
             params.append(_ts(until) or "")
-        order_by = "posts_fts.rank" if order == "rank" else "p.published_at DESC, p.id DESC"
-        sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id,
-                         snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24) AS snippet,
+        order_by = "posts_fts.rank" if order == "rank" and query else "p.published_at DESC, p.id DESC"
+        snippet = (f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)" if query
+                   else "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END")
+        source = "posts_fts JOIN posts p ON p.id = posts_fts.rowid" if query else "posts p"
+        sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id, {snippet} AS snippet,
                          (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
-                  FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid
-                  WHERE {' AND '.join(where)} ORDER BY {order_by} LIMIT ?"""
+                  FROM {source}
+                  WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order_by} LIMIT ?"""
         try:
             rows = self.conn.execute(sql, (*params, limit)).fetchall()
         except sqlite3.OperationalError as exc:
@@ -457,6 +485,69 @@ class Store:
             (topic, _ts(start), _ts(end)),
         ).fetchone()
         return int(row[0]), int(row[1])
+
+    # ------------------------------------------------------------------ analyst exports and charts
+    def iter_posts(
+        self,
+        *,
+        topics: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        matching_only: bool = True,
+        chunk: int = EXPORT_CHUNK,
+    ) -> Iterator[PostRow]:
+        """Posts with their topics and terms, oldest first (published_at, then id), streamed `chunk` rows at a time.
+
+        `topics`: only posts matching one of them (their row still lists all their topics); otherwise
+        `matching_only` keeps posts matching any topic, and False gives every post. One SELECT: the rows are one
+        consistent snapshot even while the daemon writes (WAL)."""
+        where, params = ["1 = 1"], []
+        if topics:
+            where.append(
+                f"EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id AND m.topic IN "
+                f"({','.join('?' * len(topics))}))"
+            )
+            params += list(topics)
+        elif matching_only:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
+        if sources:
+            where.append(f"p.source IN ({','.join('?' * len(sources))})")
+            params += list(sources)
+        if since:
+            where.append("p.published_at >= ?")
+            params.append(_ts(since) or "")
+        if until:
+            where.append("p.published_at <= ?")
+            params.append(_ts(until) or "")
+        sql = f"""SELECT p.id, p.source, p.key, p.url, p.title, p.text, p.author, p.published_at, p.first_seen_at,
+                         p.updated_at, p.cluster_id, p.parent_id, p.extra,
+                         (SELECT json_group_array(json_array(m.topic, m.term)) FROM matches m WHERE m.post_id = p.id)
+                  FROM posts p WHERE {" AND ".join(where)} ORDER BY p.published_at, p.id"""
+        try:
+            cursor = self.conn.execute(sql, params)
+            try:
+                for rows in iter(lambda: cursor.fetchmany(chunk), []):
+                    for r in rows:
+                        pairs = sorted(json.loads(r[13])) if r[13] != "[]" else ()
+                        topics, terms = tuple(t for t, _ in pairs), tuple(term for _, term in pairs)
+                        yield PostRow._make((*r[:12], topics, terms, r[12]))
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read posts: {exc}") from exc
+
+    def spike_alerts_between(self, topics: Sequence[str], start: datetime, end: datetime) -> list[AlertRow]:
+        """Spike alerts of these topics that fired (window_end) in [start, end], oldest first."""
+        if not topics:
+            return []
+        rows = self._all(
+            f"""SELECT * FROM alerts WHERE kind = 'spike' AND topic IN ({",".join("?" * len(topics))})
+                AND coalesce(window_end, created_at) >= ? AND coalesce(window_end, created_at) <= ?
+                ORDER BY coalesce(window_end, created_at), id""",
+            (*topics, _ts(start), _ts(end)),
+        )
+        return [_alert(r) for r in rows]
 
     # ------------------------------------------------------------------ helpers
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:

@@ -1,0 +1,585 @@
+"""`monitor serve`: the store in Datasette, read-only, with table docs and canned queries.
+
+`metadata(config)` is the Datasette metadata (pure: it does no I/O): a description of every table, view and
+column of the store, facets and sort orders, and canned queries an analyst starts from. `monitor serve
+--metadata FILE` writes it as JSON for a Datasette run by hand:
+
+    datasette serve storage/monitor.db --metadata metadata.json
+
+Read-only, not immutable. The daemon writes the store while Datasette reads it, so Datasette opens it as a
+*mutable* database, whose connections are `file:...?mode=ro`: SQLite refuses every write through them,
+and each query sees the latest committed poll (WAL: readers never block the daemon's writes, nor it them).
+Datasette's `-i`/immutable mode would be wrong here: it opens the file with `immutable=1`, which tells
+SQLite the file can never change, so it skips locking and change detection. On a file that another
+process writes, SQLite documents that this gives stale or wrong results and even SQLITE_CORRUPT errors,
+and Datasette caches row counts and offers a download of a file that is half-way through a write.
+
+Datasette runs in this process under uvicorn, on a socket bound here first (a port in use is a clear
+error, not a traceback). SIGINT/SIGTERM stop it cleanly (requests in flight get a few seconds) and
+`serve_store` returns 0. Datasette and uvicorn are imported only when serving: they are the optional
+extra `monitor[web]`, and `--metadata` works without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import ipaddress
+import json
+import logging
+import re
+import signal
+import socket
+import sqlite3
+import sys
+import textwrap
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import quote
+
+from monitor.config import Config
+from monitor.exceptions import MonitorError, StoreError
+
+log = logging.getLogger("monitor.serve")
+
+EXTRA_HINT = "pip install 'monitor[web]'"
+GRACEFUL_SHUTDOWN_S = 5  # requests in flight when a signal comes get this long to finish
+# Datasette settings: a year of posts needs more than the default 1 s for FTS and joins (a reader never
+# blocks the daemon's writes in WAL mode); long post texts are cut in table views (full text on the row page).
+SETTINGS: dict[str, Any] = {"sql_time_limit_ms": 5000, "truncate_cells_html": 280}
+
+
+# ---------------------------------------------------------------------------------------------- documentation
+# Every table, view and column of the store (schema.py); tests/test_serve.py fails when one is missing.
+TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    "posts": (
+        "Every post once; its identity is (source, key). Comments are posts whose parent_id is their article.",
+        {
+            "id": "Integer primary key.",
+            "source": "The configured source name.",
+            "key": "The item's GUID/ID where it has one, else its canonical URL, else a hash of its content.",
+            "url": "Canonical URL: lower-case scheme and host, no default port, no fragment, tracking parameters "
+            "(utm_*, fbclid, gclid, yclid, ...) removed, query sorted.",
+            "title": "Plain-text title (HTML turned into text).",
+            "text": "Plain-text body (HTML turned into text).",
+            "author": "As the source gives it.",
+            "published_at": "The source's time (ISO 8601 UTC); a post without one, or with one in the future, "
+            "gets first_seen_at.",
+            "first_seen_at": "When a poll first stored it (ISO 8601 UTC); kept when the post is edited.",
+            "updated_at": "When an edit was last seen (null if never edited).",
+            "content_hash": "Hash of the normalised title and text; a changed hash is an edit.",
+            "cluster_id": "The story: posts with identical or near-identical text, across all sources, share it; "
+            "it is the id of the story's first post.",
+            "parent_id": "For a comment: the id of the article it was posted under.",
+            "extra": "What the collector kept beside the post, as JSON (e.g. views, forwards, score).",
+        },
+    ),
+    "matches": (
+        "One row per (post, topic): the post matched the topic's terms. An edited post's matches are recomputed.",
+        {
+            "post_id": "The matching post (posts.id).",
+            "topic": "The configured topic name.",
+            "term": "The configured term that matched first.",
+        },
+    ),
+    "posts_fts": (
+        "Full-text index (FTS5) over posts' title and text, kept in step with posts; tokenizer unicode61 "
+        'remove_diacritics 2 (case folded in every script). Query syntax: word*, "a phrase", OR, NOT, NEAR.',
+        {
+            "title": "posts.title, indexed.",
+            "text": "posts.text, indexed.",
+        },
+    ),
+    "alerts": (
+        "The outbox: every alert, written before it is mailed. kind is spike, health or digest; "
+        "status is pending, sent or failed.",
+        {
+            "id": "Integer primary key.",
+            "kind": "spike (a topic's activity), health (a source broke or recovered) or digest (daily summary).",
+            "topic": "The topic of a spike alert.",
+            "source": "The source of a health alert.",
+            "window_start": "Start of the counted window (ISO 8601 UTC).",
+            "window_end": "End of the counted window (ISO 8601 UTC).",
+            "count": "Matching posts in the window.",
+            "expected": "The count the baseline expected for the window.",
+            "score": "How improbable the count is against the baseline (higher: more surprising).",
+            "created_at": "When the alert was raised (ISO 8601 UTC).",
+            "status": "pending (not yet delivered), sent or failed (gave up after the last attempt).",
+            "attempts": "Delivery attempts so far.",
+            "sent_at": "When the email was accepted by the SMTP server.",
+            "error": "The last delivery error.",
+            "next_attempt_at": "When delivery is retried (backoff after a failure).",
+            "message_id": "The email's Message-ID, recorded before the first send (never sent twice).",
+            "details": "JSON: what the email showed (top posts, baseline, chart data).",
+        },
+    ),
+    "fetches": (
+        "Every HTTP request a poll made, with its outcome.",
+        {
+            "id": "Integer primary key.",
+            "source": "The configured source name.",
+            "url": "The address requested.",
+            "started_at": "When the request started (ISO 8601 UTC).",
+            "status": "ok, not_modified (conditional GET), error or skipped.",
+            "http_status": "The server's HTTP status code, if it answered.",
+            "bytes": "Response bytes read (after decompression).",
+            "duration_ms": "How long the request took.",
+            "items": "Items the response held.",
+            "new_posts": "Posts stored for the first time from this response.",
+            "error": "What went wrong, for status error or skipped.",
+        },
+    ),
+    "sources": (
+        "Per-source state: conditional-GET validators, health, backoff.",
+        {
+            "name": "The configured source name.",
+            "type": "Source type: feed, html, telegram, mastodon, reddit, vk.",
+            "url": "The source's address.",
+            "etag": "ETag of the last response (conditional GET).",
+            "last_modified": "Last-Modified of the last response (conditional GET).",
+            "last_ok_at": "Last successful poll (ISO 8601 UTC).",
+            "last_error": "The last poll's error.",
+            "last_error_at": "When the last error happened.",
+            "failures": "Consecutive failed polls (0 when healthy).",
+            "next_poll_at": "Earliest next poll (backoff after failures).",
+            "retry_at": "The server's Retry-After or rate limit.",
+            "cursor": "Collector paging state.",
+            "last_post_at": "Publication time of the newest post seen.",
+            "health": "A warning about the source, e.g. a selector that matched nothing.",
+            "updated_at": "When this row last changed.",
+        },
+    ),
+    "post_signatures": (
+        "Internal: the near-duplicate index, one MinHash signature per post.",
+        {"post_id": "The post (posts.id).", "signature": "MinHash signature of the post's word set."},
+    ),
+    "post_bands": (
+        "Internal: the near-duplicate index, LSH band keys of each post's signature.",
+        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
+    ),
+    "_sqlite_migrations": (
+        "Internal: which schema migrations have been applied (sqlite-utils).",
+        {
+            "id": "Integer primary key.",
+            "migration_set": "The migration set, `monitor`.",
+            "name": "The migration step.",
+            "applied_at": "When it ran.",
+        },
+    ),
+    "topic_hourly": (
+        "Matching posts and distinct stories per topic per hour (UTC, by published time).",
+        {
+            "topic": "The configured topic name.",
+            "hour": "Start of the hour, ISO 8601 UTC.",
+            "posts": "Matching posts published in that hour.",
+            "stories": "Distinct stories (cluster_id) among them.",
+        },
+    ),
+    "topic_daily": (
+        "Matching posts and distinct stories per topic per day (UTC, by published time).",
+        {
+            "topic": "The configured topic name.",
+            "day": "The day, YYYY-MM-DD (UTC).",
+            "posts": "Matching posts published that day.",
+            "stories": "Distinct stories (cluster_id) among them.",
+        },
+    ),
+    "post_topics": (
+        "Each matching post with its topics as a JSON list.",
+        {
+            "id": "The post (posts.id).",
+            "source": "The configured source name.",
+            "url": "Canonical URL.",
+            "title": "Plain-text title.",
+            "published_at": "The source's time (ISO 8601 UTC).",
+            "cluster_id": "The story the post belongs to.",
+            "topics": "The topics it matched, a JSON list.",
+        },
+    ),
+}
+
+# How Datasette shows each table or view by default; tables not named here get their defaults.
+TABLE_OPTIONS: dict[str, dict[str, Any]] = {
+    # fts_table is named because Datasette does not detect an index declared with content='posts'
+    "posts": {
+        "sort_desc": "published_at",
+        "facets": ["source"],
+        "label_column": "title",
+        "fts_table": "posts_fts",
+        "fts_pk": "id",
+    },
+    "matches": {"sort_desc": "post_id", "facets": ["topic", "term"]},
+    "alerts": {"sort_desc": "id", "facets": ["kind", "status", "topic"]},
+    "fetches": {"sort_desc": "id", "facets": ["status", "source"]},
+    "sources": {"sort": "name", "facets": ["type"], "label_column": "name"},
+    "topic_hourly": {"sort_desc": "hour", "facets": ["topic"]},
+    "topic_daily": {"sort_desc": "day", "facets": ["topic"]},
+    "post_topics": {"sort_desc": "published_at", "facets": ["source", {"array": "topics"}]},
+    "post_signatures": {"hidden": True},
+    "post_bands": {"hidden": True},
+    "_sqlite_migrations": {"hidden": True},
+}
+
+
+# ---------------------------------------------------------------------------------------------- canned queries
+def _sql(text: str) -> str:
+    return textwrap.dedent(text).strip()
+
+
+# name -> (title, description, SQL). `:topic`, `:since` and the like are optional where the SQL says
+# `(:x = '' OR ...)`: Datasette passes a blank string for a parameter the form left empty.
+QUERIES: dict[str, tuple[str, str, str]] = {
+    "latest_matches": (
+        "Latest matches per topic",
+        "The newest posts that matched a topic.",
+        _sql("""
+            SELECT p.published_at, m.topic, p.source, p.title, p.url, m.term, p.cluster_id AS story, p.id AS post_id
+            FROM matches m JOIN posts p ON p.id = m.post_id
+            WHERE (:topic = '' OR m.topic = :topic)
+            ORDER BY p.published_at DESC, p.id DESC
+            LIMIT 200
+        """),
+    ),
+    "hourly_counts": (
+        "Hourly counts",
+        "Matching posts and distinct stories per topic per hour (UTC), newest first.",
+        _sql("""
+            SELECT topic, hour, posts, stories
+            FROM topic_hourly
+            WHERE (:topic = '' OR topic = :topic) AND (:since = '' OR hour >= :since)
+            ORDER BY hour DESC, topic
+            LIMIT 1000
+        """),
+    ),
+    "daily_counts": (
+        "Daily counts",
+        "Matching posts and distinct stories per topic per day (UTC), newest first.",
+        _sql("""
+            SELECT topic, day, posts, stories
+            FROM topic_daily
+            WHERE (:topic = '' OR topic = :topic) AND (:since = '' OR day >= :since)
+            ORDER BY day DESC, topic
+            LIMIT 1000
+        """),
+    ),
+    "recent_alerts": (
+        "Alerts",
+        "Every alert with its delivery status, newest first.",
+        _sql("""
+            SELECT id, created_at, kind, topic, source, window_start, window_end, count,
+                   round(expected, 1) AS expected, round(score, 2) AS score, status, attempts, sent_at, error
+            FROM alerts
+            WHERE (:status = '' OR status = :status)
+            ORDER BY id DESC
+            LIMIT 500
+        """),
+    ),
+    "undelivered_alerts": (
+        "Alerts not (yet) delivered",
+        "Pending alerts (with their next attempt) and failed ones (with the last delivery error).",
+        _sql("""
+            SELECT id, created_at, kind, topic, source, count, status, attempts, next_attempt_at, error
+            FROM alerts
+            WHERE status != 'sent'
+            ORDER BY id DESC
+        """),
+    ),
+    "top_sources": (
+        "Top sources",
+        "Sources with the most matching posts (and distinct stories) for a topic since a date.",
+        _sql("""
+            SELECT p.source, count(DISTINCT p.id) AS posts, count(DISTINCT p.cluster_id) AS stories,
+                   min(p.published_at) AS first, max(p.published_at) AS latest
+            FROM matches m JOIN posts p ON p.id = m.post_id
+            WHERE (:topic = '' OR m.topic = :topic) AND (:since = '' OR p.published_at >= :since)
+            GROUP BY p.source
+            ORDER BY posts DESC, p.source
+            LIMIT 100
+        """),
+    ),
+    "shared_stories": (
+        "Stories carried by several sources",
+        "Stories (near-identical posts) published by more than one source, newest first, with who was first "
+        "(with a topic: stories with a post matching it).",
+        _sql("""
+            SELECT p.cluster_id AS story, count(DISTINCT p.source) AS sources, count(*) AS copies,
+                   min(p.published_at) AS first_published, max(p.published_at) AS last_published,
+                   (SELECT f.source FROM posts f WHERE f.cluster_id = p.cluster_id
+                    ORDER BY f.published_at, f.id LIMIT 1) AS first_source,
+                   group_concat(DISTINCT p.source) AS carried_by,
+                   (SELECT f.title FROM posts f WHERE f.id = p.cluster_id) AS title
+            FROM posts p
+            WHERE p.cluster_id IS NOT NULL
+              AND (:topic = '' OR p.cluster_id IN (SELECT q.cluster_id FROM matches m JOIN posts q ON q.id = m.post_id
+                                                   WHERE m.topic = :topic))
+              AND (:since = '' OR p.published_at >= :since)
+            GROUP BY p.cluster_id
+            HAVING count(DISTINCT p.source) > 1
+            ORDER BY first_published DESC
+            LIMIT 200
+        """),
+    ),
+    "story_posts": (
+        "Posts of one story",
+        "Every copy of a story, in the order the sources published it.",
+        _sql("""
+            SELECT p.published_at, p.source, p.title, p.url, p.author, p.id AS post_id
+            FROM posts p
+            WHERE p.cluster_id = :story
+            ORDER BY p.published_at, p.id
+        """),
+    ),
+    "search": (
+        "Full-text search",
+        "Posts whose title or text match, newest first, with the match in [brackets].",
+        _sql("""
+            SELECT p.published_at, p.source, p.title, snippet(posts_fts, -1, '[', ']', '…', 16) AS snippet, p.url,
+                   (SELECT group_concat(m.topic, ', ') FROM matches m WHERE m.post_id = p.id) AS topics,
+                   p.id AS post_id
+            FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid
+            WHERE :q != '' AND posts_fts MATCH :q
+            ORDER BY p.published_at DESC, p.id DESC
+            LIMIT 200
+        """),
+    ),
+    "most_discussed": (
+        "Most discussed articles",
+        "Articles with the most comments collected under them (comments published since a date).",
+        _sql("""
+            SELECT a.id AS post_id, a.published_at, a.source, a.title, count(*) AS comments,
+                   max(c.published_at) AS latest_comment
+            FROM posts c JOIN posts a ON a.id = c.parent_id
+            WHERE (:since = '' OR c.published_at >= :since)
+            GROUP BY a.id
+            ORDER BY comments DESC, a.published_at DESC
+            LIMIT 100
+        """),
+    ),
+    "comments": (
+        "Comments under an article",
+        "The comments collected under one article, oldest first.",
+        _sql("""
+            SELECT c.published_at, c.author, c.text, c.url, c.id AS post_id
+            FROM posts c
+            WHERE c.parent_id = :post_id
+            ORDER BY c.published_at, c.id
+        """),
+    ),
+    "topic_terms": (
+        "Which terms match",
+        "Matches per configured term: tune topics by seeing which terms bring posts in.",
+        _sql("""
+            SELECT m.topic, m.term, count(*) AS posts, max(p.published_at) AS latest
+            FROM matches m JOIN posts p ON p.id = m.post_id
+            WHERE (:topic = '' OR m.topic = :topic)
+            GROUP BY m.topic, m.term
+            ORDER BY m.topic, posts DESC
+        """),
+    ),
+    "failing_sources": (
+        "Failing sources",
+        "Sources whose last polls failed (with the last error) or that carry a health warning.",
+        _sql("""
+            SELECT name, type, failures, last_ok_at, last_error_at, last_error, health, next_poll_at, retry_at, url
+            FROM sources
+            WHERE failures > 0 OR coalesce(health, '') != ''
+            ORDER BY failures DESC, name
+        """),
+    ),
+    "source_status": (
+        "Every source's status",
+        "Per source: last success, consecutive failures, newest post and posts stored. A source whose newest "
+        "post is old may be broken silently (a site redesign).",
+        _sql("""
+            SELECT s.name, s.type, s.last_ok_at, s.failures, s.last_error, s.last_post_at,
+                   (SELECT count(*) FROM posts p WHERE p.source = s.name) AS posts
+            FROM sources s
+            ORDER BY s.name
+        """),
+    ),
+    "fetch_errors": (
+        "Failed requests",
+        "The latest failed requests, newest first.",
+        _sql("""
+            SELECT started_at, source, url, http_status, duration_ms, error
+            FROM fetches
+            WHERE status = 'error' AND (:source = '' OR source = :source)
+            ORDER BY id DESC
+            LIMIT 500
+        """),
+    ),
+}
+
+
+# What each canned-query parameter takes; `(:x = '' OR ...)` in the SQL makes x optional.
+PARAMETERS = {
+    "topic": "a configured topic",
+    "since": "an ISO date or time (UTC), e.g. 2026-03-01 or 2026-03-01T09",
+    "status": "pending, sent or failed",
+    "source": "a configured source name",
+    "story": "a story's cluster_id (see shared_stories)",
+    "post_id": "the article's id (posts.id)",
+    "q": 'FTS5 syntax: whole words, case-insensitive in every script, word* for prefixes (inflections), "a phrase", '
+    "OR, NOT",
+}
+
+
+def database_name(config: Config) -> str:
+    """The name Datasette gives the store (the file's stem): its URL path and its key in the metadata."""
+    return config.store.stem
+
+
+def _topic_links(config: Config) -> str:
+    links = [f'<a href="?topic={quote(t.name, safe="")}">{html.escape(t.name)}</a>' for t in config.topics]
+    return "Topics: " + " · ".join(links) + ' · <a href="?topic=">all</a>'
+
+
+def parameters(sql: str) -> list[str]:
+    """The named parameters of a canned query, in order of first use."""
+    return list(dict.fromkeys(re.findall(r"(?<!:):(\w+)", sql)))
+
+
+def _parameter_help(sql: str) -> str:
+    optional = set(re.findall(r"\(:(\w+) = ''", sql))
+    notes = [
+        f"{name}: {PARAMETERS[name]}" + (", or blank for all" if name in optional else "") for name in parameters(sql)
+    ]
+    return "; ".join(notes) + "." if notes else ""
+
+
+def _query(config: Config, title: str, description: str, sql: str) -> dict[str, Any]:
+    query: dict[str, Any] = {"title": title, "sql": sql}
+    help_text = _parameter_help(sql)
+    if "topic" in parameters(sql):  # links for the configured topics, so nobody has to remember their spelling
+        query["description_html"] = (
+            f"<p>{html.escape(description)}</p><p>{html.escape(help_text)}</p><p>{_topic_links(config)}</p>"
+        )
+    else:
+        query["description"] = f"{description} {help_text}".strip()
+    return query
+
+
+def _topic_summary(config: Config) -> str:
+    return "; ".join(f"{t.name} ({', '.join(t.any)})" for t in config.topics)
+
+
+def metadata(config: Config) -> dict[str, Any]:
+    """The Datasette metadata: docs of every table, view and column, facets, canned queries. Does no I/O."""
+    tables = {
+        name: {"description": description, "columns": dict(columns), **TABLE_OPTIONS.get(name, {})}
+        for name, (description, columns) in TABLES.items()
+    }
+    queries = {name: _query(config, *spec) for name, spec in QUERIES.items()}
+    return {
+        "title": "monitor",
+        "description": "Posts that monitor collected from public media, their topic matches, alerts and the "
+        "health of every source. Read-only: the daemon keeps writing while you read. Times are ISO 8601 UTC.",
+        "databases": {
+            database_name(config): {
+                "description": f"The store {config.store.name}. Configured topics: {_topic_summary(config)}.",
+                "tables": tables,
+                "queries": queries,
+            }
+        },
+    }
+
+
+def write_metadata(config: Config, path: Path) -> None:
+    try:
+        path.write_text(json.dumps(metadata(config), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise MonitorError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------- serving
+def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | None) -> int:
+    """`monitor serve`: write the metadata file and return 0, or serve the store read-only until a signal."""
+    if metadata_only is not None:
+        write_metadata(config, metadata_only)
+        sys.stdout.write(f"wrote {metadata_only}: {len(TABLES)} tables and views, {len(QUERIES)} canned queries\n")
+        return 0
+    try:  # the optional extra, imported only to serve: `--metadata` and every other command work without it
+        import uvicorn  # noqa: PLC0415
+        from datasette.app import Datasette  # noqa: PLC0415
+    except ImportError as exc:
+        raise MonitorError(f"`monitor serve` needs Datasette, the optional extra: {EXTRA_HINT} ({exc})") from exc
+    _check_store(config.store)
+    sock = _listen(host, port)
+    datasette = Datasette(files=[str(config.store)], metadata=metadata(config), settings=SETTINGS)
+    server = uvicorn.Server(
+        uvicorn.Config(datasette.app(), log_config=None, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    )
+    if logging.getLogger().getEffectiveLevel() >= logging.INFO:  # uvicorn's start/stop chatter only with -v
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    return _run(datasette, server, sock, database_name(config))
+
+
+def _check_store(path: Path) -> None:
+    """Fail now, with the path, if there is no readable monitor store (read-only: serving never creates one)."""
+    if not path.is_file():
+        raise StoreError(f"{path}: no store yet (run `monitor poll` or `monitor run` first)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'posts'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: not a usable SQLite store: {exc}") from exc
+    if found is None:
+        raise StoreError(f"{path}: not a monitor store (no posts table)")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn: a port in use is then an error message, not a log line and exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise MonitorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket, path: str) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/{quote(path)}"
+
+
+def _is_loopback(sock: socket.socket) -> bool:
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+
+
+def _run(datasette: Any, server: Any, sock: socket.socket, name: str) -> int:
+    """Serve until SIGINT/SIGTERM. uvicorn handles the signals while it serves (graceful shutdown) and raises
+    them again once stopped; the handlers installed here catch that re-raise, and a signal that comes
+    during start-up, so that a stop is a clean return 0 rather than KeyboardInterrupt or death by signal."""
+    stops: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stops.append(signum)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        asyncio.run(_serve(datasette, server, sock, name))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    log.info("stopped serve signal=%s", signal.Signals(stops[0]).name if stops else "none")
+    return 0
+
+
+async def _serve(datasette: Any, server: Any, sock: socket.socket, name: str) -> None:
+    await datasette.invoke_startup()
+    database = datasette.get_database(name)
+    url = _url(sock, name)
+    log.info("serving url=%s store=%s mode=read-only", url, database.path)
+    if not _is_loopback(sock):
+        log.warning("serving to the network host=%s: anyone who reaches it can read the store", sock.getsockname()[0])
+    sys.stdout.write(f"Datasette: {url}  (read-only; Ctrl-C stops)\n")
+    sys.stdout.flush()
+    await server.serve(sockets=[sock])
