@@ -171,8 +171,13 @@ def _post_snippet(post: AlertPost) -> tuple[str, str, str]:
 
 
 def _title(post: AlertPost) -> str:
-    """A title on one line: scraped titles may carry line breaks (and attempts at header-like lines)."""
-    return " ".join(post.title.split()) or "(no title)"
+    """A title on one line (scraped titles may carry line breaks, or attempts at header-like lines); a post
+    without one (a Telegram message, a comment) is named by the start of its text."""
+    title = " ".join(post.title.split())
+    if title:
+        return title
+    words = " ".join(post.text.split())
+    return (words if len(words) <= 70 else words[:70].rsplit(" ", 1)[0] + " …") or "(no text)"
 
 
 def _copies_line(post: AlertPost) -> str:
