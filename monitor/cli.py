@@ -469,13 +469,27 @@ def export(ctx: click.Context, fmt: str, topics: tuple[str, ...], sources: tuple
     from monitor.export import export_posts
 
     with get_store(ctx) as store:
+        _known_topics(get_config(ctx), topics, store)
         try:
             count = export_posts(store, fmt=fmt, output=output, topics=topics, sources=sources,
                                  since=when_option(since, "--since"), until=when_option(until, "--until"),
                                  matching_only=not all_posts, bom=bom)
+        except BrokenPipeError:  # `monitor export | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_OK)
         except OSError as exc:
-            fail(f"cannot write {output}: {exc}")
+            fail(f"cannot write {output or 'to stdout'}: {exc}")
     click.echo(f"{count} posts exported" + (f" to {output}" if output else ""), err=True)
+
+
+def _known_topics(config: Config, topics: Sequence[str], store: Store | None = None) -> None:
+    """Exit 2 for a topic that is neither in the config nor (when a store is given) in the store's matches."""
+    known = {t.name for t in config.topics}
+    if store is not None:
+        known |= store.topic_names()
+    unknown = [t for t in topics if t not in known]
+    if unknown:
+        fail(f"no topic named {', '.join(unknown)} (known: {', '.join(sorted(known))})", EXIT_USAGE)
 
 
 @main.command()
@@ -493,15 +507,14 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
     from monitor.plotting import plot_topics
 
     config = get_config(ctx)
-    known = {t.name for t in config.topics}
-    unknown = [t for t in topics if t not in known]
-    if unknown:
-        fail(f"no topic named {', '.join(unknown)} in the config (known: {', '.join(sorted(known))})", EXIT_USAGE)
+    _known_topics(config, topics)
     start = when_option(since, "--since") or now_utc()
     end = when_option(until, "--until") or now_utc()
     with get_store(ctx) as store:
         try:
             summary = plot_topics(store, config, topics=topics, since=start, until=end, by=by, output=output)
+        except ValueError as exc:  # an empty or reversed span, or too many buckets
+            fail(str(exc), EXIT_USAGE)
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
     click.echo(summary)

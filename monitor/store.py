@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -477,6 +477,10 @@ class Store:
             (topic, _ts(start), _ts(end), limit),
         )
 
+    def topic_names(self) -> set[str]:
+        """Topics that have matches in the store (a topic removed from the config keeps its old matches)."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT topic FROM matches")}
+
     def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
         """(posts, distinct stories) of the topic published in [start, end]."""
         row = self.conn.execute(
@@ -496,7 +500,7 @@ class Store:
         until: datetime | None = None,
         matching_only: bool = True,
         chunk: int = EXPORT_CHUNK,
-    ) -> Iterator[PostRow]:
+    ) -> Generator[PostRow, None, None]:
         """Posts with their topics and terms, oldest first (published_at, then id), streamed `chunk` rows at a time.
 
         `topics`: only posts matching one of them (their row still lists all their topics); otherwise
@@ -533,7 +537,8 @@ class Store:
                         topics, terms = tuple(t for t, _ in pairs), tuple(term for _, term in pairs)
                         yield PostRow._make((*r[:12], topics, terms, r[12]))
             finally:
-                cursor.close()
+                with contextlib.suppress(sqlite3.Error):  # the connection may be closed before the generator
+                    cursor.close()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read posts: {exc}") from exc
 
