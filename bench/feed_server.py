@@ -31,15 +31,22 @@ async def serve(hosts: int, feeds: int, items: int, port: int) -> None:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1].split("?")[0]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 if path not in bodies:
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 elif headers.get("if-none-match") == tags[path]:
-                    writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {tags[path]}\r\nContent-Length: 0\r\n\r\n".encode())
+                    writer.write(
+                        f"HTTP/1.1 304 Not Modified\r\nETag: {tags[path]}\r\nContent-Length: 0\r\n\r\n".encode()
+                    )
                 else:
                     body = bodies[path]
-                    writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {tags[path]}\r\n"
-                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    writer.write(
+                        f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {tags[path]}\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, IndexError):
             pass

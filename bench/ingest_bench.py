@@ -36,8 +36,9 @@ def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def save(store: Store, index: int, posts: list) -> int:  # type: ignore[type-arg]
-    return store.save_poll(state=SourceState(name=f"site{index}"), source_type="feed", source_url=None, posts=posts,
-                           fetches=(), now=NOW).new_posts
+    return store.save_poll(
+        state=SourceState(name=f"site{index}"), source_type="feed", source_url=None, posts=posts, fetches=(), now=NOW
+    ).new_posts
 
 
 def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple[int, dict[str, float], float]:
@@ -98,8 +99,10 @@ def main() -> None:
     count = args.items // args.per_feed
     sample = parse_feed(feed(0, args.per_feed, NOW), url="https://site0.example/rss").items
     sizes = [len(i.title) + len(i.text) for i in sample]
-    print(f"corpus: {count} feeds x {args.per_feed} items = {count * args.per_feed:,} items; title + text "
-          f"{sum(sizes) / len(sizes):.0f} characters on average; 1,000 terms in 50 topics")
+    print(
+        f"corpus: {count} feeds x {args.per_feed} items = {count * args.per_feed:,} items; title + text "
+        f"{sum(sizes) / len(sizes):.0f} characters on average; 1,000 terms in 50 topics"
+    )
     workers = Workers(terms(1000), processes=1)
     with tempfile.TemporaryDirectory() as tmp:
         baseline = bare_inserts(Path(tmp) / "bare.db", count, args.per_feed)
@@ -112,20 +115,23 @@ def main() -> None:
         print(f"  peak memory of this process so far: {inline_peak:.0f} MiB")
         total2, worker_s = asyncio.run(worker_run(Path(tmp) / "workers.db", count, args.per_feed, workers))
         db = sqlite3.connect(str(Path(tmp) / "workers.db"))
-        matches, clusters = db.execute("SELECT (SELECT count(*) FROM matches), "
-                                       "(SELECT count(DISTINCT cluster_id) FROM posts)").fetchone()
+        matches, clusters = db.execute(
+            "SELECT (SELECT count(*) FROM matches), (SELECT count(DISTINCT cluster_id) FROM posts)"
+        ).fetchone()
         db.close()
         worker_peak = worker_peak_mib(workers)
         workers.close()
-        print(f"with the worker process: {total2:,} posts in {worker_s:.2f} s = {total2 / worker_s:,.0f} posts/s "
-              f"({inline_s / worker_s:.2f}x the inline run); {matches:,} topic matches, {clusters:,} clusters")
+        print(
+            f"with the worker process: {total2:,} posts in {worker_s:.2f} s = {total2 / worker_s:,.0f} posts/s "
+            f"({inline_s / worker_s:.2f}x the inline run); {matches:,} topic matches, {clusters:,} clusters"
+        )
     print(f"peak memory: main process {peak_mib():.0f} MiB, worker process {worker_peak:.0f} MiB")
 
 
 def worker_peak_mib(workers: Workers) -> float:
     """VmHWM (peak resident set) of the worker processes, read from /proc while they still run."""
     peak = 0.0
-    pool = workers._pool  # noqa: SLF001  # the bench looks inside to measure
+    pool = workers._pool  # the bench looks inside to measure
     for pid in list(getattr(pool, "_processes", {}) or {}):
         status = Path(f"/proc/{pid}/status")
         for line in status.read_text().splitlines() if status.exists() else []:
@@ -139,16 +145,20 @@ def bare_inserts(path: Path, count: int, per_feed: int) -> float:
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("CREATE TABLE posts (id INTEGER PRIMARY KEY, source TEXT, key TEXT, title TEXT, text TEXT, "
-                 "UNIQUE (source, key))")
+    conn.execute(
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, source TEXT, key TEXT, title TEXT, text TEXT, "
+        "UNIQUE (source, key))"
+    )
     rows = 0
     elapsed = 0.0
     for index in range(count):
         items = parse_feed(feed(index, per_feed, NOW), url=f"https://site{index}.example/rss").items
         started = time.perf_counter()
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO posts (source, key, title, text) VALUES (?, ?, ?, ?)",
-                         [(f"site{index}", i.guid, i.title, i.text) for i in items])
+        conn.executemany(
+            "INSERT INTO posts (source, key, title, text) VALUES (?, ?, ?, ?)",
+            [(f"site{index}", i.guid, i.title, i.text) for i in items],
+        )
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - started
         rows += len(items)

@@ -41,13 +41,16 @@ def config_text(urls: list[str]) -> str:
         topic_lines.append(f"  {topic.name}:")
         topic_lines += [f'    - "{t}"' for t in topic.any]
     sources = "\n".join(f"  - {{name: feed-{i}, type: feed, url: '{u}'}}" for i, u in enumerate(urls))
-    return f"store: bench.db\ntopics:\n" + "\n".join(topic_lines) + f"\nsources:\n{sources}\n" \
-           "defaults:\n  per_host: 2\n  timeout: 30s\n"
+    return (
+        "store: bench.db\ntopics:\n" + "\n".join(topic_lines) + f"\nsources:\n{sources}\n"
+        "defaults:\n  per_host: 2\n  timeout: 30s\n"
+    )
 
 
 async def bare_fetch(urls: list[str], per_host: int) -> float:
     slots: dict[str, asyncio.Semaphore] = {}
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+
         async def one(url: str) -> int:
             host = httpx.URL(url).host
             async with slots.setdefault(host, asyncio.Semaphore(per_host)):
@@ -64,9 +67,20 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--hosts", type=int, default=50)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("feed_server.py")), "--hosts",
-                               str(args.hosts), "--feeds", str(args.feeds), "--items", str(args.items)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("feed_server.py")),
+            "--hosts",
+            str(args.hosts),
+            "--feeds",
+            str(args.feeds),
+            "--items",
+            str(args.items),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
@@ -83,15 +97,19 @@ def main() -> None:
             cold_s = time.perf_counter() - started
             posts = store.counts()["posts"]
             failed = [r.result.source for r in cold.results if not r.result.ok]
-            print(f"cold poll: {cold_s:.2f} s for {posts:,} new posts ({posts / cold_s:,.0f} posts/s, "
-                  f"{args.feeds / cold_s:,.0f} feeds/s; {cold_s / bare:.1f}x the bare fetch); failed: {failed or 'none'}")
+            print(
+                f"cold poll: {cold_s:.2f} s for {posts:,} new posts ({posts / cold_s:,.0f} posts/s, "
+                f"{args.feeds / cold_s:,.0f} feeds/s; {cold_s / bare:.1f}x the bare fetch); failed: {failed or 'none'}"
+            )
             started = time.perf_counter()
             warm = asyncio.run(poll_once(config, store, config.sources, clock=clock))
             warm_s = time.perf_counter() - started
             written = sum(r.result.new_posts + r.result.updated_posts for r in warm.results)
             not_modified = sum(r.result.not_modified for r in warm.results)
-            print(f"second poll, unchanged: {warm_s:.2f} s = {args.feeds / warm_s:,.0f} feeds/s; {not_modified} answered "
-                  f"304; posts written {written}; posts in store {store.counts()['posts']:,}")
+            print(
+                f"second poll, unchanged: {warm_s:.2f} s = {args.feeds / warm_s:,.0f} feeds/s; {not_modified} answered "
+                f"304; posts written {written}; posts in store {store.counts()['posts']:,}"
+            )
             store.close()
         print(f"peak memory (max RSS of this process): {peak_mib():.0f} MiB")
     finally:

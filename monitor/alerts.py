@@ -48,39 +48,78 @@ class SourceHealth:
     note: str | None  # collector health note, e.g. a selector that matched nothing
 
 
-def spike_alerts(times_by_topic: Mapping[str, Sequence[datetime]], last_spike_at: Mapping[str, datetime | None],
-                 params: DetectorParams, now: datetime) -> list[NewAlert]:
+def spike_alerts(
+    times_by_topic: Mapping[str, Sequence[datetime]],
+    last_spike_at: Mapping[str, datetime | None],
+    params: DetectorParams,
+    now: datetime,
+) -> list[NewAlert]:
     """One alert per topic whose current window is a spike and whose cooldown has passed."""
     alerts = []
     for topic, times in times_by_topic.items():
         spike = evaluate(topic, times, now, params, last_spike_at.get(topic))
         if spike is not None:
-            alerts.append(NewAlert(kind="spike", topic=topic, window_start=spike.window_start,
-                                   window_end=spike.window_end, count=spike.count, expected=round(spike.expected, 3),
-                                   score=round(spike.score, 3)))
+            alerts.append(
+                NewAlert(
+                    kind="spike",
+                    topic=topic,
+                    window_start=spike.window_start,
+                    window_end=spike.window_end,
+                    count=spike.count,
+                    expected=round(spike.expected, 3),
+                    score=round(spike.score, 3),
+                )
+            )
     return alerts
 
 
-def health_alerts(sources: Sequence[SourceHealth], last: Mapping[str, tuple[str, datetime]], *, failures: int,
-                  quiet: timedelta, now: datetime) -> list[NewAlert]:
+def health_alerts(
+    sources: Sequence[SourceHealth],
+    last: Mapping[str, tuple[str, datetime]],
+    *,
+    failures: int,
+    quiet: timedelta,
+    now: datetime,
+) -> list[NewAlert]:
     """`broken` when a source fails `failures` polls in a row (or its selectors stop matching), then one
     `recovered` when it works again. `last` maps source -> (state, created_at) of its last health alert.
     A source that flaps is told about at most once per `quiet` period."""
     alerts = []
     for source in sources:
         previous_state, previous_at = last.get(source.name) or ("recovered", None)
-        broken = source.failures >= failures or bool(source.note and source.failures == 0 and
-                                                      source.last_ok_at is not None)
+        broken = source.failures >= failures or bool(
+            source.note and source.failures == 0 and source.last_ok_at is not None
+        )
         healthy = source.failures == 0 and not source.note
         if previous_state != "broken" and broken and (previous_at is None or now - previous_at >= quiet):
             reason = source.last_error if source.failures else source.note
-            alerts.append(NewAlert(kind="health", source=source.name, count=source.failures, details=json.dumps(
-                {"state": "broken", "failures": source.failures, "error": reason, "type": source.type},
-                ensure_ascii=False)))
+            alerts.append(
+                NewAlert(
+                    kind="health",
+                    source=source.name,
+                    count=source.failures,
+                    details=json.dumps(
+                        {"state": "broken", "failures": source.failures, "error": reason, "type": source.type},
+                        ensure_ascii=False,
+                    ),
+                )
+            )
         elif previous_state == "broken" and healthy:
-            alerts.append(NewAlert(kind="health", source=source.name, count=0, details=json.dumps(
-                {"state": "recovered", "type": source.type, "broken_since": previous_at.isoformat()
-                 if previous_at else None}, ensure_ascii=False)))
+            alerts.append(
+                NewAlert(
+                    kind="health",
+                    source=source.name,
+                    count=0,
+                    details=json.dumps(
+                        {
+                            "state": "recovered",
+                            "type": source.type,
+                            "broken_since": previous_at.isoformat() if previous_at else None,
+                        },
+                        ensure_ascii=False,
+                    ),
+                )
+            )
     return alerts
 
 

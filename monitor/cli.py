@@ -41,8 +41,12 @@ class KeyValueJsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         event, _, rest = message.partition(" ")
-        payload: dict[str, Any] = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                                   "level": record.levelname.lower(), "logger": record.name, "event": event}
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": event,
+        }
         for key, value in self._pair.findall(rest):
             payload[key] = value.strip("'\"")
         if record.exc_info:
@@ -117,24 +121,50 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[str], None]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
         task = progress.add_task(label, total=total, last="")
         yield lambda name: progress.update(task, advance=1, last=name)
 
 
-format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-                             help="Output: a table for people, a JSON array or CSV for machines.")
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output: a table for people, a JSON array or CSV for machines.",
+)
 
 
 # ---------------------------------------------------------------------------------------------- the group
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--config", "config_path", envvar="MONITOR_CONFIG", default="config.yaml", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The config file (env MONITOR_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="MONITOR_CONFIG",
+    default="config.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config file (env MONITOR_CONFIG).",
+)
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="MONITOR_LOG_FORMAT",
-              show_default=True, help="Log lines as key=value text or one JSON object per line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="MONITOR_LOG_FORMAT",
+    show_default=True,
+    help="Log lines as key=value text or one JSON object per line.",
+)
 @click.version_option(__version__, prog_name="monitor")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_format: str) -> None:
@@ -168,20 +198,29 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
         click.echo(f"warning: {warning}", err=True)
     types = sorted({s.type for s in config.sources})
     click.echo(f"config ok: {config.path}", err=fmt != "table")
-    click.echo(f"  {len(config.topics)} topics ({', '.join(t.name for t in config.topics)}), "
-               f"{len(config.sources)} sources ({', '.join(types) or 'none'})", err=fmt != "table")
+    click.echo(
+        f"  {len(config.topics)} topics ({', '.join(t.name for t in config.topics)}), "
+        f"{len(config.sources)} sources ({', '.join(types) or 'none'})",
+        err=fmt != "table",
+    )
     click.echo(f"  store: {config.store}", err=fmt != "table")
     email = config.alerts.email
-    click.echo(f"  mail: {'to ' + ', '.join(email.to) + ' via ' + email.host if email else 'off (no alerts.email)'}",
-               err=fmt != "table")
+    click.echo(
+        f"  mail: {'to ' + ', '.join(email.to) + ' via ' + email.host if email else 'off (no alerts.email)'}",
+        err=fmt != "table",
+    )
     if not probe:
         return
     from monitor.probe import probe_sources
 
     sources = _select_sources(config, names)
     reports = asyncio.run(probe_sources(config, sources, clock=now_utc))
-    write_rows([r.as_row() for r in reports], fmt, title="probe (nothing stored)",
-               columns=["source", "type", "answer", "items", "dated", "oldest", "newest", "per_day", "note"])
+    write_rows(
+        [r.as_row() for r in reports],
+        fmt,
+        title="probe (nothing stored)",
+        columns=["source", "type", "answer", "items", "dated", "oldest", "newest", "per_day", "note"],
+    )
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
@@ -212,14 +251,17 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     store = get_store(ctx, create=True)
     try:
         with progress_bar("polling", total=len(sources)) as advance:
-            summary = asyncio.run(poll_once(config, store, sources, clock=now_utc,
-                                            on_result=lambda r: advance(r.source)))
+            summary = asyncio.run(
+                poll_once(config, store, sources, clock=now_utc, on_result=lambda r: advance(r.source))
+            )
     except MonitorError as exc:
         fail(str(exc))
     finally:
         store.close()
     rows = [r.as_row() for r in summary.results]
-    write_rows(rows, fmt, title="poll", columns=["source", "status", "items", "new", "updated", "matches", "ms", "note"])
+    write_rows(
+        rows, fmt, title="poll", columns=["source", "status", "items", "new", "updated", "matches", "ms", "note"]
+    )
     if fmt == "table":
         click.echo(summary.headline())
 
@@ -254,12 +296,26 @@ def run(ctx: click.Context) -> None:
 @click.option("--since", metavar="D", help="Published at or after: a duration back from now (30d) or an ISO date/time.")
 @click.option("--until", metavar="D", help="Published at or before: a duration back from now or an ISO date/time.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000), help="At most this many rows.")
-@click.option("--sort", type=click.Choice(["newest", "rank"]), default="newest", show_default=True,
-              help="Newest first, or best match first (FTS5 bm25).")
+@click.option(
+    "--sort",
+    type=click.Choice(["newest", "rank"]),
+    default="newest",
+    show_default=True,
+    help="Newest first, or best match first (FTS5 bm25).",
+)
 @format_option
 @click.pass_context
-def search(ctx: click.Context, query: str | None, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
-           until: str | None, limit: int, sort: str, fmt: str) -> None:
+def search(
+    ctx: click.Context,
+    query: str | None,
+    topics: tuple[str, ...],
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    sort: str,
+    fmt: str,
+) -> None:
     """Full-text search of titles and texts, newest first, with the match highlighted.
 
     \b
@@ -272,26 +328,48 @@ def search(ctx: click.Context, query: str | None, topics: tuple[str, ...], sourc
     """
     store = get_store(ctx)
     with store:
-        rows, note = _search(store, query, topics=topics, sources=sources, since=when_option(since, "--since"),
-                             until=when_option(until, "--until"), limit=limit, order=sort)
+        rows, note = _search(
+            store,
+            query,
+            topics=topics,
+            sources=sources,
+            since=when_option(since, "--since"),
+            until=when_option(until, "--until"),
+            limit=limit,
+            order=sort,
+        )
     if note:
         click.echo(f"note: {note}", err=True)
-    plain = [{"id": r.id, "source": r.source, "url": r.url, "title": r.title, "published_at": r.published_at,
-              "topics": list(r.topics), "snippet": _marked(r.snippet, "**", "**"), "cluster_id": r.cluster_id}
-             for r in rows]
+    plain = [
+        {
+            "id": r.id,
+            "source": r.source,
+            "url": r.url,
+            "title": r.title,
+            "published_at": r.published_at,
+            "topics": list(r.topics),
+            "snippet": _marked(r.snippet, "**", "**"),
+            "cluster_id": r.cluster_id,
+        }
+        for r in rows
+    ]
     if fmt != "table":
-        write_rows(plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet",
-                                        "cluster_id"])
+        write_rows(
+            plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet", "cluster_id"]
+        )
         return
     colour = sys.stdout.isatty()
 
     def snippet_cell(row: dict[str, Any], index: int) -> Text:
         return _highlighted(rows[index].snippet, colour)
 
-    write_rows(plain, "table", columns=["published_at", "source", "title", "snippet"],
-               rich_cells={"snippet": snippet_cell,
-                           "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
-               title=f"{len(rows)} result(s)" + (f" for {query!r}" if query else ""))
+    write_rows(
+        plain,
+        "table",
+        columns=["published_at", "source", "title", "snippet"],
+        rich_cells={"snippet": snippet_cell, "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
+        title=f"{len(rows)} result(s)" + (f" for {query!r}" if query else ""),
+    )
 
 
 def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any], str | None]:
@@ -302,7 +380,9 @@ def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any],
             fail(str(exc))
         phrase = '"' + query.replace('"', '""') + '"'
         try:
-            return store.search(phrase, **filters), f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"
+            return store.search(
+                phrase, **filters
+            ), f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"
         except StoreError:
             fail(f"cannot search for {query!r}: {exc}", EXIT_USAGE)
 
@@ -323,33 +403,46 @@ def _highlighted(snippet: str, colour: bool) -> Text:
 
 @main.command()
 @click.option("--topic", "topics", multiple=True, metavar="T", help="Only this topic (repeatable).")
-@click.option("--by", type=click.Choice(["hour", "day", "week"]), default="hour", show_default=True,
-              help="Bucket size (by published time, UTC).")
+@click.option(
+    "--by",
+    type=click.Choice(["hour", "day", "week"]),
+    default="hour",
+    show_default=True,
+    help="Bucket size (by published time, UTC).",
+)
 @click.option("--since", metavar="D", help="From this time: a duration back from now (7d) or an ISO date/time.")
 @click.option("--until", metavar="D", help="Up to this time: a duration back from now or an ISO date/time.")
 @format_option
 @click.pass_context
-def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | None, until: str | None,
-          fmt: str) -> None:
+def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | None, until: str | None, fmt: str) -> None:
     """Matching posts per topic per hour, day or week, with distinct stories (near-duplicate clusters)."""
     store = get_store(ctx)
     with store:
-        rows = store.stats(topics=topics, by=by, since=when_option(since, "--since"),
-                           until=when_option(until, "--until"))
-    plain: list[dict[str, Any]] = [{"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories}
-                                   for r in rows]
+        rows = store.stats(
+            topics=topics, by=by, since=when_option(since, "--since"), until=when_option(until, "--until")
+        )
+    plain: list[dict[str, Any]] = [
+        {"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories} for r in rows
+    ]
     if fmt != "table":
         write_rows(plain, fmt, columns=["topic", "bucket", "posts", "stories"])
         return
     top = max((r.posts for r in rows), default=0)
     for row in plain:
         row["chart"] = bar(float(row["posts"]), top)
-    write_rows(plain, "table", columns=["topic", "bucket", "posts", "stories", "chart"],
-               title=f"matching posts per {by}", styles={"chart": "cyan"})
+    write_rows(
+        plain,
+        "table",
+        columns=["topic", "bucket", "posts", "stories", "chart"],
+        title=f"matching posts per {by}",
+        styles={"chart": "cyan"},
+    )
     for topic in dict.fromkeys(r.topic for r in rows):
         series = [r.posts for r in rows if r.topic == topic]
-        click.echo(f"{topic}: {sum(series)} posts, {sum(r.stories for r in rows if r.topic == topic)} stories "
-                   f"(sum over {by}s)  {sparkline(series[-60:])}")
+        click.echo(
+            f"{topic}: {sum(series)} posts, {sum(r.stories for r in rows if r.topic == topic)} stories "
+            f"(sum over {by}s)  {sparkline(series[-60:])}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -369,19 +462,39 @@ def status(ctx: click.Context, fmt: str) -> None:
     table = []
     for source in config.sources:
         row = by_name.pop(source.name, {})
-        table.append({
-            "source": source.name, "type": source.type, "enabled": source.enabled,
-            "last_ok_at": row.get("last_ok_at"), "last_error": row.get("last_error"),
-            "failures": row.get("failures", 0), "posts": row.get("posts", 0),
-            "last_post_at": row.get("last_post_at"), "next_poll_at": row.get("next_poll_at"),
-            "retry_at": row.get("retry_at"), "health": row.get("health"),
-            "state": _state(source.enabled, row),
-        })
+        table.append(
+            {
+                "source": source.name,
+                "type": source.type,
+                "enabled": source.enabled,
+                "last_ok_at": row.get("last_ok_at"),
+                "last_error": row.get("last_error"),
+                "failures": row.get("failures", 0),
+                "posts": row.get("posts", 0),
+                "last_post_at": row.get("last_post_at"),
+                "next_poll_at": row.get("next_poll_at"),
+                "retry_at": row.get("retry_at"),
+                "health": row.get("health"),
+                "state": _state(source.enabled, row),
+            }
+        )
     for name, row in by_name.items():  # sources no longer configured but still in the store
-        table.append({"source": name, "type": row.get("type"), "enabled": False, "last_ok_at": row.get("last_ok_at"),
-                      "last_error": row.get("last_error"), "failures": row.get("failures", 0),
-                      "posts": row.get("posts", 0), "last_post_at": row.get("last_post_at"), "next_poll_at": None,
-                      "retry_at": None, "health": row.get("health"), "state": "not in config"})
+        table.append(
+            {
+                "source": name,
+                "type": row.get("type"),
+                "enabled": False,
+                "last_ok_at": row.get("last_ok_at"),
+                "last_error": row.get("last_error"),
+                "failures": row.get("failures", 0),
+                "posts": row.get("posts", 0),
+                "last_post_at": row.get("last_post_at"),
+                "next_poll_at": None,
+                "retry_at": None,
+                "health": row.get("health"),
+                "state": "not in config",
+            }
+        )
     if fmt != "table":
         write_rows(table, fmt)
         return
@@ -396,8 +509,13 @@ def status(ctx: click.Context, fmt: str) -> None:
             waits.append(f"backing off until {fmt_time(row['next_poll_at'])}")
         row["problem"] = "; ".join(x for x in (row["last_error"] or "", row["health"] or "", *waits) if x)
     styles = {"state": "bold"}
-    write_rows(table, "table", columns=["source", "type", "state", "last_ok", "failures", "posts", "last_post",
-                                        "problem"], styles=styles, title="sources")
+    write_rows(
+        table,
+        "table",
+        columns=["source", "type", "state", "last_ok", "failures", "posts", "last_post", "problem"],
+        styles=styles,
+        title="sources",
+    )
 
 
 def _state(enabled: bool, row: dict[str, Any]) -> str:
@@ -413,14 +531,33 @@ def _state(enabled: bool, row: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- alerts
-ALERT_COLUMNS = ["id", "kind", "topic", "source", "window_start", "window_end", "count", "expected", "score",
-                 "created_at", "status", "attempts", "sent_at", "error", "next_attempt_at", "message_id", "details"]
+ALERT_COLUMNS = [
+    "id",
+    "kind",
+    "topic",
+    "source",
+    "window_start",
+    "window_end",
+    "count",
+    "expected",
+    "score",
+    "created_at",
+    "status",
+    "attempts",
+    "sent_at",
+    "error",
+    "next_attempt_at",
+    "message_id",
+    "details",
+]
 
 
 @main.command()
 @click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only alerts in this state.")
 @click.option("--kind", type=click.Choice(["spike", "health", "digest"]), help="Only alerts of this kind.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000), help="Newest first, at most.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000), help="Newest first, at most."
+)
 @format_option
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int, fmt: str) -> None:
@@ -436,12 +573,20 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
         write_rows(plain, fmt, columns=ALERT_COLUMNS)
         return
     for row in plain:
-        row["what"] = (f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})" if row["kind"] == "spike"
-                       else row["source"] or (row["details"] or ""))
+        row["what"] = (
+            f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
+            if row["kind"] == "spike"
+            else row["source"] or (row["details"] or "")
+        )
         row["created"] = fmt_time(row["created_at"])
         row["sent"] = fmt_time(row["sent_at"])
-    write_rows(plain, "table", columns=["id", "kind", "what", "created", "status", "attempts", "sent", "error"],
-               title="alerts", styles={"status": "bold"})
+    write_rows(
+        plain,
+        "table",
+        columns=["id", "kind", "what", "created", "status", "attempts", "sent", "error"],
+        title="alerts",
+        styles={"status": "bold"},
+    )
 
 
 def _iso_or_value(value: Any) -> Any:
@@ -450,8 +595,14 @@ def _iso_or_value(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- export / plot
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
-              help="CSV with a header row, or one JSON object per line.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header row, or one JSON object per line.",
+)
 @click.option("--topic", "topics", multiple=True, metavar="T", help="Only posts matching this topic (repeatable).")
 @click.option("--source", "sources", multiple=True, metavar="S", help="Only posts from this source (repeatable).")
 @click.option("--since", metavar="D", help="Published at or after: a duration back from now (30d) or an ISO date/time.")
@@ -460,8 +611,17 @@ def _iso_or_value(value: Any) -> Any:
 @click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte order mark (for Excel).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.pass_context
-def export(ctx: click.Context, fmt: str, topics: tuple[str, ...], sources: tuple[str, ...], since: str | None,
-           until: str | None, all_posts: bool, bom: bool, output: Path | None) -> None:
+def export(
+    ctx: click.Context,
+    fmt: str,
+    topics: tuple[str, ...],
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    all_posts: bool,
+    bom: bool,
+    output: Path | None,
+) -> None:
     """Posts with their topics, oldest first, streamed (constant memory however large the store).
 
     By default only posts that match a topic; --all exports every post.
@@ -471,9 +631,17 @@ def export(ctx: click.Context, fmt: str, topics: tuple[str, ...], sources: tuple
     with get_store(ctx) as store:
         _known_topics(get_config(ctx), topics, store)
         try:
-            count = export_posts(store, fmt=fmt, output=output, topics=topics, sources=sources,
-                                 since=when_option(since, "--since"), until=when_option(until, "--until"),
-                                 matching_only=not all_posts, bom=bom)
+            count = export_posts(
+                store,
+                fmt=fmt,
+                output=output,
+                topics=topics,
+                sources=sources,
+                since=when_option(since, "--since"),
+                until=when_option(until, "--until"),
+                matching_only=not all_posts,
+                bom=bom,
+            )
         except BrokenPipeError:  # `monitor export | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_OK)
@@ -493,14 +661,26 @@ def _known_topics(config: Config, topics: Sequence[str], store: Store | None = N
 
 
 @main.command()
-@click.option("--topic", "topics", multiple=True, required=True, metavar="T",
-              help="Topic to draw (repeatable: several topics on one chart).")
-@click.option("--since", metavar="D", default="30d", show_default=True,
-              help="From this time: a duration back from now or an ISO date/time.")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    required=True,
+    metavar="T",
+    help="Topic to draw (repeatable: several topics on one chart).",
+)
+@click.option(
+    "--since",
+    metavar="D",
+    default="30d",
+    show_default=True,
+    help="From this time: a duration back from now or an ISO date/time.",
+)
 @click.option("--until", metavar="D", help="Up to this time (default: now).")
 @click.option("--by", type=click.Choice(["hour", "day"]), default="day", show_default=True, help="Bucket size.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The PNG file to write.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The PNG file to write."
+)
 @click.pass_context
 def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | None, by: str, output: Path) -> None:
     """Draw matching posts over time as a PNG: alerts marked, the baseline band shaded (one topic)."""
@@ -524,8 +704,12 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
-@click.option("--metadata", "write_metadata", type=click.Path(dir_okay=False, path_type=Path),
-              help="Only write the Datasette metadata file here and exit.")
+@click.option(
+    "--metadata",
+    "write_metadata",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only write the Datasette metadata file here and exit.",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None) -> None:
     """Browse the store in Datasette, read-only, with table docs and canned queries.
@@ -543,8 +727,14 @@ def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None)
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("storage"),
-              show_default=True, help="Where the demo's store, email (.eml) and chart go.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("storage"),
+    show_default=True,
+    help="Where the demo's store, email (.eml) and chart go.",
+)
 @click.pass_context
 def demo(ctx: click.Context, directory: Path) -> None:
     """The whole pipeline offline in under a minute: a local site with a week of history and a spike, a local
@@ -566,8 +756,14 @@ def demo(ctx: click.Context, directory: Path) -> None:
 @click.option("--min-count", type=int, help="Never alert below this count per window (default: alerts.min_count).")
 @click.option("--cooldown", metavar="D", help="Quiet time after an alert (default: alerts.cooldown, else 6h).")
 @click.pass_context
-def detect(ctx: click.Context, series: Path, window: str | None, baseline: str | None, min_count: int | None,
-           cooldown: str | None) -> None:
+def detect(
+    ctx: click.Context,
+    series: Path,
+    window: str | None,
+    baseline: str | None,
+    min_count: int | None,
+    cooldown: str | None,
+) -> None:
     """Run the spike detector over a CSV `timestamp,value` series and print each alerting bucket's time.
 
     One row per bucket; the bucket size is read from the timestamps; naive times are UTC. The detector and
@@ -586,8 +782,9 @@ def detect(ctx: click.Context, series: Path, window: str | None, baseline: str |
         click.echo(when.astimezone(UTC).isoformat().replace("+00:00", "Z"))
 
 
-def _detector_params(ctx: click.Context, window: str | None, baseline: str | None, min_count: int | None,
-                     cooldown: str | None) -> Any:
+def _detector_params(
+    ctx: click.Context, window: str | None, baseline: str | None, min_count: int | None, cooldown: str | None
+) -> Any:
     from dataclasses import replace
 
     from monitor.spikes import DetectorParams
@@ -597,8 +794,9 @@ def _detector_params(ctx: click.Context, window: str | None, baseline: str | Non
     path: Path = ctx.ensure_object(dict)["config_path"]
     if path.exists():
         alerts = get_config(ctx).alerts
-        params = replace(params, window=alerts.window, baseline=alerts.baseline, min_count=alerts.min_count,
-                         cooldown=alerts.cooldown)
+        params = replace(
+            params, window=alerts.window, baseline=alerts.baseline, min_count=alerts.min_count, cooldown=alerts.cooldown
+        )
     overrides: dict[str, Any] = {}
     for name, value in (("window", window), ("baseline", baseline), ("cooldown", cooldown)):
         if value is not None:

@@ -343,8 +343,16 @@ class _Builder:
         store = self.store(base_dir)
         if self.problems or alerts is None or health is None or store is None:
             return None
-        return Config(path=path, store=store, topics=topics, sources=sources, defaults=defaults,
-                      alerts=alerts, health=health, warnings=tuple(self.warnings))
+        return Config(
+            path=path,
+            store=store,
+            topics=topics,
+            sources=sources,
+            defaults=defaults,
+            alerts=alerts,
+            health=health,
+            warnings=tuple(self.warnings),
+        )
 
     def store(self, base_dir: Path) -> Path | None:
         raw = self.data.get("store", "storage/monitor.db")

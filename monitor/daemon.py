@@ -40,8 +40,15 @@ AfterPoll = Callable[[list[RunResult], datetime], Awaitable[None]]
 class Daemon:
     """Runs until `stop()` (or a signal): polls each source on its interval, then calls `after_poll`."""
 
-    def __init__(self, config: Config, store: Store, *, clock: Callable[[], datetime],
-                 after_poll: AfterPoll | None = None, on_tick: Callable[[datetime], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        after_poll: AfterPoll | None = None,
+        on_tick: Callable[[datetime], Awaitable[None]] | None = None,
+    ):
         self.config = config
         self.store = store
         self.clock = clock
@@ -61,13 +68,18 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        async with Fetcher(per_host=self.config.defaults.per_host, user_agent=self.config.defaults.user_agent,
-                           clock=self.clock, offload=self.workers.parse) as fetcher:
+        async with Fetcher(
+            per_host=self.config.defaults.per_host,
+            user_agent=self.config.defaults.user_agent,
+            clock=self.clock,
+            offload=self.workers.parse,
+        ) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()
-            log.info("daemon_started sources=%d topics=%d store=%s", len(sources), len(self.config.topics),
-                     self.store.path)
+            log.info(
+                "daemon_started sources=%d topics=%d store=%s", len(sources), len(self.config.topics), self.store.path
+            )
             await self._stopping.wait()
             log.info("daemon_stopping in_flight=%d", len(self._running))
             scheduler.shutdown(wait=False)
@@ -84,21 +96,45 @@ class Daemon:
         for index, source in enumerate(sources):
             seconds = source.interval.total_seconds()
             scheduler.add_job(
-                self._poll, IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0)),
-                args=[source, fetcher], id=f"source:{source.name}", name=source.name,
-                max_instances=1, coalesce=True, misfire_grace_time=max(1, int(seconds)),
+                self._poll,
+                IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0)),
+                args=[source, fetcher],
+                id=f"source:{source.name}",
+                name=source.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(seconds)),
                 next_run_time=start + spread * index / max(len(sources), 1),
             )
-        scheduler.add_job(self._tick, IntervalTrigger(seconds=TICK.total_seconds()), id="tick",
-                          max_instances=1, coalesce=True, next_run_time=start + TICK)
-        scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT.total_seconds()), id="heartbeat",
-                          max_instances=1, coalesce=True)
+        scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=TICK.total_seconds()),
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=start + TICK,
+        )
+        scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT.total_seconds()),
+            id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
 
     async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
         if self._stopping.is_set():
             return
-        result = await self._tracked(run_source(source, fetcher=fetcher, store=self.store, matcher=self.workers.matcher,
-                                                now=self.clock(), workers=self.workers))
+        result = await self._tracked(
+            run_source(
+                source,
+                fetcher=fetcher,
+                store=self.store,
+                matcher=self.workers.matcher,
+                now=self.clock(),
+                workers=self.workers,
+            )
+        )
         if result is None:
             return
         self._polls += 1
@@ -113,8 +149,13 @@ class Daemon:
     async def _heartbeat(self) -> None:
         rows = self.store.source_rows()
         failing = sum(1 for r in rows if r["failures"])
-        log.info("heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d", self._polls, self._failed,
-                 failing, self.store.counts()["posts"])
+        log.info(
+            "heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d",
+            self._polls,
+            self._failed,
+            failing,
+            self.store.counts()["posts"],
+        )
 
     async def _tracked(self, work: Awaitable[T]) -> T | None:
         """Run `work` as a task the shutdown can wait for (and cancel after the grace period)."""

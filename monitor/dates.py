@@ -93,9 +93,7 @@ _UNITS: tuple[tuple[str, str], ...] = (
 _SHORT_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks", "y": "years",
                 "ч": "hours", "д": "days", "мес": "months"}  # fmt: skip
 _AGO = re.compile(
-    r"(?:(?P<n>\d+)\s*|(?P<word>an?|one|одн[уа]|один)\s+)?(?P<unit>"
-    + _LETTERS
-    + r"+)\.?\s+(?:ago|назад|бұрын)",
+    r"(?:(?P<n>\d+)\s*|(?P<word>an?|one|одн[уа]|один)\s+)?(?P<unit>" + _LETTERS + r"+)\.?\s+(?:ago|назад|бұрын)",
     re.IGNORECASE,
 )
 _DAY_WORDS: dict[str, int] = {
@@ -145,9 +143,7 @@ def _parse_rfc822(match: re.Match[str], tz: tzinfo) -> datetime | None:
     month = _MONTHS.get(match["mon"].lower())
     if month is None:
         return None
-    when = _make(
-        (_year(match["y"]), month, int(match["d"])), (int(match["h"]), int(match["mi"]), int(match["s"] or 0))
-    )
+    when = _make((_year(match["y"]), month, int(match["d"])), (int(match["h"]), int(match["mi"]), int(match["s"] or 0)))
     offset = _zone_offset(match["zone"]) if match["zone"] else None
     if match["zone"] and offset is None:
         return None

@@ -170,6 +170,10 @@ def _post_snippet(post: AlertPost) -> tuple[str, str, str]:
     return before, match, after
 
 
+def _minute(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%MZ")
+
+
 def _title(post: AlertPost) -> str:
     """A title on one line (scraped titles may carry line breaks, or attempts at header-like lines); a post
     without one (a Telegram message, a comment) is named by the start of its text."""
@@ -195,17 +199,22 @@ def spike_email(report: SpikeReport) -> EmailBody:
     offset = utc_offset(report.window_end, zone)
     span = f"{local_time(report.window_start, zone)} – {local_time(report.window_end, zone)[-5:]} {offset}"
     ratio = report.count / report.expected if report.expected > 0 else None
-    how_unusual = (f"{ratio:.0f}x the usual {report.expected:.1f}" if ratio and ratio >= 2
-                   else f"against a usual {report.expected:.1f}")
+    how_unusual = (
+        f"{ratio:.0f}x the usual {report.expected:.1f}"
+        if ratio and ratio >= 2
+        else f"against a usual {report.expected:.1f}"
+    )
     sources_text = ", ".join(f"{name} ({n})" for name, n in report.sources)
-    summary = (f"SUMMARY: {report.topic} - {report.count} posts in {window_phrase(window)} "
-               f"(expected {report.expected:.1f}, score {report.score:.1f}); "
-               f"{plural(report.stories, 'distinct story', 'distinct stories')}; "
-               f"{plural(len(report.sources), 'source')}: {', '.join(f'{s} {n}' for s, n in report.sources)}.")
+    summary = (
+        f"SUMMARY: {report.topic} - {report.count} posts in {window_phrase(window)} "
+        f"(expected {report.expected:.1f}, score {report.score:.1f}); "
+        f"{plural(report.stories, 'distinct story', 'distinct stories')}; "
+        f"{plural(len(report.sources), 'source')}: {', '.join(f'{s} {n}' for s, n in report.sources)}."
+    )
     lines = [
         summary,
         "",
-        f"Topic \"{report.topic}\": {report.count} matching posts between {span}, {how_unusual} per "
+        f'Topic "{report.topic}": {report.count} matching posts between {span}, {how_unusual} per '
         f"{human_duration(window)} over the previous {human_duration(report.baseline)}.",
         f"{report.stories} distinct {'story' if report.stories == 1 else 'stories'} among {report.mentions} "
         f"mentions (near-identical copies counted once).",
@@ -230,8 +239,9 @@ def spike_email(report: SpikeReport) -> EmailBody:
         f"Every post of the window: monitor search --topic {report.topic} --since "
         f"{report.window_start.strftime('%Y-%m-%dT%H:%MZ')}",
     ]
-    return EmailBody(subject=subject, text="\n".join(lines), html=_spike_html(report, subject, span, how_unusual,
-                                                                                summary))
+    return EmailBody(
+        subject=subject, text="\n".join(lines), html=_spike_html(report, subject, span, how_unusual, summary)
+    )
 
 
 def _spike_html(report: SpikeReport, subject: str, span: str, how_unusual: str, summary: str) -> str:
@@ -241,24 +251,33 @@ def _spike_html(report: SpikeReport, subject: str, span: str, how_unusual: str, 
     rows = []
     for post in report.posts:
         before, match, after = _post_snippet(post)
-        text = escape(before) + (f"<mark style=\"background:#ffe066\">{escape(match)}</mark>" if match else "") \
+        text = (
+            escape(before)
+            + (f'<mark style="background:#ffe066">{escape(match)}</mark>' if match else "")
             + escape(after)
+        )
         title = escape(_title(post))
         if post.url:
             title = f'<a href="{escape(post.url)}">{title}</a>'
         copies = _copies_line(post)
         rows.append(
-            "<tr><td style=\"padding:8px 0;border-top:1px solid #e4e7eb\">"
-            f"<div style=\"color:#52606d;font-size:12px\">{escape(post.source)} · "
+            '<tr><td style="padding:8px 0;border-top:1px solid #e4e7eb">'
+            f'<div style="color:#52606d;font-size:12px">{escape(post.source)} · '
             f"{escape(local_time(post.published_at, zone))} {escape(offset)}</div>"
-            f"<div style=\"font-weight:600;margin:2px 0\">{title}</div>"
-            f"<div style=\"font-size:14px;color:#1f2933\">{text}</div>"
-            + (f"<div style=\"color:#52606d;font-size:12px;margin-top:2px\">{escape(copies)}</div>" if copies else "")
+            f'<div style="font-weight:600;margin:2px 0">{title}</div>'
+            f'<div style="font-size:14px;color:#1f2933">{text}</div>'
+            + (f'<div style="color:#52606d;font-size:12px;margin-top:2px">{escape(copies)}</div>' if copies else "")
             + "</td></tr>"
         )
     source_items = "".join(f"<li>{escape(name)}: {n}</li>" for name, n in report.sources)
-    chart = (f'<p><img src="cid:{CHART_CID}" alt="posts per hour over 7 days, the alert window shaded" '
-             'width="640" style="max-width:100%"></p>') if report.has_chart else ""
+    chart = (
+        (
+            f'<p><img src="cid:{CHART_CID}" alt="posts per hour over 7 days, the alert window shaded" '
+            'width="640" style="max-width:100%"></p>'
+        )
+        if report.has_chart
+        else ""
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{escape(subject)}</title></head>
 <body style="font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px">
@@ -267,13 +286,13 @@ def _spike_html(report: SpikeReport, subject: str, span: str, how_unusual: str, 
 <p>{report.count} matching posts between <b>{escape(span)}</b>, {escape(how_unusual)} per
 {escape(human_duration(window))} over the previous {escape(human_duration(report.baseline))}
 (score {report.score:.1f}).<br>
-<b>{report.stories}</b> distinct {'story' if report.stories == 1 else 'stories'} among {report.mentions} mentions.</p>
+<b>{report.stories}</b> distinct {"story" if report.stories == 1 else "stories"} among {report.mentions} mentions.</p>
 {chart}
 <h3 style="margin-bottom:0">Top stories</h3>
-<table style="border-collapse:collapse;width:100%">{''.join(rows)}</table>
+<table style="border-collapse:collapse;width:100%">{"".join(rows)}</table>
 <h3 style="margin-bottom:0">Sources</h3><ul>{source_items}</ul>
 <p style="font-size:12px;color:#52606d">Alert #{report.alert_id} from monitor. Every post of the window:
-<code>monitor search --topic {escape(report.topic)} --since {escape(report.window_start.strftime('%Y-%m-%dT%H:%MZ'))}</code></p>
+<code>monitor search --topic {escape(report.topic)} --since {escape(_minute(report.window_start))}</code></p>
 </body></html>
 """
 
@@ -283,59 +302,86 @@ def health_email(report: HealthReport) -> EmailBody:
     zone = report.zone
     if report.state == "recovered":
         subject = f"[monitor] source {report.source} works again"
-        headline = f"Source \"{report.source}\" ({report.source_type}) works again."
-        detail = (f"It had failed {report.failures} polls in a row"
-                  + (f" since {local_time(report.since, zone)} {utc_offset(report.since, zone)}" if report.since else "")
-                  + ". Posts published while it was down are collected if the source still lists them.")
+        headline = f'Source "{report.source}" ({report.source_type}) works again.'
+        detail = (
+            f"It had failed {report.failures} polls in a row"
+            + (f" since {local_time(report.since, zone)} {utc_offset(report.since, zone)}" if report.since else "")
+            + ". Posts published while it was down are collected if the source still lists them."
+        )
     elif report.failures == 0:  # it answers, but what it answers no longer fits the config (a changed layout)
         subject = f"[monitor] source {report.source} answers but yields nothing usable"
-        headline = f"Source \"{report.source}\" ({report.source_type}) answers, but: {report.last_error or 'unknown'}"
-        detail = ("The page layout has probably changed: its CSS selectors in the config need updating. Until "
-                  "then this source adds nothing to the store or the alerts. Check it with `monitor check --probe "
-                  "--source " + report.source + "`.")
+        headline = f'Source "{report.source}" ({report.source_type}) answers, but: {report.last_error or "unknown"}'
+        detail = (
+            "The page layout has probably changed: its CSS selectors in the config need updating. Until "
+            "then this source adds nothing to the store or the alerts. Check it with `monitor check --probe "
+            "--source " + report.source + "`."
+        )
     else:
         subject = f"[monitor] source {report.source} is failing ({report.failures} polls in a row)"
-        headline = f"Source \"{report.source}\" ({report.source_type}) has failed {report.failures} polls in a row."
-        last_ok = (f"Last success: {local_time(report.last_ok_at, zone)} {utc_offset(report.last_ok_at, zone)}."
-                   if report.last_ok_at else "It has never been polled successfully.")
-        detail = (f"Last error: {report.last_error or 'unknown'}\n{last_ok}\n"
-                  "Until it works again, nothing from this source reaches the store or the alerts. "
-                  "Check the address with `monitor check --probe --source " + report.source + "` and `monitor status`.")
-    text = "\n".join([headline, "", detail, "", f"Address: {report.url or '-'}", "--",
-                      f"Health alert #{report.alert_id} from monitor. You get one email when a source breaks and "
-                      "one when it recovers."])
-    html = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(subject)}</title></head>"
-            f"<body style=\"font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px\">"
-            f"<h2>{escape(headline)}</h2><p style=\"white-space:pre-line\">{escape(detail)}</p>"
-            f"<p>Address: {escape(report.url or '-')}</p>"
-            f"<p style=\"font-size:12px;color:#52606d\">Health alert #{report.alert_id} from monitor.</p></body></html>")
+        headline = f'Source "{report.source}" ({report.source_type}) has failed {report.failures} polls in a row.'
+        last_ok = (
+            f"Last success: {local_time(report.last_ok_at, zone)} {utc_offset(report.last_ok_at, zone)}."
+            if report.last_ok_at
+            else "It has never been polled successfully."
+        )
+        detail = (
+            f"Last error: {report.last_error or 'unknown'}\n{last_ok}\n"
+            "Until it works again, nothing from this source reaches the store or the alerts. "
+            "Check the address with `monitor check --probe --source " + report.source + "` and `monitor status`."
+        )
+    text = "\n".join(
+        [
+            headline,
+            "",
+            detail,
+            "",
+            f"Address: {report.url or '-'}",
+            "--",
+            f"Health alert #{report.alert_id} from monitor. You get one email when a source breaks and "
+            "one when it recovers.",
+        ]
+    )
+    html = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(subject)}</title></head>'
+        f'<body style="font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px">'
+        f'<h2>{escape(headline)}</h2><p style="white-space:pre-line">{escape(detail)}</p>'
+        f"<p>Address: {escape(report.url or '-')}</p>"
+        f'<p style="font-size:12px;color:#52606d">Health alert #{report.alert_id} from monitor.</p></body></html>'
+    )
     return EmailBody(subject=subject, text=text, html=html)
 
 
 # ------------------------------------------------------------------------------------------ digest
 def digest_email(report: DigestReport) -> EmailBody:
-    subject = f"[monitor] daily digest {report.day}: " + ", ".join(
-        f"{t.topic} {t.mentions_24h}" for t in report.topics)
+    subject = f"[monitor] daily digest {report.day}: " + ", ".join(f"{t.topic} {t.mentions_24h}" for t in report.topics)
     lines = [f"Daily digest for the 24 hours up to {report.day} ({report.zone_name}).", ""]
     html_topics = []
     for topic in report.topics:
-        lines.append(f"{topic.topic}: {topic.mentions_24h} mentions, {topic.stories_24h} stories "
-                     f"(last 7 days: {topic.mentions_week_per_day:.1f} mentions and "
-                     f"{topic.stories_week_per_day:.1f} stories per day)")
+        lines.append(
+            f"{topic.topic}: {topic.mentions_24h} mentions, {topic.stories_24h} stories "
+            f"(last 7 days: {topic.mentions_week_per_day:.1f} mentions and "
+            f"{topic.stories_week_per_day:.1f} stories per day)"
+        )
         items = []
         for post in topic.top:
-            lines.append(f"  - [{post.source}] {local_time(post.published_at, report.zone)} "
-                         f"{_title(post)}" + (f"  {post.url}" if post.url else ""))
+            lines.append(
+                f"  - [{post.source}] {local_time(post.published_at, report.zone)} "
+                f"{_title(post)}" + (f"  {post.url}" if post.url else "")
+            )
             title = escape(_title(post))
-            items.append(f"<li>{escape(post.source)} · {escape(local_time(post.published_at, report.zone))} · "
-                         + (f'<a href="{escape(post.url)}">{title}</a>' if post.url else title)
-                         + (f" <small>({post.copies} posts)</small>" if post.copies > 1 else "") + "</li>")
+            items.append(
+                f"<li>{escape(post.source)} · {escape(local_time(post.published_at, report.zone))} · "
+                + (f'<a href="{escape(post.url)}">{title}</a>' if post.url else title)
+                + (f" <small>({post.copies} posts)</small>" if post.copies > 1 else "")
+                + "</li>"
+            )
         lines.append("")
         html_topics.append(
-            f"<h3 style=\"margin-bottom:2px\">{escape(topic.topic)}: {topic.mentions_24h} mentions, "
-            f"{topic.stories_24h} stories</h3><div style=\"color:#52606d;font-size:13px\">last 7 days: "
+            f'<h3 style="margin-bottom:2px">{escape(topic.topic)}: {topic.mentions_24h} mentions, '
+            f'{topic.stories_24h} stories</h3><div style="color:#52606d;font-size:13px">last 7 days: '
             f"{topic.mentions_week_per_day:.1f} mentions and {topic.stories_week_per_day:.1f} stories per day</div>"
-            f"<ul>{''.join(items)}</ul>")
+            f"<ul>{''.join(items)}</ul>"
+        )
     lines.append("Alerts raised in the last 24 hours:" if report.alerts else "No alerts in the last 24 hours.")
     lines += [f"  - {a}" for a in report.alerts]
     lines.append("")
@@ -345,13 +391,16 @@ def digest_email(report: DigestReport) -> EmailBody:
     else:
         lines.append("Every source answered at its last poll.")
     alerts_html = "".join(f"<li>{escape(a)}</li>" for a in report.alerts) or "<li>none</li>"
-    failing_html = "".join(f"<li>{escape(n)}: {k} failed polls; {escape(e)}</li>" for n, k, e in report.failing) \
-        or "<li>none</li>"
-    html = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(subject)}</title></head>"
-            f"<body style=\"font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px\">"
-            f"<h2>Daily digest, {escape(report.day)}</h2>{''.join(html_topics)}"
-            f"<h3>Alerts in the last 24 hours</h3><ul>{alerts_html}</ul>"
-            f"<h3>Sources failing</h3><ul>{failing_html}</ul></body></html>")
+    failing_html = (
+        "".join(f"<li>{escape(n)}: {k} failed polls; {escape(e)}</li>" for n, k, e in report.failing) or "<li>none</li>"
+    )
+    html = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(subject)}</title></head>'
+        f'<body style="font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px">'
+        f"<h2>Daily digest, {escape(report.day)}</h2>{''.join(html_topics)}"
+        f"<h3>Alerts in the last 24 hours</h3><ul>{alerts_html}</ul>"
+        f"<h3>Sources failing</h3><ul>{failing_html}</ul></body></html>"
+    )
     return EmailBody(subject=subject, text="\n".join(lines), html=html)
 
 

@@ -1,11 +1,11 @@
 """The error tree of `monitor`. Foreign errors are mapped where they enter, `raise ... from exc`.
 
-    MonitorError
-     +-- ConfigError      the config file is missing, unreadable or invalid (exit status 2)
-     +-- FetchError       a request failed: network, timeout, HTTP status, size cap, scheme, robots.txt
-     +-- ParseError       a response could not be read as the expected format
-     +-- StoreError       the SQLite store could not be opened, migrated, read or written
-     +-- MailError        an email could not be composed or delivered
+MonitorError
+ +-- ConfigError      the config file is missing, unreadable or invalid (exit status 2)
+ +-- FetchError       a request failed: network, timeout, HTTP status, size cap, scheme, robots.txt
+ +-- ParseError       a response could not be read as the expected format
+ +-- StoreError       the SQLite store could not be opened, migrated, read or written
+ +-- MailError        an email could not be composed or delivered
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class ConfigError(MonitorError):
 class FetchError(MonitorError):
     """A request failed. `http_status` is set when the server answered; `retry_after` in seconds."""
 
-    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None,
-                 bytes_read: int = 0) -> None:
+    def __init__(
+        self, message: str, *, http_status: int | None = None, retry_after: float | None = None, bytes_read: int = 0
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.retry_after = retry_after

@@ -10,7 +10,6 @@ import html
 import os
 import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +43,10 @@ class MailSettings:
         if not self.username:
             return None
         if not self.password_env or self.password_env not in os.environ:
-            raise MailError(f"SMTP login as {self.username} needs the password in the environment variable "
-                            f"{self.password_env or '(alerts.email.password_env is not set)'}")
+            raise MailError(
+                f"SMTP login as {self.username} needs the password in the environment variable "
+                f"{self.password_env or '(alerts.email.password_env is not set)'}"
+            )
         return os.environ[self.password_env]
 
 
@@ -59,8 +60,9 @@ def escape(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def compose(body: EmailBody, settings: MailSettings, *, message_id: str, now: datetime,
-            headers: Sequence[tuple[str, str]] = ()) -> EmailMessage:
+def compose(
+    body: EmailBody, settings: MailSettings, *, message_id: str, now: datetime, headers: Sequence[tuple[str, str]] = ()
+) -> EmailMessage:
     """A multipart/alternative message (text, then HTML with related inline images); UTF-8 throughout."""
     message = EmailMessage(policy=SMTP_POLICY)
     message["Subject"] = one_line(body.subject)
@@ -76,8 +78,14 @@ def compose(body: EmailBody, settings: MailSettings, *, message_id: str, now: da
     html_part = message.get_payload()[1]  # type: ignore[index]
     assert isinstance(html_part, EmailMessage)
     for cid, png in body.images:
-        html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>",
-                              disposition="inline", filename=f"{cid.split('@')[0]}.png")
+        html_part.add_related(
+            png,
+            maintype="image",
+            subtype="png",
+            cid=f"<{cid}>",
+            disposition="inline",
+            filename=f"{cid.split('@')[0]}.png",
+        )
     return message
 
 
@@ -102,8 +110,9 @@ def send(message: EmailMessage, settings: MailSettings) -> list[str]:
     context = ssl.create_default_context()
     try:
         if settings.tls == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s,
-                                                    context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout_s, context=context
+            )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
         with client:
@@ -122,7 +131,7 @@ def send(message: EmailMessage, settings: MailSettings) -> list[str]:
         raise MailError(f"SMTP server said {exc.smtp_code} {_text(exc.smtp_error)}") from exc
     except smtplib.SMTPException as exc:
         raise MailError(f"SMTP error with {settings.host}:{settings.port}: {exc}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise MailError(f"SMTP server {settings.host}:{settings.port} timed out after {settings.timeout_s:g}s") from exc
     except ConnectionRefusedError as exc:
         raise MailError(f"SMTP server {settings.host}:{settings.port} refused the connection") from exc

@@ -57,9 +57,16 @@ def mail_settings(config: Config) -> mail.MailSettings | None:
     email = config.alerts.email
     if email is None:
         return None
-    return mail.MailSettings(host=email.host, port=email.effective_port, tls=email.tls, sender=email.sender,
-                             to=tuple(email.to), username=email.username, password_env=email.password_env,
-                             timeout_s=email.timeout.total_seconds())
+    return mail.MailSettings(
+        host=email.host,
+        port=email.effective_port,
+        tls=email.tls,
+        sender=email.sender,
+        to=tuple(email.to),
+        username=email.username,
+        password_env=email.password_env,
+        timeout_s=email.timeout.total_seconds(),
+    )
 
 
 class Outbox:
@@ -81,8 +88,15 @@ class Outbox:
         created = self._spikes(now, topics) + self._health(now) + self._digest(now)
         for alert_id in created:
             row = self.store.alert(alert_id)
-            log.info("alert_raised id=%d kind=%s topic=%s source=%s count=%s expected=%s", row.id, row.kind,
-                     row.topic, row.source, row.count, row.expected)
+            log.info(
+                "alert_raised id=%d kind=%s topic=%s source=%s count=%s expected=%s",
+                row.id,
+                row.kind,
+                row.topic,
+                row.source,
+                row.count,
+                row.expected,
+            )
         return created
 
     def _spikes(self, now: datetime, topics: Sequence[str] | None) -> list[int]:
@@ -97,18 +111,27 @@ class Outbox:
 
     def _health(self, now: datetime) -> list[int]:
         configured = {s.name for s in self.config.sources if s.enabled}
-        sources = [decide.SourceHealth(
-            name=r["name"], type=r["type"] or "", failures=r["failures"] or 0, last_error=r["last_error"],
-            last_ok_at=from_iso(r["last_ok_at"]) if r["last_ok_at"] else None,
-            last_error_at=from_iso(r["last_error_at"]) if r["last_error_at"] else None, note=r["health"],
-        ) for r in self.store.source_rows() if r["name"] in configured]
+        sources = [
+            decide.SourceHealth(
+                name=r["name"],
+                type=r["type"] or "",
+                failures=r["failures"] or 0,
+                last_error=r["last_error"],
+                last_ok_at=from_iso(r["last_ok_at"]) if r["last_ok_at"] else None,
+                last_error_at=from_iso(r["last_error_at"]) if r["last_error_at"] else None,
+                note=r["health"],
+            )
+            for r in self.store.source_rows()
+            if r["name"] in configured
+        ]
         last = {}
         for source in sources:
             previous = self.store.last_alert("health", source=source.name)
             if previous is not None:
                 last[source.name] = (json.loads(previous.details or "{}").get("state", "broken"), previous.created_at)
-        found = decide.health_alerts(sources, last, failures=self.config.health.failures,
-                                     quiet=self.config.alerts.cooldown, now=now)
+        found = decide.health_alerts(
+            sources, last, failures=self.config.health.failures, quiet=self.config.alerts.cooldown, now=now
+        )
         return [self._insert(a, now) for a in found]
 
     def _digest(self, now: datetime) -> list[int]:
@@ -117,15 +140,24 @@ class Outbox:
         day = decide.digest_due(self.config.alerts.digest, self.zone, now, last_day)
         if day is None:
             return []
-        alert = decide.NewAlert(kind="digest", window_start=now - timedelta(days=1), window_end=now,
-                                details=json.dumps({"day": day}))
+        alert = decide.NewAlert(
+            kind="digest", window_start=now - timedelta(days=1), window_end=now, details=json.dumps({"day": day})
+        )
         return [self._insert(alert, now)]
 
     def _insert(self, alert: decide.NewAlert, now: datetime) -> int:
-        return self.store.insert_alert(kind=alert.kind, created_at=now, topic=alert.topic, source=alert.source,
-                                       window_start=alert.window_start, window_end=alert.window_end,
-                                       count=alert.count, expected=alert.expected, score=alert.score,
-                                       details=alert.details)
+        return self.store.insert_alert(
+            kind=alert.kind,
+            created_at=now,
+            topic=alert.topic,
+            source=alert.source,
+            window_start=alert.window_start,
+            window_end=alert.window_end,
+            count=alert.count,
+            expected=alert.expected,
+            score=alert.score,
+            details=alert.details,
+        )
 
     # ------------------------------------------------------------------ deliver
     def deliver(self, now: datetime) -> list[Delivery]:
@@ -157,8 +189,9 @@ class Outbox:
                 self.store.update_alert(alert.id, error="mail is off (no alerts.email in the config)")
             return Delivery(alert.id, alert.kind, "off", "mail is off")
         if now - alert.created_at > decide.STALE_AFTER and alert.attempts == 0:
-            self.store.update_alert(alert.id, status="failed", error="not sent: stale (over 24 h old before mail "
-                                                                     "could be attempted)")
+            self.store.update_alert(
+                alert.id, status="failed", error="not sent: stale (over 24 h old before mail could be attempted)"
+            )
             return Delivery(alert.id, alert.kind, "failed", "stale")
         try:
             body = self.body(alert, now)
@@ -170,8 +203,13 @@ class Outbox:
             message_id = mail.new_message_id(self.settings.sender)
             self.store.update_alert(alert.id, message_id=message_id)
         try:
-            return mail.compose(body, self.settings, message_id=message_id, now=now,
-                                headers=[("X-Monitor-Alert", f"{alert.kind} #{alert.id}")])
+            return mail.compose(
+                body,
+                self.settings,
+                message_id=message_id,
+                now=now,
+                headers=[("X-Monitor-Alert", f"{alert.kind} #{alert.id}")],
+            )
         except MailError as exc:
             self.store.update_alert(alert.id, status="failed", error=str(exc))
             return Delivery(alert.id, alert.kind, "failed", str(exc))
@@ -187,19 +225,26 @@ class Outbox:
         attempts = alert.attempts + 1
         if not isinstance(outcome, MailError):
             note = f"refused by the server: {'; '.join(outcome)}" if outcome else None
-            self.store.update_alert(alert.id, status="sent", sent_at=now, attempts=attempts, error=note,
-                                    next_attempt_at=None)
+            self.store.update_alert(
+                alert.id, status="sent", sent_at=now, attempts=attempts, error=note, next_attempt_at=None
+            )
             log.info("alert_sent id=%d kind=%s attempts=%d", alert.id, alert.kind, attempts)
             return Delivery(alert.id, alert.kind, "sent", note or "")
         if attempts >= self.config.alerts.max_attempts:
-            self.store.update_alert(alert.id, status="failed", attempts=attempts, error=str(outcome),
-                                    next_attempt_at=None)
+            self.store.update_alert(
+                alert.id, status="failed", attempts=attempts, error=str(outcome), next_attempt_at=None
+            )
             log.error("alert_failed id=%d kind=%s attempts=%d error=%r", alert.id, alert.kind, attempts, str(outcome))
             return Delivery(alert.id, alert.kind, "failed", str(outcome))
         retry = decide.next_attempt(attempts, now)
         self.store.update_alert(alert.id, attempts=attempts, error=str(outcome), next_attempt_at=retry)
-        log.warning("alert_send_failed id=%d attempts=%d retry_at=%s error=%r", alert.id, attempts,
-                    retry.isoformat(), str(outcome))
+        log.warning(
+            "alert_send_failed id=%d attempts=%d retry_at=%s error=%r",
+            alert.id,
+            attempts,
+            retry.isoformat(),
+            str(outcome),
+        )
         return Delivery(alert.id, alert.kind, "retry", f"{outcome} (next try {retry:%H:%M:%SZ})")
 
     # ------------------------------------------------------------------ content
@@ -223,11 +268,20 @@ class Outbox:
         for row in rows:
             sources[row["source"]] = sources.get(row["source"], 0) + 1
         report = emails.SpikeReport(
-            alert_id=alert.id, topic=alert.topic, count=alert.count or len(rows), expected=alert.expected or 0.0,
-            score=alert.score or 0.0, window_start=alert.window_start, window_end=alert.window_end,
-            baseline=self.params.baseline, mentions=len(rows), stories=len({r["cluster_id"] for r in rows}),
+            alert_id=alert.id,
+            topic=alert.topic,
+            count=alert.count or len(rows),
+            expected=alert.expected or 0.0,
+            score=alert.score or 0.0,
+            window_start=alert.window_start,
+            window_end=alert.window_end,
+            baseline=self.params.baseline,
+            mentions=len(rows),
+            stories=len({r["cluster_id"] for r in rows}),
             sources=tuple(sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))),
-            posts=emails.top_stories(posts, TOP_POSTS), zone=self.zone, zone_name=self.config.alerts.timezone,
+            posts=emails.top_stories(posts, TOP_POSTS),
+            zone=self.zone,
+            zone_name=self.config.alerts.timezone,
             has_chart=True,
         )
         chart = self.chart(alert)
@@ -244,14 +298,18 @@ class Outbox:
             buckets[slot] = buckets.get(slot, 0) + 1
         series = [(start + hour * i, float(buckets.get(start + hour * i, 0))) for i in range(int(CHART_SPAN / hour))]
         per_hour = (alert.expected or 0.0) * hour / (alert.window_end - alert.window_start)
-        from monitor.charts import Band, activity_chart  # matplotlib costs ~35 MB: loaded when an email needs it
+        from monitor.charts import Band, activity_chart  # noqa: PLC0415  # matplotlib (~35 MB) only when mailing
 
         try:
-            return activity_chart({alert.topic: series}, bucket=hour, zone=self.zone,
-                                  title=f"{alert.topic}: posts per hour, last 7 days",
-                                  window=(alert.window_start, alert.window_end),
-                                  band=Band(expected=per_hour, upper=max(per_hour * 2, per_hour + 2)),
-                                  alerts=[alert.window_end])
+            return activity_chart(
+                {alert.topic: series},
+                bucket=hour,
+                zone=self.zone,
+                title=f"{alert.topic}: posts per hour, last 7 days",
+                window=(alert.window_start, alert.window_end),
+                band=Band(expected=per_hour, upper=max(per_hour * 2, per_hour + 2)),
+                alerts=[alert.window_end],
+            )
         except (ValueError, RuntimeError, OverflowError) as exc:  # a chart must never block the alert
             log.warning("chart_failed alert=%d error=%r", alert.id, str(exc))
             return None
@@ -266,10 +324,16 @@ class Outbox:
             url = None
         since = details.get("broken_since")
         return emails.HealthReport(
-            alert_id=alert.id, source=alert.source, source_type=details.get("type", ""),
-            state=details.get("state", "broken"), failures=int(details.get("failures", alert.count or 0)),
-            last_error=details.get("error") or state.last_error, last_ok_at=state.last_ok_at,
-            since=from_iso(since) if since else None, url=url, zone=self.zone,
+            alert_id=alert.id,
+            source=alert.source,
+            source_type=details.get("type", ""),
+            state=details.get("state", "broken"),
+            failures=int(details.get("failures", alert.count or 0)),
+            last_error=details.get("error") or state.last_error,
+            last_ok_at=state.last_ok_at,
+            since=from_iso(since) if since else None,
+            url=url,
+            zone=self.zone,
         )
 
     def digest_report(self, alert: AlertRow, now: datetime) -> emails.DigestReport:
@@ -282,13 +346,23 @@ class Outbox:
             top = emails.top_stories(stories_of(self.store.window_posts(topic.name, day_start, end)), 5)
             topics.append(emails.DigestTopic(topic.name, mentions, stories, week_mentions / 7, week_stories / 7, top))
         raised = [a for a in self.store.alerts(kind="spike", limit=200) if a.created_at >= day_start]
-        lines = tuple(f"{emails.local_time(a.created_at, self.zone)} {a.topic}: {a.count} posts "
-                      f"(expected {a.expected or 0:.1f}), {a.status}" for a in reversed(raised))
-        failing = tuple((r["name"], r["failures"], r["last_error"] or "") for r in self.store.source_rows()
-                        if r["failures"])
+        lines = tuple(
+            f"{emails.local_time(a.created_at, self.zone)} {a.topic}: {a.count} posts "
+            f"(expected {a.expected or 0:.1f}), {a.status}"
+            for a in reversed(raised)
+        )
+        failing = tuple(
+            (r["name"], r["failures"], r["last_error"] or "") for r in self.store.source_rows() if r["failures"]
+        )
         details = json.loads(alert.details or "{}")
-        return emails.DigestReport(day=details.get("day", end.date().isoformat()), topics=tuple(topics),
-                                   alerts=lines, failing=failing, zone=self.zone, zone_name=self.config.alerts.timezone)
+        return emails.DigestReport(
+            day=details.get("day", end.date().isoformat()),
+            topics=tuple(topics),
+            alerts=lines,
+            failing=failing,
+            zone=self.zone,
+            zone_name=self.config.alerts.timezone,
+        )
 
 
 def stories_of(rows: Sequence[dict[str, Any]]) -> list[emails.AlertPost]:
@@ -300,9 +374,18 @@ def stories_of(rows: Sequence[dict[str, Any]]) -> list[emails.AlertPost]:
     for members in clusters.values():
         first = members[0]
         others = tuple(sorted({m["source"] for m in members[1:]} - {first["source"]}))
-        stories.append(emails.AlertPost(source=first["source"], published_at=from_iso(first["published_at"]),
-                                        title=first["title"] or "", text=first["text"] or "", url=first["url"],
-                                        term=first["term"], copies=len(members), copy_sources=others))
+        stories.append(
+            emails.AlertPost(
+                source=first["source"],
+                published_at=from_iso(first["published_at"]),
+                title=first["title"] or "",
+                text=first["text"] or "",
+                url=first["url"],
+                term=first["term"],
+                copies=len(members),
+                copy_sources=others,
+            )
+        )
     return stories
 
 
@@ -320,7 +403,7 @@ async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
         error: BaseException | None = None
         try:
             result = work()
-        except BaseException as exc:  # noqa: BLE001  # handed to the awaiting coroutine
+        except BaseException as exc:  # handed to the awaiting coroutine
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop closed while we worked: nobody waits any more
             loop.call_soon_threadsafe(_settle, future, result, error)

@@ -19,9 +19,16 @@ from rich.text import Text
 FORMATS = ("table", "json", "csv")
 
 
-def write_rows(rows: Sequence[Mapping[str, Any]], fmt: str, *, columns: Sequence[str] | None = None,
-               title: str | None = None, out: TextIO | None = None, styles: Mapping[str, str] | None = None,
-               rich_cells: Mapping[str, Any] | None = None) -> None:
+def write_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    out: TextIO | None = None,
+    styles: Mapping[str, str] | None = None,
+    rich_cells: Mapping[str, Any] | None = None,
+) -> None:
     """Print rows as `fmt` ("table", "json" or "csv"). `columns` picks and orders the table/CSV columns."""
     stream = out or sys.stdout
     if fmt == "json":

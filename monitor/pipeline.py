@@ -28,12 +28,21 @@ MAX_CONCURRENT_SOURCES = 24  # sources polled at once by one pass (memory: each 
 
 
 def limits_of(source: SourceConfig) -> RequestLimits:
-    return RequestLimits(timeout=source.timeout, max_bytes=source.max_bytes, user_agent=source.user_agent,
-                         robots=source.robots)
+    return RequestLimits(
+        timeout=source.timeout, max_bytes=source.max_bytes, user_agent=source.user_agent, robots=source.robots
+    )
 
 
-async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, matcher: Matcher, now: datetime,
-                     respect_backoff: bool = True, workers: Workers | None = None) -> RunResult:
+async def run_source(
+    source: SourceConfig,
+    *,
+    fetcher: Fetcher,
+    store: Store,
+    matcher: Matcher,
+    now: datetime,
+    respect_backoff: bool = True,
+    workers: Workers | None = None,
+) -> RunResult:
     """Poll `source` once and store what is new. `respect_backoff=False` (monitor poll) ignores our own
     failure backoff, never the server's Retry-After. With `workers`, large batches are prepared in a
     worker process (their matcher is built from the same topics)."""
@@ -50,10 +59,19 @@ async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, ma
         collected = await collector(source, session, state, now)
         items, keys = unique_items(collected.items)
         known = _known(store, source.name, keys)
-        matched = (await workers.prepare(items, source.name, known, now) if workers is not None
-                   else prepare(items, source.name, known, now, matcher))
-        saved = store.save_poll(state=_succeeded(state, collected, now), source_type=source.type,
-                                source_url=source.url, posts=matched, fetches=session.records, now=now)
+        matched = (
+            await workers.prepare(items, source.name, known, now)
+            if workers is not None
+            else prepare(items, source.name, known, now, matcher)
+        )
+        saved = store.save_poll(
+            state=_succeeded(state, collected, now),
+            source_type=source.type,
+            source_url=source.url,
+            posts=matched,
+            fetches=session.records,
+            now=now,
+        )
     except (FetchError, ParseError) as exc:
         return _fail(source, store, state, session, exc, now, started)
     except StoreError as exc:
@@ -62,12 +80,28 @@ async def run_source(source: SourceConfig, *, fetcher: Fetcher, store: Store, ma
     except Exception as exc:  # a bug in a collector must not stop the other sources
         log.exception("collector_crashed source=%s", source.name)
         return _fail(source, store, state, session, exc, now, started, prefix="internal error: ")
-    result = RunResult(source.name, ok=True, items=len(items), new_posts=saved.new_posts,
-                       updated_posts=saved.updated_posts, matches=saved.matches, not_modified=collected.not_modified,
-                       warnings=collected.warnings, duration_ms=_ms(started), topics=saved.topics)
-    log.info("collected source=%s items=%d new=%d updated=%d matches=%d%s ms=%d", source.name, result.items,
-             result.new_posts, result.updated_posts, result.matches, " not_modified=1" if result.not_modified else "",
-             result.duration_ms)
+    result = RunResult(
+        source.name,
+        ok=True,
+        items=len(items),
+        new_posts=saved.new_posts,
+        updated_posts=saved.updated_posts,
+        matches=saved.matches,
+        not_modified=collected.not_modified,
+        warnings=collected.warnings,
+        duration_ms=_ms(started),
+        topics=saved.topics,
+    )
+    log.info(
+        "collected source=%s items=%d new=%d updated=%d matches=%d%s ms=%d",
+        source.name,
+        result.items,
+        result.new_posts,
+        result.updated_posts,
+        result.matches,
+        " not_modified=1" if result.not_modified else "",
+        result.duration_ms,
+    )
     for warning in collected.warnings:
         log.warning("source_warning source=%s warning=%r", source.name, warning)
     return result
@@ -81,8 +115,9 @@ def _waiting_until(state: SourceState, now: datetime, respect_backoff: bool) -> 
     return None
 
 
-def prepare_posts(items: Sequence[RawItem], source: str, *, store: Store, matcher: Matcher,
-                  now: datetime) -> list[MatchedPost]:
+def prepare_posts(
+    items: Sequence[RawItem], source: str, *, store: Store, matcher: Matcher, now: datetime
+) -> list[MatchedPost]:
     """Normalise, then match and sign only the posts that are new or changed since the last poll (inline)."""
     unique, keys = unique_items(items)
     return prepare(unique, source, _known(store, source, keys), now, matcher)
@@ -93,20 +128,41 @@ def _known(store: Store, source: str, keys: Sequence[str]) -> Known:
 
 
 def _succeeded(state: SourceState, collected: Collected, now: datetime) -> SourceState:
-    return replace(state, etag=collected.etag, last_modified=collected.last_modified, last_ok_at=now,
-                   failures=0, next_poll_at=None, retry_at=collected.retry_at, last_error=None,
-                   cursor=collected.cursor if collected.cursor is not None else state.cursor,
-                   health=collected.health)
+    return replace(
+        state,
+        etag=collected.etag,
+        last_modified=collected.last_modified,
+        last_ok_at=now,
+        failures=0,
+        next_poll_at=None,
+        retry_at=collected.retry_at,
+        last_error=None,
+        cursor=collected.cursor if collected.cursor is not None else state.cursor,
+        health=collected.health,
+    )
 
 
-def _fail(source: SourceConfig, store: Store, state: SourceState, session: Session, exc: Exception, now: datetime,
-          started: float, prefix: str = "") -> RunResult:
+def _fail(
+    source: SourceConfig,
+    store: Store,
+    state: SourceState,
+    session: Session,
+    exc: Exception,
+    now: datetime,
+    started: float,
+    prefix: str = "",
+) -> RunResult:
     message = f"{prefix}{exc}" if str(exc) else f"{prefix}{type(exc).__name__}"
     failures = state.failures + 1
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-    failed = replace(state, failures=failures, last_error=message, last_error_at=now,
-                     next_poll_at=now + backoff_delay(failures, source.interval),
-                     retry_at=now + timedelta(seconds=retry_after) if retry_after else None)
+    failed = replace(
+        state,
+        failures=failures,
+        last_error=message,
+        last_error_at=now,
+        next_poll_at=now + backoff_delay(failures, source.interval),
+        retry_at=now + timedelta(seconds=retry_after) if retry_after else None,
+    )
     records = _mark_last_failed(session.records, message, source, now)
     try:
         store.record_failure(state=failed, source_type=source.type, source_url=source.url, fetches=records, now=now)
@@ -116,8 +172,9 @@ def _fail(source: SourceConfig, store: Store, state: SourceState, session: Sessi
     return RunResult(source.name, ok=False, error=message, duration_ms=_ms(started))
 
 
-def _mark_last_failed(records: Sequence[FetchRecord], message: str, source: SourceConfig,
-                      now: datetime) -> list[FetchRecord]:
+def _mark_last_failed(
+    records: Sequence[FetchRecord], message: str, source: SourceConfig, now: datetime
+) -> list[FetchRecord]:
     """A parse error happens after a fetch that went fine: the fetch log must still say the poll failed."""
     rows = list(records)
     if not rows:
@@ -131,18 +188,32 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-async def poll_sources(sources: Sequence[SourceConfig], *, fetcher: Fetcher, store: Store, matcher: Matcher,
-                       clock: Callable[[], datetime], respect_backoff: bool = True,
-                       workers: Workers | None = None,
-                       on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+async def poll_sources(
+    sources: Sequence[SourceConfig],
+    *,
+    fetcher: Fetcher,
+    store: Store,
+    matcher: Matcher,
+    clock: Callable[[], datetime],
+    respect_backoff: bool = True,
+    workers: Workers | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
     """Poll several sources concurrently (the fetcher keeps each host to its limit), at most
     `MAX_CONCURRENT_SOURCES` at once so that memory stays bounded however many sources there are."""
     slots = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
 
     async def one(source: SourceConfig) -> RunResult:
         async with slots:
-            result = await run_source(source, fetcher=fetcher, store=store, matcher=matcher, now=clock(),
-                                      respect_backoff=respect_backoff, workers=workers)
+            result = await run_source(
+                source,
+                fetcher=fetcher,
+                store=store,
+                matcher=matcher,
+                now=clock(),
+                respect_backoff=respect_backoff,
+                workers=workers,
+            )
         if on_result is not None:
             on_result(result)
         return result

@@ -41,5 +41,7 @@ def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, 
             if seen[1] == post.content_hash:
                 continue  # unchanged since the last poll: nothing to match or write
             post = normalize(item, source=source, now=now, first_seen_at=seen[0])
-        prepared.append(MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text)))
+        prepared.append(
+            MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text))
+        )
     return prepared

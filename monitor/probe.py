@@ -52,16 +52,25 @@ class ProbeReport:
 
     def as_row(self) -> dict[str, Any]:
         per_day = self.per_day
-        return {"source": self.source, "type": self.type, "answer": self.answer, "items": self.items,
-                "dated": self.dated, "oldest": self.oldest.isoformat() if self.oldest else None,
-                "newest": self.newest.isoformat() if self.newest else None,
-                "per_day": round(per_day, 1) if per_day is not None else None, "note": self.note()}
+        return {
+            "source": self.source,
+            "type": self.type,
+            "answer": self.answer,
+            "items": self.items,
+            "dated": self.dated,
+            "oldest": self.oldest.isoformat() if self.oldest else None,
+            "newest": self.newest.isoformat() if self.newest else None,
+            "per_day": round(per_day, 1) if per_day is not None else None,
+            "note": self.note(),
+        }
 
 
-async def probe_sources(config: Config, sources: Sequence[SourceConfig], *,
-                        clock: Callable[[], datetime]) -> list[ProbeReport]:
-    async with Fetcher(per_host=config.defaults.per_host, user_agent=config.defaults.user_agent,
-                       clock=clock) as fetcher:
+async def probe_sources(
+    config: Config, sources: Sequence[SourceConfig], *, clock: Callable[[], datetime]
+) -> list[ProbeReport]:
+    async with Fetcher(
+        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock
+    ) as fetcher:
         return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
 
 
@@ -72,6 +81,14 @@ async def _probe(source: SourceConfig, fetcher: Fetcher, now: datetime) -> Probe
     except (FetchError, ParseError) as exc:
         return ProbeReport(source.name, source.type, answer=str(exc))
     dates = [i.published for i in collected.items if i.published is not None]
-    return ProbeReport(source.name, source.type, answer="ok", items=len(collected.items), dated=len(dates),
-                       oldest=min(dates, default=None), newest=max(dates, default=None),
-                       interval_s=source.interval.total_seconds(), warnings=collected.warnings)
+    return ProbeReport(
+        source.name,
+        source.type,
+        answer="ok",
+        items=len(collected.items),
+        dated=len(dates),
+        oldest=min(dates, default=None),
+        newest=max(dates, default=None),
+        interval_s=source.interval.total_seconds(),
+        warnings=collected.warnings,
+    )

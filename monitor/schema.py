@@ -160,7 +160,7 @@ STEPS: dict[str, Callable[[Database], None]] = {
 
 def migrations() -> Migrations:
     """The steps as a sqlite-utils migration set (imported only when a store needs migrating)."""
-    from sqlite_utils.migrations import Migrations
+    from sqlite_utils.migrations import Migrations  # noqa: PLC0415  # only when a store needs migrating
 
     migration_set = Migrations(MIGRATION_SET)
     for name, step in STEPS.items():

@@ -13,9 +13,9 @@ from typing import Any
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
+from monitor.outbox import Outbox
 from monitor.pipeline import poll_sources
 from monitor.store import Store
-from monitor.outbox import Outbox
 from monitor.types import AlertRow, RunResult
 from monitor.workers import Workers
 
@@ -37,8 +37,16 @@ class ResultRow:
         else:
             status = "ok"
         note = r.error or "; ".join(r.warnings)
-        return {"source": r.source, "status": status, "items": r.items, "new": r.new_posts,
-                "updated": r.updated_posts, "matches": r.matches, "ms": r.duration_ms, "note": note or ""}
+        return {
+            "source": r.source,
+            "status": status,
+            "items": r.items,
+            "new": r.new_posts,
+            "updated": r.updated_posts,
+            "matches": r.matches,
+            "ms": r.duration_ms,
+            "note": note or "",
+        }
 
 
 @dataclass(frozen=True)
@@ -49,23 +57,40 @@ class PollSummary:
     def headline(self) -> str:
         rs = [r.result for r in self.results]
         failed = [r.source for r in rs if not r.ok]
-        text = (f"{len(rs)} sources polled: {sum(r.ok and not r.skipped for r in rs)} ok, {len(failed)} failed"
-                f"{' (' + ', '.join(failed) + ')' if failed else ''}, {sum(r.skipped for r in rs)} skipped; "
-                f"{sum(r.new_posts for r in rs)} new posts, {sum(r.updated_posts for r in rs)} updated, "
-                f"{sum(r.matches for r in rs)} topic matches")
+        text = (
+            f"{len(rs)} sources polled: {sum(r.ok and not r.skipped for r in rs)} ok, {len(failed)} failed"
+            f"{' (' + ', '.join(failed) + ')' if failed else ''}, {sum(r.skipped for r in rs)} skipped; "
+            f"{sum(r.new_posts for r in rs)} new posts, {sum(r.updated_posts for r in rs)} updated, "
+            f"{sum(r.matches for r in rs)} topic matches"
+        )
         return "\n".join([text, *self.alerts])
 
 
-async def poll_once(config: Config, store: Store, sources: Sequence[SourceConfig], *,
-                    clock: Callable[[], datetime], on_result: Callable[[RunResult], None] | None = None) -> PollSummary:
+async def poll_once(
+    config: Config,
+    store: Store,
+    sources: Sequence[SourceConfig],
+    *,
+    clock: Callable[[], datetime],
+    on_result: Callable[[RunResult], None] | None = None,
+) -> PollSummary:
     """`monitor poll`: every source once (our own backoff ignored), then alert evaluation and delivery.
     `on_result` is called as each source finishes (progress on a terminal)."""
     workers = Workers(config.topics)
     try:
-        async with Fetcher(per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock,
-                           offload=workers.parse) as fetcher:
-            results = await poll_sources(sources, fetcher=fetcher, store=store, matcher=workers.matcher, clock=clock,
-                                         respect_backoff=False, workers=workers, on_result=on_result)
+        async with Fetcher(
+            per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
+        ) as fetcher:
+            results = await poll_sources(
+                sources,
+                fetcher=fetcher,
+                store=store,
+                matcher=workers.matcher,
+                clock=clock,
+                respect_backoff=False,
+                workers=workers,
+                on_result=on_result,
+            )
     finally:
         workers.close()
     outbox = Outbox(config, store)

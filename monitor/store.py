@@ -171,8 +171,9 @@ class Store:
                FROM sources s ORDER BY s.name"""
         )
 
-    def _write_source(self, conn: sqlite3.Connection, state: SourceState, kind: str, url: str | None,
-                      now: datetime) -> None:
+    def _write_source(
+        self, conn: sqlite3.Connection, state: SourceState, kind: str, url: str | None, now: datetime
+    ) -> None:
         conn.execute(
             """INSERT INTO sources (name, type, url, etag, last_modified, last_ok_at, last_error, last_error_at,
                                     failures, next_poll_at, retry_at, cursor, last_post_at, health, updated_at)
@@ -184,9 +185,23 @@ class Store:
                  failures = excluded.failures, next_poll_at = excluded.next_poll_at,
                  retry_at = excluded.retry_at, cursor = excluded.cursor,
                  last_post_at = excluded.last_post_at, health = excluded.health, updated_at = excluded.updated_at""",
-            (state.name, kind, url, state.etag, state.last_modified, _ts(state.last_ok_at), state.last_error,
-             _ts(state.last_error_at), state.failures, _ts(state.next_poll_at), _ts(state.retry_at), state.cursor,
-             _ts(state.last_post_at), state.health, _ts(now)),
+            (
+                state.name,
+                kind,
+                url,
+                state.etag,
+                state.last_modified,
+                _ts(state.last_ok_at),
+                state.last_error,
+                _ts(state.last_error_at),
+                state.failures,
+                _ts(state.next_poll_at),
+                _ts(state.retry_at),
+                state.cursor,
+                _ts(state.last_post_at),
+                state.health,
+                _ts(now),
+            ),
         )
 
     # ------------------------------------------------------------------ posts
@@ -195,7 +210,7 @@ class Store:
         wanted = list(dict.fromkeys(keys))
         found: dict[str, KnownPost] = {}
         for start in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._all(
                 f"SELECT id, key, first_seen_at, content_hash FROM posts WHERE source = ? AND key IN ({marks})",
@@ -228,8 +243,21 @@ class Store:
                 conn.executemany(
                     """INSERT INTO fetches (source, url, started_at, status, http_status, bytes, duration_ms,
                                             items, new_posts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [(f.source, f.url, _ts(f.started_at), f.status.value, f.http_status, f.bytes, f.duration_ms,
-                      f.items, f.new_posts, f.error) for f in fetch_rows],
+                    [
+                        (
+                            f.source,
+                            f.url,
+                            _ts(f.started_at),
+                            f.status.value,
+                            f.http_status,
+                            f.bytes,
+                            f.duration_ms,
+                            f.items,
+                            f.new_posts,
+                            f.error,
+                        )
+                        for f in fetch_rows
+                    ],
                 )
                 newest = max((p.post.published_at for p in posts), default=None)
                 if newest is not None and (state.last_post_at is None or newest > state.last_post_at):
@@ -251,18 +279,32 @@ class Store:
         next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
         for (source, key), item in by_key.items():
             post = item.post
-            row = conn.execute("SELECT id, content_hash FROM posts WHERE source = ? AND key = ?",
-                               (source, key)).fetchone()
+            row = conn.execute(
+                "SELECT id, content_hash FROM posts WHERE source = ? AND key = ?", (source, key)
+            ).fetchone()
             if row is None:
                 post_id = next_id
                 next_id += 1
                 bands = dedupe.band_keys(item.signature)
                 cluster = self._cluster_for(conn, post, item.signature, bands, batch) or post_id
                 conn.execute(
-                    """INSERT INTO posts (id, source, key, url, title, text, author, published_at, first_seen_at,
-                                          content_hash, cluster_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (post_id, source, key, post.url, post.title, post.text, post.author, _ts(post.published_at),
-                     _ts(post.first_seen_at), post.content_hash, cluster, _extra(post)),
+                    """INSERT INTO posts (id, source, key, url, title, text, author, published_at,
+                                          first_seen_at, content_hash, cluster_id, extra)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        post_id,
+                        source,
+                        key,
+                        post.url,
+                        post.title,
+                        post.text,
+                        post.author,
+                        _ts(post.published_at),
+                        _ts(post.first_seen_at),
+                        post.content_hash,
+                        cluster,
+                        _extra(post),
+                    ),
                 )
                 batch.add(post_id, item.signature, bands, cluster)
                 fts_rows.append((post_id, post.title, post.text))
@@ -272,8 +314,17 @@ class Store:
                 conn.execute(
                     """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
                                         content_hash = ?, extra = ? WHERE id = ?""",
-                    (post.url, post.title, post.text, post.author, _ts(post.published_at), _ts(now),
-                     post.content_hash, _extra(post), post_id),
+                    (
+                        post.url,
+                        post.title,
+                        post.text,
+                        post.author,
+                        _ts(post.published_at),
+                        _ts(now),
+                        post.content_hash,
+                        _extra(post),
+                        post_id,
+                    ),
                 )
                 conn.execute("DELETE FROM matches WHERE post_id = ?", (post_id,))
                 updated += 1
@@ -281,8 +332,10 @@ class Store:
                 ids[(source, key)] = row[0]
                 continue
             ids[(source, key)] = post_id
-            conn.executemany("INSERT OR REPLACE INTO matches (post_id, topic, term) VALUES (?, ?, ?)",
-                             [(post_id, m.topic, m.term) for m in item.matches])
+            conn.executemany(
+                "INSERT OR REPLACE INTO matches (post_id, topic, term) VALUES (?, ?, ?)",
+                [(post_id, m.topic, m.term) for m in item.matches],
+            )
             matches += len(item.matches)
             topics.update(m.topic for m in item.matches)
         conn.executemany("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", fts_rows)
@@ -290,8 +343,9 @@ class Store:
         self._link_parents(conn, by_key, ids)
         return SaveResult(new, updated, matches, tuple(sorted(topics)))
 
-    def _link_parents(self, conn: sqlite3.Connection, by_key: dict[tuple[str, str], MatchedPost],
-                      ids: dict[tuple[str, str], int]) -> None:
+    def _link_parents(
+        self, conn: sqlite3.Connection, by_key: dict[tuple[str, str], MatchedPost], ids: dict[tuple[str, str], int]
+    ) -> None:
         for (source, key), item in by_key.items():
             parent_key = item.post.parent_key
             if parent_key is None or (source, key) not in ids:
@@ -301,13 +355,18 @@ class Store:
                 row = conn.execute("SELECT id FROM posts WHERE source = ? AND key = ?", (source, parent_key)).fetchone()
                 parent_id = row[0] if row else None
             if parent_id is not None and parent_id != ids[(source, key)]:
-                conn.execute("UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?",
-                             (parent_id, ids[(source, key)], parent_id))
+                conn.execute(
+                    "UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?",
+                    (parent_id, ids[(source, key)], parent_id),
+                )
 
-    def _cluster_for(self, conn: sqlite3.Connection, post: Post, signature: bytes, bands: tuple[int, ...],
-                     batch: _NearDuplicates) -> int | None:
+    def _cluster_for(
+        self, conn: sqlite3.Connection, post: Post, signature: bytes, bands: tuple[int, ...], batch: _NearDuplicates
+    ) -> int | None:
         """The cluster of an identical or near-identical stored post, if any."""
-        row = conn.execute("SELECT cluster_id FROM posts WHERE content_hash = ? LIMIT 1", (post.content_hash,)).fetchone()
+        row = conn.execute(
+            "SELECT cluster_id FROM posts WHERE content_hash = ? LIMIT 1", (post.content_hash,)
+        ).fetchone()
         if row is not None and row[0] is not None:
             return int(row[0])
         if not bands:
@@ -326,11 +385,17 @@ class Store:
                 best = (score, cluster)
         return best[1]
 
-    def record_failure(self, *, state: SourceState, source_type: str, source_url: str | None,
-                       fetches: Sequence[FetchRecord], now: datetime) -> None:
+    def record_failure(
+        self,
+        *,
+        state: SourceState,
+        source_type: str,
+        source_url: str | None,
+        fetches: Sequence[FetchRecord],
+        now: datetime,
+    ) -> None:
         """A failed or skipped poll: the fetch log and the source row, nothing else."""
-        self.save_poll(state=state, source_type=source_type, source_url=source_url, posts=(), fetches=fetches,
-                       now=now)
+        self.save_poll(state=state, source_type=source_type, source_url=source_url, posts=(), fetches=fetches, now=now)
 
     # ------------------------------------------------------------------ queries
     def topic_times(self, topic: str, since: datetime, until: datetime) -> list[datetime]:
@@ -342,9 +407,17 @@ class Store:
         ).fetchall()
         return [from_iso(r[0]) for r in rows]
 
-    def search(self, query: str | None, *, topics: Sequence[str] = (), sources: Sequence[str] = (),
-               since: datetime | None = None, until: datetime | None = None, limit: int = 20,
-               order: str = "newest") -> list[SearchRow]:
+    def search(
+        self,
+        query: str | None,
+        *,
+        topics: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+        order: str = "newest",
+    ) -> list[SearchRow]:
         """FTS5 search, newest first (or by rank); without a query, the posts the filters select, newest first.
         Raises StoreError('bad query: ...') for a malformed query."""
         where: list[str] = ["posts_fts MATCH ?"] if query else []
@@ -362,23 +435,42 @@ class Store:
             where.append("p.published_at <= ?")
             params.append(_ts(until) or "")
         order_by = "posts_fts.rank" if order == "rank" and query else "p.published_at DESC, p.id DESC"
-        snippet = (f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)" if query
-                   else "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END")
+        snippet = (
+            f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+            if query
+            else "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END"
+        )
         source = "posts_fts JOIN posts p ON p.id = posts_fts.rowid" if query else "posts p"
         sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id, {snippet} AS snippet,
                          (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
                   FROM {source}
-                  WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order_by} LIMIT ?"""
+                  WHERE {" AND ".join(where) or "1 = 1"} ORDER BY {order_by} LIMIT ?"""
         try:
             rows = self.conn.execute(sql, (*params, limit)).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreError(f"bad query: {exc}") from exc
-        return [SearchRow(id=r[0], source=r[1], url=r[2], title=r[3], published_at=r[4], cluster_id=r[5],
-                          snippet=r[6] or "", topics=tuple(sorted((r[7] or "").split(","))) if r[7] else ())
-                for r in rows]
+        return [
+            SearchRow(
+                id=r[0],
+                source=r[1],
+                url=r[2],
+                title=r[3],
+                published_at=r[4],
+                cluster_id=r[5],
+                snippet=r[6] or "",
+                topics=tuple(sorted((r[7] or "").split(","))) if r[7] else (),
+            )
+            for r in rows
+        ]
 
-    def stats(self, *, topics: Sequence[str] = (), by: str = "hour", since: datetime | None = None,
-              until: datetime | None = None) -> list[StatsRow]:
+    def stats(
+        self,
+        *,
+        topics: Sequence[str] = (),
+        by: str = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[StatsRow]:
         """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time)."""
         bucket = {
             "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
@@ -397,29 +489,51 @@ class Store:
             params.append(_ts(until) or "")
         rows = self.conn.execute(
             f"""SELECT m.topic, {bucket} AS bucket, count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
-                FROM matches m JOIN posts p ON p.id = m.post_id WHERE {' AND '.join(where)}
+                FROM matches m JOIN posts p ON p.id = m.post_id WHERE {" AND ".join(where)}
                 GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
             params,
         ).fetchall()
         return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        return {table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("posts", "matches", "alerts", "fetches")}
+        return {
+            table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("posts", "matches", "alerts", "fetches")
+        }
 
     # ------------------------------------------------------------------ alerts (the outbox)
-    def insert_alert(self, *, kind: str, created_at: datetime, topic: str | None = None, source: str | None = None,
-                     window_start: datetime | None = None, window_end: datetime | None = None,
-                     count: int | None = None, expected: float | None = None, score: float | None = None,
-                     details: str | None = None) -> int:
+    def insert_alert(
+        self,
+        *,
+        kind: str,
+        created_at: datetime,
+        topic: str | None = None,
+        source: str | None = None,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        count: int | None = None,
+        expected: float | None = None,
+        score: float | None = None,
+        details: str | None = None,
+    ) -> int:
         try:
             with self.transaction() as conn:
                 cursor = conn.execute(
                     """INSERT INTO alerts (kind, topic, source, window_start, window_end, count, expected, score,
                                            created_at, status, attempts, details)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)""",
-                    (kind, topic, source, _ts(window_start), _ts(window_end), count, expected, score,
-                     _ts(created_at), details),
+                    (
+                        kind,
+                        topic,
+                        source,
+                        _ts(window_start),
+                        _ts(window_end),
+                        count,
+                        expected,
+                        score,
+                        _ts(created_at),
+                        details,
+                    ),
                 )
                 return int(cursor.lastrowid or 0)
         except sqlite3.Error as exc:
@@ -444,14 +558,19 @@ class Store:
 
     def due_alerts(self, now: datetime) -> list[AlertRow]:
         """Pending alerts whose next attempt is due, oldest first."""
-        rows = self._all("""SELECT * FROM alerts WHERE status = 'pending'
-                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id""", (_ts(now),))
+        rows = self._all(
+            """SELECT * FROM alerts WHERE status = 'pending'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id""",
+            (_ts(now),),
+        )
         return [_alert(r) for r in rows]
 
     def last_alert(self, kind: str, *, topic: str | None = None, source: str | None = None) -> AlertRow | None:
         row = self._one(
             """SELECT * FROM alerts WHERE kind = ? AND (? IS NULL OR topic = ?) AND (? IS NULL OR source = ?)
-               ORDER BY id DESC LIMIT 1""", (kind, topic, topic, source, source))
+               ORDER BY id DESC LIMIT 1""",
+            (kind, topic, topic, source, source),
+        )
         return _alert(row) if row else None
 
     def update_alert(self, alert_id: int, **changes: Any) -> None:
@@ -462,8 +581,9 @@ class Store:
         values = [_ts(v) if isinstance(v, datetime) else v for v in changes.values()]
         try:
             with self.transaction() as conn:
-                conn.execute(f"UPDATE alerts SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                             (*values, alert_id))
+                conn.execute(
+                    f"UPDATE alerts SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?", (*values, alert_id)
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot update alert #{alert_id}: {exc}") from exc
 
@@ -588,19 +708,35 @@ class _NearDuplicates:
         return [self.signatures[post_id] for post_id in sorted(ids)]
 
     def write(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)",
-                         [(post_id, sig) for post_id, (sig, _) in self.signatures.items()])
-        conn.executemany("INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
-                         sorted((band, post_id) for band, ids in self.by_band.items() for post_id in ids))
+        conn.executemany(
+            "INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)",
+            [(post_id, sig) for post_id, (sig, _) in self.signatures.items()],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
+            sorted((band, post_id) for band, ids in self.by_band.items() for post_id in ids),
+        )
 
 
 def _alert(row: dict[str, Any]) -> AlertRow:
     return AlertRow(
-        id=row["id"], kind=row["kind"], topic=row["topic"], source=row["source"],
-        window_start=_dt(row["window_start"]), window_end=_dt(row["window_end"]), count=row["count"],
-        expected=row["expected"], score=row["score"], created_at=from_iso(row["created_at"]), status=row["status"],
-        attempts=row["attempts"], sent_at=_dt(row["sent_at"]), error=row["error"],
-        next_attempt_at=_dt(row["next_attempt_at"]), message_id=row["message_id"], details=row["details"],
+        id=row["id"],
+        kind=row["kind"],
+        topic=row["topic"],
+        source=row["source"],
+        window_start=_dt(row["window_start"]),
+        window_end=_dt(row["window_end"]),
+        count=row["count"],
+        expected=row["expected"],
+        score=row["score"],
+        created_at=from_iso(row["created_at"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        sent_at=_dt(row["sent_at"]),
+        error=row["error"],
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        message_id=row["message_id"],
+        details=row["details"],
     )
 
 
@@ -633,7 +769,7 @@ def open_store(path: Path, *, create: bool = True) -> Store:
 def _migrate(store: Store) -> None:
     if not _pending(store.conn):
         return
-    from sqlite_utils import Database
+    from sqlite_utils import Database  # noqa: PLC0415  # only when a store needs migrating
 
     with store.transaction():  # BEGIN IMMEDIATE: one process migrates, the others wait and find nothing pending
         migrations().apply(Database(store.conn, execute_plugins=False))  # each step in a savepoint inside this
@@ -642,6 +778,7 @@ def _migrate(store: Store) -> None:
 def _pending(conn: sqlite3.Connection) -> bool:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone() is None:
         return True
-    applied = {r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?",
-                                          (MIGRATION_SET,))}
+    applied = {
+        r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,))
+    }
     return not set(STEPS) <= applied

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class MatchedPost:
     signature: bytes  # MinHash signature from `dedupe.signature`; empty when the text is too short
 
 
-class FetchStatus(str, Enum):
+class FetchStatus(StrEnum):
     """Outcome of one fetch, as written to `fetches.status`."""
 
     OK = "ok"

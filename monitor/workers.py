@@ -67,15 +67,22 @@ class Workers:
                 log.info("workers_unavailable: no forkserver here; parsing and matching run in the main process")
                 self.processes = 0
                 return None
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_start,
-                                             initargs=(self.topics,))
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_start, initargs=(self.topics,)
+            )
         return self._pool
 
     async def prepare(self, items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
         if len(items) < MIN_ITEMS:
             return prepare(items, source, known, now, self.matcher)
-        return await self._run(_prepare_in_worker, lambda: prepare(items, source, known, now, self.matcher),
-                               items, source, dict(known), now)
+        return await self._run(
+            _prepare_in_worker,
+            lambda: prepare(items, source, known, now, self.matcher),
+            items,
+            source,
+            dict(known),
+            now,
+        )
 
     async def parse(self, size: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` (a pure, picklable function such as parse_feed), in a worker when `size` is large."""

@@ -54,11 +54,18 @@ def monitor_cmd(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "monitor", "--config", str(config), *args]
 
 
-def run_monitor(config: Path, *args: str, timeout: float = 120, cwd: Path | None = None,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(monitor_cmd(config, *args), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or config.parent, env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
-                          check=False)
+def run_monitor(
+    config: Path, *args: str, timeout: float = 120, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        monitor_cmd(config, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or config.parent,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+        check=False,
+    )
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -79,7 +86,7 @@ class RawServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
@@ -124,8 +131,7 @@ def raw_server() -> Iterator[RawServer]:
     server.close()
 
 
-def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None,
-            delay: float = 0.0) -> Handler:
+def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None, delay: float = 0.0) -> Handler:
     def handler(req: BaseHTTPRequestHandler) -> None:
         if delay:
             time.sleep(delay)

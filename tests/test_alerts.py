@@ -23,19 +23,25 @@ from tests.conftest import NOW, SmtpServer, closed_port, make_config, monitor_cm
 
 
 def config(tmp_path: Path, smtp_port: int | None, extra_alerts: str = "", topics: str = "") -> Config:
-    email = (f"""
+    email = (
+        f"""
   email:
     host: 127.0.0.1
     port: {smtp_port}
     tls: none
     sender: monitor@example.org
     to: [analyst@example.org, second@example.org]
-    timeout: 5s""" if smtp_port else "")
-    return make_config(tmp_path, f"""
+    timeout: 5s"""
+        if smtp_port
+        else ""
+    )
+    return make_config(
+        tmp_path,
+        f"""
 store: store.db
 topics:
   separatism: [separatism, separatist*, сепаратист*]
-  {topics or 'weather: [rain]'}
+  {topics or "weather: [rain]"}
 sources:
   - {{name: news, type: feed, url: "http://127.0.0.1:9/rss"}}
   - {{name: wire, type: feed, url: "http://127.0.0.1:9/wire"}}
@@ -48,21 +54,46 @@ alerts:
 {extra_alerts}{email}
 health:
   failures: 3
-""")
+""",
+    )
 
 
-def add(store: Store, topic: str, times: list[datetime], *, source: str = "news", title: str = "Separatist rally",
-        text: str | None = None, term: str = "separatist*", prefix: str = "p") -> None:
+def add(
+    store: Store,
+    topic: str,
+    times: list[datetime],
+    *,
+    source: str = "news",
+    title: str = "Separatist rally",
+    text: str | None = None,
+    term: str = "separatist*",
+    prefix: str = "p",
+) -> None:
     posts = []
     for index, when in enumerate(times):
-        body = text if text is not None else (f"Report {prefix}{index}: a separatist rally gathered people near the "
-                                              f"square number {index} and {prefix} in the city.")
-        post = Post(source=source, key=f"{prefix}{index}-{when.isoformat()}", url=f"https://example.org/{prefix}{index}",
-                    title=title, text=body, author=None, published_at=when, first_seen_at=when,
-                    content_hash=content_hash(title, body + str(index)))
+        body = (
+            text
+            if text is not None
+            else (
+                f"Report {prefix}{index}: a separatist rally gathered people near the "
+                f"square number {index} and {prefix} in the city."
+            )
+        )
+        post = Post(
+            source=source,
+            key=f"{prefix}{index}-{when.isoformat()}",
+            url=f"https://example.org/{prefix}{index}",
+            title=title,
+            text=body,
+            author=None,
+            published_at=when,
+            first_seen_at=when,
+            content_hash=content_hash(title, body + str(index)),
+        )
         posts.append(MatchedPost(post, (Match(topic, term),), dedupe.signature(title, body)))
-    store.save_poll(state=SourceState(name=source), source_type="feed", source_url=None, posts=posts, fetches=(),
-                    now=NOW)
+    store.save_poll(
+        state=SourceState(name=source), source_type="feed", source_url=None, posts=posts, fetches=(), now=NOW
+    )
 
 
 def steady_history(store: Store, topic: str = "separatism", per_day: int = 6) -> None:
@@ -75,8 +106,7 @@ def burst(store: Store, count: int = 14, source: str = "news") -> None:
     add(store, "separatism", [NOW - timedelta(minutes=3 * i + 1) for i in range(count)], source=source, prefix="b")
 
 
-def test_a_spike_sends_exactly_one_email_that_tells_the_story(tmp_path: Path, store: Store,
-                                                               smtp: SmtpServer) -> None:
+def test_a_spike_sends_exactly_one_email_that_tells_the_story(tmp_path: Path, store: Store, smtp: SmtpServer) -> None:
     steady_history(store)
     burst(store)
     outbox = Outbox(config(tmp_path, smtp.port), store)
@@ -160,7 +190,12 @@ def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store)
     first = outbox.deliver(NOW)
     assert first[0].status == "retry" and "refused the connection" in first[0].detail
     row = store.alert(alert_id)
-    assert row.status == "pending" and row.attempts == 1 and row.error and row.next_attempt_at == NOW + timedelta(minutes=1)
+    assert (
+        row.status == "pending"
+        and row.attempts == 1
+        and row.error
+        and row.next_attempt_at == NOW + timedelta(minutes=1)
+    )
     assert outbox.deliver(NOW + timedelta(seconds=30)) == []  # not due yet
     server = SmtpServer(port).start()
     try:
@@ -175,8 +210,9 @@ def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store)
         server.stop()
 
 
-def test_a_refusing_server_is_retried_then_failed_after_max_attempts(tmp_path: Path, store: Store,
-                                                                     smtp: SmtpServer) -> None:
+def test_a_refusing_server_is_retried_then_failed_after_max_attempts(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
     smtp.sink.fail_with = "451 4.3.0 try again later"
     steady_history(store)
     burst(store)
@@ -195,8 +231,14 @@ def test_a_refusing_server_is_retried_then_failed_after_max_attempts(tmp_path: P
 
 def test_scraped_text_cannot_inject_headers_or_script(tmp_path: Path, store: Store, smtp: SmtpServer) -> None:
     evil = "Separatist news\r\nBcc: victim@example.net\r\nX-Evil: 1 <script>alert(1)</script>"
-    add(store, "separatism", [NOW - timedelta(minutes=i + 1) for i in range(4)], title=evil,
-        text="<script>document.location='https://evil.example'</script> separatist & <b>bold</b>", prefix="x")
+    add(
+        store,
+        "separatism",
+        [NOW - timedelta(minutes=i + 1) for i in range(4)],
+        title=evil,
+        text="<script>document.location='https://evil.example'</script> separatist & <b>bold</b>",
+        prefix="x",
+    )
     outbox = Outbox(config(tmp_path, smtp.port), store)
     outbox.evaluate(NOW)
     outbox.deliver(NOW)
@@ -210,12 +252,20 @@ def test_scraped_text_cannot_inject_headers_or_script(tmp_path: Path, store: Sto
     assert b"\r\nBcc:" not in raw
 
 
-def test_a_cyrillic_topic_and_kazakh_title_decode_in_the_received_message(tmp_path: Path, store: Store,
-                                                                          smtp: SmtpServer) -> None:
-    cfg = config(tmp_path, smtp.port, topics="халық-кеңесі: [\"Халық кеңес*\"]")
+def test_a_cyrillic_topic_and_kazakh_title_decode_in_the_received_message(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
+    cfg = config(tmp_path, smtp.port, topics='халық-кеңесі: ["Халық кеңес*"]')
     title = "Халық кеңесі жиналды: сепаратисты в Петропавловске"
-    add(store, "халық-кеңесі", [NOW - timedelta(minutes=i + 1) for i in range(5)], title=title,
-        text="Халық кеңесі мәлімдеме жасады. Народный совет провёл заседание.", term="Халық кеңес*", prefix="k")
+    add(
+        store,
+        "халық-кеңесі",
+        [NOW - timedelta(minutes=i + 1) for i in range(5)],
+        title=title,
+        text="Халық кеңесі мәлімдеме жасады. Народный совет провёл заседание.",
+        term="Халық кеңес*",
+        prefix="k",
+    )
     outbox = Outbox(cfg, store)
     outbox.evaluate(NOW)
     outbox.deliver(NOW)
@@ -227,7 +277,9 @@ def test_a_cyrillic_topic_and_kazakh_title_decode_in_the_received_message(tmp_pa
     assert all(ord(c) < 128 for c in smtp.sink.messages[0].decode("ascii"))  # properly encoded on the wire
 
 
-def test_mail_off_records_alerts_without_sending(tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture) -> None:
+def test_mail_off_records_alerts_without_sending(
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     burst(store)
     with caplog.at_level("INFO"):
         outbox = Outbox(config(tmp_path, None), store)
@@ -240,13 +292,18 @@ def test_mail_off_records_alerts_without_sending(tmp_path: Path, store: Store, c
 
 def fail_source(store: Store, name: str, when: datetime, failures: int, error: str = "HTTP 500 Server Error") -> None:
     state = SourceState(name=name, failures=failures, last_error=error, last_error_at=when)
-    store.record_failure(state=state, source_type="feed", source_url="http://127.0.0.1:9/rss",
-                         fetches=(FetchRecord(name, "http://127.0.0.1:9/rss", when, FetchStatus.ERROR, 500,
-                                              error=error),), now=when)
+    store.record_failure(
+        state=state,
+        source_type="feed",
+        source_url="http://127.0.0.1:9/rss",
+        fetches=(FetchRecord(name, "http://127.0.0.1:9/rss", when, FetchStatus.ERROR, 500, error=error),),
+        now=when,
+    )
 
 
-def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(tmp_path: Path, store: Store,
-                                                                         smtp: SmtpServer) -> None:
+def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
     outbox = Outbox(config(tmp_path, smtp.port), store)
     for n in (1, 2):
         fail_source(store, "news", NOW + timedelta(minutes=10 * n), n)
@@ -259,8 +316,14 @@ def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(tmp_pat
     broken = smtp.sink.parsed()[0]
     assert "source news is failing (3 polls in a row)" in broken["Subject"]  # type: ignore[index]
     later = NOW + timedelta(hours=2)
-    store.save_poll(state=SourceState(name="news", last_ok_at=later), source_type="feed", source_url=None,
-                    posts=(), fetches=(), now=later)
+    store.save_poll(
+        state=SourceState(name="news", last_ok_at=later),
+        source_type="feed",
+        source_url=None,
+        posts=(),
+        fetches=(),
+        now=later,
+    )
     outbox.evaluate(later)
     outbox.deliver(later)
     assert len(smtp.sink.messages) == 2
@@ -290,7 +353,9 @@ def test_the_daily_digest_is_sent_once_at_its_time(tmp_path: Path, store: Store,
 def test_killed_mid_send_and_restarted_sends_no_duplicate(tmp_path: Path) -> None:
     """A poll killed while the SMTP conversation is under way, then run again: exactly one email."""
     port = closed_port()
-    path = write_config(tmp_path, f"""
+    path = write_config(
+        tmp_path,
+        f"""
 store: store.db
 topics:
   separatism: [separatist*]
@@ -299,7 +364,8 @@ sources:
 alerts:
   min_count: 3
   email: {{host: 127.0.0.1, port: {port}, sender: m@example.org, to: [a@example.org], timeout: 30s}}
-""")
+""",
+    )
     now = datetime.now(UTC)
     with open_store(tmp_path / "store.db") as store:
         add(store, "separatism", [now - timedelta(minutes=i + 1) for i in range(6)], prefix="live")
@@ -307,8 +373,13 @@ alerts:
     server.sink.stall_rcpt = 20  # the client will be waiting at RCPT when we kill it
     server.start()
     try:
-        proc = subprocess.Popen(monitor_cmd(path, "poll"), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            monitor_cmd(path, "poll"),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         message_id = None
         while time.monotonic() < deadline and message_id is None:  # wait until the send has begun
@@ -322,8 +393,9 @@ alerts:
         proc.wait(10)
         assert server.sink.messages == []
         server.sink.stall_rcpt = 0
-        done = subprocess.run(monitor_cmd(path, "poll"), cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            monitor_cmd(path, "poll"), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        )
         assert done.returncode == 0, done.stderr
         assert len(server.sink.messages) == 1
         received = server.sink.parsed()[0]
@@ -335,14 +407,21 @@ alerts:
         server.stop()
 
 
-def test_an_html_source_whose_selectors_stop_matching_raises_one_health_alert(tmp_path: Path, store: Store,
-                                                                              smtp: SmtpServer) -> None:
+def test_an_html_source_whose_selectors_stop_matching_raises_one_health_alert(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
     outbox = Outbox(config(tmp_path, smtp.port), store)
     note = "items selector 'article.post' matched nothing on http://127.0.0.1:9/rss"
     for minutes in (10, 20, 30):  # polls succeed but the layout changed: the collector's health note stays
         when = NOW + timedelta(minutes=minutes)
-        store.save_poll(state=SourceState(name="news", last_ok_at=when, health=note), source_type="html",
-                        source_url=None, posts=(), fetches=(), now=when)
+        store.save_poll(
+            state=SourceState(name="news", last_ok_at=when, health=note),
+            source_type="html",
+            source_url=None,
+            posts=(),
+            fetches=(),
+            now=when,
+        )
         outbox.evaluate(when)
         outbox.deliver(when)
     assert len(smtp.sink.messages) == 1

@@ -16,20 +16,27 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 def serve_everything(server: RawServer, corpus: Path) -> dict[str, int]:
     """Routes for each source type; returns the posts each source must store."""
+
     def route(path: str, body: bytes, ctype: str) -> None:
         server.routes[path] = respond(200, body, {"Content-Type": ctype})
 
     route("/rss", (corpus / "rss/en_bbc-world.xml").read_bytes(), "application/rss+xml")
     route("/news/", (FIXTURES / "html/ru_news_listing.html").read_bytes(), "text/html; charset=utf-8")
-    route("/news/2026/03/01/narodnyj-sovet.html", (FIXTURES / "html/ru_news_article.html").read_bytes(),
-          "text/html; charset=utf-8")
+    route(
+        "/news/2026/03/01/narodnyj-sovet.html",
+        (FIXTURES / "html/ru_news_article.html").read_bytes(),
+        "text/html; charset=utf-8",
+    )
     route("/s/clashreport", (corpus / "telegram/clashreport_excerpt.html").read_bytes(), "text/html; charset=utf-8")
-    route("/api/v1/timelines/tag/hoot", (corpus / "api/mastodon/timelines_tag_page1_localhost.json").read_bytes(),
-          "application/json")
-    route("/r/AskReddit/new.json", (corpus / "api/reddit/r-askreddit_new_limit100.json").read_bytes(),
-          "application/json")
-    route("/method/wall.get", (corpus / "api/vk/wall.get_extended_copy_history.json").read_bytes(),
-          "application/json")
+    route(
+        "/api/v1/timelines/tag/hoot",
+        (corpus / "api/mastodon/timelines_tag_page1_localhost.json").read_bytes(),
+        "application/json",
+    )
+    route(
+        "/r/AskReddit/new.json", (corpus / "api/reddit/r-askreddit_new_limit100.json").read_bytes(), "application/json"
+    )
+    route("/method/wall.get", (corpus / "api/vk/wall.get_extended_copy_history.json").read_bytes(), "application/json")
     mastodon = json.loads((corpus / "api/mastodon/timelines_tag_page1_localhost.json").read_text())
     reddit = json.loads((corpus / "api/reddit/r-askreddit_new_limit100.json").read_text())
     vk = json.loads((corpus / "api/vk/wall.get_extended_copy_history.json").read_text())
@@ -46,7 +53,9 @@ def serve_everything(server: RawServer, corpus: Path) -> dict[str, int]:
 def test_every_source_type_stores_every_post_once(tmp_path: Path, corpus: Path, raw_server: RawServer) -> None:
     expected = serve_everything(raw_server, corpus)
     base = raw_server.base
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 store: store.db
 topics:
   separatism: [separatism, separatist*, сепаратизм*, сепаратист*]
@@ -68,7 +77,8 @@ sources:
   - {{name: hoot, type: mastodon, url: "{base}/api/v1/timelines/tag/hoot"}}
   - {{name: askreddit, type: reddit, url: "{base}/r/AskReddit/new.json"}}
   - {{name: vk-wall, type: vk, domain: someclub, url: "{base}/method/wall.get"}}
-""")
+""",
+    )
     env = {"VK_SERVICE_TOKEN": "test-token-never-stored"}
     first = run_monitor(config, "poll", "--format", "json", env=env)
     assert first.returncode == 0, first.stderr
@@ -80,11 +90,17 @@ sources:
     # comments point at the article of their page
     article = db.execute("SELECT id FROM posts WHERE source = 'vestnik' AND parent_id IS NULL").fetchall()
     assert len(article) == 1
-    parents = {r[0] for r in db.execute("SELECT parent_id FROM posts WHERE source = 'vestnik' AND parent_id IS NOT NULL")}
+    parents = {
+        r[0] for r in db.execute("SELECT parent_id FROM posts WHERE source = 'vestnik' AND parent_id IS NOT NULL")
+    }
     assert parents == {article[0][0]}
     # the Russian article matches both topics; nothing of the token was kept anywhere
-    topics = {r[0] for r in db.execute("SELECT DISTINCT m.topic FROM matches m JOIN posts p ON p.id = m.post_id "
-                                       "WHERE p.source = 'vestnik'")}
+    topics = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT m.topic FROM matches m JOIN posts p ON p.id = m.post_id WHERE p.source = 'vestnik'"
+        )
+    }
     assert topics == {"separatism", "peoples-council"}
     dump = "\n".join(db.iterdump())
     assert "test-token-never-stored" not in dump
@@ -100,9 +116,14 @@ sources:
 
 @pytest.mark.parametrize("kind", ["feed", "html", "telegram", "mastodon", "reddit", "vk"])
 def test_status_shows_each_type(tmp_path: Path, kind: str) -> None:
-    extra = {"feed": "url: https://e.org/rss", "html": "url: https://e.org/\n    items: a\n    fields: {title: h1}",
-             "telegram": "channel: somechannel", "mastodon": "url: https://m.example/api/v1/timelines/tag/x",
-             "reddit": "url: https://www.reddit.com/r/x/new.json", "vk": "domain: club"}[kind]
+    extra = {
+        "feed": "url: https://e.org/rss",
+        "html": "url: https://e.org/\n    items: a\n    fields: {title: h1}",
+        "telegram": "channel: somechannel",
+        "mastodon": "url: https://m.example/api/v1/timelines/tag/x",
+        "reddit": "url: https://www.reddit.com/r/x/new.json",
+        "vk": "domain: club",
+    }[kind]
     config = write_config(tmp_path, f"topics: {{t: [x]}}\nsources:\n  - name: s\n    type: {kind}\n    {extra}\n")
     result = run_monitor(config, "status", "--format", "json")
     assert result.returncode == 0

@@ -15,31 +15,43 @@ import pytest
 from tests.conftest import RawServer, closed_port, monitor_cmd, respond, run_monitor, write_config
 
 COMMANDS = {
-    "run": [], "poll": ["--source"], "check": ["--probe"],
+    "run": [],
+    "poll": ["--source"],
+    "check": ["--probe"],
     "search": ["--topic", "--source", "--since", "--until", "--limit", "--format"],
-    "stats": ["--topic", "--by", "--since", "--format"], "alerts": ["--format"], "status": [],
-    "detect": ["--window", "--baseline"], "export": ["--format", "--topic", "--since", "--until", "-o"],
-    "plot": ["--topic", "--since", "--by", "-o"], "serve": [], "demo": [],
+    "stats": ["--topic", "--by", "--since", "--format"],
+    "alerts": ["--format"],
+    "status": [],
+    "detect": ["--window", "--baseline"],
+    "export": ["--format", "--topic", "--since", "--until", "-o"],
+    "plot": ["--topic", "--since", "--by", "-o"],
+    "serve": [],
+    "demo": [],
 }
 
 
 def feed_config(tmp_path: Path, server: RawServer, corpus: Path, more_sources: str = "") -> Path:
-    server.routes["/rss"] = respond(200, (corpus / "rss/ru_oren-ru_windows-1251.xml").read_bytes(),
-                                    {"Content-Type": "application/rss+xml"})
-    server.routes["/atom"] = respond(200, (corpus / "atom/de_heise.atom").read_bytes(),
-                                     {"Content-Type": "application/atom+xml"})
-    return write_config(tmp_path, f"""
+    server.routes["/rss"] = respond(
+        200, (corpus / "rss/ru_oren-ru_windows-1251.xml").read_bytes(), {"Content-Type": "application/rss+xml"}
+    )
+    server.routes["/atom"] = respond(
+        200, (corpus / "atom/de_heise.atom").read_bytes(), {"Content-Type": "application/atom+xml"}
+    )
+    return write_config(
+        tmp_path,
+        f"""
 store: data/monitor.db
 topics:
   russia: [Оренбург*, оренбург*]
   heise: [Microsoft, Java*]
 sources:
-  - {{name: oren, type: feed, url: "{server.url('/rss')}", robots: false}}
-  - {{name: heise, type: feed, url: "{server.url('/atom')}", robots: false}}
+  - {{name: oren, type: feed, url: "{server.url("/rss")}", robots: false}}
+  - {{name: heise, type: feed, url: "{server.url("/atom")}", robots: false}}
 {more_sources}
 alerts:
   email: {{host: 127.0.0.1, port: {closed_port()}, sender: m@example.org, to: [a@example.org], timeout: 2s}}
-""")
+""",
+    )
 
 
 def test_help_everywhere_lists_the_documented_flags(tmp_path: Path) -> None:
@@ -85,8 +97,9 @@ def test_poll_search_stats_alerts_status(tmp_path: Path, raw_server: RawServer, 
     assert all(r["source"] == "oren" for r in found) and "**" in found[0]["snippet"]
     dates = [r["published_at"] for r in found]
     assert dates == sorted(dates, reverse=True)  # newest first
-    limited = json.loads(run_monitor(config, "search", "microsoft", "--source", "heise", "--limit", "1",
-                                     "--format", "json").stdout)
+    limited = json.loads(
+        run_monitor(config, "search", "microsoft", "--source", "heise", "--limit", "1", "--format", "json").stdout
+    )
     assert len(limited) == 1 and limited[0]["source"] == "heise"
     odd = run_monitor(config, "search", 'Microsoft "unbalanced', "--format", "json")
     assert odd.returncode == 0 and "searched the phrase" in odd.stderr
@@ -109,12 +122,15 @@ def test_poll_search_stats_alerts_status(tmp_path: Path, raw_server: RawServer, 
 
 def test_poll_reports_failing_sources_and_still_exits_0(tmp_path: Path, raw_server: RawServer) -> None:
     raw_server.routes["/rss"] = respond(500)
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 topics: {{t: [x]}}
 sources:
-  - {{name: broken, type: feed, url: "{raw_server.url('/rss')}", robots: false}}
+  - {{name: broken, type: feed, url: "{raw_server.url("/rss")}", robots: false}}
   - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
-""")
+""",
+    )
     result = run_monitor(config, "poll")
     assert result.returncode == 0
     assert "0 ok, 2 failed (broken, offline)" in result.stdout
@@ -135,8 +151,9 @@ def test_detect_prints_iso_timestamps_at_the_jump(tmp_path: Path) -> None:
     series = tmp_path / "series.csv"
     start = datetime(2024, 3, 1)
     steps = 8 * 24 * 12
-    lines = ["timestamp,value"] + [f"{(start + timedelta(minutes=5 * i)).isoformat()},{40 if i >= steps - 12 else 2}"
-                                   for i in range(steps)]
+    lines = ["timestamp,value"] + [
+        f"{(start + timedelta(minutes=5 * i)).isoformat()},{40 if i >= steps - 12 else 2}" for i in range(steps)
+    ]
     series.write_text("\n".join(lines) + "\n")
     result = run_monitor(tmp_path / "none.yaml", "detect", str(series))
     assert result.returncode == 0, result.stderr
@@ -150,11 +167,14 @@ def test_detect_prints_iso_timestamps_at_the_jump(tmp_path: Path) -> None:
 
 
 def test_log_format_json(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 topics: {{t: [x]}}
 sources:
   - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
-""")
+""",
+    )
     result = run_monitor(config, "--log-format", "json", "poll")
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     failed = [e for e in events if e["event"] == "source_failed"]
@@ -163,16 +183,24 @@ sources:
 
 @pytest.mark.slow
 def test_run_keeps_going_offline_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 topics: {{t: [x]}}
 sources:
   - {{name: offline-a, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 2s, robots: false}}
   - {{name: offline-b, type: feed, url: "http://nonexistent.invalid/feed", interval: 2s}}
-""")
+""",
+    )
     log = tmp_path / "run.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(monitor_cmd(config, "run"), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+        proc = subprocess.Popen(
+            monitor_cmd(config, "run"),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        )
         time.sleep(6)
         assert proc.poll() is None, log.read_text()
         started = time.monotonic()
@@ -186,8 +214,9 @@ sources:
     assert "Traceback" not in text
 
 
-def test_check_probe_reports_each_source_and_stores_nothing(tmp_path: Path, raw_server: RawServer,
-                                                            corpus: Path) -> None:
+def test_check_probe_reports_each_source_and_stores_nothing(
+    tmp_path: Path, raw_server: RawServer, corpus: Path
+) -> None:
     dead = f'  - {{name: dead, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}'
     config = feed_config(tmp_path, raw_server, corpus, more_sources=dead)
     result = run_monitor(config, "check", "--probe", "--format", "json")

@@ -103,7 +103,9 @@ def test_the_shipped_config_is_valid() -> None:
 
 
 def test_every_error_is_reported_at_once_with_its_location(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         store: x.db
         bogus_key: 1
         topics:
@@ -123,7 +125,8 @@ def test_every_error_is_reported_at_once_with_its_location(tmp_path: Path) -> No
         alerts:
           window: 1h
           min_count: zero
-    """)
+    """,
+    )
     text = "\n".join(problems)
     assert "bogus_key (line 3): unknown key" in text
     assert "sources[0].interval (line 10)" in text and "5 parsecs" in text
@@ -135,13 +138,16 @@ def test_every_error_is_reported_at_once_with_its_location(tmp_path: Path) -> No
 
 
 def test_missing_keys_and_wrong_shapes(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics: []
         sources:
           - name: a
             type: feed
           - just-a-string
-    """)
+    """,
+    )
     text = "\n".join(problems)
     assert "topics (line 2)" in text
     assert "sources[0].url (line 4): required key is missing" in text
@@ -149,11 +155,14 @@ def test_missing_keys_and_wrong_shapes(tmp_path: Path) -> None:
 
 
 def test_unknown_source_type_names_the_supported_ones(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources:
           - {name: a, type: instagram, url: "https://instagram.com/x"}
-    """)
+    """,
+    )
     assert len(problems) == 1
     assert "sources[0].type" in problems[0] and "'instagram'" in problems[0]
     for kind in ("feed", "html", "telegram", "mastodon", "reddit"):
@@ -161,7 +170,9 @@ def test_unknown_source_type_names_the_supported_ones(tmp_path: Path) -> None:
 
 
 def test_duplicate_source_names_and_duplicate_yaml_keys(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources:
           - {name: a, type: feed, url: "https://e.org/1"}
@@ -169,20 +180,24 @@ def test_duplicate_source_names_and_duplicate_yaml_keys(tmp_path: Path) -> None:
         defaults:
           interval: 10m
           interval: 20m
-    """)
+    """,
+    )
     text = "\n".join(problems)
     assert "sources[1].name" in text and "duplicate source name" in text
     assert "defaults.interval (line 8): duplicate key" in text
 
 
 def test_bad_terms_are_located(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics:
           t:
             any: [good, "*", ""]
             none: ["a*"]
         sources: []
-    """)
+    """,
+    )
     text = "\n".join(problems)
     assert "topics.t.any[1]" in text and "topics.t.any[2]" in text and "topics.t.none[0]" in text
 
@@ -193,37 +208,49 @@ def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
 
 
 def test_secrets_are_not_read_from_the_file(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources: []
         alerts:
           email: {host: h, sender: a@b.org, to: [c@d.org], password: hunter2}
-    """)
+    """,
+    )
     assert problems == ["alerts.email.password (line 5): unknown key"]
 
 
 def test_short_interval_is_accepted_with_a_warning(tmp_path: Path) -> None:
-    config = make_config(tmp_path, """
+    config = make_config(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources:
           - {name: fast, type: feed, url: "https://e.org/f", interval: 1s}
-    """)
+    """,
+    )
     assert config.source("fast").interval == timedelta(seconds=1)
     assert len(config.warnings) == 1 and "sources[0].interval" in config.warnings[0]
 
 
 def test_unquoted_digest_time_and_timezone(tmp_path: Path) -> None:
-    config = make_config(tmp_path, """
+    config = make_config(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources: []
         alerts: {digest: 08:00, timezone: Asia/Almaty}
-    """)
+    """,
+    )
     assert config.alerts.digest == "08:00"
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources: []
         alerts: {digest: "25:00", timezone: Mars/Olympus}
-    """)
+    """,
+    )
     assert len(problems) == 2
 
 
@@ -232,8 +259,19 @@ def test_load_config_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("1h", 3600), ("7d", 604800),
-                                                ("1h30m", 5400), ("2w", 1209600), (45, 45), ("500ms", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("1h", 3600),
+        ("7d", 604800),
+        ("1h30m", 5400),
+        ("2w", 1209600),
+        (45, 45),
+        ("500ms", 0.5),
+    ],
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
@@ -253,8 +291,17 @@ def test_format_duration_round_trips(seconds: int) -> None:
     assert parse_duration(format_duration(delta)) == delta
 
 
-@pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("512KiB", 524_288), ("1GB", 10**9),
-                                            (2000, 2000), ("1.5MB", 1_500_000), ("300 kb", 300_000)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("10MB", 10_000_000),
+        ("512KiB", 524_288),
+        ("1GB", 10**9),
+        (2000, 2000),
+        ("1.5MB", 1_500_000),
+        ("300 kb", 300_000),
+    ],
+)
 def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
 
@@ -274,12 +321,15 @@ def test_since_until_arguments() -> None:
 
 
 def test_robots_applies_to_page_crawlers_and_only_on_request_to_apis(tmp_path: Path) -> None:
-    config = make_config(tmp_path, """
+    config = make_config(
+        tmp_path,
+        """
         topics: {t: [x]}
         sources:
           - {name: f, type: feed, url: "https://e.org/f"}
           - {name: r, type: reddit, url: "https://www.reddit.com/r/x/new.json"}
           - {name: r2, type: reddit, url: "https://www.reddit.com/r/y/new.json", robots: true}
           - {name: f2, type: feed, url: "https://e.org/g", robots: false}
-    """)
+    """,
+    )
     assert [config.source(n).robots for n in ("f", "r", "r2", "f2")] == [True, False, True, False]

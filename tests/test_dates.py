@@ -74,9 +74,7 @@ def test_absolute_formats(text: str, expected: datetime) -> None:
 
 @pytest.mark.parametrize("kazakh", ["наурыз", "мамыр", "маусым", "шілде", "тамыз", "қазан", "қараша"])
 def test_every_kazakh_month(kazakh: str) -> None:
-    month = ["наурыз", "сәуір", "мамыр", "маусым", "шілде", "тамыз", "қыркүйек", "қазан", "қараша"].index(
-        kazakh
-    ) + 3
+    month = ["наурыз", "сәуір", "мамыр", "маусым", "шілде", "тамыз", "қыркүйек", "қазан", "қараша"].index(kazakh) + 3
     assert parse_date(f"10 {kazakh} 2023") == utc(2023, month, 10)
 
 

@@ -19,8 +19,9 @@ from monitor.exceptions import FetchError
 from monitor.types import FetchStatus
 from tests.conftest import NOW, RawServer, closed_port, respond
 
-LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)",
-                       robots=False)
+LIMITS = RequestLimits(
+    timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)", robots=False
+)
 
 
 def clock() -> datetime:
@@ -61,7 +62,8 @@ def test_conditional_get_sends_validators_and_treats_304_as_nothing_new(httpserv
 def test_follows_up_to_five_redirects_not_six(httpserver: HTTPServer) -> None:
     for hop in range(7):
         httpserver.expect_request(f"/r{hop}").respond_with_response(
-            Response(status=302, headers={"Location": f"/r{hop + 1}"}))
+            Response(status=302, headers={"Location": f"/r{hop + 1}"})
+        )
     httpserver.expect_request("/r7").respond_with_data("end")
     ok, _ = fetch(httpserver.url_for("/r2"))  # 5 redirects: r2 -> ... -> r7
     assert ok.status == 200 and ok.url.endswith("/r7")
@@ -71,7 +73,9 @@ def test_follows_up_to_five_redirects_not_six(httpserver: HTTPServer) -> None:
 
 
 def test_redirect_to_another_scheme_is_refused(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/x").respond_with_response(Response(status=301, headers={"Location": "file:///etc/passwd"}))
+    httpserver.expect_request("/x").respond_with_response(
+        Response(status=301, headers={"Location": "file:///etc/passwd"})
+    )
     result, _ = fetch(httpserver.url_for("/x"))
     assert isinstance(result, FetchError) and "http and https only" in str(result)
 
@@ -148,8 +152,7 @@ def test_a_trickling_server_hits_the_total_deadline(raw_server: RawServer) -> No
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_read_on_429_and_503(httpserver: HTTPServer, status: int) -> None:
-    httpserver.expect_request("/busy").respond_with_response(
-        Response(status=status, headers={"Retry-After": "120"}))
+    httpserver.expect_request("/busy").respond_with_response(Response(status=status, headers={"Retry-After": "120"}))
     result, records = fetch(httpserver.url_for("/busy"))
     assert isinstance(result, FetchError)
     assert result.http_status == status and result.retry_after == 120
@@ -176,7 +179,7 @@ def test_robots_txt_is_obeyed_and_cached(raw_server: RawServer) -> None:
     async def go() -> tuple[object, object]:
         async with Fetcher(per_host=2, user_agent="monitor-test/1", clock=clock) as fetcher:
             session = fetcher.session("s", limits)
-            with pytest.raises(FetchError, match="robots.txt disallows"):
+            with pytest.raises(FetchError, match=r"robots\.txt disallows"):
                 await session.get(raw_server.url("/private/feed"))
             public = await session.get(raw_server.url("/public/feed"))
             return public, session.records

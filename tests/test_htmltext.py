@@ -18,9 +18,7 @@ def test_scripts_styles_and_friends_are_dropped_with_their_content() -> None:
 
 
 def test_nested_blocks_become_lines() -> None:
-    html = (
-        "<div><div><p>One <b>bold</b> line</p>tail<ul><li>a</li><li>b<br>c</li></ul></div></div><h2>Head</h2>"
-    )
+    html = "<div><div><p>One <b>bold</b> line</p>tail<ul><li>a</li><li>b<br>c</li></ul></div></div><h2>Head</h2>"
     assert html_to_text(html) == "One bold line\ntail\na\nb\nc\nHead"
 
 
@@ -64,9 +62,7 @@ def test_html_to_text_never_raises_and_never_leaves_a_script(text: str) -> None:
 
 @given(
     st.lists(
-        st.sampled_from(
-            ["<script>", "</script>", "<p>", "</p>", "<div>", "x", " ", "&lt;script&gt;", "<b>", "<"]
-        ),
+        st.sampled_from(["<script>", "</script>", "<p>", "</p>", "<div>", "x", " ", "&lt;script&gt;", "<b>", "<"]),
         max_size=40,
     )
 )

@@ -11,13 +11,38 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 
 # L0 values, L1 pure logic, L2 I/O components, L3 orchestration, L4 the commands' work, L5 the command line.
 LAYERS = {
-    "__init__": 0, "types": 0, "exceptions": 0,
-    "units": 1, "config": 1, "normalize": 1, "match": 1, "dedupe": 1, "spikes": 1, "dates": 1, "prepare": 1,
-    "alerts": 1, "emails": 1,
-    "collectors": 2, "store": 2, "schema": 2, "mail": 2, "charts": 2, "series": 2,
-    "pipeline": 3, "workers": 3, "outbox": 3, "export": 3,
-    "service": 4, "daemon": 4, "probe": 4, "output": 4, "serve": 4, "demo": 4, "plotting": 4,
-    "cli": 5, "__main__": 6,
+    "__init__": 0,
+    "types": 0,
+    "exceptions": 0,
+    "units": 1,
+    "config": 1,
+    "normalize": 1,
+    "match": 1,
+    "dedupe": 1,
+    "spikes": 1,
+    "dates": 1,
+    "prepare": 1,
+    "alerts": 1,
+    "emails": 1,
+    "collectors": 2,
+    "store": 2,
+    "schema": 2,
+    "mail": 2,
+    "charts": 2,
+    "series": 2,
+    "pipeline": 3,
+    "workers": 3,
+    "outbox": 3,
+    "export": 3,
+    "service": 4,
+    "daemon": 4,
+    "probe": 4,
+    "output": 4,
+    "serve": 4,
+    "demo": 4,
+    "plotting": 4,
+    "cli": 5,
+    "__main__": 6,
 }
 # Components of one layer that may use each other: the collectors package, the store and its schema.
 SIBLINGS = {frozenset({"store", "schema"}), frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
@@ -59,7 +84,7 @@ def imported(tree: ast.Module) -> set[str]:
 
 
 def layer_of(module: str) -> int:
-    top = module.split(".")[0]
+    top = module.split(".", maxsplit=1)[0]
     assert top in LAYERS, f"monitor.{module} is not in the module map of tests/test_layers.py: place it in a layer"
     return LAYERS[top]
 
@@ -71,10 +96,10 @@ def test_imports_go_down_the_layers(name: str, tree: ast.Module) -> None:
         if not target.startswith("monitor.") or target.count(".") < 1:
             continue
         other = target.split(".")[1]
-        if other not in LAYERS or other == name.split(".")[0]:
+        if other not in LAYERS or other == name.split(".", maxsplit=1)[0]:
             continue
         theirs = LAYERS[other]
-        if frozenset({name.split(".")[0], other}) in SIBLINGS:
+        if frozenset({name.split(".", maxsplit=1)[0], other}) in SIBLINGS:
             continue
         assert other not in ("cli", "daemon") or name in ("cli", "__main__"), f"monitor.{name} imports monitor.{other}"
         if mine in (1,):  # pure modules may build on each other
@@ -91,8 +116,19 @@ def test_each_library_lives_in_its_one_place(name: str, tree: ast.Module) -> Non
             assert name in OWNERS[library], f"monitor.{name} imports {library}, which belongs to {OWNERS[library]}"
 
 
-PURE = ["types", "exceptions", "units", "normalize", "match", "dedupe", "spikes", "dates", "prepare", "alerts",
-        "emails"]
+PURE = [
+    "types",
+    "exceptions",
+    "units",
+    "normalize",
+    "match",
+    "dedupe",
+    "spikes",
+    "dates",
+    "prepare",
+    "alerts",
+    "emails",
+]
 IO_MODULES = {"socket", "httpx", "sqlite3", "sqlite_utils", "smtplib", "subprocess", "urllib.request", "requests"}
 
 
@@ -100,9 +136,13 @@ IO_MODULES = {"socket", "httpx", "sqlite3", "sqlite_utils", "smtplib", "subproce
 def test_pure_modules_do_no_io(name: str) -> None:
     tree = ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))
     assert not {t.split(".")[0] for t in imported(tree)} & IO_MODULES
-    calls = {node.func.attr for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    calls = {
+        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
     assert not calls & {"now", "utcnow", "today"}, f"monitor.{name} reads the clock"
-    opened = [node for node in ast.walk(tree)
-              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"]
+    opened = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
+    ]
     assert not opened, f"monitor.{name} opens files"

@@ -34,7 +34,9 @@ FEEDS = {
 
 def config_for(tmp_path: Path, server: RawServer, names: list[str], extra: str = "") -> Config:
     sources = "\n".join(f"  - {{name: {n}, type: feed, url: '{server.url('/' + n)}', robots: false}}" for n in names)
-    return make_config(tmp_path, f"""
+    return make_config(
+        tmp_path,
+        f"""
 store: store.db
 topics:
   separatism: [separatism, separatist*, сепаратизм*, сепаратист*]
@@ -42,14 +44,21 @@ topics:
 sources:
 {sources}
 {extra}
-""")
+""",
+    )
 
 
 def poll(config: Config, store: Store, now: datetime = NOW, respect_backoff: bool = True) -> list[RunResult]:
     async def go() -> list[RunResult]:
         async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
-            return await poll_sources(config.sources, fetcher=fetcher, store=store, matcher=Matcher(config.topics),
-                                      clock=lambda: now, respect_backoff=respect_backoff)
+            return await poll_sources(
+                config.sources,
+                fetcher=fetcher,
+                store=store,
+                matcher=Matcher(config.topics),
+                clock=lambda: now,
+                respect_backoff=respect_backoff,
+            )
 
     return asyncio.run(go())
 
@@ -58,18 +67,21 @@ def serve_corpus(server: RawServer, corpus: Path, *, etag: bool = False) -> None
     for name, (path, _) in FEEDS.items():
         body = (corpus / path).read_bytes()
         if etag:
+
             def handler(req, body=body, tag=f'"{name}"'):  # type: ignore[no-untyped-def]
                 if req.headers.get("If-None-Match") == tag:
                     respond(304)(req)
                 else:
                     respond(200, body, {"ETag": tag, "Content-Type": "application/rss+xml"})(req)
+
             server.routes[f"/{name}"] = handler
         else:
             server.routes[f"/{name}"] = respond(200, body, {"Content-Type": "application/xml"})
 
 
-def test_corpus_feeds_are_stored_once_across_polls(tmp_path: Path, corpus: Path, raw_server: RawServer,
-                                                   store: Store) -> None:
+def test_corpus_feeds_are_stored_once_across_polls(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+) -> None:
     serve_corpus(raw_server, corpus)
     config = config_for(tmp_path, raw_server, list(FEEDS))
     first = poll(config, store)
@@ -95,8 +107,9 @@ def test_corpus_feeds_are_stored_once_across_polls(tmp_path: Path, corpus: Path,
     assert all(r["failures"] == 0 and r["last_ok_at"] for r in store.source_rows())
 
 
-def test_unchanged_feeds_answer_304_and_nothing_is_parsed(tmp_path: Path, corpus: Path, raw_server: RawServer,
-                                                          store: Store) -> None:
+def test_unchanged_feeds_answer_304_and_nothing_is_parsed(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+) -> None:
     serve_corpus(raw_server, corpus, etag=True)
     config = config_for(tmp_path, raw_server, list(FEEDS))
     poll(config, store)
@@ -106,8 +119,9 @@ def test_unchanged_feeds_answer_304_and_nothing_is_parsed(tmp_path: Path, corpus
     assert statuses == ["not_modified"] * 6
 
 
-def test_a_broken_source_fails_alone_and_backs_off(tmp_path: Path, corpus: Path, raw_server: RawServer,
-                                                   store: Store) -> None:
+def test_a_broken_source_fails_alone_and_backs_off(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+) -> None:
     serve_corpus(raw_server, corpus)
     raw_server.routes["/broken"] = respond(200, b"<html><body>Maintenance</body></html>", {"Content-Type": "text/html"})
     raw_server.routes["/gone"] = respond(404)
@@ -143,8 +157,9 @@ def test_retry_after_is_honoured_even_by_a_forced_poll(tmp_path: Path, raw_serve
 
 async def _run_one(config: Config, store: Store, name: str, now: datetime) -> RunResult:
     async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
-        return await run_source(config.source(name), fetcher=fetcher, store=store, matcher=Matcher(config.topics),
-                                now=now)
+        return await run_source(
+            config.source(name), fetcher=fetcher, store=store, matcher=Matcher(config.topics), now=now
+        )
 
 
 def test_matches_are_stored_for_the_topics(tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store) -> None:
@@ -162,25 +177,34 @@ def big_feed(items: int) -> bytes:
     body = "".join(
         f"<item><title>Item {i} about separatism</title><link>https://example.org/{i}</link>"
         f"<guid>id-{i}</guid><pubDate>{now}</pubDate><description>Text {i} {'word ' * 40}</description></item>"
-        for i in range(items))
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Big</title>{body}</channel></rss>'.encode()
+        for i in range(items)
+    )
+    head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Big</title>'
+    return f"{head}{body}</channel></rss>".encode()
 
 
 @pytest.mark.slow
-def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(tmp_path: Path,
-                                                                            raw_server: RawServer) -> None:
+def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
+    tmp_path: Path, raw_server: RawServer
+) -> None:
     sizes = {"big1": 4000, "big2": 4000, "big3": 4000}
     for name, size in sizes.items():
         raw_server.routes[f"/{name}"] = respond(200, big_feed(size), {"Content-Type": "application/rss+xml"})
-    sources = "\n".join(f"  - {{name: {n}, type: feed, url: '{raw_server.url('/' + n)}', robots: false}}"
-                        for n in sizes)
+    sources = "\n".join(
+        f"  - {{name: {n}, type: feed, url: '{raw_server.url('/' + n)}', robots: false}}" for n in sizes
+    )
     config = write_config(tmp_path, f"store: store.db\ntopics:\n  separatism: [separatism]\nsources:\n{sources}\n")
     db = tmp_path / "store.db"
     rng = random.Random(7)
     killed_with_partial = 0
     for attempt in range(6):
-        proc = subprocess.Popen(monitor_cmd(config, "poll"), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            monitor_cmd(config, "poll"),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(0.8, 3.0))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -201,23 +225,30 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(tmp
     with open_store(db) as store:
         per_source = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
         assert per_source == sizes
-        assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'separatism'").fetchone()[0] \
-            == sum(sizes.values())
+        assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'separatism'").fetchone()[
+            0
+        ] == sum(sizes.values())
     assert killed_with_partial >= 1  # at least one kill really landed between two sources' commits
 
 
 def test_url_variants_of_one_item_collapse_into_one_post(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
     def feed(link: str) -> bytes:
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Separatist rally'
-                f"</title><link>{link}</link><description>A separatist rally in the square.</description></item>"
-                f"</channel></rss>").encode()
+        return (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Separatist rally'
+            f"</title><link>{link}</link><description>A separatist rally in the square.</description></item>"
+            f"</channel></rss>"
+        ).encode()
 
     config = config_for(tmp_path, raw_server, ["nolinks"])
-    variants = ["http://Example.ORG:80/news/1?utm_source=rss&b=2&a=1#comments",
-                "http://example.org/news/1?a=1&b=2&fbclid=XYZ",
-                "http://example.org/news/1?b=2&a=1&utm_medium=social&gclid=1"]
+    variants = [
+        "http://Example.ORG:80/news/1?utm_source=rss&b=2&a=1#comments",
+        "http://example.org/news/1?a=1&b=2&fbclid=XYZ",
+        "http://example.org/news/1?b=2&a=1&utm_medium=social&gclid=1",
+    ]
     for minutes, link in enumerate(variants):
-        raw_server.routes["/nolinks"] = respond(200, feed(link.replace("&", "&amp;")), {"Content-Type": "application/xml"})
+        raw_server.routes["/nolinks"] = respond(
+            200, feed(link.replace("&", "&amp;")), {"Content-Type": "application/xml"}
+        )
         poll(config, store, now=NOW + timedelta(minutes=10 * minutes))
     rows = store.conn.execute("SELECT key, url FROM posts").fetchall()
     assert rows == [("http://example.org/news/1?a=1&b=2", "http://example.org/news/1?a=1&b=2")]

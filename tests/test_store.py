@@ -19,16 +19,34 @@ from monitor.store import Store, open_store
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW
 
-ARTICLE = ("Deputies discussed separatism and regional autonomy at the evening session of the council, "
-           "where the declaration of the so-called People's Council in Petropavlovsk was read aloud.")
+ARTICLE = (
+    "Deputies discussed separatism and regional autonomy at the evening session of the council, "
+    "where the declaration of the so-called People's Council in Petropavlovsk was read aloud."
+)
 
 
-def post(key: str, *, source: str = "feed-a", title: str = "Council session", text: str = ARTICLE,
-         published_delta: timedelta = timedelta(hours=1), parent_key: str | None = None,
-         first_seen: timedelta = timedelta(0)) -> Post:
-    return Post(source=source, key=key, url=f"https://example.org/{key}", title=title, text=text, author="Reporter",
-                published_at=NOW - published_delta, first_seen_at=NOW - first_seen,
-                content_hash=content_hash(title, text), parent_key=parent_key)
+def post(
+    key: str,
+    *,
+    source: str = "feed-a",
+    title: str = "Council session",
+    text: str = ARTICLE,
+    published_delta: timedelta = timedelta(hours=1),
+    parent_key: str | None = None,
+    first_seen: timedelta = timedelta(0),
+) -> Post:
+    return Post(
+        source=source,
+        key=key,
+        url=f"https://example.org/{key}",
+        title=title,
+        text=text,
+        author="Reporter",
+        published_at=NOW - published_delta,
+        first_seen_at=NOW - first_seen,
+        content_hash=content_hash(title, text),
+        parent_key=parent_key,
+    )
 
 
 def matched(p: Post, *topics: str) -> MatchedPost:
@@ -36,8 +54,14 @@ def matched(p: Post, *topics: str) -> MatchedPost:
 
 
 def save(store: Store, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()) -> object:
-    return store.save_poll(state=SourceState(name=source), source_type="feed", source_url="https://example.org/rss",
-                           posts=posts, fetches=fetches, now=NOW)
+    return store.save_poll(
+        state=SourceState(name=source),
+        source_type="feed",
+        source_url="https://example.org/rss",
+        posts=posts,
+        fetches=fetches,
+        now=NOW,
+    )
 
 
 def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -45,8 +69,17 @@ def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> Non
     open_store(path).close()
     with open_store(path) as store:  # opening again migrates nothing and loses nothing
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
-        assert {"posts", "matches", "posts_fts", "alerts", "fetches", "sources",
-                "topic_hourly", "topic_daily", "post_topics"} <= names
+        assert {
+            "posts",
+            "matches",
+            "posts_fts",
+            "alerts",
+            "fetches",
+            "sources",
+            "topic_hourly",
+            "topic_daily",
+            "post_topics",
+        } <= names
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         migrations = store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
         assert migrations >= 1
@@ -82,9 +115,14 @@ def test_fts_stays_in_step_on_delete(store: Store) -> None:
 
 
 def test_search_highlights_filters_and_orders_newest_first(store: Store) -> None:
-    save(store, matched(post("old", published_delta=timedelta(days=3)), "separatism"),
-         matched(post("new", text="Сепаратистов осудили на сессии городского совета.",
-                      published_delta=timedelta(hours=1)), "separatism"))
+    save(
+        store,
+        matched(post("old", published_delta=timedelta(days=3)), "separatism"),
+        matched(
+            post("new", text="Сепаратистов осудили на сессии городского совета.", published_delta=timedelta(hours=1)),
+            "separatism",
+        ),
+    )
     save(store, matched(post("b1", source="feed-b", text="Another separatism debate", title="B")), source="feed-b")
     rows = store.search("separatism")
     assert [r.url for r in rows] == ["https://example.org/b1", "https://example.org/old"]
@@ -102,8 +140,18 @@ def test_exact_and_near_copies_share_a_cluster_across_sources(store: Store) -> N
     save(store, matched(post("b1", source="feed-b")), source="feed-b")  # identical text
     near = ARTICLE.replace("evening", "late evening") + " (Reuters)"
     save(store, matched(post("c1", source="feed-c", text=near)), source="feed-c")
-    save(store, matched(post("d1", source="feed-d", title="Weather", text="Sunny and warm all week across "
-                             "the region, with light winds from the south and no rain expected.")), source="feed-d")
+    save(
+        store,
+        matched(
+            post(
+                "d1",
+                source="feed-d",
+                title="Weather",
+                text="Sunny and warm all week across the region, with light winds from the south and no rain expected.",
+            )
+        ),
+        source="feed-d",
+    )
     clusters = dict(store.conn.execute("SELECT source, cluster_id FROM posts").fetchall())
     assert clusters["feed-a"] == clusters["feed-b"] == clusters["feed-c"] == 1
     assert clusters["feed-d"] != 1
@@ -124,8 +172,14 @@ def test_comments_link_to_their_article(store: Store) -> None:
 
 
 def test_stats_count_posts_and_stories_per_bucket(store: Store) -> None:
-    save(store, matched(post("a1"), "separatism"), matched(post("a2", title="Other", text="A separatist rally was "
-                                                                  "reported by two witnesses near the station."), "separatism"))
+    save(
+        store,
+        matched(post("a1"), "separatism"),
+        matched(
+            post("a2", title="Other", text="A separatist rally was reported by two witnesses near the station."),
+            "separatism",
+        ),
+    )
     save(store, matched(post("b1", source="feed-b"), "separatism"), source="feed-b")
     rows = store.stats(by="day")
     assert len(rows) == 1
@@ -140,15 +194,26 @@ def test_poll_is_all_or_nothing(store: Store) -> None:
     bad = matched(post("x2"))
     bad = replace(bad, post=replace(bad.post, title=None))  # type: ignore[arg-type]  # NOT NULL fails mid-poll
     with pytest.raises(StoreError):
-        save(store, matched(post("x1")), bad,
-             fetches=(FetchRecord("feed-a", "https://example.org/rss", NOW, FetchStatus.OK, 200),))
+        save(
+            store,
+            matched(post("x1")),
+            bad,
+            fetches=(FetchRecord("feed-a", "https://example.org/rss", NOW, FetchStatus.OK, 200),),
+        )
     assert store.counts() == {"posts": 0, "matches": 0, "alerts": 0, "fetches": 0}
     assert store.source_rows() == []
 
 
 def test_source_state_round_trips(store: Store) -> None:
-    state = SourceState(name="s", etag='"e"', last_modified="Sun, 01 Mar 2026 10:00:00 GMT", last_ok_at=NOW,
-                        failures=0, cursor="12345", retry_at=NOW + timedelta(minutes=5))
+    state = SourceState(
+        name="s",
+        etag='"e"',
+        last_modified="Sun, 01 Mar 2026 10:00:00 GMT",
+        last_ok_at=NOW,
+        failures=0,
+        cursor="12345",
+        retry_at=NOW + timedelta(minutes=5),
+    )
     store.save_poll(state=state, source_type="feed", source_url="https://e.org", posts=(), fetches=(), now=NOW)
     assert store.source_state("s") == state
     assert store.source_state("unknown") == SourceState(name="unknown")
@@ -187,10 +252,14 @@ def test_missing_store_for_readers(tmp_path: Path) -> None:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["k1", "k2", "k3", "k4"]), st.text(min_size=1, max_size=40)),
-                min_size=1, max_size=12))
-def test_storing_posts_twice_adds_nothing(tmp_path_factory: pytest.TempPathFactory,
-                                          entries: list[tuple[str, str]]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["k1", "k2", "k3", "k4"]), st.text(min_size=1, max_size=40)), min_size=1, max_size=12
+    )
+)
+def test_storing_posts_twice_adds_nothing(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str]]
+) -> None:
     path = tmp_path_factory.mktemp("h") / "s.db"
     with open_store(path) as store:
         batch = [matched(post(key, text=text)) for key, text in entries]
@@ -203,9 +272,12 @@ def test_storing_posts_twice_adds_nothing(tmp_path_factory: pytest.TempPathFacto
 
 
 def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: Store) -> None:
-    save(store, matched(post("kk", title="ХАЛЫҚ КЕҢЕСІ жиналды", text="Петропавлда мәлімдеме жасалды.")),
-         matched(post("ru", title="Йошкар-Ола", text="Народного совета заседание")),
-         matched(post("en", title="Café society", text="A separatist café in the old town")))
+    save(
+        store,
+        matched(post("kk", title="ХАЛЫҚ КЕҢЕСІ жиналды", text="Петропавлда мәлімдеме жасалды.")),
+        matched(post("ru", title="Йошкар-Ола", text="Народного совета заседание")),
+        matched(post("en", title="Café society", text="A separatist café in the old town")),
+    )
     assert [r.url.rsplit("/", 1)[1] for r in store.search("кеңес*")] == ["kk"]  # type: ignore[union-attr]
     assert len(store.search("халық")) == 1  # case folded in Kazakh letters
     assert len(store.search('"народного совета"')) == 1

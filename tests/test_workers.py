@@ -49,8 +49,10 @@ def test_large_bodies_are_parsed_in_the_worker(corpus: Path) -> None:
     assert parsed == parse_feed(body, url="https://www.dawn.com/")
 
 
-def test_a_killed_worker_is_replaced_and_the_job_runs_inline(items: list,  # type: ignore[type-arg]
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_killed_worker_is_replaced_and_the_job_runs_inline(
+    items: list,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     workers = Workers(TOPICS, processes=1)
 
     async def go() -> tuple[list, list]:  # type: ignore[type-arg]

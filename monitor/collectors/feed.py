@@ -16,9 +16,7 @@ ACCEPT = (
 
 
 async def collect(source: FeedSource, session: Session, state: SourceState, now: datetime) -> Collected:
-    resp = await session.get(
-        source.url, etag=state.etag, last_modified=state.last_modified, headers={"Accept": ACCEPT}
-    )
+    resp = await session.get(source.url, etag=state.etag, last_modified=state.last_modified, headers={"Accept": ACCEPT})
     if resp.not_modified:
         return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
     parsed = await session.parse(parse_feed, resp.body, url=resp.url, content_type=resp.content_type)

@@ -348,9 +348,7 @@ def _read_rss(root: Any, url: str, fmt: str) -> ParsedFeed:
                 link = _absolute(el.text, _base(el, ctx))
     ctx.site = link or url
     items = _rss_item_elements(root, channel)
-    parsed = tuple(
-        item for el in islice(items, MAX_ITEMS) if (item := _guarded(_rss_item, el, ctx)) is not None
-    )
+    parsed = tuple(item for el in islice(items, MAX_ITEMS) if (item := _guarded(_rss_item, el, ctx)) is not None)
     return ParsedFeed(title=title, link=link, format=fmt, items=parsed)
 
 
@@ -542,9 +540,7 @@ def _read_atom(root: Any, url: str) -> ParsedFeed:
     ctx.site = link or url
     entries = (el for ns, local, el in _children(root) if local == "entry" and ns in _ATOM_NSS)
     parsed = tuple(
-        item
-        for el in islice(entries, MAX_ITEMS)
-        if (item := _guarded(_atom_entry, el, ctx, feed_author)) is not None
+        item for el in islice(entries, MAX_ITEMS) if (item := _guarded(_atom_entry, el, ctx, feed_author)) is not None
     )
     return ParsedFeed(title=title, link=link, format="atom", items=parsed)
 
@@ -580,9 +576,7 @@ def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None) -> RawItem |
             fields.author = _atom_person(el)
     link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     dates = fields.dates or {}
-    published = _first_date(
-        dates.get(key) for key in ("published", "issued", "created", "updated", "modified")
-    )
+    published = _first_date(dates.get(key) for key in ("published", "issued", "created", "updated", "modified"))
     if fields.author is None:
         fields.author = feed_author
     fields.texts = [t for t in html_texts if t.strip()] or fields.texts

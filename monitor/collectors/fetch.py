@@ -10,7 +10,6 @@ request becomes a `FetchRecord` for the `fetches` table.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
 import socket
@@ -188,9 +187,7 @@ class Fetcher:
             self._host_slots[host] = asyncio.Semaphore(self.per_host)
         return self._host_slots[host]
 
-    async def request(
-        self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None
-    ) -> Response:
+    async def request(self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET `url` within the host's slot. Raises FetchError (with http_status / retry_after when known)."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
@@ -205,14 +202,10 @@ class Fetcher:
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ssl.SSLError, OSError) as exc:
                 raise FetchError(_reason(exc, url, limits)) from exc
 
-    async def _stream(
-        self, url: str, limits: RequestLimits, headers: Mapping[str, str], started: float
-    ) -> Response:
+    async def _stream(self, url: str, limits: RequestLimits, headers: Mapping[str, str], started: float) -> Response:
         seconds = limits.timeout.total_seconds()
         request_headers = {"User-Agent": limits.user_agent, **headers}
-        async with self._client.stream(
-            "GET", url, headers=request_headers, timeout=httpx.Timeout(seconds)
-        ) as resp:
+        async with self._client.stream("GET", url, headers=request_headers, timeout=httpx.Timeout(seconds)) as resp:
             final_url = str(resp.url)
             if urlsplit(final_url).scheme not in ("http", "https"):
                 raise FetchError(f"redirected to an unsupported address: {final_url}")
@@ -231,11 +224,7 @@ class Fetcher:
                     retry_after=retry_after,
                 )
             declared = lower_headers.get("content-length", "")
-            if (
-                declared.isdigit()
-                and int(declared) > limits.max_bytes
-                and "content-encoding" not in lower_headers
-            ):
+            if declared.isdigit() and int(declared) > limits.max_bytes and "content-encoding" not in lower_headers:
                 raise FetchError(
                     f"response of {int(declared):,} bytes is over the {limits.max_bytes:,}-byte cap",
                     http_status=resp.status_code,
@@ -270,9 +259,7 @@ class Fetcher:
         return entry.parser.can_fetch(agent, url)
 
     async def _read_robots(self, origin: str, limits: RequestLimits) -> RobotFileParser | None:
-        robots_limits = replace(
-            limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15))
-        )
+        robots_limits = replace(limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15)))
         try:
             resp = await self.request(f"{origin}/robots.txt", robots_limits)
         except FetchError as exc:
