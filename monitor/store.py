@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ EXPORT_CHUNK = 256  # rows fetched from SQLite at a time by `iter_posts`: memory
 
 HIGHLIGHT_START = "\x02"  # control characters no scraped text keeps (clean_text drops them)
 HIGHLIGHT_END = "\x03"
+# FTS5 marks each token of a phrase apart; "Халық" "кеңесі" reads better as one highlight.
+_ADJACENT_HIGHLIGHTS = re.compile(f"{HIGHLIGHT_END}(\\s+){HIGHLIGHT_START}")
 
 
 def _ts(when: datetime | None) -> str | None:
@@ -457,7 +460,7 @@ class Store:
                 title=r[3],
                 published_at=r[4],
                 cluster_id=r[5],
-                snippet=r[6] or "",
+                snippet=_ADJACENT_HIGHLIGHTS.sub(r"\1", r[6] or ""),
                 topics=tuple(sorted((r[7] or "").split(","))) if r[7] else (),
             )
             for r in rows
