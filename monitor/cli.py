@@ -134,6 +134,21 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[str], None]]:
         yield lambda name: progress.update(task, advance=1, last=name)
 
 
+@contextlib.contextmanager
+def progress_counter(label: str) -> Iterator[Callable[[int], None] | None]:
+    """A running count on stderr when it is a terminal (for work of unknown length); nothing when piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed:,}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done: progress.update(task, completed=done)
+
+
 format_option = click.option(
     "--format",
     "fmt",
@@ -628,7 +643,7 @@ def export(
     """
     from monitor.export import export_posts
 
-    with get_store(ctx) as store:
+    with get_store(ctx) as store, progress_counter("exporting posts") as progress:
         _known_topics(get_config(ctx), topics, store)
         try:
             count = export_posts(
@@ -641,6 +656,7 @@ def export(
                 until=when_option(until, "--until"),
                 matching_only=not all_posts,
                 bom=bom,
+                progress=progress,
             )
         except BrokenPipeError:  # `monitor export | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

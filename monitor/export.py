@@ -20,10 +20,10 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from monitor.store import PostRow, Store
 
@@ -63,21 +63,37 @@ def export_posts(
     until: datetime | None,
     matching_only: bool,
     bom: bool,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write the selected posts, oldest first, to `output` (atomically) or to stdout; return how many.
 
     `topics` keeps posts matching any of them; without it `matching_only` keeps posts matching any topic.
     `since`/`until` bound `published_at` (inclusive). `bom` starts the output with U+FEFF (Excel needs it to
-    read CSV as UTF-8). Raises ValueError for an unknown format, OSError when the output cannot be written.
+    read CSV as UTF-8). `progress(n)` is told every PROGRESS_EVERY rows how many were written so far.
+    Raises ValueError for an unknown format, OSError when the output cannot be written.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
     rows = store.iter_posts(topics=topics, sources=sources, since=since, until=until, matching_only=matching_only)
+    if progress is not None:
+        rows = _counted(rows, progress)
     with contextlib.closing(rows):  # ends the SELECT now, even on an error, not when the generator is collected
         if output is None:
             return _to_stdout(rows, fmt, bom)
         with atomic_write(output) as handle:
             return _write(lambda text: handle.write(text.encode("utf-8")), rows, fmt, bom)
+
+
+PROGRESS_EVERY = 5_000
+T = TypeVar("T")
+
+
+def _counted(rows: Generator[T, None, None], progress: Callable[[int], None]) -> Generator[T, None, None]:
+    with contextlib.closing(rows):
+        for count, row in enumerate(rows, start=1):
+            if count % PROGRESS_EVERY == 0:
+                progress(count)
+            yield row
 
 
 @contextlib.contextmanager

@@ -227,3 +227,36 @@ def test_check_probe_reports_each_source_and_stores_nothing(
     assert rows["heise"]["items"] == 15
     assert "connection refused" in rows["dead"]["answer"]
     assert not (tmp_path / "data").exists()  # nothing stored
+
+
+def test_progress_shows_on_a_terminal_and_not_when_piped(tmp_path: Path, raw_server: RawServer, corpus: Path) -> None:
+    import pty
+
+    config = feed_config(tmp_path, raw_server, corpus)
+    piped = run_monitor(config, "poll")
+    assert piped.returncode == 0 and "\x1b" not in piped.stderr and "polling" not in piped.stderr
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            monitor_cmd(config, "poll"),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+            check=False,
+            env={**os.environ, "COLUMNS": "100"},
+        )
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: everything was read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    assert b"polling" in seen  # the progress bar, drawn on the terminal only
