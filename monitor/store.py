@@ -99,6 +99,22 @@ def _ts(when: datetime | None) -> str | None:
     return iso(when.replace(microsecond=0)) if when is not None else None
 
 
+def _where_in(where: list[str], params: list[Any], clause: str, values: Sequence[str]) -> None:
+    """Add `clause` (with `{}` for the placeholders) when `values` restricts the query."""
+    if values:
+        where.append(clause.format(",".join("?" * len(values))))
+        params.extend(values)
+
+
+def _where_published(where: list[str], params: list[Any], since: datetime | None, until: datetime | None) -> None:
+    if since:
+        where.append("p.published_at >= ?")
+        params.append(_ts(since))
+    if until:
+        where.append("p.published_at <= ?")
+        params.append(_ts(until))
+
+
 def _extra(post: Post) -> str | None:
     return json.dumps(dict(post.extra), ensure_ascii=False, sort_keys=True) if post.extra else None
 
@@ -425,18 +441,9 @@ class Store:
         Raises StoreError('bad query: ...') for a malformed query."""
         where: list[str] = ["posts_fts MATCH ?"] if query else []
         params: list[Any] = [query] if query else []
-        if topics:
-            where.append(f"p.id IN (SELECT post_id FROM matches WHERE topic IN ({','.join('?' * len(topics))}))")
-            params += list(topics)
-        if sources:
-            where.append(f"p.source IN ({','.join('?' * len(sources))})")
-            params += list(sources)
-        if since:
-            where.append("p.published_at >= ?")
-            params.append(_ts(since) or "")
-        if until:
-            where.append("p.published_at <= ?")
-            params.append(_ts(until) or "")
+        _where_in(where, params, "p.id IN (SELECT post_id FROM matches WHERE topic IN ({}))", topics)
+        _where_in(where, params, "p.source IN ({})", sources)
+        _where_published(where, params, since, until)
         order_by = "posts_fts.rank" if order == "rank" and query else "p.published_at DESC, p.id DESC"
         snippet = (
             f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
@@ -480,16 +487,10 @@ class Store:
             "day": "substr(p.published_at, 1, 10)",
             "week": "date(substr(p.published_at, 1, 10), 'weekday 0', '-6 days')",
         }[by]
-        where, params = ["1 = 1"], []
-        if topics:
-            where.append(f"m.topic IN ({','.join('?' * len(topics))})")
-            params += list(topics)
-        if since:
-            where.append("p.published_at >= ?")
-            params.append(_ts(since) or "")
-        if until:
-            where.append("p.published_at <= ?")
-            params.append(_ts(until) or "")
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        _where_in(where, params, "m.topic IN ({})", topics)
+        _where_published(where, params, since, until)
         rows = self.conn.execute(
             f"""SELECT m.topic, {bucket} AS bucket, count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
                 FROM matches m JOIN posts p ON p.id = m.post_id WHERE {" AND ".join(where)}
@@ -629,24 +630,13 @@ class Store:
         `topics`: only posts matching one of them (their row still lists all their topics); otherwise
         `matching_only` keeps posts matching any topic, and False gives every post. One SELECT: the rows are one
         consistent snapshot even while the daemon writes (WAL)."""
-        where, params = ["1 = 1"], []
-        if topics:
-            where.append(
-                f"EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id AND m.topic IN "
-                f"({','.join('?' * len(topics))}))"
-            )
-            params += list(topics)
-        elif matching_only:
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        _where_in(where, params, "EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id AND m.topic IN ({}))", topics)
+        if matching_only and not topics:
             where.append("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
-        if sources:
-            where.append(f"p.source IN ({','.join('?' * len(sources))})")
-            params += list(sources)
-        if since:
-            where.append("p.published_at >= ?")
-            params.append(_ts(since) or "")
-        if until:
-            where.append("p.published_at <= ?")
-            params.append(_ts(until) or "")
+        _where_in(where, params, "p.source IN ({})", sources)
+        _where_published(where, params, since, until)
         sql = f"""SELECT p.id, p.source, p.key, p.url, p.title, p.text, p.author, p.published_at, p.first_seen_at,
                          p.updated_at, p.cluster_id, p.parent_id, p.extra,
                          (SELECT json_group_array(json_array(m.topic, m.term)) FROM matches m WHERE m.post_id = p.id)

@@ -24,16 +24,15 @@ and the media descriptions (alt text).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.decode import decode_body
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text, tidy_text
+from monitor.collectors.jsonapi import describe, load_json, text_or_none
 from monitor.config import MastodonSource
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
@@ -69,11 +68,11 @@ def statuses_of(data: object) -> list[dict[str, Any]]:
     elif isinstance(data, dict) and "content" in data and "id" in data:
         candidates = [data]
     else:
-        raise ParseError(f"expected Mastodon statuses (a JSON list of statuses), got {_describe(data)}")
+        raise ParseError(f"expected Mastodon statuses (a JSON list of statuses), got {describe(data)}")
     statuses = [s for s in candidates if _is_status(s)]
     if candidates and not statuses:
         raise ParseError(
-            f"expected Mastodon statuses (objects with id, uri and content), got {_describe(candidates[0])}"
+            f"expected Mastodon statuses (objects with id, uri and content), got {describe(candidates[0])}"
         )
     return statuses
 
@@ -90,40 +89,42 @@ def status_item(status: dict[str, Any]) -> RawItem | None:
     if isinstance(reblog, dict) and _is_status(reblog):
         booster = _acct(status.get("account"))
         status = reblog
-    guid = _str(status.get("uri")) or _str(status.get("url"))
+    guid = text_or_none(status.get("uri")) or text_or_none(status.get("url"))
     if guid is None:
         return None
     extra = [("status_id", str(status["id"]))]
     if booster:
         extra.append(("boosted_by", booster))
     for key in ("language", "in_reply_to_id"):
-        if _str(status.get(key)):
+        if text_or_none(status.get(key)):
             extra.append((key, str(status[key])))
     card = status.get("card")
-    if isinstance(card, dict) and _str(card.get("url")):
+    if isinstance(card, dict) and text_or_none(card.get("url")):
         extra.append(("card_url", str(card["url"])))
     return RawItem(
         guid=guid,
-        url=_str(status.get("url")) or guid,
-        title=tidy_text(_str(status.get("spoiler_text")) or "").replace("\n", " "),
+        url=text_or_none(status.get("url")) or guid,
+        title=tidy_text(text_or_none(status.get("spoiler_text")) or "").replace("\n", " "),
         text=_status_text(status),
         author=_author(status.get("account")),
-        published=parse_date(_str(status.get("created_at")) or ""),
+        published=parse_date(text_or_none(status.get("created_at")) or ""),
         extra=tuple(extra),
     )
 
 
 def _status_text(status: dict[str, Any]) -> str:
-    parts = [html_to_text(_str(status.get("content")) or "")]
+    parts = [html_to_text(text_or_none(status.get("content")) or "")]
     poll = status.get("poll")
     if isinstance(poll, dict) and isinstance(poll.get("options"), list):
-        options = [tidy_text(o["title"]) for o in poll["options"] if isinstance(o, dict) and _str(o.get("title"))]
+        options = [
+            tidy_text(o["title"]) for o in poll["options"] if isinstance(o, dict) and text_or_none(o.get("title"))
+        ]
         if options:
             parts.append("Poll: " + " / ".join(options))
     media = status.get("media_attachments")
     for attachment in media if isinstance(media, list) else []:
-        if isinstance(attachment, dict) and _str(attachment.get("description")):
-            kind = _str(attachment.get("type")) or "media"
+        if isinstance(attachment, dict) and text_or_none(attachment.get("description")):
+            kind = text_or_none(attachment.get("type")) or "media"
             parts.append(f"[{kind}: {tidy_text(attachment['description'])}]")
     return "\n".join(p for p in parts if p)
 
@@ -132,7 +133,7 @@ def _author(account: object) -> str | None:
     acct = _acct(account)
     if acct is None or not isinstance(account, dict):
         return None
-    name = " ".join((_str(account.get("display_name")) or "").split())
+    name = " ".join((text_or_none(account.get("display_name")) or "").split())
     return f"{name} (@{acct})" if name else f"@{acct}"
 
 
@@ -140,11 +141,11 @@ def _acct(account: object) -> str | None:
     """user@host: a local account's acct has no host, so it is taken from the account's url."""
     if not isinstance(account, dict):
         return None
-    acct = _str(account.get("acct")) or _str(account.get("username"))
+    acct = text_or_none(account.get("acct")) or text_or_none(account.get("username"))
     if acct is None:
         return None
     if "@" not in acct:
-        host = urlsplit(_str(account.get("url")) or "").hostname
+        host = urlsplit(text_or_none(account.get("url")) or "").hostname
         if host:
             acct = f"{acct}@{host}"
     return acct
@@ -152,19 +153,6 @@ def _acct(account: object) -> str | None:
 
 def _is_status(value: object) -> bool:
     return isinstance(value, dict) and isinstance(value.get("id"), str | int) and "content" in value
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, dict):
-        keys = ", ".join(list(map(str, value))[:6])
-        return f"an object with keys {keys}" if keys else "an empty object"
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    return type(value).__name__
 
 
 def id_key(status_id: str) -> tuple[int, str]:
@@ -240,7 +228,7 @@ async def collect(source: MastodonSource, session: Session, state: SourceState, 
             if exc.retry_after:
                 poll.retry_at = now + timedelta(seconds=exc.retry_after)
             break
-        statuses = statuses_of(_load_json(resp))
+        statuses = statuses_of(load_json(resp, "the Mastodon API"))
         session.note_items(len(statuses))
         _take(poll, statuses)
         if _rate_limited(poll, resp, now) or len(statuses) < PAGE_LIMIT:
@@ -278,13 +266,3 @@ def _rate_limited(poll: _Poll, resp: Response, now: datetime) -> bool:
     poll.retry_at = reset if reset is not None and reset > now else now + timedelta(minutes=5)
     poll.health = f"rate-limited until {poll.retry_at:%Y-%m-%d %H:%M:%SZ}"
     return True
-
-
-def _load_json(resp: Response) -> object:
-    text = decode_body(resp.body, resp.content_type)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        if text.lstrip()[:1] == "<":
-            raise ParseError("expected JSON from the Mastodon API, got an HTML page") from exc
-        raise ParseError(f"invalid JSON from the Mastodon API: {' '.join(str(exc).split())[:200]}") from exc

@@ -31,9 +31,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.decode import decode_body
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text, tidy_text
+from monitor.collectors.jsonapi import describe, load_json, text_or_none
 from monitor.config import RedditSource
 from monitor.exceptions import FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
@@ -99,8 +99,8 @@ def parse_comments(data: object, *, post_guid: str | None = None) -> list[RawIte
     post: dict[str, Any] = next(
         (c["data"] for c in post_children if isinstance(c, dict) and isinstance(c.get("data"), dict)), {}
     )
-    post_guid = post_guid or _str(post.get("name"))
-    permalink = _str(post.get("permalink"))
+    post_guid = post_guid or text_or_none(post.get("name"))
+    permalink = text_or_none(post.get("permalink"))
     items: list[RawItem] = []
     stack = list(reversed(comments))
     seen = 0
@@ -129,17 +129,17 @@ def _listing(data: object, what: str) -> tuple[list[Any], str | None]:
         and isinstance(inner, dict)
         and isinstance(inner.get("children"), list)
     ):
-        raise ParseError(f"expected {what} (kind 'Listing' with data.children), got {_describe(data)}")
-    return inner["children"], _str(inner.get("after"))
+        raise ParseError(f"expected {what} (kind 'Listing' with data.children), got {describe(data)}")
+    return inner["children"], text_or_none(inner.get("after"))
 
 
 def _submission(post: dict[str, Any]) -> Submission | None:
-    name, post_id = _str(post.get("name")), _str(post.get("id"))
+    name, post_id = text_or_none(post.get("name")), text_or_none(post.get("id"))
     if name is None or post_id is None:
         return None
     created = _number(post.get("created_utc"))
     text = _markdown_text(post, "selftext")
-    link = _str(post.get("url"))
+    link = text_or_none(post.get("url"))
     is_link_post = post.get("is_self") is False and link is not None and not _is_reddit_permalink(link)
     extra = [
         ("subreddit", str(post.get("subreddit") or "")),
@@ -148,13 +148,13 @@ def _submission(post: dict[str, Any]) -> Submission | None:
     if is_link_post and link:
         text = f"{text}\n{link}" if text else link
         extra.append(("link", link))
-    permalink = _str(post.get("permalink"))
+    permalink = text_or_none(post.get("permalink"))
     if permalink:
         permalink = permalink.split("?", 1)[0]  # search results add ?ref=search_posts
     item = RawItem(
         guid=name,
         url=SITE + permalink if permalink else link,
-        title=tidy_text(_str(post.get("title")) or "").replace("\n", " "),
+        title=tidy_text(text_or_none(post.get("title")) or "").replace("\n", " "),
         text=text,
         author=_author(post),
         published=_time(created),
@@ -165,17 +165,17 @@ def _submission(post: dict[str, Any]) -> Submission | None:
 
 
 def _comment(comment: dict[str, Any], post_guid: str | None, post_permalink: str | None) -> RawItem | None:
-    name = _str(comment.get("name"))
-    body = _str(comment.get("body"))
+    name = text_or_none(comment.get("name"))
+    body = text_or_none(comment.get("body"))
     if name is None or body is None or body.strip() in _GONE:
         return None
     text = _markdown_text(comment, "body")
     if not text:
         return None
-    permalink = _str(comment.get("permalink"))
-    if permalink is None and post_permalink and _str(comment.get("id")):
+    permalink = text_or_none(comment.get("permalink"))
+    if permalink is None and post_permalink and text_or_none(comment.get("id")):
         permalink = f"{post_permalink.rstrip('/')}/{comment['id']}/"
-    extra = [("reply_to", str(comment["parent_id"]))] if _str(comment.get("parent_id")) else []
+    extra = [("reply_to", str(comment["parent_id"]))] if text_or_none(comment.get("parent_id")) else []
     return RawItem(
         guid=name,
         url=SITE + permalink if permalink else None,
@@ -190,14 +190,14 @@ def _comment(comment: dict[str, Any], post_guid: str | None, post_permalink: str
 
 def _markdown_text(thing: dict[str, Any], key: str) -> str:
     """Reddit's rendered HTML (``selftext_html``/``body_html``) as text, else the markdown source."""
-    rendered = _str(thing.get(f"{key}_html"))
+    rendered = text_or_none(thing.get(f"{key}_html"))
     if rendered:
         return html_to_text(rendered)
-    return tidy_text(_str(thing.get(key)) or "")
+    return tidy_text(text_or_none(thing.get(key)) or "")
 
 
 def _author(thing: dict[str, Any]) -> str | None:
-    author = _str(thing.get("author"))
+    author = text_or_none(thing.get("author"))
     return None if author is None or author in _GONE else author
 
 
@@ -218,19 +218,6 @@ def _time(created: float | None) -> datetime | None:
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, dict):
-        keys = ", ".join(list(map(str, value))[:6])
-        return f"an object with keys {keys}" if keys else "an empty object"
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    return type(value).__name__
 
 
 # ---------------------------------------------------------------- addresses and cursor (pure)
@@ -322,7 +309,7 @@ async def _read_listing(source: RedditSource, session: Session, cursor: _Cursor,
         resp = await _get(session, url, poll, now, first_request=page == 0)
         if resp is None:
             return
-        posts, after = parse_listing(_load_json(resp))
+        posts, after = parse_listing(load_json(resp, "Reddit", " (blocked, or not a .json address?)"))
         session.note_items(len(posts))
         poll.posts.extend(posts)
         poll.items.extend(p.item for p in posts)
@@ -348,7 +335,9 @@ async def _read_threads(source: RedditSource, session: Session, cursor: _Cursor,
             cursor.threads[post.id] = post.comments  # a removed or forbidden thread: do not ask again
             continue
         try:
-            comments = parse_comments(_load_json(resp), post_guid=post.item.guid)
+            comments = parse_comments(
+                load_json(resp, "Reddit", " (blocked, or not a .json address?)"), post_guid=post.item.guid
+            )
         except ParseError as exc:  # one odd thread must not cost the listing already read
             poll.warnings.append(f"comments of {post.item.guid}: {exc}")
             cursor.threads[post.id] = post.comments
@@ -406,13 +395,3 @@ def _bounded_threads(threads: dict[str, int], posts: list[Submission]) -> dict[s
             break
         ordered.setdefault(post_id, count)
     return ordered
-
-
-def _load_json(resp: Response) -> object:
-    text = decode_body(resp.body, resp.content_type)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        if text.lstrip()[:1] == "<":
-            raise ParseError("expected JSON from Reddit, got an HTML page (blocked, or not a .json address?)") from exc
-        raise ParseError(f"invalid JSON from Reddit: {' '.join(str(exc).split())[:200]}") from exc

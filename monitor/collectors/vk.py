@@ -26,7 +26,6 @@ original (``copy_history``) quoted with its own attachments, so its words can ma
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,9 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.decode import decode_body
-from monitor.collectors.fetch import Response, Session
+from monitor.collectors.fetch import Session
 from monitor.collectors.htmltext import tidy_text
+from monitor.collectors.jsonapi import describe, load_json
 from monitor.config import VkSource
 from monitor.exceptions import FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
@@ -107,7 +106,7 @@ def _wall_items(data: object) -> tuple[list[dict[str, Any]], dict[int, str]]:
     if isinstance(response, list):  # wall.getById before API 5.131: a bare list of posts
         response = {"items": response}
     if not (isinstance(response, dict) and isinstance(response.get("items"), list)):
-        raise ParseError(f"expected a VK wall.get response ({{'response': {{'items': [...]}}}}), got {_describe(data)}")
+        raise ParseError(f"expected a VK wall.get response ({{'response': {{'items': [...]}}}}), got {describe(data)}")
     posts = [p for p in response["items"] if isinstance(p, dict)]
     if posts and not any("owner_id" in p and "id" in p for p in posts):
         raise ParseError("expected VK wall posts (objects with owner_id and id), got objects without owner_id")
@@ -210,15 +209,6 @@ def _int(value: object) -> int | None:
     return None
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, dict):
-        keys = ", ".join(list(map(str, value))[:6])
-        return f"an object with keys {keys}" if keys else "an empty object"
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    return type(value).__name__
-
-
 # ---------------------------------------------------------------- the request (pure)
 
 
@@ -284,18 +274,8 @@ async def collect(source: VkSource, session: Session, state: SourceState, now: d
 async def _call(session: Session, url: str, token: str) -> object:
     """One API call; VK's in-band errors become FetchError with the token masked."""
     resp = await session.get(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-    data = _load_json(resp)
+    data = load_json(resp, "the VK API")
     error = api_error(data)
     if error is not None:
         raise FetchError(str(error).replace(token, "***"), retry_after=error.retry_after)
     return data
-
-
-def _load_json(resp: Response) -> object:
-    text = decode_body(resp.body, resp.content_type)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        if text.lstrip()[:1] == "<":
-            raise ParseError("expected JSON from the VK API, got an HTML page") from exc
-        raise ParseError(f"invalid JSON from the VK API: {' '.join(str(exc).split())[:200]}") from exc
