@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,9 +31,8 @@ from monitor.pipeline import run_source
 from monitor.store import Store
 from monitor.types import Collected, RawItem, RunResult, SourceState
 from tests.conftest import NOW, make_config
+from tests.goldens import check_golden
 
-GOLDEN = Path(__file__).parent / "golden" / "api"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=1_000_000, user_agent="monitor-test/1.0", robots=False)
 CAPTURES = [
     "timelines_tag_page1_localhost.json",
@@ -52,32 +50,6 @@ CAPTURES = [
 
 def load(corpus: Path, name: str) -> Any:
     return json.loads((corpus / "api" / "mastodon" / name).read_text(encoding="utf-8"))
-
-
-def as_golden(items: list[RawItem]) -> list[dict[str, Any]]:
-    return [
-        {
-            "guid": i.guid,
-            "url": i.url,
-            "title": i.title,
-            "text": i.text,
-            "author": i.author,
-            "published": i.published.isoformat() if i.published else None,
-            "parent_ref": i.parent_ref,
-            "extra": dict(i.extra),
-        }
-        for i in items
-    ]
-
-
-def check_golden(name: str, items: list[RawItem]) -> None:
-    path = GOLDEN / name
-    actual = as_golden(items)
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(actual, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
-    assert actual == json.loads(path.read_text(encoding="utf-8"))
 
 
 def source_for(tmp_path: Path, url: str) -> MastodonSource:
