@@ -24,7 +24,7 @@ from monitor.workers import Workers
 
 log = logging.getLogger("monitor.pipeline")
 
-MAX_CONCURRENT_SOURCES = 24  # sources polled at once by one pass (memory: each holds its response and items)
+MAX_CONCURRENT_SOURCES = 16  # sources polled at once by one pass (memory: each holds its response and items)
 
 
 def limits_of(source: SourceConfig) -> RequestLimits:
