@@ -6,11 +6,13 @@ named here and read where they are used). Locations look like `sources[2].url (l
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -430,13 +432,25 @@ class _Builder:
             if source.name in seen:
                 self.error((*loc, "name"), f"duplicate source name {source.name!r} (also sources[{seen[source.name]}])")
             seen[source.name] = index
-            if source.interval < POLITE_INTERVAL:
+            if source.interval < POLITE_INTERVAL and _public(source.url or "https://t.me/"):
                 self.warnings.append(
                     f"{_where((*loc, 'interval'), self.lines)}: {source.interval.total_seconds():g}s is a short "
                     "interval for a public host; it may see this as abuse"
                 )
             result.append(source)  # type: ignore[arg-type]  # model is one of SOURCE_TYPES
         return tuple(result)
+
+
+def _public(url: str) -> bool:
+    """Whether the address is a public host (not loopback, private or link-local), which fast polling may annoy."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (address.is_loopback or address.is_private or address.is_link_local)
 
 
 def _message(err: Mapping[str, Any]) -> str:
