@@ -31,6 +31,7 @@ log = logging.getLogger("monitor.daemon")
 STOP_GRACE_S = 5.0  # in-flight polls get this long to finish; then they are cancelled (their transaction rolls back)
 FIRST_POLL_SPREAD = timedelta(seconds=30)  # first polls of all sources are spread over at most this
 HEARTBEAT = timedelta(hours=1)
+FETCH_LOG_KEPT = timedelta(days=90)  # `fetches` gets a row per request: months of polling would grow it without end
 TICK = timedelta(minutes=1)
 
 T = TypeVar("T")
@@ -147,14 +148,15 @@ class Daemon:
             await self._tracked(self.on_tick(self.clock()))
 
     async def _heartbeat(self) -> None:
-        rows = self.store.source_rows()
-        failing = sum(1 for r in rows if r["failures"])
+        failing = sum(1 for s in self.store.source_states() if s.failures)
+        pruned = self.store.prune_fetches(self.clock() - FETCH_LOG_KEPT)
         log.info(
-            "heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d",
+            "heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d fetch_log_pruned=%d",
             self._polls,
             self._failed,
             failing,
             self.store.counts()["posts"],
+            pruned,
         )
 
     async def _tracked(self, work: Awaitable[T]) -> T | None:

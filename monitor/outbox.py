@@ -110,19 +110,19 @@ class Outbox:
         return [self._insert(a, now) for a in decide.spike_alerts(times, last, self.params, now)]
 
     def _health(self, now: datetime) -> list[int]:
-        configured = {s.name for s in self.config.sources if s.enabled}
+        configured = {s.name: s.type for s in self.config.sources if s.enabled}
         sources = [
             decide.SourceHealth(
-                name=r["name"],
-                type=r["type"] or "",
-                failures=r["failures"] or 0,
-                last_error=r["last_error"],
-                last_ok_at=from_iso(r["last_ok_at"]) if r["last_ok_at"] else None,
-                last_error_at=from_iso(r["last_error_at"]) if r["last_error_at"] else None,
-                note=r["health"],
+                name=s.name,
+                type=configured[s.name],
+                failures=s.failures,
+                last_error=s.last_error,
+                last_ok_at=s.last_ok_at,
+                last_error_at=s.last_error_at,
+                note=s.health,
             )
-            for r in self.store.source_rows()
-            if r["name"] in configured
+            for s in self.store.source_states()
+            if s.name in configured
         ]
         last = {}
         for source in sources:
@@ -161,18 +161,12 @@ class Outbox:
 
     # ------------------------------------------------------------------ deliver
     def deliver(self, now: datetime) -> list[Delivery]:
-        """Try every due alert once (blocking SMTP); for `monitor poll`."""
-        results = []
-        for alert in self.store.due_alerts(now):
-            prepared = self._prepare(alert, now)
-            if isinstance(prepared, Delivery):
-                results.append(prepared)
-                continue
-            results.append(self._record(alert, now, self._send(prepared)))
-        return results
+        """`deliver_async` for callers outside an event loop."""
+        return asyncio.run(self.deliver_async(now))
 
     async def deliver_async(self, now: datetime) -> list[Delivery]:
-        """The same for the daemon: SMTP runs in a daemon thread so the event loop (and shutdown) never waits on it."""
+        """Try every due alert once. SMTP runs in a daemon thread so the event loop (and shutdown) never waits on it;
+        the store is written only from the caller's thread."""
         results = []
         for alert in self.store.due_alerts(now):
             prepared = self._prepare(alert, now)
@@ -351,9 +345,7 @@ class Outbox:
             f"(expected {a.expected or 0:.1f}), {a.status}"
             for a in reversed(raised)
         )
-        failing = tuple(
-            (r["name"], r["failures"], r["last_error"] or "") for r in self.store.source_rows() if r["failures"]
-        )
+        failing = tuple((s.name, s.failures, s.last_error or "") for s in self.store.source_states() if s.failures)
         details = json.loads(alert.details or "{}")
         return emails.DigestReport(
             day=details.get("day", end.date().isoformat()),

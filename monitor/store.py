@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -181,8 +181,23 @@ class Store:
             health=row["health"],
         )
 
+    def source_states(self) -> list[SourceState]:
+        """Every source's state, without counting anything: cheap enough for the daemon's every-minute checks."""
+        return [self.source_state(row["name"]) for row in self._all("SELECT name FROM sources ORDER BY name")]
+
+    def source_types(self) -> dict[str, str]:
+        return {row["name"]: row["type"] or "" for row in self._all("SELECT name, type FROM sources")}
+
+    def prune_fetches(self, before: datetime) -> int:
+        """Delete fetch-log rows started before `before`; returns how many (the log would grow without end)."""
+        try:
+            with self.transaction() as conn:
+                return conn.execute("DELETE FROM fetches WHERE started_at < ?", (_ts(before),)).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot prune the fetch log: {exc}") from exc
+
     def source_rows(self) -> list[dict[str, Any]]:
-        """Every `sources` row with its post count and last fetch, for `monitor status`."""
+        """Every `sources` row with its post count and last fetch, for `monitor status` (counts every post)."""
         return self._all(
             """SELECT s.*,
                       (SELECT count(*) FROM posts p WHERE p.source = s.name) AS posts,
@@ -258,7 +273,7 @@ class Store:
                 fetch_rows = list(fetches)
                 if fetch_rows:  # credit the new posts to the last fetch, which delivered them
                     last = fetch_rows[-1]
-                    fetch_rows[-1] = FetchRecord(**{**last.__dict__, "new_posts": result.new_posts})
+                    fetch_rows[-1] = replace(last, new_posts=result.new_posts)
                 conn.executemany(
                     """INSERT INTO fetches (source, url, started_at, status, http_status, bytes, duration_ms,
                                             items, new_posts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -280,7 +295,7 @@ class Store:
                 )
                 newest = max((p.post.published_at for p in posts), default=None)
                 if newest is not None and (state.last_post_at is None or newest > state.last_post_at):
-                    state = SourceState(**{**state.__dict__, "last_post_at": newest})
+                    state = replace(state, last_post_at=newest)
                 self._write_source(conn, state, source_type, source_url, now)
                 return result
         except sqlite3.Error as exc:

@@ -283,3 +283,21 @@ def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store
     assert len(store.search('"народного совета"')) == 1
     assert store.search("иошкар") == []  # й is a letter of its own, not и with a mark
     assert len(store.search("cafe")) == 1  # Latin accents are folded
+
+
+def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: Store) -> None:
+    fetches = tuple(
+        FetchRecord("feed-a", "https://example.org/rss", NOW - timedelta(days=days), FetchStatus.OK, 200)
+        for days in (200, 100, 10, 0)
+    )
+    save(store, matched(post("a1")), fetches=fetches)
+    assert store.prune_fetches(NOW - timedelta(days=90)) == 2
+    started = [r[0] for r in store.conn.execute("SELECT started_at FROM fetches ORDER BY started_at")]
+    assert started == ["2026-02-19T12:00:00Z", "2026-03-01T12:00:00Z"]
+    assert store.counts()["posts"] == 1 and store.source_state("feed-a").name == "feed-a"
+
+
+def test_source_states_lists_every_source_without_counting(store: Store) -> None:
+    save(store, source="feed-b")
+    save(store, matched(post("a1")))
+    assert [s.name for s in store.source_states()] == ["feed-a", "feed-b"]
