@@ -7,6 +7,7 @@ before relying on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, ParseError
 from monitor.pipeline import limits_of
 from monitor.types import SourceState
+
+log = logging.getLogger("monitor.probe")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ async def _probe(source: SourceConfig, fetcher: Fetcher, now: datetime) -> Probe
         collected = await COLLECTORS[source.type](source, session, SourceState(name=source.name), now)
     except (FetchError, ParseError) as exc:
         return ProbeReport(source.name, source.type, answer=str(exc))
+    except Exception as exc:  # a collector's bug must not hide the other sources' reports
+        log.exception("probe_crashed source=%s", source.name)
+        return ProbeReport(source.name, source.type, answer=f"internal error: {type(exc).__name__}: {exc}")
     dates = [i.published for i in collected.items if i.published is not None]
     return ProbeReport(
         source.name,
