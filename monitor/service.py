@@ -97,7 +97,7 @@ async def poll_once(
     now = clock()
     raised = outbox.evaluate(now)
     lines = [f"alert #{a.id} raised: {_describe(a)}" for a in (store.alert(i) for i in raised)]
-    lines += [d.line() for d in outbox.deliver(clock()) if d.status != "off"]
+    lines += [d.line() for d in await outbox.deliver_async(clock()) if d.status != "off"]
     if outbox.settings is None and store.due_alerts(now):
         lines.append("mail is off (no alerts.email in the config): alerts are recorded, see `monitor alerts`")
     return PollSummary(results=tuple(ResultRow(r) for r in results), alerts=tuple(lines))
