@@ -35,7 +35,6 @@ from monitor.units import parse_duration, parse_size
 
 DEFAULT_USER_AGENT = f"monitor/{__version__} (public media monitor; set defaults.user_agent to your contact)"
 SOURCE_NAME = re.compile(r"^[a-z0-9_-]+$")
-HTML_FIELDS = ("title", "text", "link", "published", "author")
 # Below this interval a public host may see the poller as abusive: accepted, with a warning.
 POLITE_INTERVAL = timedelta(seconds=60)
 

@@ -6,7 +6,6 @@ Used only by the command line. JSON is one array of objects; CSV has a header ro
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -64,12 +63,6 @@ def _cell(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def to_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    write_rows(rows, "csv", columns=columns, out=buffer)
-    return buffer.getvalue()
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
