@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +209,35 @@ def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+def collect_once(
+    collect: Any, source: Any, state: Any = None, *, limits: Any, now: datetime = NOW
+) -> tuple[Any, list[Any]]:
+    """Run one collector once against real HTTP: (Collected or the FetchError it raised, the fetch records)."""
+    from monitor.collectors.fetch import Fetcher
+    from monitor.exceptions import FetchError
+    from monitor.types import SourceState
+
+    async def go() -> tuple[Any, list[Any]]:
+        async with Fetcher(user_agent="t", clock=lambda: now) as fetcher:
+            session = fetcher.session(source.name, limits)
+            try:
+                return await collect(source, session, state or SourceState(source.name), now), session.records
+            except FetchError as exc:
+                return exc, session.records
+
+    return asyncio.run(go())
+
+
+def run_once(source: Any, store: Store, now: datetime = NOW) -> Any:
+    """One whole poll of `source` through the real pipeline (fetcher, empty matcher, store)."""
+    from monitor.collectors.fetch import Fetcher
+    from monitor.match import Matcher
+    from monitor.pipeline import run_source
+
+    async def go() -> Any:
+        async with Fetcher(user_agent="t", clock=lambda: now) as fetcher:
+            return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
+
+    return asyncio.run(go())

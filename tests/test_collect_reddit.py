@@ -26,11 +26,9 @@ from monitor.collectors import reddit
 from monitor.collectors.fetch import Fetcher, RequestLimits
 from monitor.config import RedditSource
 from monitor.exceptions import FetchError, ParseError
-from monitor.match import Matcher
-from monitor.pipeline import run_source
 from monitor.store import Store
 from monitor.types import Collected, RawItem, RunResult, SourceState
-from tests.conftest import NOW, make_config
+from tests.conftest import NOW, collect_once, make_config, run_once
 from tests.goldens import check_golden
 
 LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=1_000_000, user_agent="monitor-test/1.0", robots=False)
@@ -59,23 +57,12 @@ def source_for(tmp_path: Path, url: str, extra: str = "") -> RedditSource:
 
 
 def collect(source: RedditSource, state: SourceState | None = None) -> tuple[Collected | FetchError, list[Any]]:
-    async def go() -> tuple[Collected | FetchError, list[Any]]:
-        async with Fetcher(user_agent="t", clock=lambda: NOW) as fetcher:
-            session = fetcher.session(source.name, LIMITS)
-            try:
-                return await reddit.collect(source, session, state or SourceState(source.name), NOW), session.records
-            except FetchError as exc:
-                return exc, session.records
-
-    return asyncio.run(go())
+    return collect_once(reddit.collect, source, state, limits=LIMITS)
 
 
 def run(source: RedditSource, store: Store, now: datetime = NOW) -> RunResult:
-    async def go() -> RunResult:
-        async with Fetcher(user_agent="t", clock=lambda: now) as fetcher:
-            return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
-
-    return asyncio.run(go())
+    result: RunResult = run_once(source, store, now)
+    return result
 
 
 class Subreddit:

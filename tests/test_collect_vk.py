@@ -27,10 +27,10 @@ from monitor.collectors.fetch import Fetcher, RequestLimits
 from monitor.config import Config, VkSource
 from monitor.exceptions import FetchError, ParseError
 from monitor.match import Matcher
-from monitor.pipeline import poll_sources, run_source
+from monitor.pipeline import poll_sources
 from monitor.store import Store
 from monitor.types import Collected, RunResult, SourceState
-from tests.conftest import NOW, make_config
+from tests.conftest import NOW, collect_once, make_config, run_once
 from tests.goldens import check_golden
 
 LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=1_000_000, user_agent="monitor-test/1.0", robots=False)
@@ -69,23 +69,12 @@ def source_for(tmp_path: Path, url: str) -> VkSource:
 
 
 def collect(source: VkSource, state: SourceState | None = None) -> tuple[Collected | FetchError, list[Any]]:
-    async def go() -> tuple[Collected | FetchError, list[Any]]:
-        async with Fetcher(user_agent="t", clock=lambda: NOW) as fetcher:
-            session = fetcher.session(source.name, LIMITS)
-            try:
-                return await vk.collect(source, session, state or SourceState(source.name), NOW), session.records
-            except FetchError as exc:
-                return exc, session.records
-
-    return asyncio.run(go())
+    return collect_once(vk.collect, source, state, limits=LIMITS)
 
 
 def run(source: VkSource, store: Store, now: datetime = NOW) -> RunResult:
-    async def go() -> RunResult:
-        async with Fetcher(user_agent="t", clock=lambda: now) as fetcher:
-            return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
-
-    return asyncio.run(go())
+    result: RunResult = run_once(source, store, now)
+    return result
 
 
 class Wall:
