@@ -158,7 +158,7 @@ def feed(index: int, items: int, now: datetime, seed: int = 0) -> bytes:
     for i in range(items):
         when = format_datetime(now - timedelta(minutes=rng.randint(0, 7 * 24 * 60)))
         title = post_text(rng, rng.randint(5, 12))
-        # Sized like the real corpus (../shared/corpus rss+atom: 1,155 items, title + text median 254
+        # Sized like the real corpus (tests/corpus rss+atom: 1,155 items, title + text median 254
         # characters, mean 512): one to three paragraphs of 12-50 words, a long tail from `--long`.
         paragraphs = [post_text(rng, rng.randint(12, 50)) for _ in range(rng.choice((1, 1, 2, 3)) * LONG)]
         body = "<p>" + "</p><p>".join(paragraphs) + "</p>"

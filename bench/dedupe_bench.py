@@ -3,7 +3,7 @@
     .venv/bin/python bench/dedupe_bench.py              # speed, variants, estimator, S-curve, false merges
     .venv/bin/python bench/dedupe_bench.py --shingles   # also compare shingle kinds by exact Jaccard (~1 min)
 
-Articles are the items of the RSS and Atom feeds in /work/shared/corpus: title plus the longest of
+Articles are the items of the RSS and Atom feeds in tests/corpus: title plus the longest of
 description / content:encoded / content / summary, HTML stripped here with a regex. Syndicated variants
 are made from every distinct article whose body has at least `dedupe.MIN_WORDS` distinct words. The
 store's rule is simulated: a variant clusters with its original when both have the same content hash,
@@ -30,7 +30,7 @@ from monitor import dedupe
 from monitor.normalize import content_hash, normalize
 from monitor.types import RawItem
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 SEED = 20240501
 Article = tuple[str, str, str]  # (feed file, title, text)
 

@@ -34,9 +34,7 @@ from monitor.collectors.feedparse import parse_feed
 from monitor.collectors.htmltext import html_to_text
 from monitor.exceptions import ParseError
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-if not CORPUS.exists():
-    CORPUS = Path("/work/shared/corpus")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 
 
 @dataclass(frozen=True)

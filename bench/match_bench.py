@@ -7,7 +7,7 @@ words from a 50,000-word vocabulary per language, punctuation, «quotes», numbe
 now and then a term) and a term list (single words, prefixes `word*`, phrases, some with `*` inside)
 grouped in topics with `all` and `none` terms. Prints the compile time, MB/s and posts/s over the
 corpus, microseconds per 1.5 KB post, the same for a flat regex of all terms (on a slice: it is slow),
-and, when the real test corpus is there (`--corpus`, default ../shared/corpus), the speed on its text.
+and, when the real test corpus is there (`--corpus`, default tests/corpus), the speed on its text.
 Timings are the best of 3 runs of CPU time (other processes may share the machine).
 """
 
@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=1000, help="number of terms (default 1000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--baseline-mb", type=float, default=1.0, help="corpus slice for the flat regex")
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
+    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "corpus")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)

@@ -22,7 +22,8 @@ from monitor.config import Config, parse_config
 from monitor.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("MONITOR_CORPUS", REPO.parent / "shared" / "corpus"))
+# The capture corpus ships with the tests (tests/corpus/PROVENANCE.md); MONITOR_CORPUS points elsewhere.
+CORPUS = Path(os.environ.get("MONITOR_CORPUS", REPO / "tests" / "corpus"))
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -31,8 +32,7 @@ os.environ["no_proxy"] = os.environ["NO_PROXY"]
 
 @pytest.fixture
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"the shared corpus is not at {CORPUS} (set MONITOR_CORPUS)")
+    assert CORPUS.is_dir(), f"the capture corpus is missing at {CORPUS}"
     return CORPUS
 
 
