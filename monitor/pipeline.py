@@ -69,7 +69,7 @@ async def run_source(
             source_type=source.type,
             source_url=source.url,
             posts=matched,
-            fetches=session.records,
+            fetches=_with_warnings(session.records, collected.warnings),
             now=now,
         )
     except (FetchError, ParseError) as exc:
@@ -139,7 +139,16 @@ def _succeeded(state: SourceState, collected: Collected, now: datetime) -> Sourc
         last_error=None,
         cursor=collected.cursor if collected.cursor is not None else state.cursor,
         health=collected.health,
+        warnings=collected.warnings,
     )
+
+
+def _with_warnings(records: Sequence[FetchRecord], warnings: Sequence[str]) -> list[FetchRecord]:
+    """The poll's warnings go on its last fetch row, the one whose answer they are about."""
+    rows = list(records)
+    if rows and warnings:
+        rows[-1] = replace(rows[-1], warning="; ".join(warnings))
+    return rows
 
 
 def _fail(

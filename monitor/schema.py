@@ -152,9 +152,18 @@ def _initial(db: Database) -> None:
         db.execute(statement)
 
 
+def _warnings_and_campaign_cluster(db: Database) -> None:
+    # What a poll kept despite a fault (a cap, a lenient parse) is a warning on its fetch row and on the source;
+    # campaign alerts name the near-duplicate cluster they are about.
+    db.execute("ALTER TABLE fetches ADD COLUMN warning TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN warnings TEXT")
+    db.execute("ALTER TABLE alerts ADD COLUMN cluster_id INTEGER")
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
+    "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
 }
 
 

@@ -112,6 +112,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "next_attempt_at": "When delivery is retried (backoff after a failure).",
             "message_id": "The email's Message-ID, recorded before the first send (never sent twice).",
             "details": "JSON: what the email showed (top posts, baseline, chart data).",
+            "cluster_id": "The near-duplicate cluster (posts.cluster_id) a campaign alert is about.",
         },
     ),
     "fetches": (
@@ -128,6 +129,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "items": "Items the response held.",
             "new_posts": "Posts stored for the first time from this response.",
             "error": "What went wrong, for status error or skipped.",
+            "warning": "What was kept despite a fault: items cut at a cap, a feed read leniently, bad bytes replaced.",
         },
     ),
     "sources": (
@@ -147,6 +149,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "cursor": "Collector paging state.",
             "last_post_at": "Publication time of the newest post seen.",
             "health": "A warning about the source, e.g. a selector that matched nothing.",
+            "warnings": "JSON list: the last successful poll's warnings (also on its fetches row).",
             "updated_at": "When this row last changed.",
         },
     ),

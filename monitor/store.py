@@ -179,6 +179,7 @@ class Store:
             cursor=row["cursor"],
             last_post_at=_dt(row["last_post_at"]),
             health=row["health"],
+            warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
         )
 
     def source_states(self) -> list[SourceState]:
@@ -210,15 +211,17 @@ class Store:
     ) -> None:
         conn.execute(
             """INSERT INTO sources (name, type, url, etag, last_modified, last_ok_at, last_error, last_error_at,
-                                    failures, next_poll_at, retry_at, cursor, last_post_at, health, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    failures, next_poll_at, retry_at, cursor, last_post_at, health, warnings,
+                                    updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (name) DO UPDATE SET
                  type = excluded.type, url = excluded.url, etag = excluded.etag,
                  last_modified = excluded.last_modified, last_ok_at = excluded.last_ok_at,
                  last_error = excluded.last_error, last_error_at = excluded.last_error_at,
                  failures = excluded.failures, next_poll_at = excluded.next_poll_at,
                  retry_at = excluded.retry_at, cursor = excluded.cursor,
-                 last_post_at = excluded.last_post_at, health = excluded.health, updated_at = excluded.updated_at""",
+                 last_post_at = excluded.last_post_at, health = excluded.health, warnings = excluded.warnings,
+                 updated_at = excluded.updated_at""",
             (
                 state.name,
                 kind,
@@ -234,6 +237,7 @@ class Store:
                 state.cursor,
                 _ts(state.last_post_at),
                 state.health,
+                json.dumps(list(state.warnings), ensure_ascii=False) if state.warnings else None,
                 _ts(now),
             ),
         )
@@ -276,7 +280,8 @@ class Store:
                     fetch_rows[-1] = replace(last, new_posts=result.new_posts)
                 conn.executemany(
                     """INSERT INTO fetches (source, url, started_at, status, http_status, bytes, duration_ms,
-                                            items, new_posts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                            items, new_posts, error, warning)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
                         (
                             f.source,
@@ -289,6 +294,7 @@ class Store:
                             f.items,
                             f.new_posts,
                             f.error,
+                            f.warning,
                         )
                         for f in fetch_rows
                     ],

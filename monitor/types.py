@@ -81,6 +81,7 @@ class FetchRecord:
     items: int = 0
     new_posts: int = 0
     error: str | None = None
+    warning: str | None = None  # what was kept despite a fault (items cut at a cap, a feed read leniently, ...)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class SourceState:
     cursor: str | None = None  # collector paging state (since_id, last message id, ...)
     last_post_at: datetime | None = None  # newest published_at seen from this source
     health: str | None = None  # collector-specific health note (e.g. "selector .body matched nothing")
+    warnings: tuple[str, ...] = ()  # the last successful poll's warnings (shown by `monitor status`)
 
 
 @dataclass(frozen=True)

@@ -252,3 +252,31 @@ def test_url_variants_of_one_item_collapse_into_one_post(tmp_path: Path, raw_ser
         poll(config, store, now=NOW + timedelta(minutes=10 * minutes))
     rows = store.conn.execute("SELECT key, url FROM posts").fetchall()
     assert rows == [("http://example.org/news/1?a=1&b=2", "http://example.org/news/1?a=1&b=2")]
+
+
+def test_a_polls_warnings_are_kept_on_its_fetch_row_and_its_source(tmp_path: Path, raw_server: RawServer) -> None:
+    page = b"""<html><body><article class="post"><h2>Separatism in the north</h2><p class="body">Text.</p>
+    </article></body></html>"""
+    raw_server.routes["/news"] = respond(200, page, {"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(
+        tmp_path,
+        f"""
+store: store.db
+topics:
+  separatism: [separatism]
+sources:
+  - name: city
+    type: html
+    url: '{raw_server.url("/news")}'
+    robots: false
+    items: article.post
+    fields: {{title: h2, text: .body}}
+    comments: {{items: .comment, fields: {{text: .comment-body}}}}
+""",
+    )
+    with open_store(config.store) as store:
+        (result,) = poll(config, store)
+        assert result.ok and result.warnings
+        (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches WHERE source = 'city'")]
+        assert warning == "; ".join(result.warnings)
+        assert store.source_state("city").warnings == result.warnings
