@@ -386,8 +386,12 @@ class _Builder:
             return None
         groups: dict[str, tuple[str, ...]] = {}
         for key in value:
-            if key not in ("any", "all", "none"):
-                self.error((*loc, key), "unknown key (expected any, all or none)")
+            if key not in ("any", "all", "none", "transliterate"):
+                self.error((*loc, key), "unknown key (expected any, all, none or transliterate)")
+        transliterate = value.get("transliterate", False)
+        if not isinstance(transliterate, bool):
+            self.error((*loc, "transliterate"), "expected true or false")
+            transliterate = False
         for group in ("any", "all", "none"):
             terms = value.get(group) or []
             if not isinstance(terms, list):
@@ -400,7 +404,9 @@ class _Builder:
             groups[group] = tuple(t for t in terms if isinstance(t, str))
         if not groups["any"]:
             self.error((*loc, "any"), "a topic needs at least one term")
-        return TopicSpec(name=name, any=groups["any"], all=groups["all"], none=groups["none"])
+        return TopicSpec(
+            name=name, any=groups["any"], all=groups["all"], none=groups["none"], transliterate=transliterate
+        )
 
     def sources(self, defaults: Defaults) -> tuple[SourceConfig, ...]:
         raw = self.data.get("sources")

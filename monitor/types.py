@@ -6,7 +6,7 @@ Nothing here does I/O. Change a value with `dataclasses.replace`, never by mutat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -143,6 +143,19 @@ class TopicSpec:
     any: tuple[str, ...]
     all: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
+    transliterate: bool = False  # Cyrillic terms also match their Latin renderings (Kazakh and Russian)
+
+
+@dataclass(frozen=True)
+class CountSeries:
+    """A topic's matching posts counted in equal buckets that end at `end`, oldest first: the detector's input.
+
+    Bucket i (0-based) covers (end - (n - i) * step, end - (n - i - 1) * step], so the last one ends at `end`.
+    """
+
+    end: datetime  # aware UTC
+    step: timedelta
+    counts: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,21 @@ def test_bad_terms_are_located(tmp_path: Path) -> None:
     assert "topics.t.any[1]" in text and "topics.t.any[2]" in text and "topics.t.none[0]" in text
 
 
+def test_transliterate_is_a_topic_option_and_must_be_a_boolean(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        """
+        topics:
+          council: {any: ["Халық кеңес*"], transliterate: true}
+          plain: [word]
+        sources: []
+    """,
+    )
+    assert [(t.name, t.transliterate) for t in config.topics] == [("council", True), ("plain", False)]
+    problems = problems_of(tmp_path, 'topics:\n  t: {any: [x], transliterate: "yes"}\nsources: []\n')
+    assert any(p.startswith("topics.t.transliterate") and "true or false" in p for p in problems), problems
+
+
 def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "topics:\n  t: [x\nsources: []\n")
     assert len(problems) == 1 and "line" in problems[0] and "YAML" in problems[0]
