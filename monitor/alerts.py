@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
 from monitor.spikes import DetectorParams, evaluate
+from monitor.types import CountSeries
 
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
@@ -49,15 +50,14 @@ class SourceHealth:
 
 
 def spike_alerts(
-    times_by_topic: Mapping[str, Sequence[datetime]],
+    series_by_topic: Mapping[str, CountSeries],
     last_spike_at: Mapping[str, datetime | None],
     params: DetectorParams,
-    now: datetime,
 ) -> list[NewAlert]:
     """One alert per topic whose current window is a spike and whose cooldown has passed."""
     alerts = []
-    for topic, times in times_by_topic.items():
-        spike = evaluate(topic, times, now, params, last_spike_at.get(topic))
+    for topic, series in series_by_topic.items():
+        spike = evaluate(topic, series, params, last_spike_at.get(topic))
         if spike is not None:
             alerts.append(
                 NewAlert(

@@ -24,7 +24,7 @@ from monitor import alerts as decide
 from monitor import emails, mail
 from monitor.config import Config
 from monitor.exceptions import MailError, MonitorError
-from monitor.spikes import DetectorParams
+from monitor.spikes import DetectorParams, series_from_times
 from monitor.store import Store
 from monitor.types import AlertRow, EmailBody
 from monitor.units import from_iso
@@ -101,13 +101,16 @@ class Outbox:
 
     def _spikes(self, now: datetime, topics: Sequence[str] | None) -> list[int]:
         names = list(topics) if topics is not None else [t.name for t in self.config.topics]
-        since = now - self.params.baseline - self.params.window
-        times = {name: self.store.topic_times(name, since, now) for name in names}
+        step, buckets = self.params.step, self.params.buckets
+        since = now - step * buckets
+        series = {
+            name: series_from_times(self.store.topic_times(name, since, now), now, step, buckets) for name in names
+        }
         last = {}
         for name in names:
             previous = self.store.last_alert("spike", topic=name)
             last[name] = previous.created_at if previous else None
-        return [self._insert(a, now) for a in decide.spike_alerts(times, last, self.params, now)]
+        return [self._insert(a, now) for a in decide.spike_alerts(series, last, self.params)]
 
     def _health(self, now: datetime) -> list[int]:
         configured = {s.name: s.type for s in self.config.sources if s.enabled}

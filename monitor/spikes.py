@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.types import Spike
+from monitor.types import CountSeries, Spike
 
 Floats = NDArray[np.float64]
 
@@ -58,6 +58,16 @@ class DetectorParams:
     threshold: float = 3.5  # alert when score >= threshold (score ~ a standard normal quantile)
     seasonal: bool = True  # follow the hour-of-day profile once the history spans 3 days
     rearm: timedelta = timedelta(hours=24)  # an alert needs a count above every window of the last `rearm`
+
+    @property
+    def step(self) -> timedelta:
+        """The bucket length the detector wants its counts in (`CountSeries.step`)."""
+        return self.window
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets of `step`, ending now, the detector reads: the current window and the baseline's."""
+        return (max(1, self.baseline // self.window) + 1) * (self.window // self.step)
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0) or self.baseline <= timedelta(0):
@@ -219,29 +229,45 @@ def _nb_signed_root_deviance(x: Floats, mu: Floats, phi: Floats) -> Floats:
 
 def window_counts(published: Sequence[datetime], now: datetime, params: DetectorParams) -> tuple[int, list[int]]:
     """Posts in (now - window, now], and in each of the `baseline // window` windows before it (oldest first)."""
-    k = max(1, params.baseline // params.window)
-    w = params.window.total_seconds()
-    end = now.timestamp()
+    series = series_from_times(published, now, params.window, max(1, params.baseline // params.window) + 1)
+    return series.counts[-1], list(series.counts[:-1])
+
+
+def series_from_times(published: Sequence[datetime], end: datetime, step: timedelta, buckets: int) -> CountSeries:
+    """Count published times into `buckets` buckets of `step` ending at `end` (see CountSeries)."""
+    w = step.total_seconds()
     times = np.sort(np.array([_utc(t).timestamp() for t in published], dtype=np.float64))
-    edges = end - w * np.arange(k + 1, -1, -1, dtype=np.float64)  # k + 2 edges, oldest first
+    edges = end.timestamp() - w * np.arange(buckets, -1, -1, dtype=np.float64)  # buckets + 1 edges, oldest first
     below = np.searchsorted(times, edges, side="right")
-    counts = np.diff(below)
-    return int(counts[-1]), [int(c) for c in counts[:-1]]
+    return CountSeries(end=end, step=step, counts=tuple(int(c) for c in np.diff(below)))
+
+
+def _windows(series: CountSeries, params: DetectorParams) -> tuple[int, list[int]]:
+    """The current window's count and the baseline windows' counts (oldest first), summed from the buckets."""
+    per_window = params.window / series.step
+    if per_window != int(per_window) or per_window < 1:
+        raise ValueError(f"bucket {series.step} does not divide the window {params.window}")
+    w = int(per_window)
+    counts = series.counts[len(series.counts) % w :]  # whole windows only, aligned to the end
+    sums = [sum(counts[i : i + w]) for i in range(0, len(counts), w)]
+    if not sums:
+        return 0, []
+    return sums[-1], sums[:-1][-max(1, params.baseline // params.window) :]
 
 
 def evaluate(
     topic: str,
-    published: Sequence[datetime],
-    now: datetime,
+    series: CountSeries,
     params: DetectorParams,
     last_alert_at: datetime | None,
 ) -> Spike | None:
-    """The daemon's call: `published` = published times (aware UTC) of the topic's matching posts in
-    [now - baseline - window, now]. Builds the window count and history, applies judge(), then
-    cooldown (no alert if last_alert_at is within cooldown of now). Returns a Spike or None."""
+    """The daemon's call: `series` = the topic's matching posts counted in buckets of `params.step` ending now
+    (`params.buckets` of them; fewer when the store is younger). Builds the window count and history, applies
+    judge(), then cooldown (no alert if last_alert_at is within cooldown of the series' end). A Spike or None."""
+    now = series.end
     if last_alert_at is not None and now - last_alert_at < params.cooldown:
         return None
-    count, history = window_counts(published, now, params)
+    count, history = _windows(series, params)
     verdict = judge(count, history, params)
     if not verdict.alert:
         return None

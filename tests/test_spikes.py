@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.spikes import DetectorParams, Verdict, detect_series, evaluate, judge, window_counts
-from monitor.types import Spike
+from monitor.spikes import DetectorParams, Verdict, detect_series, evaluate, judge, series_from_times, window_counts
+from monitor.types import CountSeries, Spike
 
 P = DetectorParams()
 NOW = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
@@ -151,6 +151,9 @@ def test_bad_counts_and_params_are_rejected() -> None:
 
 
 # ------------------------------------------------------------------ evaluate (the daemon)
+def at_now(posts: list[datetime], params: DetectorParams | None = None) -> CountSeries:
+    params = params or P
+    return series_from_times(posts, NOW, params.step, params.buckets)
 
 
 def test_window_counts_are_half_open_hours_ending_now() -> None:
@@ -162,7 +165,7 @@ def test_window_counts_are_half_open_hours_ending_now() -> None:
 
 def test_evaluate_returns_a_spike_for_a_burst() -> None:
     posts = posts_at([*poisson_history(5, 167), 5], NOW - HOUR) + posts_at([30], NOW)
-    spike = evaluate("separatism", posts, NOW, P, None)
+    spike = evaluate("separatism", at_now(posts), P, None)
     assert isinstance(spike, Spike)
     assert (spike.topic, spike.count, spike.window_start, spike.window_end) == ("separatism", 30, NOW - HOUR, NOW)
     assert 4 < spike.expected < 6 and spike.score > P.threshold
@@ -170,21 +173,21 @@ def test_evaluate_returns_a_spike_for_a_burst() -> None:
 
 def test_cooldown_suppresses_a_second_alert_and_then_allows_one() -> None:
     posts = posts_at(poisson_history(5, 168), NOW - HOUR) + posts_at([30], NOW)
-    assert evaluate("t", posts, NOW, P, last_alert_at=NOW - timedelta(hours=5, minutes=59)) is None
-    assert evaluate("t", posts, NOW, P, last_alert_at=NOW - timedelta(hours=6)) is not None
+    assert evaluate("t", at_now(posts), P, last_alert_at=NOW - timedelta(hours=5, minutes=59)) is None
+    assert evaluate("t", at_now(posts), P, last_alert_at=NOW - timedelta(hours=6)) is not None
 
 
 def test_a_week_of_history_with_an_old_burst_and_a_quiet_window_is_not_fresh() -> None:
     history = poisson_history(5, 168)
     history[100] = 80  # a burst three days ago, brought in by a first poll
     posts = posts_at(history, NOW - HOUR)  # nothing in the current window
-    assert evaluate("t", posts, NOW, P, None) is None
-    assert evaluate("t", posts_at(history, NOW - HOUR) + posts_at([5], NOW), NOW, P, None) is None
+    assert evaluate("t", at_now(posts), P, None) is None
+    assert evaluate("t", at_now(posts_at(history, NOW - HOUR) + posts_at([5], NOW)), P, None) is None
 
 
 def test_a_brand_new_topic_alerts_at_min_count() -> None:
-    assert evaluate("t", [NOW - timedelta(minutes=m) for m in (5, 9)], NOW, P, None) is None
-    assert evaluate("t", [NOW - timedelta(minutes=m) for m in (2, 5, 9)], NOW, P, None) is not None
+    assert evaluate("t", at_now([NOW - timedelta(minutes=m) for m in (5, 9)]), P, None) is None
+    assert evaluate("t", at_now([NOW - timedelta(minutes=m) for m in (2, 5, 9)]), P, None) is not None
 
 
 # ------------------------------------------------------------------ detect_series (`monitor detect`)
@@ -243,7 +246,8 @@ def test_detect_series_and_evaluate_are_the_same_detector() -> None:
     posts = posts_at(hours, start + len(hours) * HOUR)
     for h in range(169, len(hours)):  # from here both see a full week of history
         now = times[h] + HOUR
-        daemon = evaluate("t", [p for p in posts if p <= now], now, params, None) is not None
+        series = series_from_times([p for p in posts if p <= now], now, params.step, params.buckets)
+        daemon = evaluate("t", series, params, None) is not None
         assert daemon == (times[h] in series_alerts), h
     assert series_alerts  # the test is not vacuous
 
@@ -259,3 +263,14 @@ def test_detect_series_input_handling() -> None:
         detect_series(naive, [1.0], P)
     with pytest.raises(ValueError, match="counts"):
         detect_series(naive, [1.0, float("nan"), 2.0], P)
+
+
+def test_finer_buckets_give_the_same_verdict_as_whole_windows() -> None:
+    rng = np.random.default_rng(11)
+    posts = [NOW - timedelta(minutes=float(m)) for m in rng.uniform(0, 60 * 24 * 7, 400)]
+    posts += [NOW - timedelta(minutes=float(m)) for m in rng.uniform(0, 60, 12)]  # a burst in the last hour
+    coarse = evaluate("t", at_now(posts), P, None)
+    fine = evaluate("t", series_from_times(posts, NOW, timedelta(minutes=15), P.buckets * 4), P, None)
+    assert coarse is not None and coarse == fine
+    with pytest.raises(ValueError, match="does not divide"):
+        evaluate("t", series_from_times(posts, NOW, timedelta(minutes=25), 10), P, None)
