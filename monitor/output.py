@@ -1,6 +1,8 @@
 """Rows to the terminal: rich tables for people, JSON arrays and CSV for machines.
 
-Used only by the command line. JSON is one array of objects; CSV has a header row; both UTF-8.
+Used only by the command line. JSON is one array of objects; CSV has a header row; both UTF-8. A table
+written to anything but a terminal (a pipe, a file) is plain text in aligned columns, one row per line,
+no value cut or wrapped, so that `monitor status | grep NAME` finds whole names.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def write_rows(
         for row in rows:
             writer.writerow([_cell(row.get(n)) for n in names])
         return
+    if not stream.isatty():
+        _plain_table(stream, names, rows, rich_cells, title)
+        return
     console = Console(file=stream, soft_wrap=False, highlight=False)
     if not rows:
         console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]")
@@ -55,6 +60,30 @@ def write_rows(
             cells.append(renderer(row, index) if renderer else Text(_cell(row.get(name))))
         table.add_row(*cells)
     console.print(table)
+
+
+def _plain_table(
+    stream: TextIO,
+    names: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    rich_cells: Mapping[str, Any] | None,
+    title: str | None,
+) -> None:
+    """Aligned columns separated by two spaces; a value's own line breaks become spaces (one row, one line)."""
+    if not rows:
+        stream.write(f"{title + ': ' if title else ''}nothing to show\n")
+        return
+    table = [list(names)]
+    for index, row in enumerate(rows):
+        cells = []
+        for name in names:
+            renderer = (rich_cells or {}).get(name)
+            value = renderer(row, index).plain if renderer else _cell(row.get(name))
+            cells.append(" ".join(value.split()) if "\n" in value or "\r" in value else value)
+        table.append(cells)
+    widths = [max(len(line[i]) for line in table) for i in range(len(names))]
+    for line in table:
+        stream.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n")
 
 
 def _cell(value: object) -> str:

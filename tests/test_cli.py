@@ -260,3 +260,20 @@ def test_progress_shows_on_a_terminal_and_not_when_piped(tmp_path: Path, raw_ser
         os.close(leader)
     assert proc.returncode == 0
     assert b"polling" in seen  # the progress bar, drawn on the terminal only
+
+
+def test_piped_tables_never_cut_or_wrap_a_value(tmp_path: Path, raw_server: RawServer, corpus: Path) -> None:
+    long_name = "steppe-herald-northern-kazakhstan-regional-edition-in-russian"
+    config = feed_config(
+        tmp_path, raw_server, corpus, f'  - {{name: {long_name}, type: feed, url: "{raw_server.url("/rss")}"}}'
+    )
+    assert run_monitor(config, "poll").returncode == 0
+    status = run_monitor(config, "status", env={"COLUMNS": "60"})
+    assert status.returncode == 0
+    (line,) = [ln for ln in status.stdout.splitlines() if long_name in ln]
+    assert line.split()[0] == long_name
+    header = status.stdout.splitlines()[0].split()
+    assert header[:3] == ["source", "type", "state"]
+    searched = run_monitor(config, "search", "Оренбург*", "--limit", "100", env={"COLUMNS": "40"})
+    found = json.loads(run_monitor(config, "search", "Оренбург*", "--limit", "100", "--format", "json").stdout)
+    assert searched.returncode == 0 and len(searched.stdout.splitlines()) == 1 + len(found)  # a header, a line a post
