@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +31,8 @@ from monitor.exceptions import ConfigError
 from monitor.match import term_problem
 from monitor.types import TopicSpec
 from monitor.units import parse_duration, parse_size
+from monitor.yamldoc import read_yaml
+from monitor.yamldoc import where as _where
 
 DEFAULT_USER_AGENT = f"monitor/{__version__} (public media monitor; set defaults.user_agent to your contact)"
 SOURCE_NAME = re.compile(r"^[a-z0-9_-]+$")
@@ -286,20 +287,11 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(text: str, *, base_dir: Path, path: Path | None = None) -> Config:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}YAML syntax error: {problem}") from exc
-    lines, problems = _index_lines(root)
-    if data is None:
-        data = {}
+    document = read_yaml(text)
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError("the config file must be a mapping with keys such as topics: and sources:")
-    builder = _Builder(data, lines, problems)
+    builder = _Builder(data, document.lines, list(document.problems))
     config = builder.build(base_dir, path)
     if builder.problems:
         raise ConfigError(builder.problems)
@@ -466,41 +458,3 @@ def _message(err: Mapping[str, Any]) -> str:
         return "required key is missing"
     message = str(err.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
-
-
-def _where(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    for cut in range(len(loc), 0, -1):  # the deepest located ancestor
-        if loc[:cut] in lines:
-            return f"{text} (line {lines[loc[:cut]]})"
-    return text
-
-
-def _index_lines(root: yaml.Node | None) -> tuple[dict[tuple[str | int, ...], int], list[str]]:
-    """Map each key path to its 1-based YAML line; report duplicate keys, which PyYAML would silently drop."""
-    lines: dict[tuple[str | int, ...], int] = {}
-    problems: list[str] = []
-
-    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                if key in seen:
-                    problems.append(f"{_where((*path, key), lines)}: duplicate key (the later one would win)")
-                seen.add(key)
-                walk(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, child in enumerate(node.value):
-                walk(child, (*path, index))
-
-    if root is not None:
-        walk(root, ())
-    return lines, problems
