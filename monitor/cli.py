@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -209,7 +209,7 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
     answered, items found, how many have dates, the time span they cover and posts per day.
     """
     config = get_config(ctx)
-    for warning in config.warnings:
+    for warning in (*config.warnings, *environment_warnings(config, os.environ)):
         click.echo(f"warning: {warning}", err=True)
     types = sorted({s.type for s in config.sources})
     click.echo(f"config ok: {config.path}", err=fmt != "table")
@@ -236,6 +236,31 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
         title="probe (nothing stored)",
         columns=["source", "type", "answer", "items", "dated", "oldest", "newest", "per_day", "note"],
     )
+
+
+def environment_warnings(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """Secrets the config names but the environment lacks: valid config, but that part cannot work yet."""
+    warnings = []
+    for index, source in enumerate(config.sources):
+        token_env = getattr(source, "token_env", None)  # the API types that need a token name its variable
+        if token_env and not environ.get(token_env, "").strip() and source.enabled:
+            warnings.append(
+                f"sources[{index}].token_env ({source.name}): {token_env} is not set in the environment; "
+                "this source will fail until it is"
+            )
+    for index, channel in enumerate(config.alerts.notify):
+        if not environ.get(channel.url_env, "").strip():
+            warnings.append(
+                f"alerts.notify[{index}].url_env ({channel.name}): {channel.url_env} is not set in the environment; "
+                "this channel cannot send until it is"
+            )
+    email = config.alerts.email
+    if email and email.username and (not email.password_env or email.password_env not in environ):
+        warnings.append(
+            f"alerts.email.password_env: {email.password_env or '(none)'} is not set in the environment, "
+            f"but username {email.username!r} is: the SMTP login will fail"
+        )
+    return warnings
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:

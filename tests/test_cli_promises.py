@@ -1,0 +1,60 @@
+"""Small promises of the command line, each tried as a user would: subprocesses, real files and sockets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.conftest import run_monitor, write_config
+
+SECRETS_CONFIG = """
+topics: {t: [x]}
+sources:
+  - {name: wall, type: vk, domain: somecommunity, token_env: MONITOR_TEST_VK_TOKEN}
+  - {name: spare, type: vk, domain: other, token_env: MONITOR_TEST_VK_TOKEN, enabled: false}
+alerts:
+  email: {host: 127.0.0.1, sender: m@example.org, to: [a@example.org], username: me,
+          password_env: MONITOR_TEST_SMTP_PASSWORD}
+  notify:
+    - {name: tg, url_env: MONITOR_TEST_NOTIFY_TG}
+"""
+SECRET_NAMES = ("MONITOR_TEST_VK_TOKEN", "MONITOR_TEST_SMTP_PASSWORD", "MONITOR_TEST_NOTIFY_TG")
+
+
+def test_check_warns_about_secrets_the_environment_lacks_and_still_exits_0(tmp_path: Path) -> None:
+    config = write_config(tmp_path, SECRETS_CONFIG)
+    assert not any(name in os.environ for name in SECRET_NAMES)  # the test's own names: unset here
+    result = run_monitor(config, "check")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: sources[0].token_env (wall): MONITOR_TEST_VK_TOKEN is not set in the environment; "
+        "this source will fail until it is",
+        "warning: alerts.notify[0].url_env (tg): MONITOR_TEST_NOTIFY_TG is not set in the environment; "
+        "this channel cannot send until it is",
+        "warning: alerts.email.password_env: MONITOR_TEST_SMTP_PASSWORD is not set in the environment, "
+        "but username 'me' is: the SMTP login will fail",
+    ]
+    secrets = {
+        "MONITOR_TEST_VK_TOKEN": "t0ken",
+        "MONITOR_TEST_SMTP_PASSWORD": "pw",
+        "MONITOR_TEST_NOTIFY_TG": "json://x",
+    }
+    quiet = run_monitor(config, "check", env=secrets)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
+    assert not any(value in quiet.stdout + quiet.stderr for value in secrets.values())  # never echoed
+
+
+def test_check_refuses_an_invalid_to_address(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources: []
+        alerts:
+          email: {host: h, sender: m@example.org, to: [a@example.org, "analyst at example.org"]}
+        """,
+    )
+    result = run_monitor(config, "check")
+    assert result.returncode == 2
+    assert "alerts.email.to[1] (line 5): 'analyst at example.org' is not an email address" in result.stderr
