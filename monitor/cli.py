@@ -368,6 +368,7 @@ def search(
     """
     store = get_store(ctx)
     with store:
+        _known_topics(get_config(ctx), topics, store)
         rows, note = _search(
             store,
             query,
@@ -458,6 +459,7 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
     """Matching posts per topic per hour, day or week, with distinct stories (near-duplicate clusters)."""
     store = get_store(ctx)
     with store:
+        _known_topics(get_config(ctx), topics, store)
         rows = store.stats(
             topics=topics, by=by, since=when_option(since, "--since"), until=when_option(until, "--until")
         )
@@ -649,7 +651,12 @@ def _iso_or_value(value: Any) -> Any:
 @click.option("--until", metavar="D", help="Published at or before: a duration back from now or an ISO date/time.")
 @click.option("--all", "all_posts", is_flag=True, help="Every post, not only those matching a topic.")
 @click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte order mark (for Excel).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    help="Write this file (a new one or a regular file, replaced when complete); - is standard output.",
+)
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -668,6 +675,8 @@ def export(
     """
     from monitor.export import export_posts
 
+    if output == Path("-"):
+        output = None
     with get_store(ctx) as store, progress_counter("exporting posts") as progress:
         _known_topics(get_config(ctx), topics, store)
         try:
@@ -688,14 +697,17 @@ def export(
             sys.exit(EXIT_OK)
         except OSError as exc:
             fail(f"cannot write {output or 'to stdout'}: {exc}")
+        except MonitorError as exc:  # an output that is not a regular file; a store error
+            fail(str(exc))
     click.echo(f"{count} posts exported" + (f" to {output}" if output else ""), err=True)
 
 
-def _known_topics(config: Config, topics: Sequence[str], store: Store | None = None) -> None:
-    """Exit 2 for a topic that is neither in the config nor (when a store is given) in the store's matches."""
-    known = {t.name for t in config.topics}
-    if store is not None:
-        known |= store.topic_names()
+def _known_topics(config: Config, topics: Sequence[str], store: Store) -> None:
+    """Exit 2 for a topic that is neither in the config nor in the store's matches (one rule for search, stats,
+    export and plot: a topic removed from the config still names its stored matches)."""
+    if not topics:
+        return
+    known = {t.name for t in config.topics} | store.topic_names()
     unknown = [t for t in topics if t not in known]
     if unknown:
         fail(f"no topic named {', '.join(unknown)} (known: {', '.join(sorted(known))})", EXIT_USAGE)
@@ -728,10 +740,10 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
     from monitor.plotting import plot_topics
 
     config = get_config(ctx)
-    _known_topics(config, topics)
     start = when_option(since, "--since") or now_utc()
     end = when_option(until, "--until") or now_utc()
     with get_store(ctx) as store:
+        _known_topics(config, topics, store)
         try:
             summary = plot_topics(store, config, topics=topics, since=start, until=end, by=by, output=output)
         except ValueError as exc:  # an empty or reversed span, or too many buckets
@@ -743,8 +755,19 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
 
 # ---------------------------------------------------------------------------------------------- serve / demo
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address or name to listen on; requests must name it, localhost or the address in their Host header.",
+)
+@click.option(
+    "--port",
+    default=8001,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
 @click.option(
     "--metadata",
     "write_metadata",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from monitor.store import open_store
 from tests.conftest import run_monitor, write_config
+from tests.test_export import add
 
 SECRETS_CONFIG = """
 topics: {t: [x]}
@@ -58,3 +62,39 @@ def test_check_refuses_an_invalid_to_address(tmp_path: Path) -> None:
     result = run_monitor(config, "check")
     assert result.returncode == 2
     assert "alerts.email.to[1] (line 5): 'analyst at example.org' is not an email address" in result.stderr
+
+
+TOPICS_CONFIG = """
+store: store.db
+topics:
+  separatism: [separatism, сепаратист*]
+  peoples-council: ["People's Council", "Халық кеңес*"]
+sources:
+  - {name: news, type: feed, url: "http://127.0.0.1:9/rss"}
+"""
+TOPIC_COMMANDS = {
+    "search": ["search", "council"],
+    "stats": ["stats"],
+    "export": ["export"],
+    "plot": ["plot", "--since", "7d", "-o", "chart.png"],
+}
+
+
+@pytest.fixture
+def topics_config(tmp_path: Path) -> Path:
+    config = write_config(tmp_path, TOPICS_CONFIG)
+    with open_store(tmp_path / "store.db") as store:
+        add(store, "a", topics={"separatism": "separatism"}, title="Council on separatism")
+        add(store, "b", topics={"retired": "council"})  # a topic since removed from the config: still known
+    return config
+
+
+@pytest.mark.parametrize("command", TOPIC_COMMANDS)
+def test_an_unknown_topic_is_exit_2_naming_the_known_ones(topics_config: Path, command: str) -> None:
+    args = TOPIC_COMMANDS[command]
+    result = run_monitor(topics_config, *args, "--topic", "nosuch")
+    assert result.returncode == 2, result.stderr
+    assert "no topic named nosuch (known: peoples-council, retired, separatism)" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    known = run_monitor(topics_config, *args, "--topic", "retired")
+    assert known.returncode == 0, known.stderr
