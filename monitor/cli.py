@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -12,17 +11,20 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.text import Text
 
 from monitor import __version__
-from monitor.config import Config, load_config
 from monitor.exceptions import ConfigError, MonitorError, StoreError
 from monitor.output import FORMATS, bar, sparkline, write_rows
-from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START, Store, open_store
 from monitor.units import parse_when
+
+if TYPE_CHECKING:  # imported where used: `monitor --help` loads no config, store, rich or asyncio
+    from rich.text import Text
+
+    from monitor.config import Config
+    from monitor.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -74,6 +76,8 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def get_config(ctx: click.Context) -> Config:
+    from monitor.config import load_config
+
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
         path = obj["config_path"]
@@ -89,6 +93,8 @@ def get_config(ctx: click.Context) -> Config:
 
 
 def get_store(ctx: click.Context, *, create: bool = False) -> Store:
+    from monitor.store import open_store
+
     config = get_config(ctx)
     try:
         return open_store(config.store, create=create)
@@ -226,6 +232,8 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
     )
     if not probe:
         return
+    import asyncio
+
     from monitor.probe import probe_sources
 
     sources = _select_sources(config, names)
@@ -284,6 +292,8 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     Conditional-GET state is kept across runs; a server's Retry-After is respected. Exit status is 0 even
     when some sources failed: the summary says which.
     """
+    import asyncio
+
     from monitor.service import poll_once
 
     config = get_config(ctx)
@@ -313,6 +323,8 @@ def run(ctx: click.Context) -> None:
 
     Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
     """
+    import asyncio
+
     from monitor.daemon import run_daemon
 
     config = get_config(ctx)
@@ -399,6 +411,8 @@ def search(
             plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet", "cluster_id"]
         )
         return
+    from rich.text import Text
+
     colour = sys.stdout.isatty()
 
     def snippet_cell(row: dict[str, Any], index: int) -> Text:
@@ -429,10 +443,15 @@ def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any],
 
 
 def _marked(snippet: str, start: str, end: str) -> str:
+    from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START
+
     return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
 
 
 def _highlighted(snippet: str, colour: bool) -> Text:
+    from rich.text import Text
+
+    from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START
 
     if not colour:
         return Text(_marked(snippet, "**", "**"))

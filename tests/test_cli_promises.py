@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,31 @@ def test_an_unknown_topic_is_exit_2_naming_the_known_ones(topics_config: Path, c
     assert result.stdout == "" and "Traceback" not in result.stderr
     known = run_monitor(topics_config, *args, "--topic", "retired")
     assert known.returncode == 0, known.stderr
+
+
+HEAVY = {"rich", "numpy", "matplotlib", "httpx", "lxml", "selectolax", "apscheduler", "pydantic", "yaml", "asyncio"}
+
+
+def imported_packages(*args: str, cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", done.stderr, flags=re.MULTILINE)
+    return {name.split(".")[0] for name in found}
+
+
+def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
+    assert imported_packages("--help", cwd=tmp_path) & HEAVY == set()
+    assert imported_packages("search", "--help", cwd=tmp_path) & HEAVY == set()
+
+
+def test_status_as_json_needs_neither_rich_nor_the_fetcher(topics_config: Path) -> None:
+    loaded = imported_packages("--config", str(topics_config), "status", "--format", "json", cwd=topics_config.parent)
+    assert {"pydantic", "yaml"} <= loaded  # it reads the config ...
+    assert loaded & {"rich", "httpx", "matplotlib", "apscheduler", "asyncio", "lxml", "selectolax"} == set()
