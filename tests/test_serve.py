@@ -472,6 +472,43 @@ def test_the_store_is_served_read_only_and_shows_what_the_daemon_writes_meanwhil
     assert get_json(f"{served.base}/monitor/posts.json?_shape=array&_size=1")[0]["title"] == title
 
 
+def test_scraped_markup_is_escaped_in_the_served_pages(served: Served, config: Config) -> None:
+    """The worst case, stored as is (normalisation would already have turned markup into text): Datasette
+    escapes every cell, and links only http(s) values."""
+    title = '<script>alert("title")</script><img src=x onerror=alert(2)>'
+    with open_store(config.store) as store:
+        post = Post(
+            source="caravanserai",
+            key="evil",
+            url="javascript:alert(3)",
+            title=title,
+            text="<b onmouseover=alert(4)>separatist</b>",
+            author="<iframe src=//evil.example>",
+            published_at=NOW,
+            first_seen_at=NOW,
+            content_hash=content_hash(title, "x"),
+        )
+        item = MatchedPost(post, Matcher(config.topics).match(title, post.text), b"")
+        store.save_poll(
+            state=SourceState(name="caravanserai"),
+            source_type="feed",
+            source_url=None,
+            posts=[item],
+            fetches=[],
+            now=NOW,
+        )
+    (row,) = get_json(f"{served.base}/monitor/posts.json?_shape=array&key=evil")
+    pages = [
+        get(f"{served.base}/monitor/posts?key=evil").decode(),
+        get(f"{served.base}/monitor/posts/{row['id']}").decode(),
+        get(f"{served.base}/monitor/latest_matches?topic=separatism").decode(),
+    ]
+    for page in pages:
+        assert "&lt;script&gt;alert" in page, page[:2000]
+        for raw in ("<script>alert", "<img src=x", "<b onmouseover", "<iframe", 'href="javascript:'):
+            assert raw not in page
+
+
 def test_sigterm_and_sigint_stop_it_cleanly_with_status_0(tmp_path: Path, store_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with serving(tmp_path) as server:
