@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.text import Text
 
 from monitor import __version__
-from monitor.config import Config, load_config
 from monitor.exceptions import ConfigError, MonitorError, StoreError
 from monitor.output import FORMATS, bar, sparkline, write_rows
-from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START, Store, open_store
 from monitor.units import parse_when
+
+if TYPE_CHECKING:  # imported where used: `monitor --help` loads no config, store, rich or asyncio
+    from rich.text import Text
+
+    from monitor.config import Config
+    from monitor.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -74,6 +76,8 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def get_config(ctx: click.Context) -> Config:
+    from monitor.config import load_config
+
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
         path = obj["config_path"]
@@ -89,6 +93,8 @@ def get_config(ctx: click.Context) -> Config:
 
 
 def get_store(ctx: click.Context, *, create: bool = False) -> Store:
+    from monitor.store import open_store
+
     config = get_config(ctx)
     try:
         return open_store(config.store, create=create)
@@ -209,7 +215,7 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
     answered, items found, how many have dates, the time span they cover and posts per day.
     """
     config = get_config(ctx)
-    for warning in config.warnings:
+    for warning in (*config.warnings, *environment_warnings(config, os.environ)):
         click.echo(f"warning: {warning}", err=True)
     types = sorted({s.type for s in config.sources})
     click.echo(f"config ok: {config.path}", err=fmt != "table")
@@ -226,6 +232,8 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
     )
     if not probe:
         return
+    import asyncio
+
     from monitor.probe import probe_sources
 
     sources = _select_sources(config, names)
@@ -236,6 +244,31 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
         title="probe (nothing stored)",
         columns=["source", "type", "answer", "items", "dated", "oldest", "newest", "per_day", "note"],
     )
+
+
+def environment_warnings(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """Secrets the config names but the environment lacks: valid config, but that part cannot work yet."""
+    warnings = []
+    for index, source in enumerate(config.sources):
+        token_env = getattr(source, "token_env", None)  # the API types that need a token name its variable
+        if token_env and not environ.get(token_env, "").strip() and source.enabled:
+            warnings.append(
+                f"sources[{index}].token_env ({source.name}): {token_env} is not set in the environment; "
+                "this source will fail until it is"
+            )
+    for index, channel in enumerate(config.alerts.notify):
+        if not environ.get(channel.url_env, "").strip():
+            warnings.append(
+                f"alerts.notify[{index}].url_env ({channel.name}): {channel.url_env} is not set in the environment; "
+                "this channel cannot send until it is"
+            )
+    email = config.alerts.email
+    if email and email.username and (not email.password_env or email.password_env not in environ):
+        warnings.append(
+            f"alerts.email.password_env: {email.password_env or '(none)'} is not set in the environment, "
+            f"but username {email.username!r} is: the SMTP login will fail"
+        )
+    return warnings
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
@@ -259,6 +292,8 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     Conditional-GET state is kept across runs; a server's Retry-After is respected. Exit status is 0 even
     when some sources failed: the summary says which.
     """
+    import asyncio
+
     from monitor.service import poll_once
 
     config = get_config(ctx)
@@ -288,6 +323,8 @@ def run(ctx: click.Context) -> None:
 
     Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
     """
+    import asyncio
+
     from monitor.daemon import run_daemon
 
     config = get_config(ctx)
@@ -343,6 +380,7 @@ def search(
     """
     store = get_store(ctx)
     with store:
+        _known_topics(get_config(ctx), topics, store)
         rows, note = _search(
             store,
             query,
@@ -373,6 +411,8 @@ def search(
             plain, fmt, columns=["id", "published_at", "source", "title", "topics", "url", "snippet", "cluster_id"]
         )
         return
+    from rich.text import Text
+
     colour = sys.stdout.isatty()
 
     def snippet_cell(row: dict[str, Any], index: int) -> Text:
@@ -403,10 +443,15 @@ def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any],
 
 
 def _marked(snippet: str, start: str, end: str) -> str:
+    from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START
+
     return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
 
 
 def _highlighted(snippet: str, colour: bool) -> Text:
+    from rich.text import Text
+
+    from monitor.store import HIGHLIGHT_END, HIGHLIGHT_START
 
     if not colour:
         return Text(_marked(snippet, "**", "**"))
@@ -433,6 +478,7 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
     """Matching posts per topic per hour, day or week, with distinct stories (near-duplicate clusters)."""
     store = get_store(ctx)
     with store:
+        _known_topics(get_config(ctx), topics, store)
         rows = store.stats(
             topics=topics, by=by, since=when_option(since, "--since"), until=when_option(until, "--until")
         )
@@ -624,7 +670,12 @@ def _iso_or_value(value: Any) -> Any:
 @click.option("--until", metavar="D", help="Published at or before: a duration back from now or an ISO date/time.")
 @click.option("--all", "all_posts", is_flag=True, help="Every post, not only those matching a topic.")
 @click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte order mark (for Excel).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    help="Write this file (a new one or a regular file, replaced when complete); - is standard output.",
+)
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -643,6 +694,8 @@ def export(
     """
     from monitor.export import export_posts
 
+    if output == Path("-"):
+        output = None
     with get_store(ctx) as store, progress_counter("exporting posts") as progress:
         _known_topics(get_config(ctx), topics, store)
         try:
@@ -663,14 +716,17 @@ def export(
             sys.exit(EXIT_OK)
         except OSError as exc:
             fail(f"cannot write {output or 'to stdout'}: {exc}")
+        except MonitorError as exc:  # an output that is not a regular file; a store error
+            fail(str(exc))
     click.echo(f"{count} posts exported" + (f" to {output}" if output else ""), err=True)
 
 
-def _known_topics(config: Config, topics: Sequence[str], store: Store | None = None) -> None:
-    """Exit 2 for a topic that is neither in the config nor (when a store is given) in the store's matches."""
-    known = {t.name for t in config.topics}
-    if store is not None:
-        known |= store.topic_names()
+def _known_topics(config: Config, topics: Sequence[str], store: Store) -> None:
+    """Exit 2 for a topic that is neither in the config nor in the store's matches (one rule for search, stats,
+    export and plot: a topic removed from the config still names its stored matches)."""
+    if not topics:
+        return
+    known = {t.name for t in config.topics} | store.topic_names()
     unknown = [t for t in topics if t not in known]
     if unknown:
         fail(f"no topic named {', '.join(unknown)} (known: {', '.join(sorted(known))})", EXIT_USAGE)
@@ -703,10 +759,10 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
     from monitor.plotting import plot_topics
 
     config = get_config(ctx)
-    _known_topics(config, topics)
     start = when_option(since, "--since") or now_utc()
     end = when_option(until, "--until") or now_utc()
     with get_store(ctx) as store:
+        _known_topics(config, topics, store)
         try:
             summary = plot_topics(store, config, topics=topics, since=start, until=end, by=by, output=output)
         except ValueError as exc:  # an empty or reversed span, or too many buckets
@@ -718,8 +774,19 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
 
 # ---------------------------------------------------------------------------------------------- serve / demo
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address or name to listen on; requests must name it, localhost or the address in their Host header.",
+)
+@click.option(
+    "--port",
+    default=8001,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
 @click.option(
     "--metadata",
     "write_metadata",

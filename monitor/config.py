@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +31,8 @@ from monitor.exceptions import ConfigError
 from monitor.match import term_problem
 from monitor.types import TopicSpec
 from monitor.units import parse_duration, parse_size
+from monitor.yamldoc import read_yaml
+from monitor.yamldoc import where as _where
 
 DEFAULT_USER_AGENT = f"monitor/{__version__} (public media monitor; set defaults.user_agent to your contact)"
 SOURCE_NAME = re.compile(r"^[a-z0-9_-]+$")
@@ -195,14 +196,86 @@ SOURCE_TYPES: dict[str, type[SourceBase]] = {
 }
 
 
-class EmailConfig(_Strict):
+ALERT_KINDS = ("spike", "campaign", "health", "digest")
+CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EMAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+
+
+def _address(value: object) -> str:
+    if not isinstance(value, str) or not EMAIL_ADDRESS.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip()
+
+
+def _alert_kind(value: object) -> str:
+    if value not in ALERT_KINDS:
+        raise ValueError(f"unknown alert kind {value!r} (kinds: {', '.join(ALERT_KINDS)})")
+    return str(value)
+
+
+def _known_topic(value: object, info: ValidationInfo) -> str:
+    """A topic named in routing must be configured (the builder passes the names in the context)."""
+    if not isinstance(value, str):
+        raise ValueError("a topic name must be text")
+    known = (info.context or {}).get("topics")
+    if known is not None and value not in known:
+        raise ValueError(f"unknown topic {value!r} (known: {', '.join(sorted(known)) or 'none'})")
+    return value
+
+
+def _env_name(value: object) -> str:
+    if isinstance(value, str) and "://" in value:
+        raise ValueError("give the name of an environment variable that holds the URL, not the URL (it carries tokens)")
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name (letters, digits, '_'; e.g. MONITOR_NOTIFY)")
+    return value
+
+
+def _http_base(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an http(s) address such as http://monitor.internal:8001")
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) address such as http://monitor.internal:8001")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: give the base address only, without ?query or #fragment")
+    try:
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError:
+        raise ValueError(f"{value!r}: the port is not a number from 1 to 65535") from None
+    return value.strip().rstrip("/")
+
+
+EmailAddress = Annotated[str, BeforeValidator(_address)]
+AlertKind = Annotated[str, BeforeValidator(_alert_kind)]
+TopicName = Annotated[str, BeforeValidator(_known_topic)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+HttpBase = Annotated[str, BeforeValidator(_http_base)]
+
+
+class _Routed(_Strict):
+    """Which alerts a channel takes: `None` is every topic (or kind), a tuple limits it to those."""
+
+    topics: tuple[TopicName, ...] | None = None
+    kinds: tuple[AlertKind, ...] | None = None
+
+    @field_validator("topics", "kinds")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list would route nothing here: list some, or leave the key out for all")
+        return value
+
+
+class EmailConfig(_Routed):
     host: str
     port: int | None = Field(default=None, ge=1, le=65535)  # default by tls: 25, 587 (starttls), 465 (ssl)
     tls: Literal["none", "starttls", "ssl"] = "none"
     username: str | None = None
     password_env: str | None = "MONITOR_SMTP_PASSWORD"
-    sender: str
-    to: list[str] = Field(min_length=1)
+    sender: EmailAddress
+    to: list[EmailAddress] = Field(min_length=1)
     timeout: Duration = timedelta(seconds=30)
 
     @field_validator("to", mode="before")
@@ -210,16 +283,33 @@ class EmailConfig(_Strict):
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("sender")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value.strip()):
-            raise ValueError(f"{value!r} is not an email address")
-        return value.strip()
-
     @property
     def effective_port(self) -> int:
         return self.port or {"none": 25, "starttls": 587, "ssl": 465}[self.tls]
+
+
+class NotifyChannel(_Routed):
+    """One more channel through Apprise; its URL (with its tokens) is read from the environment where it is used."""
+
+    name: str  # unique, [a-z0-9_-]; the `deliveries.channel` of its rows
+    url_env: EnvName  # the environment variable holding the Apprise URL
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CHANNEL_NAME.match(value):
+            raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
+        if value == "email":
+            raise ValueError("'email' is the channel of alerts.email; give this one another name")
+        return value
+
+
+class CampaignConfig(_Strict):
+    """A near-duplicate cluster spread by `min_voices` voices within `within` of its first post is an alert."""
+
+    min_voices: int = Field(default=3, ge=2)  # distinct (source, author) voices
+    within: Duration = timedelta(minutes=30)
+    topics_only: bool = True  # only clusters with at least one post matching a topic
 
 
 class AlertsConfig(_Strict):
@@ -231,6 +321,11 @@ class AlertsConfig(_Strict):
     timezone: TimeZoneName = "UTC"
     max_attempts: int = Field(default=8, ge=1, le=100)  # delivery tries before an alert is `failed`
     email: EmailConfig | None = None
+    notify: tuple[NotifyChannel, ...] = ()
+    campaign: CampaignConfig | None = CampaignConfig()  # `campaign: null` in the file turns campaign alerts off
+    link_base: Annotated[str, BeforeValidator(_http_base)] | None = (
+        None  # where `monitor serve` runs, no `/` at the end
+    )
 
     @field_validator("digest", mode="before")
     @classmethod
@@ -239,6 +334,11 @@ class AlertsConfig(_Strict):
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
             return f"{value // 60:02d}:{value % 60:02d}"
         return value
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _no_channels(cls, value: object) -> object:
+        return () if value is None else value
 
     @model_validator(mode="after")
     def _baseline_longer(self) -> AlertsConfig:
@@ -286,20 +386,11 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(text: str, *, base_dir: Path, path: Path | None = None) -> Config:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}YAML syntax error: {problem}") from exc
-    lines, problems = _index_lines(root)
-    if data is None:
-        data = {}
+    document = read_yaml(text)
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError("the config file must be a mapping with keys such as topics: and sources:")
-    builder = _Builder(data, lines, problems)
+    builder = _Builder(data, document.lines, list(document.problems))
     config = builder.build(base_dir, path)
     if builder.problems:
         raise ConfigError(builder.problems)
@@ -337,9 +428,9 @@ class _Builder:
             if key not in TOP_LEVEL_KEYS:
                 self.error((key,), f"unknown key (expected one of: {', '.join(TOP_LEVEL_KEYS)})")
         defaults = self.section(Defaults, "defaults") or Defaults()
-        alerts = self.section(AlertsConfig, "alerts")
-        health = self.section(HealthConfig, "health")
+        alerts = self.alerts()
         topics = self.topics()
+        health = self.section(HealthConfig, "health")
         sources = self.sources(defaults)
         store = self.store(base_dir)
         if self.problems or alerts is None or health is None or store is None:
@@ -354,6 +445,23 @@ class _Builder:
             health=health,
             warnings=tuple(self.warnings),
         )
+
+    def alerts(self) -> AlertsConfig | None:
+        """The alerts section; topics named in routing must be keys of `topics` (checked when there are any)."""
+        raw_topics = self.data.get("topics")
+        names = {str(name) for name in raw_topics} if isinstance(raw_topics, dict) and raw_topics else None
+        alerts: AlertsConfig | None = self.section(AlertsConfig, "alerts", {"topics": names})
+        raw = self.data.get("alerts")
+        channels = raw.get("notify") if isinstance(raw, dict) else None
+        first: dict[str, int] = {}  # checked on the raw list, so that it is reported with the other problems
+        for index, channel in enumerate(channels if isinstance(channels, list) else []):
+            name = channel.get("name") if isinstance(channel, dict) else None
+            if isinstance(name, str) and name in first:
+                where = f"also alerts.notify[{first[name]}]"
+                self.error(("alerts", "notify", index, "name"), f"duplicate channel name {name!r} ({where})")
+            elif isinstance(name, str):
+                first[name] = index
+        return alerts
 
     def store(self, base_dir: Path) -> Path | None:
         raw = self.data.get("store", "storage/monitor.db")
@@ -466,41 +574,3 @@ def _message(err: Mapping[str, Any]) -> str:
         return "required key is missing"
     message = str(err.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
-
-
-def _where(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    for cut in range(len(loc), 0, -1):  # the deepest located ancestor
-        if loc[:cut] in lines:
-            return f"{text} (line {lines[loc[:cut]]})"
-    return text
-
-
-def _index_lines(root: yaml.Node | None) -> tuple[dict[tuple[str | int, ...], int], list[str]]:
-    """Map each key path to its 1-based YAML line; report duplicate keys, which PyYAML would silently drop."""
-    lines: dict[tuple[str | int, ...], int] = {}
-    problems: list[str] = []
-
-    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                if key in seen:
-                    problems.append(f"{_where((*path, key), lines)}: duplicate key (the later one would win)")
-                seen.add(key)
-                walk(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, child in enumerate(node.value):
-                walk(child, (*path, index))
-
-    if root is not None:
-        walk(root, ())
-    return lines, problems

@@ -19,12 +19,14 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from monitor.exceptions import MonitorError
 from monitor.store import PostRow, Store
 
 EXPORT_COLUMNS = (
@@ -70,10 +72,13 @@ def export_posts(
     `topics` keeps posts matching any of them; without it `matching_only` keeps posts matching any topic.
     `since`/`until` bound `published_at` (inclusive). `bom` starts the output with U+FEFF (Excel needs it to
     read CSV as UTF-8). `progress(n)` is told every PROGRESS_EVERY rows how many were written so far.
-    Raises ValueError for an unknown format, OSError when the output cannot be written.
+    Raises ValueError for an unknown format, MonitorError for an output that is not a regular file (before any
+    work), OSError when the output cannot be written.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if output is not None:
+        check_target(output)
     rows = store.iter_posts(topics=topics, sources=sources, since=since, until=until, matching_only=matching_only)
     if progress is not None:
         rows = _counted(rows, progress)
@@ -96,20 +101,55 @@ def _counted(rows: Generator[T, None, None], progress: Callable[[int], None]) ->
             yield row
 
 
+def check_target(path: Path) -> os.stat_result | None:
+    """Refuse an output that is not a regular file or a new name; return the existing file's status, if any.
+
+    The export is renamed onto `path` at the end: onto a symbolic link that replaces the link (not the file it
+    points to), onto a FIFO or a device it replaces the special file with a plain one. Neither is what was
+    meant, so both are refused with what to do instead.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MonitorError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return info
+    if stat.S_ISLNK(mode):
+        raise MonitorError(
+            f"{path} is a symbolic link (to {path.readlink()}): export replaces the file it writes, which would "
+            "replace the link; give the file's own path, or write to standard output (-o -) and redirect"
+        )
+    kind = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+    what = kind.get(stat.S_IFMT(mode), "a directory" if stat.S_ISDIR(mode) else "not a regular file")
+    raise MonitorError(
+        f"{path} is {what}, not a regular file: export writes only regular files; to feed it, write to standard "
+        "output (-o - or no -o) and redirect"
+    )
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that appears under `path` only once complete: written beside it, synced, then renamed.
 
-    On any exception (Ctrl-C included) the temporary file is removed and `path` is left as it was. The file
-    gets the usual permissions (0666 less the umask), as a plain open() would give.
+    Only onto a regular file or a new name (`check_target`, before and again just before the rename). On any
+    exception (Ctrl-C included) the temporary file is removed and `path` is left as it was. A new file gets the
+    usual permissions (0666 less the umask), as a plain open() would give; a replaced file keeps its own (an
+    export made private with chmod 600 stays private).
     """
+    existing = check_target(path)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        if existing is not None:
+            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
         with os.fdopen(fd, "wb", buffering=WRITE_BUFFER) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())  # the rename must not land before the data (a power cut keeps one or the other)
+        check_target(path)  # what was a file (or nothing) at the start may have been replaced meanwhile
         temp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -13,10 +13,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 FORMATS = ("table", "json", "csv")
 
 
@@ -46,6 +42,11 @@ def write_rows(
     if not stream.isatty():
         _plain_table(stream, names, rows, rich_cells, title)
         return
+    # Only tables need rich: JSON and CSV output (and every import of this module) start faster without it.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     console = Console(file=stream, soft_wrap=False, highlight=False)
     if not rows:
         console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]")

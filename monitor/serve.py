@@ -15,9 +15,10 @@ process writes, SQLite documents that this gives stale or wrong results and even
 and Datasette caches row counts and offers a download of a file that is half-way through a write.
 
 Datasette runs in this process under uvicorn, on a socket bound here first (a port in use is a clear
-error, not a traceback). SIGINT/SIGTERM stop it cleanly (requests in flight get a few seconds) and
-`serve_store` returns 0. Datasette and uvicorn are imported only when serving: they are the optional
-extra `monitor[web]`, and `--metadata` works without them.
+error, not a traceback). Only requests naming localhost, the address bound or the `--host` given in their
+Host header reach it (`HostCheck`: DNS rebinding protection); others get 400. SIGINT/SIGTERM stop it
+cleanly (requests in flight get a few seconds) and `serve_store` returns 0. Datasette and uvicorn are
+imported only when serving: they are the optional extra `monitor[web]`, and `--metadata` works without them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import socket
 import sqlite3
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -510,8 +512,9 @@ def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | N
     _check_store(config.store)
     sock = _listen(host, port)
     datasette = Datasette(files=[str(config.store)], metadata=metadata(config), settings=SETTINGS)
+    app = HostCheck(datasette.app(), host_rule(host, sock.getsockname()[0]))
     server = uvicorn.Server(
-        uvicorn.Config(datasette.app(), log_config=None, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     )
     if logging.getLogger().getEffectiveLevel() >= logging.INFO:  # uvicorn's start/stop chatter only with -v
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
@@ -543,6 +546,101 @@ def _listen(host: str, port: int) -> socket.socket:
         raise MonitorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.set_inheritable(True)
     return sock
+
+
+# ---------------------------------------------------------------------------------------------- the Host check
+# DNS rebinding: a page on evil.example can make its own name resolve to 127.0.0.1 and then read, from the
+# browser of someone on this machine, whatever answers there. Its requests still say `Host: evil.example`:
+# answering only to the names this server is meant to be reached by closes that door.
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+_HOST_HEADER = re.compile(r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::\d{1,5})?$")
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """Which Host headers the server answers: names and addresses (lower case, no port), and whether any
+    IP address will do (a wildcard bind: rebinding needs a name, so an address in the header is safe)."""
+
+    names: frozenset[str]
+    any_address: bool = False
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:  # HTTP/1.0 without a Host: no browser sends that, and rebinding needs the name
+            return True
+        host = host_of(header)
+        if host is None:
+            return False
+        if host in self.names or host.endswith(".localhost"):  # RFC 6761: *.localhost is loopback
+            return True
+        return self.any_address and _is_address(host)
+
+
+def host_of(header: str) -> str | None:
+    """`Example.ORG.:8001` -> `example.org`, `[::1]:8001` -> `::1`; None for what is not a host."""
+    match = _HOST_HEADER.match(header.strip())
+    if not match:
+        return None
+    return (match["ipv6"] or match["name"]).lower().rstrip(".")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_rule(host_option: str, bound: str) -> HostRule:
+    """Localhost names, the address bound and the `--host` given (a name there is a name to answer to); on a
+    wildcard bind (`--host 0.0.0.0`) also any IP address and this machine's host name."""
+    names = set(LOCAL_NAMES) | {bound.lower(), host_option.strip().strip("[]").lower().rstrip(".")}
+    if host_option.strip() in WILDCARDS or bound in WILDCARDS:
+        names.add(socket.gethostname().lower())
+        return HostRule(frozenset(names - WILDCARDS), any_address=True)
+    return HostRule(frozenset(names - WILDCARDS))
+
+
+class HostCheck:
+    """ASGI middleware: a request whose Host header the rule refuses gets 400 and never reaches Datasette."""
+
+    REFUSED = (
+        b"This server does not answer to that Host name (DNS rebinding protection).\n"
+        b"To reach it under another name, start it with: monitor serve --host NAME\n"
+    )
+
+    def __init__(self, app: Any, rule: HostRule) -> None:
+        self.app = app
+        self.rule = rule
+        self.logged: set[str] = set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        values = [value for key, value in scope.get("headers", ()) if key.lower() == b"host"]
+        header = values[0].decode("latin-1") if len(values) == 1 else (None if not values else "")
+        if self.rule.allows(header):
+            await self.app(scope, receive, send)
+            return
+        if header not in self.logged and len(self.logged) < 100:  # one line per name, never a flood
+            self.logged.add(header or "")
+            log.warning("refused_host host=%r (not localhost, nor the address served: see --host)", header)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(self.REFUSED)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.REFUSED})
 
 
 def _url(sock: socket.socket, path: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.config import FeedSource, HtmlSource, load_config
+from monitor.config import CampaignConfig, FeedSource, HtmlSource, NotifyChannel, load_config
 from monitor.exceptions import ConfigError
 from monitor.units import format_duration, parse_duration, parse_size, parse_when
 from tests.conftest import NOW, REPO, make_config
@@ -67,6 +67,18 @@ alerts:
     password_env: MONITOR_SMTP_PASSWORD
     sender: monitor@example.org
     to: [analyst@example.org]
+    topics: null
+    kinds: null
+  notify:
+    - name: analysts-telegram
+      url_env: MONITOR_NOTIFY_TG
+      topics: [separatism]
+      kinds: [spike, campaign]
+  campaign:
+    min_voices: 3
+    within: 30m
+    topics_only: true
+  link_base: null
 health:
   failures: 5
 """
@@ -93,6 +105,14 @@ def test_the_contract_example_is_valid(tmp_path: Path) -> None:
     assert html.fields.link == "a.permalink @href"
     assert html.comments is not None and html.comments.fields.text == ".comment-body"
     assert config.alerts.email is not None and config.alerts.email.effective_port == 25
+    assert config.alerts.email.topics is None and config.alerts.email.kinds is None
+    assert config.alerts.notify == (
+        NotifyChannel(
+            name="analysts-telegram", url_env="MONITOR_NOTIFY_TG", topics=("separatism",), kinds=("spike", "campaign")
+        ),
+    )
+    assert config.alerts.campaign == CampaignConfig(min_voices=3, within=timedelta(minutes=30), topics_only=True)
+    assert config.alerts.link_base is None
 
 
 def test_the_shipped_config_is_valid() -> None:
@@ -358,3 +378,117 @@ def test_robots_applies_to_page_crawlers_and_only_on_request_to_apis(tmp_path: P
     """,
     )
     assert [config.source(n).robots for n in ("f", "r", "r2", "f2")] == [True, False, True, False]
+
+
+ROUTED = """
+topics: {separatism: [x], council: [y]}
+sources: []
+alerts:
+"""
+
+
+def test_alert_routing_keys_default_to_everything_and_campaigns_on(tmp_path: Path) -> None:
+    alerts = make_config(tmp_path, ROUTED + "  email: {host: h, sender: a@b.org, to: c@d.org}\n").alerts
+    assert alerts.email is not None and (alerts.email.topics, alerts.email.kinds) == (None, None)
+    assert alerts.notify == ()
+    assert alerts.campaign == CampaignConfig(min_voices=3, within=timedelta(minutes=30), topics_only=True)
+    assert alerts.link_base is None
+    assert make_config(tmp_path, ROUTED + "  campaign: null\n  notify: null\n").alerts.campaign is None
+    partial = make_config(tmp_path, ROUTED + "  campaign: {min_voices: 5}\n").alerts.campaign
+    assert partial == CampaignConfig(min_voices=5, within=timedelta(minutes=30), topics_only=True)
+
+
+def test_email_routing_and_every_to_address_are_validated(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        ROUTED
+        + """  email:
+    host: h
+    sender: a@b.org
+    to: [ok@x.org, "not an address", ""]
+    topics: [separatism, nosuch]
+    kinds: [spike, bogus]
+""",
+    )
+    assert problems == [
+        "alerts.email.topics[1] (line 9): unknown topic 'nosuch' (known: council, separatism)",
+        "alerts.email.kinds[1] (line 10): unknown alert kind 'bogus' (kinds: spike, campaign, health, digest)",
+        "alerts.email.to[1] (line 8): 'not an address' is not an email address",
+        "alerts.email.to[2] (line 8): '' is not an email address",
+    ]
+    email = make_config(tmp_path, ROUTED + "  email: {host: h, sender: a@b.org, to: [c@d.org], kinds: [health]}\n")
+    assert email.alerts.email is not None and email.alerts.email.kinds == ("health",)
+
+
+def test_notify_channels_are_validated_all_at_once(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        ROUTED
+        + """  notify:
+    - {name: tg, url_env: MONITOR_NOTIFY_TG, topics: [separatism], kinds: [spike, campaign]}
+    - {name: tg, url_env: "tgram://bottoken/chat"}
+    - {name: Bad!, url_env: "1X"}
+    - {name: email, url_env: X, topics: []}
+    - {name: ok, url_env: X, topics: [nosuch], kinds: [sms]}
+    - {name: no-url}
+""",
+    )
+    assert problems == [
+        "alerts.notify[1].url_env (line 7): give the name of an environment variable that holds the URL, not the URL "
+        "(it carries tokens)",
+        "alerts.notify[2].name (line 8): 'Bad!': use lower-case letters, digits, '-' and '_' only",
+        "alerts.notify[2].url_env (line 8): '1X' is not an environment variable name (letters, digits, '_'; "
+        "e.g. MONITOR_NOTIFY)",
+        "alerts.notify[3].topics (line 9): an empty list would route nothing here: list some, or leave the key out "
+        "for all",
+        "alerts.notify[3].name (line 9): 'email' is the channel of alerts.email; give this one another name",
+        "alerts.notify[4].topics[0] (line 10): unknown topic 'nosuch' (known: council, separatism)",
+        "alerts.notify[4].kinds[0] (line 10): unknown alert kind 'sms' (kinds: spike, campaign, health, digest)",
+        "alerts.notify[5].url_env (line 11): required key is missing",
+        "alerts.notify[1].name (line 7): duplicate channel name 'tg' (also alerts.notify[0])",
+    ]
+
+
+def test_notify_channels_in_order_with_their_routes(tmp_path: Path) -> None:
+    body = ROUTED + "  notify:\n    - {name: all, url_env: A}\n    - {name: some, url_env: B, topics: [council]}\n"
+    channels = make_config(tmp_path, body).alerts.notify
+    assert [(c.name, c.url_env, c.topics, c.kinds) for c in channels] == [
+        ("all", "A", None, None),
+        ("some", "B", ("council",), None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{min_voices: 1}", "alerts.campaign.min_voices (line 5): Input should be greater than or equal to 2"),
+        ("{within: 5 parsecs}", "alerts.campaign.within (line 5): expected a duration"),
+        ("{topics_only: maybe}", "alerts.campaign.topics_only (line 5): Input should be a valid boolean"),
+        ("{voices: 3}", "alerts.campaign.voices (line 5): unknown key"),
+        ("yes", "alerts.campaign (line 5): Input should be a valid dictionary"),
+    ],
+)
+def test_campaign_settings_are_validated(tmp_path: Path, value: str, problem: str) -> None:
+    problems = problems_of(tmp_path, ROUTED + f"  campaign: {value}\n")
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://monitor.internal:8001", "http://monitor.internal:8001"),
+        ("https://desk.example.org/monitor/", "https://desk.example.org/monitor"),
+        ("ftp://x", "not an http(s) address"),
+        ("monitor.internal:8001", "not an http(s) address"),
+        ("http://x:99999", "the port is not a number from 1 to 65535"),
+        ("http://x/?a=1", "without ?query or #fragment"),
+        ("42", "not an http(s) address"),
+    ],
+)
+def test_link_base_is_an_http_address(tmp_path: Path, value: str, expected: str) -> None:
+    body = ROUTED + f"  link_base: {value}\n"
+    if expected.startswith("http"):
+        assert make_config(tmp_path, body).alerts.link_base == expected
+    else:
+        problems = problems_of(tmp_path, body)
+        assert len(problems) == 1 and problems[0].startswith("alerts.link_base (line 5)") and expected in problems[0]

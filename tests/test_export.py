@@ -6,6 +6,8 @@ import csv
 import gc
 import io
 import json
+import os
+import stat
 import sys
 import tracemalloc
 from collections.abc import Generator
@@ -18,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor import dedupe
+from monitor.exceptions import MonitorError
 from monitor.export import BOM, EXPORT_COLUMNS, csv_line, export_posts, json_line
 from monitor.normalize import content_hash
 from monitor.store import PostRow, Store, open_store
@@ -398,3 +401,71 @@ def test_cli_cannot_write_is_a_clear_error(cli_config: Path, tmp_path: Path) -> 
     result = run_monitor(cli_config, "export", "-o", str(tmp_path / "missing" / "out.csv"))
     assert result.returncode == 1
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def _no_temporaries(directory: Path) -> bool:
+    return not list(directory.glob(".*.tmp"))
+
+
+def test_cli_refuses_to_replace_a_symlink_and_leaves_it_and_its_file(cli_config: Path, tmp_path: Path) -> None:
+    target = tmp_path / "real.csv"
+    target.write_text("keep me\n", encoding="utf-8")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = run_monitor(cli_config, "export", "-o", str(link))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{link} is a symbolic link (to {target})" in result.stderr
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == "keep me\n"
+    assert _no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_cli_refuses_special_files(cli_config: Path, tmp_path: Path, kind: str) -> None:
+    if kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+        expected = "is a named pipe (FIFO), not a regular file"
+    elif kind == "device":  # a node of its own: never a system device, which a regression would replace
+        target = tmp_path / "null"
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("creating a device node needs CAP_MKNOD")
+        expected = "is a character device, not a regular file"
+    else:
+        target = tmp_path / "folder"
+        target.mkdir()
+        expected = "is a directory"
+    result = run_monitor(cli_config, "export", "-o", str(target), timeout=30)  # a FIFO opened would block here
+    assert result.returncode in (1, 2) and expected in result.stderr.replace("\n", " "), result.stderr
+    assert "Traceback" not in result.stderr and _no_temporaries(tmp_path)
+    if kind == "fifo":
+        assert stat.S_ISFIFO(target.lstat().st_mode)
+    if kind == "device":
+        assert result.returncode == 1 and stat.S_ISCHR(target.lstat().st_mode)
+
+
+def test_cli_dash_is_standard_output(cli_config: Path, tmp_path: Path) -> None:
+    result = run_monitor(cli_config, "export", "--format", "jsonl", "-o", "-", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["key"] for line in result.stdout.splitlines()] == ["kz", "ru"]
+    assert not (tmp_path / "-").exists()
+
+
+def test_replacing_a_file_keeps_its_permissions(filled: Store, tmp_path: Path) -> None:
+    out = tmp_path / "private.csv"
+    out.write_text("old\n", encoding="utf-8")
+    out.chmod(0o600)
+    export(filled, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and out.read_text(encoding="utf-8").startswith("id,")
+    fresh = tmp_path / "new.csv"
+    export(filled, fresh)
+    assert fresh.exists() and _no_temporaries(tmp_path)
+
+
+def test_export_posts_refuses_before_any_work(filled: Store, tmp_path: Path) -> None:
+    link = tmp_path / "l.csv"
+    link.symlink_to(tmp_path / "missing.csv")  # dangling: a rename would still replace the link
+    with pytest.raises(MonitorError, match="is a symbolic link"):
+        export(filled, link)
+    assert link.is_symlink() and not (tmp_path / "missing.csv").exists()

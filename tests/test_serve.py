@@ -4,16 +4,20 @@ served store in a real headless Chromium (Debian's chromium + chromium-driver, d
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,10 +31,10 @@ from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.match import Matcher
 from monitor.normalize import content_hash
-from monitor.serve import QUERIES, database_name, metadata, parameters, serve_store
+from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store
 from monitor.store import Store, open_store
 from monitor.types import FetchRecord, FetchStatus, MatchedPost, Post, SourceState, TopicSpec
-from tests.conftest import NOW, REPO, closed_port, make_config, monitor_cmd, run_monitor, write_config
+from tests.conftest import NOW, REPO, make_config, monitor_cmd, run_monitor, write_config
 
 CONFIG = """\
     store: monitor.db
@@ -325,11 +329,11 @@ def test_serve_store_raises_naming_the_extra(monkeypatch: pytest.MonkeyPatch, co
     monkeypatch.setitem(sys.modules, "datasette", None)
     monkeypatch.setitem(sys.modules, "datasette.app", None)
     with pytest.raises(MonitorError, match=re.escape("monitor[web]")):
-        serve_store(config, host="127.0.0.1", port=closed_port(), metadata_only=None)
+        serve_store(config, host="127.0.0.1", port=0, metadata_only=None)
 
 
 def test_no_store_yet_is_a_clear_error(tmp_path: Path, config: Config) -> None:
-    done = run_monitor(tmp_path / "config.yaml", "serve", "--port", str(closed_port()))
+    done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and "no store yet" in done.stderr
     assert not config.store.exists()  # serving never creates (or migrates) the store
 
@@ -346,7 +350,7 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(
             conn.execute("CREATE TABLE other (a)")
     else:
         config.store.write_bytes(content)
-    done = run_monitor(tmp_path / "config.yaml", "serve", "--port", str(closed_port()))
+    done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
 
 
@@ -359,13 +363,14 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path, store_path: Path) -> Non
 
 # ---------------------------------------------------------------------------------------------- serving
 class Served:
-    """`monitor serve` in a subprocess on a free loopback port."""
+    """`monitor serve --port 0` in a subprocess: it binds a free loopback port and prints its address."""
 
-    def __init__(self, config_path: Path) -> None:
-        self.port = closed_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    def __init__(self, config_path: Path, *args: str) -> None:
+        self.port = 0
+        self.base = ""
+        self.first_line = ""
         self.process = subprocess.Popen(
-            monitor_cmd(config_path, "serve", "--port", str(self.port)),
+            monitor_cmd(config_path, "serve", "--port", "0", *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -373,17 +378,21 @@ class Served:
         )
 
     def wait_ready(self, timeout: float = 30) -> None:
+        assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                out, err = self.process.communicate()
-                pytest.fail(f"monitor serve exited with {self.process.returncode}: {out}\n{err}")
-            try:
-                get(f"{self.base}/-/versions.json")
-                return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"monitor serve did not answer on {self.base} within {timeout} s")
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline and not self.first_line:
+                if selector.select(timeout=0.2):
+                    self.first_line = self.process.stdout.readline()
+                    if not self.first_line:  # end of output: it exited
+                        out, err = self.process.communicate()
+                        pytest.fail(f"monitor serve exited with {self.process.returncode}: {out}\n{err}")
+        found = re.search(r"Datasette: (http://127\.0\.0\.1:(\d+))/", self.first_line)
+        if not found:
+            pytest.fail(f"monitor serve did not say where it listens within {timeout} s: {self.first_line!r}")
+        self.base, self.port = found[1], int(found[2])
+        get(f"{self.base}/-/versions.json")  # the socket listens before the line is printed
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
         """Signal it; its exit status and output once it stopped (killed after 10 s: a failure)."""
@@ -395,12 +404,12 @@ class Served:
             self.process.kill()
             out, err = self.process.communicate()
             pytest.fail(f"monitor serve did not stop within 10 s of signal {sig}: {err}")
-        return self.process.returncode, out, err
+        return self.process.returncode, self.first_line + out, err
 
 
 @contextlib.contextmanager
-def serving(directory: Path) -> Iterator[Served]:
-    server = Served(directory / "config.yaml")
+def serving(directory: Path, *args: str) -> Iterator[Served]:
+    server = Served(directory / "config.yaml", *args)
     try:
         server.wait_ready()
         yield server
@@ -463,6 +472,43 @@ def test_the_store_is_served_read_only_and_shows_what_the_daemon_writes_meanwhil
     assert get_json(f"{served.base}/monitor/posts.json?_shape=array&_size=1")[0]["title"] == title
 
 
+def test_scraped_markup_is_escaped_in_the_served_pages(served: Served, config: Config) -> None:
+    """The worst case, stored as is (normalisation would already have turned markup into text): Datasette
+    escapes every cell, and links only http(s) values."""
+    title = '<script>alert("title")</script><img src=x onerror=alert(2)>'
+    with open_store(config.store) as store:
+        post = Post(
+            source="caravanserai",
+            key="evil",
+            url="javascript:alert(3)",
+            title=title,
+            text="<b onmouseover=alert(4)>separatist</b>",
+            author="<iframe src=//evil.example>",
+            published_at=NOW,
+            first_seen_at=NOW,
+            content_hash=content_hash(title, "x"),
+        )
+        item = MatchedPost(post, Matcher(config.topics).match(title, post.text), b"")
+        store.save_poll(
+            state=SourceState(name="caravanserai"),
+            source_type="feed",
+            source_url=None,
+            posts=[item],
+            fetches=[],
+            now=NOW,
+        )
+    (row,) = get_json(f"{served.base}/monitor/posts.json?_shape=array&key=evil")
+    pages = [
+        get(f"{served.base}/monitor/posts?key=evil").decode(),
+        get(f"{served.base}/monitor/posts/{row['id']}").decode(),
+        get(f"{served.base}/monitor/latest_matches?topic=separatism").decode(),
+    ]
+    for page in pages:
+        assert "&lt;script&gt;alert" in page, page[:2000]
+        for raw in ("<script>alert", "<img src=x", "<b onmouseover", "<iframe", 'href="javascript:'):
+            assert raw not in page
+
+
 def test_sigterm_and_sigint_stop_it_cleanly_with_status_0(tmp_path: Path, store_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with serving(tmp_path) as server:
@@ -471,6 +517,52 @@ def test_sigterm_and_sigint_stop_it_cleanly_with_status_0(tmp_path: Path, store_
         assert code == 0, err
         assert "Traceback" not in err and "stopped serve" in err
         assert f"Datasette: {server.base}/monitor" in out
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, store_path: Path, port: str) -> None:
+    done = run_monitor(tmp_path / "config.yaml", "serve", "--port", port)
+    assert done.returncode == 2 and "--port" in done.stderr and "Traceback" not in done.stderr
+
+
+def request_with_host(base: str, host: str, path: str = "/monitor") -> tuple[int, bytes]:
+    """A real GET carrying exactly this Host header."""
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_foreign_host_header_is_refused_dns_rebinding(served: Served) -> None:
+    status, body = request_with_host(served.base, "evil.example")
+    assert status == 400 and b"DNS rebinding" in body and b"Latest matches" not in body
+    for host in (f"evil.example:{served.port}", "127.0.0.1.evil.example", "localhost.evil.example", "", "a b"):
+        assert request_with_host(served.base, host)[0] == 400, host
+    for host in (f"localhost:{served.port}", f"127.0.0.1:{served.port}", "LOCALHOST.", f"[::1]:{served.port}"):
+        status, body = request_with_host(served.base, host)
+        assert status == 200 and b"Latest matches per topic" in body, host
+    code, _, err = served.stop()
+    assert code == 0 and err.count("refused_host host='evil.example'") == 1, err
+
+
+def test_the_host_rule() -> None:
+    loopback = host_rule("127.0.0.1", "127.0.0.1")
+    assert all(loopback.allows(h) for h in ("localhost", "127.0.0.1:8001", "[::1]:8001", "app.localhost:1"))
+    assert not any(loopback.allows(h) for h in ("evil.example", "10.0.0.5", "monitor.internal", "[::1", ""))
+    named = host_rule("monitor.internal", "10.0.0.5")
+    assert named.allows("monitor.internal:8001") and named.allows("10.0.0.5") and named.allows("localhost")
+    assert not named.allows("evil.example") and not named.allows("10.0.0.6")
+    wildcard = host_rule("0.0.0.0", "0.0.0.0")
+    assert wildcard.allows("192.168.1.20:8001") and wildcard.allows("[fe80::1]") and wildcard.allows("localhost")
+    assert not wildcard.allows("evil.example") and not wildcard.allows("0.0.0.0.evil.example")
+    assert wildcard.allows(socket.gethostname())
+    assert HostRule(frozenset({"a.example"})).allows("A.Example.:80")
 
 
 # ---------------------------------------------------------------------------------------------- the browser
