@@ -200,11 +200,25 @@ def _deliveries_daemon_and_failure_runs(db: Database) -> None:
     db.execute("UPDATE sources SET failing_since = last_error_at WHERE failures > 0")
 
 
+def _fts_found_by_analyst_tools(db: Database) -> None:
+    # sqlite-utils (`sqlite-utils search`, Table.search) and Datasette (`_search`) find a table's FTS index by
+    # its declaration naming the content table as content="posts" (or [posts]); 0001 wrote content='posts',
+    # which they miss. Same columns, tokenizer and triggers; the index is rebuilt from posts (one pass).
+    db.execute("DROP TABLE posts_fts")
+    db.execute(
+        f"""CREATE VIRTUAL TABLE posts_fts USING fts5 (
+            title, text, content="posts", content_rowid="id", tokenize="{FTS_TOKENIZER}"
+        )"""
+    )
+    db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
     "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
+    "0004_fts_found_by_analyst_tools": _fts_found_by_analyst_tools,
 }
 
 
