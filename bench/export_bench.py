@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/export_bench.py [--posts 200000] [--keep DIR]
 
-Builds the store fast (executemany into the real schema, opened with `monitor.store.open_store`; the FTS
+Builds the store fast (executemany into the real schema, opened with `monitor.store.sqlite.open_sqlite`; the FTS
 and near-duplicate indexes are left empty: the export does not read them), then runs `export_posts` to a
 file for each format, every post (`--all`) and matching posts only. Prints rows/s, the tracemalloc peak
 (Python objects alive at once) and max RSS, each export in a fresh child process so one run's peak does
@@ -28,7 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.export import export_posts
-from monitor.store import open_store
+from monitor.store import PostFilter, open_store
+from monitor.store.sqlite import open_sqlite
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 VOCABULARY = (
@@ -48,7 +49,7 @@ def build(path: Path, count: int) -> None:
     """`count` posts over a year from 20 sources, 60% matching one topic and 10% two, some with quotes,
     line breaks and collector extras."""
     rng = random.Random(7)
-    store = open_store(path)
+    store = open_sqlite(path)  # the concrete store: the bench writes its rows straight into the schema
     conn = store.conn
     conn.execute("PRAGMA synchronous = OFF")
     step = 365 * 86400 / count
@@ -101,11 +102,7 @@ def run_export(path: Path, fmt: str, matching_only: bool, out: Path, traced: boo
         store,
         fmt=fmt,
         output=out,
-        topics=(),
-        sources=(),
-        since=None,
-        until=None,
-        matching_only=matching_only,
+        where=PostFilter(matching_only=matching_only),
         bom=False,
     )
     seconds = time.perf_counter() - began

@@ -1,39 +1,24 @@
-"""Alert decisions: which spikes, source-health changes and digests become outbox rows, and when a failed
-delivery is tried again.
+"""Alert decisions: which spikes, source-health changes and digests become outbox rows.
 
-Pure: does no I/O; takes counts, states and `now`, returns decisions. The outbox (outbox.py) reads the
-store, asks here, writes the rows and sends the mail.
+Pure: does no I/O; takes counts, states and `now`, returns decisions. The outbox (monitor/outbox/) reads the
+store, asks here, and writes the rows; what happens to a row on its way out is decided in `delivery.py`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
+from monitor.config import Config
 from monitor.spikes import DetectorParams, evaluate
-from monitor.types import CountSeries
-
-RETRY_FIRST = timedelta(minutes=1)
-RETRY_CAP = timedelta(hours=1)
-# A pending alert older than this when mail becomes possible is not sent any more: it is stale news.
-STALE_AFTER = timedelta(hours=24)
+from monitor.types import AlertKind, CountSeries, DigestDetails, HealthDetails, HealthState, NewAlert
 
 
-@dataclass(frozen=True)
-class NewAlert:
-    """A row to add to the outbox."""
-
-    kind: str  # spike | health | digest
-    topic: str | None = None
-    source: str | None = None
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    count: int | None = None
-    expected: float | None = None
-    score: float | None = None
-    details: str | None = None  # JSON
+def detector_params(config: Config) -> DetectorParams:
+    """The detector's parameters from the config's `alerts` section (the daemon, `monitor plot` and the demo)."""
+    a = config.alerts
+    return DetectorParams(window=a.window, baseline=a.baseline, min_count=a.min_count, cooldown=a.cooldown)
 
 
 @dataclass(frozen=True)
@@ -42,11 +27,21 @@ class SourceHealth:
 
     name: str
     type: str
-    failures: int
+    failures: int  # consecutive failed polls now
     last_error: str | None
     last_ok_at: datetime | None
     last_error_at: datetime | None
     note: str | None  # collector health note, e.g. a selector that matched nothing
+    run_failures: int = 0  # the current run of failures, or the last one once the source works again
+    failing_since: datetime | None = None  # that run's first failure
+
+
+@dataclass(frozen=True)
+class LastHealth:
+    """The source's last health alert: what it said and when."""
+
+    state: HealthState
+    created_at: datetime
 
 
 def spike_alerts(
@@ -61,7 +56,7 @@ def spike_alerts(
         if spike is not None:
             alerts.append(
                 NewAlert(
-                    kind="spike",
+                    kind=AlertKind.SPIKE,
                     topic=topic,
                     window_start=spike.window_start,
                     window_end=spike.window_end,
@@ -75,52 +70,64 @@ def spike_alerts(
 
 def health_alerts(
     sources: Sequence[SourceHealth],
-    last: Mapping[str, tuple[str, datetime]],
+    last: Mapping[str, LastHealth],
     *,
     failures: int,
     quiet: timedelta,
     now: datetime,
 ) -> list[NewAlert]:
     """`broken` when a source fails `failures` polls in a row (or its selectors stop matching), then one
-    `recovered` when it works again. `last` maps source -> (state, created_at) of its last health alert.
-    A source that flaps is told about at most once per `quiet` period."""
+    `recovered` when it works again, saying how many polls had failed and since when. `last` maps source ->
+    its last health alert. A source that flaps is told about at most once per `quiet` period."""
     alerts = []
     for source in sources:
-        previous_state, previous_at = last.get(source.name) or ("recovered", None)
+        previous = last.get(source.name)
+        previous_state = previous.state if previous else HealthState.RECOVERED
         broken = source.failures >= failures or bool(
             source.note and source.failures == 0 and source.last_ok_at is not None
         )
         healthy = source.failures == 0 and not source.note
-        if previous_state != "broken" and broken and (previous_at is None or now - previous_at >= quiet):
-            reason = source.last_error if source.failures else source.note
+        if (
+            previous_state is not HealthState.BROKEN
+            and broken
+            and (previous is None or now - previous.created_at >= quiet)
+        ):
             alerts.append(
                 NewAlert(
-                    kind="health",
+                    kind=AlertKind.HEALTH,
                     source=source.name,
                     count=source.failures,
-                    details=json.dumps(
-                        {"state": "broken", "failures": source.failures, "error": reason, "type": source.type},
-                        ensure_ascii=False,
+                    details=HealthDetails(
+                        state=HealthState.BROKEN,
+                        source_type=source.type,
+                        failures=source.failures,
+                        error=source.last_error if source.failures else source.note,
+                        since=source.failing_since if source.failures else None,
                     ),
                 )
             )
-        elif previous_state == "broken" and healthy:
+        elif previous_state is HealthState.BROKEN and healthy:
             alerts.append(
                 NewAlert(
-                    kind="health",
+                    kind=AlertKind.HEALTH,
                     source=source.name,
                     count=0,
-                    details=json.dumps(
-                        {
-                            "state": "recovered",
-                            "type": source.type,
-                            "broken_since": previous_at.isoformat() if previous_at else None,
-                        },
-                        ensure_ascii=False,
+                    details=HealthDetails(
+                        state=HealthState.RECOVERED,
+                        source_type=source.type,
+                        failures=source.run_failures,
+                        since=source.failing_since if source.run_failures else None,
                     ),
                 )
             )
     return alerts
+
+
+def digest_alert(day: str, now: datetime) -> NewAlert:
+    """The digest of the 24 hours up to now, for the local `day`."""
+    return NewAlert(
+        kind=AlertKind.DIGEST, window_start=now - timedelta(days=1), window_end=now, details=DigestDetails(day=day)
+    )
 
 
 def digest_due(at: str | None, zone: tzinfo, now: datetime, last_digest_for: str | None) -> str | None:
@@ -133,9 +140,3 @@ def digest_due(at: str | None, zone: tzinfo, now: datetime, last_digest_for: str
         return None
     day = local_now.date().isoformat()
     return None if last_digest_for == day else day
-
-
-def next_attempt(attempts: int, now: datetime) -> datetime:
-    """When to try a failed delivery again: 1 min, 2, 4, ... capped at an hour."""
-    delay: timedelta = RETRY_FIRST * (2 ** max(0, min(attempts - 1, 16)))
-    return now + min(delay, RETRY_CAP)

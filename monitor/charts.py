@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import matplotlib
+
+from monitor.chartdata import BandPoint
 
 matplotlib.use("Agg")
 
@@ -20,23 +21,6 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
 PALETTE = ("#1f5fa8", "#d1495b", "#2a9d8f", "#e9a23b", "#6c4f9c", "#8a8a8a")
-
-
-@dataclass(frozen=True)
-class Band:
-    """The baseline's typical range for one bucket: expected count and an upper bound."""
-
-    expected: float
-    upper: float
-
-
-@dataclass(frozen=True)
-class BandPoint:
-    """The baseline band of one bucket when it changes over time (`monitor plot`): from `start` to the next point."""
-
-    start: datetime  # aware
-    expected: float  # the detector's expected count for this bucket
-    upper: float  # the highest count the detector still calls usual
 
 
 MAX_BARS = 400  # beyond this many buckets (or with several series) counts are drawn as steps: bars would blur and slow
@@ -49,7 +33,6 @@ def activity_chart(
     zone: tzinfo,
     title: str,
     window: tuple[datetime, datetime] | None = None,
-    band: Band | None = None,
     alerts: Sequence[datetime] = (),
     size: tuple[float, float] = (8.0, 3.2),
     bands: Sequence[BandPoint] = (),
@@ -59,7 +42,7 @@ def activity_chart(
 ) -> bytes:
     """Counts per bucket for one or several topics; the current window shaded, alerts marked.
 
-    `band` is one range for the whole chart, `bands` a range per bucket; `alerts` are marked in red, `marks`
+    `bands` is the detector's usual range per bucket (`chartdata`); `alerts` are marked in red, `marks`
     per series in the series' colour; `span` fixes the time axis (else it fits the data); `legend_outside`
     puts the legend right of the plot. A chart whose counts are all zero says so in its middle.
     """
@@ -73,11 +56,6 @@ def activity_chart(
                 _bars(axes, points, bucket, zone, colours[name], name)
             else:
                 _steps(axes, points, bucket, zone, colours[name], name, filled=len(series) == 1)
-        if band is not None:
-            axes.axhspan(0, band.upper, color="#9aa5b1", alpha=0.18, label=f"usual range (≤ {band.upper:.1f})")
-            axes.axhline(
-                band.expected, color="#52606d", linewidth=1, linestyle="--", label=f"expected {band.expected:.1f}"
-            )
         if bands:
             _band_steps(axes, bands, bucket, zone, span)
         if window is not None:
@@ -107,7 +85,7 @@ def activity_chart(
         axes.spines[["top", "right"]].set_visible(False)
         axes.grid(axis="y", alpha=0.3)
         if not any(value for points in series.values() for _, value in points):
-            tops = [1.0, *(b.upper for b in bands), *([band.upper] if band is not None else [])]
+            tops = [1.0, *(b.upper for b in bands)]
             axes.set_ylim(0, max(tops) * 1.1)
             axes.text(
                 0.5,

@@ -10,13 +10,14 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from monitor import __version__
-from monitor.exceptions import ConfigError, MonitorError, StoreError
+from monitor.exceptions import ConfigError, MonitorError, QueryError, StoreError
 from monitor.output import FORMATS, bar, sparkline, write_rows
 from monitor.units import parse_when
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # imported where used: `monitor --help` loads no config, stor
     from rich.text import Text
 
     from monitor.config import Config
-    from monitor.store import Store
+    from monitor.store import PostFilter, SourceRow, Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -92,14 +93,27 @@ def get_config(ctx: click.Context) -> Config:
     return config
 
 
-def get_store(ctx: click.Context, *, create: bool = False) -> Store:
+def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = False) -> Store:
+    """The config's store; `readonly` for commands that only read (they work on a store they cannot write)."""
     from monitor.store import open_store
 
     config = get_config(ctx)
     try:
-        return open_store(config.store, create=create)
+        return open_store(config.store, create=create, readonly=readonly)
     except StoreError as exc:
         fail(str(exc))
+
+
+class MonitorGroup(click.Group):
+    """Every store failure, in any command, is one line naming the file and what to do, and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QueryError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except StoreError as exc:
+            fail(str(exc))
 
 
 def when_option(value: str | None, name: str) -> datetime | None:
@@ -166,7 +180,7 @@ format_option = click.option(
 
 
 # ---------------------------------------------------------------------------------------------- the group
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option(
     "--config",
     "config_path",
@@ -206,13 +220,15 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_f
 @main.command()
 @click.option("--probe", is_flag=True, help="Also fetch every source once (storing nothing) and report what it holds.")
 @click.option("--source", "names", multiple=True, metavar="NAME", help="With --probe: only this source (repeatable).")
+@click.option("--store", "check_store", is_flag=True, help="Also check the store file for damage (exit 1 if damaged).")
 @format_option
 @click.pass_context
-def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> None:
+def check(ctx: click.Context, probe: bool, names: tuple[str, ...], check_store: bool, fmt: str) -> None:
     """Validate the config: every problem with its location, exit 2 if any.
 
     With --probe, fetch each source once without storing anything and report, per source: whether it
-    answered, items found, how many have dates, the time span they cover and posts per day.
+    answered, items found, how many have dates, the time span they cover and posts per day. With --store,
+    run SQLite's consistency check over the whole store (read only; safe while the daemon runs).
     """
     config = get_config(ctx)
     for warning in (*config.warnings, *environment_warnings(config, os.environ)):
@@ -230,6 +246,8 @@ def check(ctx: click.Context, probe: bool, names: tuple[str, ...], fmt: str) -> 
         f"  mail: {'to ' + ', '.join(email.to) + ' via ' + email.host if email else 'off (no alerts.email)'}",
         err=fmt != "table",
     )
+    if check_store:
+        _check_store(ctx, config, err=fmt != "table")
     if not probe:
         return
     import asyncio
@@ -271,6 +289,21 @@ def environment_warnings(config: Config, environ: Mapping[str, str]) -> list[str
     return warnings
 
 
+def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
+    """`check --store`: PRAGMA quick_check over the store; one line, exit 1 when it is damaged."""
+    from monitor.store import BACKUP_ADVICE
+
+    if not config.store.exists():
+        click.echo(f"  store: none yet at {config.store} (`monitor poll` or `monitor run` creates it)", err=err)
+        return
+    with get_store(ctx, readonly=True) as store:
+        problems = store.check()
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        fail(f"{config.store}: the store is damaged ({shown}): {BACKUP_ADVICE}")
+    click.echo(f"  store ok: {config.store} (quick_check found no damage)", err=err)
+
+
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
     if not names:
         return [s for s in config.sources if s.enabled]
@@ -299,10 +332,24 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     config = get_config(ctx)
     sources = _select_sources(config, names)
     store = get_store(ctx, create=True)
+    holder = store.daemon_holder()
+    if holder is not None:  # the daemon evaluates and mails alerts; a second sender would only race it
+        who = f"pid {holder.pid} on {holder.host}" if holder.pid else "a running `monitor run`"
+        click.echo(
+            f"monitor: a daemon holds this store: polling and storing only; alerts are left to the daemon, {who}",
+            err=True,
+        )
     try:
         with progress_bar("polling", total=len(sources)) as advance:
             summary = asyncio.run(
-                poll_once(config, store, sources, clock=now_utc, on_result=lambda r: advance(r.source))
+                poll_once(
+                    config,
+                    store,
+                    sources,
+                    clock=now_utc,
+                    on_result=lambda r: advance(r.source),
+                    alerts=holder is None,
+                )
             )
     except MonitorError as exc:
         fail(str(exc))
@@ -378,19 +425,15 @@ def search(
     No stemming; ё and е are different letters here. A query FTS5 cannot parse is searched as a phrase
     instead. Without QUERY, lists the posts the filters select (e.g. --topic T --since 1h), newest first.
     """
-    store = get_store(ctx)
+    from monitor.store import PostFilter
+
+    where = PostFilter(
+        topics=topics, sources=sources, since=when_option(since, "--since"), until=when_option(until, "--until")
+    )
+    store = get_store(ctx, readonly=True)
     with store:
         _known_topics(get_config(ctx), topics, store)
-        rows, note = _search(
-            store,
-            query,
-            topics=topics,
-            sources=sources,
-            since=when_option(since, "--since"),
-            until=when_option(until, "--until"),
-            limit=limit,
-            order=sort,
-        )
+        rows, note = _search(store, query, where, limit=limit, order=sort)
     if note:
         click.echo(f"note: {note}", err=True)
     plain = [
@@ -427,19 +470,21 @@ def search(
     )
 
 
-def _search(store: Store, query: str | None, **filters: Any) -> tuple[list[Any], str | None]:
+def _search(
+    store: Store, query: str | None, where: PostFilter, *, limit: int, order: str
+) -> tuple[list[Any], str | None]:
+    """Search; a query FTS5 cannot parse is searched again as a phrase (any other store failure is not a query's)."""
     try:
-        return store.search(query, **filters), None
-    except StoreError as exc:
+        return store.search(query, where, limit=limit, order=order), None
+    except QueryError as exc:
         if not query:
-            fail(str(exc))
+            raise
         phrase = '"' + query.replace('"', '""') + '"'
         try:
-            return store.search(
-                phrase, **filters
-            ), f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"
-        except StoreError:
+            rows = store.search(phrase, where, limit=limit, order=order)
+        except QueryError:
             fail(f"cannot search for {query!r}: {exc}", EXIT_USAGE)
+        return rows, f"FTS5 could not parse the query ({exc}); searched the phrase {phrase}"
 
 
 def _marked(snippet: str, start: str, end: str) -> str:
@@ -476,12 +521,12 @@ def _highlighted(snippet: str, colour: bool) -> Text:
 @click.pass_context
 def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | None, until: str | None, fmt: str) -> None:
     """Matching posts per topic per hour, day or week, with distinct stories (near-duplicate clusters)."""
-    store = get_store(ctx)
-    with store:
+    from monitor.store import PostFilter
+
+    where = PostFilter(topics=topics, since=when_option(since, "--since"), until=when_option(until, "--until"))
+    with get_store(ctx, readonly=True) as store:
         _known_topics(get_config(ctx), topics, store)
-        rows = store.stats(
-            topics=topics, by=by, since=when_option(since, "--since"), until=when_option(until, "--until")
-        )
+        rows = store.stats(where, by=by)
     plain: list[dict[str, Any]] = [
         {"topic": r.topic, "bucket": r.bucket, "posts": r.posts, "stories": r.stories} for r in rows
     ]
@@ -517,8 +562,8 @@ def status(ctx: click.Context, fmt: str) -> None:
         click.echo(f"no store yet at {config.store}: run `monitor poll` or `monitor run`", err=True)
         rows: list[dict[str, Any]] = []
     else:
-        with get_store(ctx) as store:
-            rows = store.source_rows()
+        with get_store(ctx, readonly=True) as store:
+            rows = [_status_row(r) for r in store.source_rows()]
     by_name = {r["name"]: r for r in rows}
     table = []
     for source in config.sources:
@@ -579,6 +624,23 @@ def status(ctx: click.Context, fmt: str) -> None:
     )
 
 
+def _status_row(row: SourceRow) -> dict[str, Any]:
+    """A source's stored state as `status` shows it (times as stored ISO text)."""
+    state = row.state
+    return {
+        "name": state.name,
+        "type": row.type,
+        "last_ok_at": _iso_or_value(state.last_ok_at),
+        "last_error": state.last_error,
+        "failures": state.failures,
+        "posts": row.posts,
+        "last_post_at": _iso_or_value(state.last_post_at),
+        "next_poll_at": _iso_or_value(state.next_poll_at),
+        "retry_at": _iso_or_value(state.retry_at),
+        "health": state.health,
+    }
+
+
 def _state(enabled: bool, row: dict[str, Any]) -> str:
     if not enabled:
         return "disabled"
@@ -610,12 +672,13 @@ ALERT_COLUMNS = [
     "next_attempt_at",
     "message_id",
     "details",
+    "cluster_id",
 ]
 
 
 @main.command()
 @click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only alerts in this state.")
-@click.option("--kind", type=click.Choice(["spike", "health", "digest"]), help="Only alerts of this kind.")
+@click.option("--kind", type=click.Choice(["spike", "health", "digest", "campaign"]), help="Only alerts of this kind.")
 @click.option(
     "--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000), help="Newest first, at most."
 )
@@ -623,13 +686,24 @@ ALERT_COLUMNS = [
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int, fmt: str) -> None:
     """Alerts with their delivery status, attempts and last error (newest first)."""
+    from monitor.store.details import encode_details
+    from monitor.types import AlertKind, AlertStatus
+
     config = get_config(ctx)
     if not config.store.exists():
         rows: list[Any] = []
     else:
-        with get_store(ctx) as store:
-            rows = store.alerts(status=status, kind=kind, limit=limit)
-    plain = [{name: _iso_or_value(getattr(r, name)) for name in ALERT_COLUMNS} for r in rows]
+        with get_store(ctx, readonly=True) as store:
+            rows = store.alerts(
+                status=AlertStatus(status) if status else None, kind=AlertKind(kind) if kind else None, limit=limit
+            )
+    plain = [
+        {
+            name: _iso_or_value(encode_details(r.details) if name == "details" else getattr(r, name))
+            for name in ALERT_COLUMNS
+        }
+        for r in rows
+    ]
     if fmt != "table":
         write_rows(plain, fmt, columns=ALERT_COLUMNS)
         return
@@ -651,6 +725,8 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
 
 
 def _iso_or_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
 
 
@@ -696,21 +772,19 @@ def export(
 
     if output == Path("-"):
         output = None
-    with get_store(ctx) as store, progress_counter("exporting posts") as progress:
+    from monitor.store import PostFilter
+
+    where = PostFilter(
+        topics=topics,
+        sources=sources,
+        since=when_option(since, "--since"),
+        until=when_option(until, "--until"),
+        matching_only=not all_posts,
+    )
+    with get_store(ctx, readonly=True) as store, progress_counter("exporting posts") as progress:
         _known_topics(get_config(ctx), topics, store)
         try:
-            count = export_posts(
-                store,
-                fmt=fmt,
-                output=output,
-                topics=topics,
-                sources=sources,
-                since=when_option(since, "--since"),
-                until=when_option(until, "--until"),
-                matching_only=not all_posts,
-                bom=bom,
-                progress=progress,
-            )
+            count = export_posts(store, fmt=fmt, output=output, where=where, bom=bom, progress=progress)
         except BrokenPipeError:  # `monitor export | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_OK)
@@ -761,7 +835,7 @@ def plot(ctx: click.Context, topics: tuple[str, ...], since: str, until: str | N
     config = get_config(ctx)
     start = when_option(since, "--since") or now_utc()
     end = when_option(until, "--until") or now_utc()
-    with get_store(ctx) as store:
+    with get_store(ctx, readonly=True) as store:
         _known_topics(config, topics, store)
         try:
             summary = plot_topics(store, config, topics=topics, since=start, until=end, by=by, output=output)

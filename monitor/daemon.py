@@ -2,7 +2,12 @@
 
 Each source is an interval job with a little jitter, `max_instances=1` (a slow poll is never run twice at
 once) and `coalesce` (missed runs collapse into one). First polls start right away, staggered so that
-a large config does not open every connection in the same second. SIGTERM/SIGINT stop it within 10 s.
+a large config does not open every connection in the same second.
+
+One daemon per store: `run_daemon` takes the store's daemon lock for its lifetime (the OS releases it when the
+process dies) and writes a heartbeat into the store every minute. SIGTERM/SIGINT stop it within 10 s: no new
+job starts, polls in flight get STOP_GRACE_S to finish (the scheduler is paused, not shut down, meanwhile:
+its shutdown would cancel them at once), then what is left is cancelled.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
+from monitor.exceptions import MonitorError
 from monitor.outbox import Outbox
 from monitor.pipeline import run_source
-from monitor.store import Store
+from monitor.store import Store, this_process
 from monitor.types import RunResult
 from monitor.workers import Workers
 
@@ -30,7 +36,8 @@ log = logging.getLogger("monitor.daemon")
 
 STOP_GRACE_S = 5.0  # in-flight polls get this long to finish; then they are cancelled (their transaction rolls back)
 FIRST_POLL_SPREAD = timedelta(seconds=30)  # first polls of all sources are spread over at most this
-HEARTBEAT = timedelta(hours=1)
+HEARTBEAT = timedelta(hours=1)  # the log's heartbeat line and the fetch-log pruning
+STORE_HEARTBEAT = timedelta(minutes=1)  # the store's `daemon.heartbeat_at` (read by `monitor health`)
 FETCH_LOG_KEPT = timedelta(days=90)  # `fetches` gets a row per request: months of polling would grow it without end
 TICK = timedelta(minutes=1)
 
@@ -60,6 +67,7 @@ class Daemon:
         self._running: set[asyncio.Task[object]] = set()
         self._polls = 0
         self._failed = 0
+        self.fault: MonitorError | None = None  # what stopped the daemon (a damaged store), if anything
 
     def stop(self) -> None:
         self._stopping.set()
@@ -79,17 +87,21 @@ class Daemon:
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()
             log.info(
-                "daemon_started sources=%d topics=%d store=%s", len(sources), len(self.config.topics), self.store.path
+                "daemon_started sources=%d topics=%d store=%s",
+                len(sources),
+                len(self.config.topics),
+                self.store.location,
             )
             await self._stopping.wait()
             log.info("daemon_stopping in_flight=%d", len(self._running))
-            scheduler.shutdown(wait=False)
+            scheduler.pause()  # nothing new starts; the running jobs go on (shutdown would cancel them)
             await self._drain()
+            scheduler.shutdown(wait=False)
         self.workers.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("daemon_stopped polls=%d failed=%d", self._polls, self._failed)
-        return 0
+        return 1 if self.fault is not None else 0
 
     def _schedule(self, scheduler: AsyncIOScheduler, fetcher: Fetcher, sources: list[SourceConfig]) -> None:
         start = self.clock()
@@ -122,6 +134,13 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        scheduler.add_job(
+            self._store_heartbeat,
+            IntervalTrigger(seconds=STORE_HEARTBEAT.total_seconds()),
+            id="store-heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
 
     async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
         if self._stopping.is_set():
@@ -138,9 +157,15 @@ class Daemon:
         )
         if result is None:
             return
+        damage = self.store.damage()
+        if damage is not None and self.fault is None:  # every further write would fail the same way
+            log.error("store_damaged error=%s: stopping", damage)
+            self.fault = damage
+            self.stop()
+            return
         self._polls += 1
         self._failed += 0 if result.ok else 1
-        if self.after_poll is not None and result.ok and result.matches:
+        if self.after_poll is not None and result.ok and result.matches and not self._stopping.is_set():
             await self._tracked(self.after_poll([result], self.clock()))
 
     async def _tick(self) -> None:
@@ -159,12 +184,20 @@ class Daemon:
             pruned,
         )
 
+    async def _store_heartbeat(self) -> None:
+        try:
+            self.store.heartbeat(self.clock())
+        except MonitorError as exc:
+            log.warning("heartbeat_not_written error=%s", exc)
+
     async def _tracked(self, work: Awaitable[T]) -> T | None:
-        """Run `work` as a task the shutdown can wait for (and cancel after the grace period)."""
+        """Run `work` as a task the shutdown waits for (and cancels after the grace period). The task is shielded
+        from its job's cancellation: only `_drain` (or a second signal) cancels it."""
         task: asyncio.Task[T] = asyncio.ensure_future(work)
         self._running.add(task)
+        task.add_done_callback(self._finished)
         try:
-            return await task
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
             if self._stopping.is_set():
                 return None
@@ -172,8 +205,11 @@ class Daemon:
         except Exception:
             log.exception("job_crashed")
             return None
-        finally:
-            self._running.discard(task)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._stopping.is_set():
+            log.error("job_failed_while_stopping error=%r", task.exception())
 
     async def _drain(self) -> None:
         if not self._running:
@@ -195,7 +231,9 @@ class Daemon:
 
 
 async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
-    """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute."""
+    """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
+    Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it."""
+    store.lock_daemon(this_process(), clock())
     outbox = Outbox(config, store)
 
     async def after_poll(results: list[RunResult], now: datetime) -> None:
@@ -206,4 +244,11 @@ async def run_daemon(config: Config, store: Store, *, clock: Callable[[], dateti
         outbox.evaluate(now)
         await outbox.deliver_async(clock())
 
-    return await Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick).run()
+    daemon = Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick)
+    try:
+        code = await daemon.run()
+    finally:
+        store.unlock_daemon()
+    if daemon.fault is not None:
+        raise daemon.fault
+    return code

@@ -59,10 +59,10 @@ class HealthReport:
     source: str
     source_type: str
     state: str  # broken | recovered
-    failures: int
+    failures: int  # broken: failed polls in a row so far; recovered: failed polls in a row before it worked again
     last_error: str | None
     last_ok_at: datetime | None
-    since: datetime | None  # first failure of this run of failures
+    since: datetime | None  # first failure of that run of failures
     url: str | None
     zone: tzinfo
 
@@ -303,8 +303,9 @@ def health_email(report: HealthReport) -> EmailBody:
     if report.state == "recovered":
         subject = f"[monitor] source {report.source} works again"
         headline = f'Source "{report.source}" ({report.source_type}) works again.'
+        run = f"It had failed {plural(report.failures, 'poll')} in a row" if report.failures else "It had been failing"
         detail = (
-            f"It had failed {report.failures} polls in a row"
+            run
             + (f" since {local_time(report.since, zone)} {utc_offset(report.since, zone)}" if report.since else "")
             + ". Posts published while it was down are collected if the source still lists them."
         )

@@ -4,7 +4,13 @@ MonitorError
  +-- ConfigError      the config file is missing, unreadable or invalid (exit status 2)
  +-- FetchError       a request failed: network, timeout, HTTP status, size cap, scheme, robots.txt
  +-- ParseError       a response could not be read as the expected format
- +-- StoreError       the SQLite store could not be opened, migrated, read or written
+ +-- StoreError       the store could not be opened, migrated, read or written
+ |    +-- StoreCorrupt     the file is damaged or not a store: restore from a backup
+ |    +-- StoreBusy        another connection held the store's write lock past the busy timeout
+ |    +-- StoreReadOnly    the file or its directory cannot be written (readers still work)
+ |    +-- StoreFull        the disk (or the store's size limit) is full
+ |    +-- StoreLocked      another daemon holds the store (`holder` names it)
+ |    +-- QueryError       a full-text query FTS5 cannot parse (exit status 2)
  +-- MailError        an email could not be composed or delivered
 """
 
@@ -40,7 +46,35 @@ class ParseError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The SQLite store failed."""
+    """The store failed."""
+
+
+class StoreCorrupt(StoreError):  # noqa: N818  # named for what happened, as the error tree shows
+    """The store's file is damaged, or is not a store at all."""
+
+
+class StoreBusy(StoreError):  # noqa: N818  # named for what happened, as the error tree shows
+    """The store stayed locked by another writer past the busy timeout."""
+
+
+class StoreReadOnly(StoreError):  # noqa: N818  # named for what happened, as the error tree shows
+    """The store cannot be written: only reading commands work."""
+
+
+class StoreFull(StoreError):  # noqa: N818  # named for what happened, as the error tree shows
+    """The disk holding the store is full."""
+
+
+class StoreLocked(StoreError):  # noqa: N818  # named for what happened, as the error tree shows
+    """Another daemon holds the store; `holder` says who (host:pid:start), when known."""
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class QueryError(StoreError):
+    """A full-text query that FTS5 cannot parse."""
 
 
 class MailError(MonitorError):

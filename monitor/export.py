@@ -21,13 +21,12 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from monitor.exceptions import MonitorError
-from monitor.store import PostRow, Store
+from monitor.store import PostFilter, PostRow, Store
 
 EXPORT_COLUMNS = (
     "id",
@@ -59,19 +58,15 @@ def export_posts(
     *,
     fmt: str,
     output: Path | None,
-    topics: Sequence[str],
-    sources: Sequence[str],
-    since: datetime | None,
-    until: datetime | None,
-    matching_only: bool,
+    where: PostFilter,
     bom: bool,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write the selected posts, oldest first, to `output` (atomically) or to stdout; return how many.
 
-    `topics` keeps posts matching any of them; without it `matching_only` keeps posts matching any topic.
-    `since`/`until` bound `published_at` (inclusive). `bom` starts the output with U+FEFF (Excel needs it to
-    read CSV as UTF-8). `progress(n)` is told every PROGRESS_EVERY rows how many were written so far.
+    `where.topics` keeps posts matching any of them; without it `where.matching_only` keeps posts matching any
+    topic. `where.since`/`where.until` bound `published_at` (inclusive). `bom` starts the output with U+FEFF
+    (Excel needs it to read CSV as UTF-8). `progress(n)` is told every PROGRESS_EVERY rows how many were written so far.
     Raises ValueError for an unknown format, MonitorError for an output that is not a regular file (before any
     work), OSError when the output cannot be written.
     """
@@ -79,7 +74,7 @@ def export_posts(
         raise ValueError(f"unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if output is not None:
         check_target(output)
-    rows = store.iter_posts(topics=topics, sources=sources, since=since, until=until, matching_only=matching_only)
+    rows = store.iter_posts(where)
     if progress is not None:
         rows = _counted(rows, progress)
     with contextlib.closing(rows):  # ends the SELECT now, even on an error, not when the generator is collected

@@ -31,7 +31,6 @@ import logging
 import re
 import signal
 import socket
-import sqlite3
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -41,7 +40,8 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.config import Config
-from monitor.exceptions import MonitorError, StoreError
+from monitor.exceptions import MonitorError
+from monitor.store import open_store
 
 log = logging.getLogger("monitor.serve")
 
@@ -53,7 +53,8 @@ SETTINGS: dict[str, Any] = {"sql_time_limit_ms": 5000, "truncate_cells_html": 28
 
 
 # ---------------------------------------------------------------------------------------------- documentation
-# Every table, view and column of the store (schema.py); tests/test_serve.py fails when one is missing.
+# Every table, view and column of the store (monitor/store/sqlite/schema.py); tests/test_serve.py fails when one
+# is missing.
 TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "posts": (
         "Every post once; its identity is (source, key). Comments are posts whose parent_id is their article.",
@@ -94,27 +95,54 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "alerts": (
-        "The outbox: every alert, written before it is mailed. kind is spike, health or digest; "
-        "status is pending, sent or failed.",
+        "The outbox: every alert, written before it is delivered. kind is spike, health, digest or campaign; "
+        "status is pending, sent or failed, the summary of its deliveries (one per channel, table deliveries).",
         {
             "id": "Integer primary key.",
-            "kind": "spike (a topic's activity), health (a source broke or recovered) or digest (daily summary).",
+            "kind": "spike (a topic's activity), health (a source broke or recovered), digest (daily summary) or "
+            "campaign (a near-duplicate cluster spread by many voices).",
             "topic": "The topic of a spike alert.",
             "source": "The source of a health alert.",
             "window_start": "Start of the counted window (ISO 8601 UTC).",
             "window_end": "End of the counted window (ISO 8601 UTC).",
-            "count": "Matching posts in the window.",
+            "count": "Matching posts in the window (health: consecutive failed polls).",
             "expected": "The count the baseline expected for the window.",
             "score": "How improbable the count is against the baseline (higher: more surprising).",
             "created_at": "When the alert was raised (ISO 8601 UTC).",
-            "status": "pending (not yet delivered), sent or failed (gave up after the last attempt).",
-            "attempts": "Delivery attempts so far.",
-            "sent_at": "When the email was accepted by the SMTP server.",
-            "error": "The last delivery error.",
+            "status": "sent when every delivery is sent, failed when one gave up, else pending.",
+            "attempts": "Delivery attempts so far (the most any channel made).",
+            "sent_at": "When the last channel accepted it (once every delivery is sent).",
+            "error": "The last delivery error (per channel when there are several).",
             "next_attempt_at": "When delivery is retried (backoff after a failure).",
-            "message_id": "The email's Message-ID, recorded before the first send (never sent twice).",
-            "details": "JSON: what the email showed (top posts, baseline, chart data).",
+            "message_id": "The email's Message-ID, fixed when its delivery is first claimed: a resend reuses it.",
+            "details": "JSON: health alerts {state, type, failures, error, since}; digests {day}.",
             "cluster_id": "The near-duplicate cluster (posts.cluster_id) a campaign alert is about.",
+        },
+    ),
+    "deliveries": (
+        "One row per alert and channel (email, or a notify channel's name): each is delivered exactly once. "
+        "A sender claims a row (claimed_by, claim_until) before sending it.",
+        {
+            "id": "Integer primary key.",
+            "alert_id": "The alert (alerts.id).",
+            "channel": "email, or the name of an alerts.notify channel.",
+            "status": "pending, sent or failed.",
+            "attempts": "Sends tried on this channel.",
+            "next_attempt_at": "When a failed send is tried again (backoff: 1, 2, 4 ... minutes, up to an hour).",
+            "sent_at": "When the channel accepted it (ISO 8601 UTC).",
+            "error": "The last try's error, or recipients the server refused.",
+            "message_id": "The message's ID (the email's Message-ID), fixed at the first claim.",
+            "claimed_by": "The process sending it now, as host:pid:start (null when nobody is).",
+            "claim_until": "The sender's lease: after it, or once that process has died, another may send it.",
+        },
+    ),
+    "daemon": (
+        "The `monitor run` holding this store (one daemon per store), and its heartbeat.",
+        {
+            "id": "Always 1: one row.",
+            "holder": "The daemon process, as host:pid:start.",
+            "started_at": "When it started (ISO 8601 UTC).",
+            "heartbeat_at": "Its last heartbeat, written every minute (ISO 8601 UTC).",
         },
     ),
     "fetches": (
@@ -153,6 +181,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "health": "A warning about the source, e.g. a selector that matched nothing.",
             "warnings": "JSON list: the last successful poll's warnings (also on its fetches row).",
             "updated_at": "When this row last changed.",
+            "failing_since": "The first failure of the current (or last) run of consecutive failed polls.",
+            "last_run_failures": "How many polls in a row had failed before the source last worked again.",
         },
     ),
     "post_signatures": (
@@ -523,18 +553,7 @@ def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | N
 
 def _check_store(path: Path) -> None:
     """Fail now, with the path, if there is no readable monitor store (read-only: serving never creates one)."""
-    if not path.is_file():
-        raise StoreError(f"{path}: no store yet (run `monitor poll` or `monitor run` first)")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'posts'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: not a usable SQLite store: {exc}") from exc
-    if found is None:
-        raise StoreError(f"{path}: not a monitor store (no posts table)")
+    open_store(path, create=False, readonly=True).close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -16,7 +16,7 @@ from monitor.config import Config, SourceConfig
 from monitor.outbox import Outbox
 from monitor.pipeline import poll_sources
 from monitor.store import Store
-from monitor.types import AlertRow, RunResult
+from monitor.types import AlertKind, AlertRow, HealthDetails, RunResult
 from monitor.workers import Workers
 
 log = logging.getLogger("monitor")
@@ -73,9 +73,11 @@ async def poll_once(
     *,
     clock: Callable[[], datetime],
     on_result: Callable[[RunResult], None] | None = None,
+    alerts: bool = True,
 ) -> PollSummary:
     """`monitor poll`: every source once (our own backoff ignored), then alert evaluation and delivery.
-    `on_result` is called as each source finishes (progress on a terminal)."""
+    `on_result` is called as each source finishes (progress on a terminal). `alerts=False` (a daemon holds the
+    store: alerts are its job) polls and stores only. Raises StoreCorrupt if a poll found the store damaged."""
     workers = Workers(config.topics)
     try:
         async with Fetcher(
@@ -93,19 +95,25 @@ async def poll_once(
             )
     finally:
         workers.close()
+    damage = store.damage()
+    if damage is not None:
+        raise damage
+    if not alerts:
+        return PollSummary(results=tuple(ResultRow(r) for r in results))
     outbox = Outbox(config, store)
-    now = clock()
-    raised = outbox.evaluate(now)
-    lines = [f"alert #{a.id} raised: {_describe(a)}" for a in (store.alert(i) for i in raised)]
+    raised = outbox.evaluate(clock())
+    lines = [f"alert #{a.id} raised: {_describe(a)}" for a in raised]
     lines += [d.line() for d in await outbox.deliver_async(clock()) if d.status != "off"]
-    if outbox.settings is None and store.due_alerts(now):
+    if outbox.settings is None and store.undelivered():
         lines.append("mail is off (no alerts.email in the config): alerts are recorded, see `monitor alerts`")
     return PollSummary(results=tuple(ResultRow(r) for r in results), alerts=tuple(lines))
 
 
 def _describe(alert: AlertRow) -> str:
-    if alert.kind == "spike":
+    if alert.kind is AlertKind.SPIKE:
         return f"{alert.topic}: {alert.count} posts (expected {alert.expected or 0:.1f})"
-    if alert.kind == "health":
-        return f"source {alert.source}: {alert.details or ''}"
-    return "daily digest"
+    if alert.kind is AlertKind.HEALTH:
+        details = alert.details
+        state = f" {details.state.value}" if isinstance(details, HealthDetails) else ""
+        return f"source {alert.source}{state}"
+    return "daily digest" if alert.kind is AlertKind.DIGEST else alert.kind.value

@@ -180,12 +180,74 @@ class EmailBody:
     images: tuple[tuple[str, bytes], ...] = ()  # (content-id without <>, PNG bytes)
 
 
+class AlertKind(StrEnum):
+    """What an alert is about, as written to `alerts.kind`."""
+
+    SPIKE = "spike"  # a topic's window count is improbably high
+    HEALTH = "health"  # a source broke, or works again (`source` set)
+    DIGEST = "digest"  # the daily summary
+    CAMPAIGN = "campaign"  # a near-duplicate cluster spread by many voices (`cluster_id` set)
+
+
+class AlertStatus(StrEnum):
+    """Where a delivery stands (`deliveries.status`), and the alert's summary over its deliveries (`alerts.status`)."""
+
+    PENDING = "pending"  # not sent yet (due now, or retried at `next_attempt_at`)
+    SENT = "sent"  # the server accepted it
+    FAILED = "failed"  # given up: stale, cannot be composed, or `max_attempts` failed tries
+
+
+class HealthState(StrEnum):
+    """What a health alert says about its source."""
+
+    BROKEN = "broken"
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True)
+class HealthDetails:
+    """`alerts.details` of a health alert."""
+
+    state: HealthState
+    source_type: str
+    failures: int  # broken: failed polls in a row so far; recovered: failed polls in a row before it worked again
+    error: str | None = None  # broken: the last error (or the collector's health note)
+    since: datetime | None = None  # the first failure of that run of failures
+
+
+@dataclass(frozen=True)
+class DigestDetails:
+    """`alerts.details` of a digest alert."""
+
+    day: str  # the local date (ISO) the digest covers up to
+
+
+AlertDetails = HealthDetails | DigestDetails | None
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to add to the outbox (what the pure decisions in `alerts.py` return)."""
+
+    kind: AlertKind
+    topic: str | None = None
+    source: str | None = None
+    cluster_id: int | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    count: int | None = None
+    expected: float | None = None
+    score: float | None = None
+    details: AlertDetails = None
+
+
 @dataclass(frozen=True)
 class AlertRow:
-    """One row of the `alerts` table (the outbox)."""
+    """One row of the `alerts` table (the outbox). Status, attempts, sent_at, error, next_attempt_at and
+    message_id summarise the alert's deliveries (one per channel)."""
 
     id: int
-    kind: str  # spike | health | digest
+    kind: AlertKind
     topic: str | None
     source: str | None
     window_start: datetime | None
@@ -194,10 +256,73 @@ class AlertRow:
     expected: float | None
     score: float | None
     created_at: datetime
-    status: str  # pending | sent | failed
+    status: AlertStatus
     attempts: int
     sent_at: datetime | None
     error: str | None
     next_attempt_at: datetime | None
     message_id: str | None
-    details: str | None  # JSON: what the email needs beyond the columns (health state, digest day)
+    details: AlertDetails
+    cluster_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One row of the `deliveries` table: one alert on one channel (`email`, or a notify channel's name)."""
+
+    id: int
+    alert_id: int
+    channel: str
+    status: AlertStatus
+    attempts: int  # sends tried
+    next_attempt_at: datetime | None  # a failed try is retried from then
+    sent_at: datetime | None
+    error: str | None  # the last try's error (or a note, such as recipients the server refused)
+    message_id: str | None  # assigned when first claimed; every resend uses it
+    claimed_by: str | None  # the owner (host:pid:start) sending it now, if any
+    claim_until: datetime | None  # the owner's lease
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """What one delivery step writes (decided by `monitor.delivery`)."""
+
+    status: AlertStatus
+    attempts: int
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process that holds something in the store (the daemon lock, a delivery claim): who, where, since when."""
+
+    host: str
+    pid: int
+    started: int  # the process's start time (clock ticks since boot on Linux; 0 when unknown): pids are reused
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.started}"
+
+    @classmethod
+    def parse(cls, text: str) -> Holder | None:
+        host, _, rest = text.rpartition(":")
+        host, _, pid = host.rpartition(":")
+        if not host or not pid.isdigit() or not rest.isdigit():
+            return None
+        return cls(host=host, pid=int(pid), started=int(rest))
+
+
+@dataclass(frozen=True)
+class WindowPost:
+    """A topic's matching post in an alert's window, with the term that matched (what the email lists)."""
+
+    id: int
+    source: str
+    url: str | None
+    title: str
+    text: str
+    published_at: datetime
+    cluster_id: int | None
+    term: str

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from monitor.config import Config, parse_config
-from monitor.store import Store, open_store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore, open_sqlite
 
 REPO = Path(__file__).resolve().parents[1]
 # The capture corpus ships with the tests (tests/corpus/PROVENANCE.md); MONITOR_CORPUS points elsewhere.
@@ -37,8 +38,8 @@ def corpus() -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(tmp_path / "monitor.db") as opened:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with open_sqlite(tmp_path / "monitor.db") as opened:
         yield opened
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from monitor.config import Config
 from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store, open_store
-from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
+from monitor.types import AlertKind, FetchRecord, FetchStatus, HealthDetails, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW, SmtpServer, closed_port, make_config, monitor_cmd, write_config
 
 
@@ -111,7 +110,7 @@ def test_a_spike_sends_exactly_one_email_that_tells_the_story(tmp_path: Path, st
     burst(store)
     outbox = Outbox(config(tmp_path, smtp.port), store)
     raised = outbox.evaluate(NOW)
-    assert len(raised) == 1
+    assert len(raised) == 1 and raised[0].status == "pending"
     deliveries = outbox.deliver(NOW)
     assert [d.status for d in deliveries] == ["sent"]
     assert len(smtp.sink.messages) == 1
@@ -122,7 +121,7 @@ def test_a_spike_sends_exactly_one_email_that_tells_the_story(tmp_path: Path, st
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",)).get_content()
     assert "SUMMARY: separatism - 14 posts" in text and "*separatist*" in text and "https://example.org/b" in text
-    alert = store.alert(raised[0])
+    alert = store.alert(raised[0].id)
     assert alert.status == "sent" and alert.attempts == 1 and alert.sent_at == NOW
     assert alert.message_id == message["Message-ID"]
     # within the cooldown the same spike raises nothing more, and nothing is re-sent
@@ -186,7 +185,7 @@ def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store)
     steady_history(store)
     burst(store)
     outbox = Outbox(config(tmp_path, port), store)
-    (alert_id,) = outbox.evaluate(NOW)
+    (alert_id,) = [a.id for a in outbox.evaluate(NOW)]
     first = outbox.deliver(NOW)
     assert first[0].status == "retry" and "refused the connection" in first[0].detail
     row = store.alert(alert_id)
@@ -218,7 +217,7 @@ def test_a_refusing_server_is_retried_then_failed_after_max_attempts(
     burst(store)
     cfg = config(tmp_path, smtp.port, extra_alerts="  max_attempts: 3\n")
     outbox = Outbox(cfg, store)
-    (alert_id,) = outbox.evaluate(NOW)
+    (alert_id,) = [a.id for a in outbox.evaluate(NOW)]
     now = NOW
     statuses = []
     for _ in range(5):
@@ -284,7 +283,7 @@ def test_mail_off_records_alerts_without_sending(
     with caplog.at_level("INFO"):
         outbox = Outbox(config(tmp_path, None), store)
     assert "mail_off" in caplog.text
-    (alert_id,) = outbox.evaluate(NOW)
+    (alert_id,) = [a.id for a in outbox.evaluate(NOW)]
     assert [d.status for d in outbox.deliver(NOW)] == ["off"]
     row = store.alert(alert_id)
     assert row.status == "pending" and "mail is off" in (row.error or "")
@@ -328,7 +327,8 @@ def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(
     outbox.deliver(later)
     assert len(smtp.sink.messages) == 2
     assert smtp.sink.parsed()[1]["Subject"] == "[monitor] source news works again"  # type: ignore[index]
-    assert [json.loads(a.details or "{}")["state"] for a in store.alerts(kind="health")] == ["recovered", "broken"]
+    details = [a.details for a in store.alerts(kind=AlertKind.HEALTH)]
+    assert [d.state for d in details if isinstance(d, HealthDetails)] == ["recovered", "broken"]
 
 
 def test_the_daily_digest_is_sent_once_at_its_time(tmp_path: Path, store: Store, smtp: SmtpServer) -> None:
@@ -384,7 +384,7 @@ alerts:
         message_id = None
         while time.monotonic() < deadline and message_id is None:  # wait until the send has begun
             time.sleep(0.2)
-            with open_store(tmp_path / "store.db") as store:
+            with open_store(tmp_path / "store.db", readonly=True) as store:
                 rows = store.alerts()
                 message_id = rows[0].message_id if rows else None
         assert message_id is not None

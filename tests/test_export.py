@@ -23,7 +23,8 @@ from monitor import dedupe
 from monitor.exceptions import MonitorError
 from monitor.export import BOM, EXPORT_COLUMNS, csv_line, export_posts, json_line
 from monitor.normalize import content_hash
-from monitor.store import PostRow, Store, open_store
+from monitor.store import PostFilter, PostRow, Store, open_store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW, run_monitor, write_config
 
@@ -86,17 +87,11 @@ def filled(store: Store) -> Store:
     return store
 
 
-def export(store: Store, out: Path | None, fmt: str = "csv", **overrides: Any) -> int:
-    options: dict[str, Any] = {
-        "topics": (),
-        "sources": (),
-        "since": None,
-        "until": None,
-        "matching_only": True,
-        "bom": False,
-    }
-    options.update(overrides)
-    return export_posts(store, fmt=fmt, output=out, **options)
+def export(store: Store, out: Path | None, fmt: str = "csv", bom: bool = False, **overrides: Any) -> int:
+    where = PostFilter(
+        **{"matching_only": True, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}}
+    )
+    return export_posts(store, fmt=fmt, output=out, where=where, bom=bom)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -228,14 +223,14 @@ def test_an_interrupted_export_leaves_the_old_file_and_no_temporary(
 ) -> None:
     out = tmp_path / "posts.csv"
     out.write_text("previous export\n", encoding="utf-8")
-    real = Store.iter_posts
+    real = SqliteStore.iter_posts
 
-    def interrupted(self: Store, **kwargs: Any) -> Generator[PostRow, None, None]:
-        rows = real(self, **kwargs)
+    def interrupted(self: SqliteStore, *args: Any, **kwargs: Any) -> Generator[PostRow, None, None]:
+        rows = real(self, *args, **kwargs)
         yield next(rows)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Store, "iter_posts", interrupted)
+    monkeypatch.setattr(SqliteStore, "iter_posts", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export(filled, out)
     assert out.read_text(encoding="utf-8") == "previous export\n"

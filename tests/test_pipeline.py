@@ -104,7 +104,7 @@ def test_corpus_feeds_are_stored_once_across_polls(
     # times are UTC text, fetches logged, sources healthy
     assert store.conn.execute("SELECT count(*) FROM posts WHERE published_at NOT LIKE '%Z'").fetchone()[0] == 0
     assert store.conn.execute("SELECT count(*) FROM fetches").fetchone()[0] == 2 * len(FEEDS)
-    assert all(r["failures"] == 0 and r["last_ok_at"] for r in store.source_rows())
+    assert all(r.state.failures == 0 and r.state.last_ok_at for r in store.source_rows())
 
 
 def test_unchanged_feeds_answer_304_and_nothing_is_parsed(

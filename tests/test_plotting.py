@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from monitor import dedupe, plotting
+from monitor.chartdata import alert_level, baseline_band, bucket_grid, chart_data
 from monitor.config import Config
 from monitor.normalize import content_hash
-from monitor.plotting import alert_level, baseline_band, bucket_grid, chart_data, plot_topics
+from monitor.plotting import plot_topics
 from monitor.spikes import DetectorParams, judge
 from monitor.store import Store, open_store
-from monitor.types import Match, MatchedPost, Post, SourceState
+from monitor.types import AlertKind, Match, MatchedPost, NewAlert, Post, SourceState
 from tests.conftest import NOW, make_config, run_monitor, write_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,18 +62,18 @@ def add(store: Store, topic: str, times: list[datetime], *, prefix: str = "p") -
     )
 
 
-def spike(store: Store, topic: str, at: datetime, kind: str = "spike") -> None:
-    store.insert_alert(
+def spike(store: Store, topic: str, at: datetime, kind: AlertKind = AlertKind.SPIKE) -> None:
+    alert = NewAlert(
         kind=kind,
-        created_at=at,
         topic=topic,
-        source="news" if kind == "health" else None,
+        source="news" if kind is AlertKind.HEALTH else None,
         window_start=at - timedelta(hours=1),
         window_end=at,
         count=9,
         expected=1.0,
         score=5.0,
     )
+    store.insert_alert(alert, created_at=at, channels=())
 
 
 @pytest.fixture
@@ -221,7 +222,7 @@ def test_plot_writes_a_valid_png_with_the_alerts_and_the_band(
         spike(store, "separatism", NOW - timedelta(hours=30))
         spike(store, "separatism", NOW - timedelta(days=40))  # before the span
         spike(store, "peoples-council", NOW - timedelta(hours=5))  # another topic
-        spike(store, "separatism", NOW - timedelta(hours=2), kind="health")  # not a spike
+        spike(store, "separatism", NOW - timedelta(hours=2), kind=AlertKind.HEALTH)  # not a spike
         out = tmp_path / "chart.png"
         summary = plot_topics(
             store, config, topics=["separatism"], since=NOW - timedelta(days=14), until=NOW, by="hour", output=out

@@ -32,8 +32,19 @@ from monitor.exceptions import MonitorError
 from monitor.match import Matcher
 from monitor.normalize import content_hash
 from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store
-from monitor.store import Store, open_store
-from monitor.types import FetchRecord, FetchStatus, MatchedPost, Post, SourceState, TopicSpec
+from monitor.store import Store, open_store, this_process
+from monitor.types import (
+    AlertKind,
+    AlertStatus,
+    DeliveryUpdate,
+    FetchRecord,
+    FetchStatus,
+    MatchedPost,
+    NewAlert,
+    Post,
+    SourceState,
+    TopicSpec,
+)
 from tests.conftest import NOW, REPO, make_config, monitor_cmd, run_monitor, write_config
 
 CONFIG = """\
@@ -142,19 +153,25 @@ def fill(store: Store, config: Config) -> None:
         fetches=[failed],
         now=NOW,
     )
-    sent = store.insert_alert(
-        kind="spike",
+    spike = NewAlert(
+        kind=AlertKind.SPIKE,
         topic="separatism",
-        created_at=NOW,
         window_start=NOW - timedelta(hours=1),
         window_end=NOW,
         count=5,
         expected=0.4,
         score=9.5,
     )
-    store.update_alert(sent, status="sent", attempts=1, sent_at=NOW)
-    pending = store.insert_alert(kind="health", source="some-channel", created_at=NOW)
-    store.update_alert(pending, attempts=2, error="SMTP 451 try later")
+    health = NewAlert(kind=AlertKind.HEALTH, source="some-channel")
+    for alert, update in (
+        (spike, DeliveryUpdate(AlertStatus.SENT, attempts=1, sent_at=NOW)),
+        (health, DeliveryUpdate(AlertStatus.PENDING, attempts=2, error="SMTP 451 try later")),
+    ):
+        store.insert_alert(alert, created_at=NOW, channels=["email"])
+        claim = store.claim_delivery(
+            channels=["email"], owner=this_process(), now=NOW, lease=timedelta(minutes=5), message_id="<m@example.org>"
+        )
+        assert claim is not None and store.finish_delivery(claim, update)
 
 
 @pytest.fixture

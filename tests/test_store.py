@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import dedupe
-from monitor.exceptions import StoreError
+from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
-from monitor.store import Store, open_store
+from monitor.store import PostFilter, open_store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW
 
@@ -53,7 +54,9 @@ def matched(p: Post, *topics: str) -> MatchedPost:
     return MatchedPost(p, tuple(Match(t, "separatism") for t in topics), dedupe.signature(p.title, p.text))
 
 
-def save(store: Store, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()) -> object:
+def save(
+    store: SqliteStore, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()
+) -> object:
     return store.save_poll(
         state=SourceState(name=source),
         source_type="feed",
@@ -85,7 +88,7 @@ def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> Non
         assert migrations >= 1
 
 
-def test_a_post_is_stored_once_and_matches_with_it(store: Store) -> None:
+def test_a_post_is_stored_once_and_matches_with_it(store: SqliteStore) -> None:
     first = save(store, matched(post("a1"), "separatism"))
     again = save(store, matched(post("a1"), "separatism"))
     assert first.new_posts == 1 and first.matches == 1 and first.topics == ("separatism",)  # type: ignore[attr-defined]
@@ -94,7 +97,7 @@ def test_a_post_is_stored_once_and_matches_with_it(store: Store) -> None:
     assert store.conn.execute("SELECT topic, term FROM matches").fetchall() == [("separatism", "separatism")]
 
 
-def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_matches(store: Store) -> None:
+def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_matches(store: SqliteStore) -> None:
     save(store, matched(post("a1", first_seen=timedelta(hours=2)), "separatism"))
     first_seen = store.conn.execute("SELECT first_seen_at FROM posts").fetchone()[0]
     edited = post("a1", title="Council session (updated)", text="Only road works were discussed.")
@@ -107,14 +110,14 @@ def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_m
     assert store.search("separatism") == []  # the old text left the index
 
 
-def test_fts_stays_in_step_on_delete(store: Store) -> None:
+def test_fts_stays_in_step_on_delete(store: SqliteStore) -> None:
     save(store, matched(post("a1")))
     store.conn.execute("DELETE FROM posts")
     assert store.search("separatism") == []
     assert store.conn.execute("SELECT count(*) FROM matches").fetchone()[0] == 0
 
 
-def test_search_highlights_filters_and_orders_newest_first(store: Store) -> None:
+def test_search_highlights_filters_and_orders_newest_first(store: SqliteStore) -> None:
     save(
         store,
         matched(post("old", published_delta=timedelta(days=3)), "separatism"),
@@ -127,15 +130,15 @@ def test_search_highlights_filters_and_orders_newest_first(store: Store) -> None
     rows = store.search("separatism")
     assert [r.url for r in rows] == ["https://example.org/b1", "https://example.org/old"]
     assert "\x02separatism\x03" in rows[0].snippet
-    assert [r.source for r in store.search("separatism", sources=["feed-b"])] == ["feed-b"]
-    assert len(store.search("separatism", since=NOW - timedelta(days=1))) == 1
+    assert [r.source for r in store.search("separatism", PostFilter(sources=("feed-b",)))] == ["feed-b"]
+    assert len(store.search("separatism", PostFilter(since=NOW - timedelta(days=1)))) == 1
     assert store.search("сепаратист*")[0].topics == ("separatism",)
     assert store.search("СЕПАРАТИСТОВ")[0].url == "https://example.org/new"  # case folded in Cyrillic
-    with pytest.raises(StoreError, match="bad query"):
+    with pytest.raises(QueryError, match="bad query"):
         store.search('"unbalanced')
 
 
-def test_exact_and_near_copies_share_a_cluster_across_sources(store: Store) -> None:
+def test_exact_and_near_copies_share_a_cluster_across_sources(store: SqliteStore) -> None:
     save(store, matched(post("a1")))
     save(store, matched(post("b1", source="feed-b")), source="feed-b")  # identical text
     near = ARTICLE.replace("evening", "late evening") + " (Reuters)"
@@ -159,7 +162,7 @@ def test_exact_and_near_copies_share_a_cluster_across_sources(store: Store) -> N
     assert stats == []  # no matches stored: stats count matching posts only
 
 
-def test_comments_link_to_their_article(store: Store) -> None:
+def test_comments_link_to_their_article(store: SqliteStore) -> None:
     article = post("art")
     comment = post("art#c1", title="", text="I was there, it was a separatist gathering.", parent_key="art")
     save(store, matched(comment), matched(article))  # order within a poll does not matter
@@ -171,7 +174,7 @@ def test_comments_link_to_their_article(store: Store) -> None:
     assert store.conn.execute("SELECT parent_id FROM posts WHERE key = 'art#c2'").fetchone()[0] == art_id
 
 
-def test_stats_count_posts_and_stories_per_bucket(store: Store) -> None:
+def test_stats_count_posts_and_stories_per_bucket(store: SqliteStore) -> None:
     save(
         store,
         matched(post("a1"), "separatism"),
@@ -184,13 +187,13 @@ def test_stats_count_posts_and_stories_per_bucket(store: Store) -> None:
     rows = store.stats(by="day")
     assert len(rows) == 1
     assert rows[0].topic == "separatism" and rows[0].posts == 3 and rows[0].stories == 2
-    hourly = store.stats(by="hour", topics=["separatism"])
+    hourly = store.stats(PostFilter(topics=("separatism",)), by="hour")
     assert hourly[0].bucket.endswith(":00:00Z")
     weekly = store.stats(by="week")
     assert weekly[0].bucket == "2026-02-23"  # the Monday of NOW's week (NOW is Sunday 1 March 2026)
 
 
-def test_poll_is_all_or_nothing(store: Store) -> None:
+def test_poll_is_all_or_nothing(store: SqliteStore) -> None:
     bad = matched(post("x2"))
     bad = replace(bad, post=replace(bad.post, title=None))  # type: ignore[arg-type]  # NOT NULL fails mid-poll
     with pytest.raises(StoreError):
@@ -204,7 +207,7 @@ def test_poll_is_all_or_nothing(store: Store) -> None:
     assert store.source_rows() == []
 
 
-def test_source_state_round_trips(store: Store) -> None:
+def test_source_state_round_trips(store: SqliteStore) -> None:
     state = SourceState(
         name="s",
         etag='"e"',
@@ -271,7 +274,7 @@ def test_storing_posts_twice_adds_nothing(
         assert len(before) == len({k for k, _ in entries})
 
 
-def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: Store) -> None:
+def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: SqliteStore) -> None:
     save(
         store,
         matched(post("kk", title="ХАЛЫҚ КЕҢЕСІ жиналды", text="Петропавлда мәлімдеме жасалды.")),
@@ -285,7 +288,7 @@ def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store
     assert len(store.search("cafe")) == 1  # Latin accents are folded
 
 
-def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: Store) -> None:
+def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: SqliteStore) -> None:
     fetches = tuple(
         FetchRecord("feed-a", "https://example.org/rss", NOW - timedelta(days=days), FetchStatus.OK, 200)
         for days in (200, 100, 10, 0)
@@ -297,7 +300,7 @@ def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: Store) -> None:
     assert store.counts()["posts"] == 1 and store.source_state("feed-a").name == "feed-a"
 
 
-def test_source_states_lists_every_source_without_counting(store: Store) -> None:
+def test_source_states_lists_every_source_without_counting(store: SqliteStore) -> None:
     save(store, source="feed-b")
     save(store, matched(post("a1")))
     assert [s.name for s in store.source_states()] == ["feed-a", "feed-b"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from monitor.alerts import detector_params
 from monitor.config import Config
-from monitor.outbox import detector_params
-from monitor.spikes import judge, window_counts
+from monitor.spikes import judge
 from monitor.store import Store
 from monitor.types import RunResult
 
@@ -84,22 +84,22 @@ class Facts:
 
 def read_facts(store: Store, config: Config, results: Sequence[RunResult], now: datetime) -> StoreFacts:
     """The store's side of the facts: per source, the span of the posts, per topic the detector's verdict."""
-    comments = dict(store.conn.execute("SELECT source, count(parent_id) FROM posts GROUP BY source").fetchall())
+    held = store.summary()
     sources = tuple(
-        SourceFacts(r.source, config.source(r.source).type, r.items, r.new_posts, r.matches, comments.get(r.source, 0))
+        SourceFacts(
+            r.source, config.source(r.source).type, r.items, r.new_posts, r.matches, held.comments.get(r.source, 0)
+        )
         for r in results
     )
-    oldest, newest = store.conn.execute("SELECT min(published_at), max(published_at) FROM posts").fetchone()
-    days = (datetime.fromisoformat(newest) - datetime.fromisoformat(oldest)).total_seconds() / 86400 if oldest else 0.0
-    totals = dict(store.conn.execute("SELECT topic, count(*) FROM matches GROUP BY topic").fetchall())
-    topics = tuple(_topic(store, config, t.name, totals.get(t.name, 0), now) for t in config.topics)
-    return StoreFacts(sources=sources, posts=store.counts()["posts"], days=days, topics=topics)
+    days = (held.newest - held.oldest).total_seconds() / 86400 if held.oldest and held.newest else 0.0
+    topics = tuple(_topic(store, config, t.name, held.matches.get(t.name, 0), now) for t in config.topics)
+    return StoreFacts(sources=sources, posts=held.posts, days=days, topics=topics)
 
 
 def _topic(store: Store, config: Config, topic: str, total: int, now: datetime) -> TopicFacts:
     params = detector_params(config)
-    times = store.topic_times(topic, now - params.baseline - params.window, now)
-    count, history = window_counts(times, now, params)
+    series = store.topic_counts(topic, now, params.step, params.buckets)  # step = window: one bucket per window
+    count, history = series.counts[-1], list(series.counts[:-1])
     verdict = judge(count, history, params)
     _, stories = store.topic_count(topic, now - params.window, now)
     busiest = max(range(len(history)), key=lambda i: (history[i], i)) if history else 0

@@ -38,7 +38,7 @@ from monitor.demo.world import build_world
 from monitor.exceptions import MonitorError
 from monitor.service import PollSummary, poll_once
 from monitor.store import Store, open_store
-from monitor.types import AlertRow
+from monitor.types import AlertKind, AlertRow
 
 log = logging.getLogger("monitor.demo")
 
@@ -163,7 +163,7 @@ def _poll(config: Config, store: Store, clock: Callable[[], datetime]) -> PollSu
 
 
 def _sent_spike(store: Store) -> AlertRow:
-    spikes = store.alerts(kind="spike")
+    spikes = store.alerts(kind=AlertKind.SPIKE)
     if not spikes:
         raise _CheckError("the detector raised no spike alert (see `monitor stats` with the demo's config)")
     alert = spikes[-1]  # newest first: the first one raised

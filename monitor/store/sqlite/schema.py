@@ -1,4 +1,4 @@
-"""The store's schema as numbered migrations (sqlite-utils `Migrations`), applied by `store.open_store`.
+"""The store's schema as numbered migrations (sqlite-utils `Migrations`), applied by `open_sqlite`.
 
 sqlite-utils is imported only when a migration is pending: a daemon on an up-to-date store does not load it.
 
@@ -8,6 +8,7 @@ The analyst's contract (DESIGN.md, "The store") is the first migration; README.m
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -160,11 +161,82 @@ def _warnings_and_campaign_cluster(db: Database) -> None:
     db.execute("ALTER TABLE alerts ADD COLUMN cluster_id INTEGER")
 
 
+def _deliveries_daemon_and_failure_runs(db: Database) -> None:
+    # One delivery per alert and channel, claimed before it is sent (claimed_by = host:pid:start of the
+    # owner, claim_until = its lease); existing alerts become email deliveries with their state.
+    db.execute(
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            sent_at TEXT,
+            error TEXT,
+            message_id TEXT,
+            claimed_by TEXT,
+            claim_until TEXT,
+            UNIQUE (alert_id, channel)
+        )"""
+    )
+    db.execute("CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)")
+    db.execute(
+        """INSERT INTO deliveries (alert_id, channel, status, attempts, next_attempt_at, sent_at, error, message_id)
+           SELECT id, 'email', status, attempts, next_attempt_at, sent_at, error, message_id FROM alerts"""
+    )
+    # The daemon that holds the store, and its heartbeat (one row).
+    db.execute(
+        """CREATE TABLE daemon (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            holder TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL
+        )"""
+    )
+    # A source's run of failures: when it began, and how long the last one lasted once the source works again.
+    db.execute("ALTER TABLE sources ADD COLUMN failing_since TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN last_run_failures INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE sources SET failing_since = last_error_at WHERE failures > 0")
+
+
+def _fts_found_by_analyst_tools(db: Database) -> None:
+    # sqlite-utils (`sqlite-utils search`, Table.search) and Datasette (`_search`) find a table's FTS index by
+    # its declaration naming the content table as content="posts" (or [posts]); 0001 wrote content='posts',
+    # which they miss. Same columns, tokenizer and triggers; the index is rebuilt from posts (one pass).
+    db.execute("DROP TABLE posts_fts")
+    db.execute(
+        f"""CREATE VIRTUAL TABLE posts_fts USING fts5 (
+            title, text, content="posts", content_rowid="id", tokenize="{FTS_TOKENIZER}"
+        )"""
+    )
+    db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
+    "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
+    "0004_fts_found_by_analyst_tools": _fts_found_by_analyst_tools,
 }
+
+
+def pending(conn: sqlite3.Connection) -> bool:
+    """Whether any step has not been applied to this store yet (cheap: no sqlite-utils import)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone() is None:
+        return True
+    applied = {
+        r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,))
+    }
+    return not set(STEPS) <= applied
+
+
+def apply(conn: sqlite3.Connection) -> None:
+    """Apply the pending steps; the caller holds the write lock (BEGIN IMMEDIATE), so one process migrates."""
+    from sqlite_utils import Database  # noqa: PLC0415  # only when a store needs migrating
+
+    migrations().apply(Database(conn, execute_plugins=False))  # each step in a savepoint inside the caller's
 
 
 def migrations() -> Migrations:

@@ -1,0 +1,72 @@
+"""The outbox: alerts are written to the store first, then delivered on each channel, exactly once.
+
+Split by job: `evaluate` (which alerts are due: reads, asks `monitor.alerts`, inserts), `deliver` (claims,
+asks `monitor.delivery`, sends, writes the outcome) and `content` (what a message says: reads, builds with
+`monitor.reports` and `monitor.emails`). `Outbox` wires them for one config and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from monitor import mail
+from monitor.alerts import detector_params
+from monitor.config import Config
+from monitor.outbox.content import Content
+from monitor.outbox.deliver import Channel, Deliverer, Delivery, EmailChannel, Sender
+from monitor.outbox.evaluate import Evaluator
+from monitor.store import Store
+from monitor.types import AlertRow
+
+log = logging.getLogger("monitor.outbox")
+
+__all__ = ["Channel", "Delivery", "EmailChannel", "Outbox", "detector_params", "mail_settings"]
+
+
+def mail_settings(config: Config) -> mail.MailSettings | None:
+    email = config.alerts.email
+    if email is None:
+        return None
+    return mail.MailSettings(
+        host=email.host,
+        port=email.effective_port,
+        tls=email.tls,
+        sender=email.sender,
+        to=tuple(email.to),
+        username=email.username,
+        password_env=email.password_env,
+        timeout_s=email.timeout.total_seconds(),
+    )
+
+
+class Outbox:
+    """Evaluates and delivers alerts for one config and store (one per process: delivery is single-flight)."""
+
+    def __init__(self, config: Config, store: Store, *, sender: Sender = mail.send) -> None:
+        self.config = config
+        self.store = store
+        self.settings = mail_settings(config)
+        channels: dict[str, Channel] = {}
+        if self.settings is None:
+            log.info("mail_off reason='no alerts.email in the config': alerts are recorded, not mailed")
+        else:
+            channels["email"] = EmailChannel(self.settings, sender)
+        self.channels = tuple(channels)
+        self.content = Content(config, store)
+        self.evaluator = Evaluator(config, store, self.channels)
+        self.deliverer = Deliverer(store, self.content, channels, max_attempts=config.alerts.max_attempts)
+
+    def evaluate(self, now: datetime, *, topics: Sequence[str] | None = None) -> list[AlertRow]:
+        """Add the spike, health and digest alerts due now; returns the new rows."""
+        return self.evaluator.evaluate(now, topics=topics)
+
+    async def deliver_async(self, now: datetime) -> list[Delivery]:
+        """Try every due delivery once (single-flight: a call during a running pass makes it run again)."""
+        return await self.deliverer.deliver(now)
+
+    def deliver(self, now: datetime) -> list[Delivery]:
+        """`deliver_async` for callers outside an event loop."""
+        return asyncio.run(self.deliver_async(now))

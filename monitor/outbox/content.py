@@ -1,0 +1,113 @@
+"""Content: what an alert's message says, read from the store and built by the pure report and email modules.
+
+The spike email's chart is drawn from `chartdata`, the same bucket counts and detector band as `monitor plot`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from monitor import emails, reports
+from monitor.alerts import detector_params
+from monitor.chartdata import bucket_grid, chart_data
+from monitor.config import Config
+from monitor.exceptions import MonitorError
+from monitor.store import PostFilter, Store
+from monitor.types import AlertKind, AlertRow, DigestDetails, EmailBody
+from monitor.units import from_iso
+
+log = logging.getLogger("monitor.outbox")
+
+CHART_SPAN = timedelta(days=7)
+
+
+class Content:
+    """Builds each alert's email body (text, HTML, the inline chart) for one config and store."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.params = detector_params(config)
+        self.zone = ZoneInfo(config.alerts.timezone)
+        self.zone_name = config.alerts.timezone
+
+    def body(self, alert: AlertRow, now: datetime) -> EmailBody:
+        """Raises MonitorError when the alert cannot be told (an unknown kind)."""
+        if alert.kind is AlertKind.SPIKE:
+            return self.spike(alert)
+        if alert.kind is AlertKind.HEALTH:
+            return emails.health_email(self.health_report(alert))
+        if alert.kind is AlertKind.DIGEST:
+            return emails.digest_email(self.digest_report(alert, now))
+        raise MonitorError(f"no email for alerts of kind {alert.kind.value!r} in this version")
+
+    def spike(self, alert: AlertRow) -> EmailBody:
+        assert alert.topic and alert.window_start and alert.window_end, "a spike alert has a topic and a window"
+        posts = self.store.window_posts(alert.topic, alert.window_start, alert.window_end)
+        chart = self.chart(alert)
+        report = reports.spike_report(
+            alert,
+            posts,
+            baseline=self.params.baseline,
+            zone=self.zone,
+            zone_name=self.zone_name,
+            has_chart=chart is not None,
+        )
+        body = emails.spike_email(report)
+        return EmailBody(body.subject, body.text, body.html, ((emails.CHART_CID, chart),) if chart else ())
+
+    def chart(self, alert: AlertRow) -> bytes | None:
+        """The topic's posts per hour over the last 7 days with the detector's band; None if it cannot be drawn."""
+        assert alert.topic and alert.window_start and alert.window_end
+        end = alert.window_end
+        grid = bucket_grid(end - CHART_SPAN, end, by="hour", zone=self.zone, baseline=self.params.baseline)
+        rows = self.store.stats(PostFilter(topics=(alert.topic,), since=grid.edges[0], until=end), by="hour")
+        hourly = {alert.topic: [(from_iso(r.bucket), r.posts) for r in rows]}
+        earlier = [
+            a.window_end or a.created_at for a in self.store.spike_alerts_between((alert.topic,), grid.start, end)
+        ]
+        data = chart_data(hourly, {alert.topic: earlier}, grid, self.params, zone=self.zone, zone_name=self.zone_name)
+        from monitor.charts import activity_chart  # noqa: PLC0415  # matplotlib (~35 MB) only when mailing
+
+        try:
+            return activity_chart(
+                data.series,
+                bucket=grid.bucket,
+                zone=self.zone,
+                title=f"{alert.topic}: posts per hour, last 7 days",
+                window=(alert.window_start, alert.window_end),
+                bands=data.band,
+                marks=data.alerts,
+                span=(grid.start, grid.end),
+            )
+        except (ValueError, RuntimeError, OverflowError) as exc:  # a chart must never block the alert
+            log.warning("chart_failed alert=%d error=%r", alert.id, str(exc))
+            return None
+
+    def health_report(self, alert: AlertRow) -> emails.HealthReport:
+        assert alert.source, "a health alert names its source"
+        try:
+            url = self.config.source(alert.source).url
+        except KeyError:
+            url = None
+        return reports.health_report(alert, self.store.source_state(alert.source), url=url, zone=self.zone)
+
+    def digest_report(self, alert: AlertRow, now: datetime) -> emails.DigestReport:
+        end = alert.window_end or now
+        day_start, week_start = end - timedelta(days=1), end - timedelta(days=7)
+        topics = [
+            reports.TopicDay(
+                topic=t.name,
+                day=self.store.topic_count(t.name, day_start, end),
+                week=self.store.topic_count(t.name, week_start, end),
+                posts=tuple(self.store.window_posts(t.name, day_start, end)),
+            )
+            for t in self.config.topics
+        ]
+        raised = [a for a in self.store.alerts(kind=AlertKind.SPIKE, limit=200) if a.created_at >= day_start]
+        day = alert.details.day if isinstance(alert.details, DigestDetails) else end.date().isoformat()
+        return reports.digest_report(
+            day, topics, raised, self.store.source_states(), zone=self.zone, zone_name=self.zone_name
+        )

@@ -1,0 +1,227 @@
+"""Deliver: claim each due delivery in the store, decide with `monitor.delivery`, send, write the outcome.
+
+Exactly once. Within a process, delivery is single-flight: a call that arrives while a pass runs asks for one
+more pass instead of sending beside it (several polls finishing together do not each send). Across processes
+the store's claim holds: one owner per delivery, with a lease, and the Message-ID fixed at the first claim.
+The one window left: a process killed after the server accepted a message and before `sent` is committed
+sends it again when delivery resumes, with the same Message-ID (README: Alerts, "Delivery").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+from monitor import delivery, mail
+from monitor.exceptions import MailError, MonitorError
+from monitor.outbox.content import Content
+from monitor.store import Claim, Store, this_process
+from monitor.types import AlertRow, DeliveryUpdate, EmailBody
+
+log = logging.getLogger("monitor.outbox")
+
+MIN_LEASE = timedelta(minutes=10)  # a claim outlives any send: another host takes it over only after this
+MAX_PER_PASS = 10_000  # deliveries claimed by one pass at most (a bound on the loop)
+MAIL_OFF = "mail is off (no alerts.email in the config)"
+
+Sender = Callable[[EmailMessage, mail.MailSettings], list[str]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery step came to, for the poll summary and the log."""
+
+    alert_id: int
+    kind: str
+    status: str  # sent | retry | failed | off
+    detail: str
+    channel: str = delivery.EMAIL
+
+    def line(self) -> str:
+        return f"alert #{self.alert_id} ({self.kind}): {self.status}{': ' + self.detail if self.detail else ''}"
+
+
+class Channel(Protocol):
+    """A way out for alerts: composes a message for one alert and sends it (blocking; run in a thread)."""
+
+    name: str
+    timeout_s: float
+
+    def new_message_id(self) -> str: ...
+    def compose(self, alert: AlertRow, body: EmailBody, message_id: str, now: datetime) -> object: ...
+    def send(self, message: Any) -> list[str]: ...
+
+
+class EmailChannel:
+    """`alerts.email`: SMTP through `mail`; returns the recipients the server refused while accepting the rest."""
+
+    name = delivery.EMAIL
+
+    def __init__(self, settings: mail.MailSettings, sender: Sender = mail.send) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.timeout_s = settings.timeout_s
+
+    def new_message_id(self) -> str:
+        return mail.new_message_id(self.settings.sender)
+
+    def compose(self, alert: AlertRow, body: EmailBody, message_id: str, now: datetime) -> EmailMessage:
+        return mail.compose(
+            body,
+            self.settings,
+            message_id=message_id,
+            now=now,
+            headers=[("X-Monitor-Alert", f"{alert.kind.value} #{alert.id}")],
+        )
+
+    def send(self, message: Any) -> list[str]:
+        assert isinstance(message, EmailMessage)
+        return self.sender(message, self.settings)
+
+
+class Deliverer:
+    """Delivers every due alert on each configured channel, single-flight within the process."""
+
+    def __init__(self, store: Store, content: Content, channels: Mapping[str, Channel], *, max_attempts: int) -> None:
+        self.store = store
+        self.content = content
+        self.channels = dict(channels)
+        self.max_attempts = max_attempts
+        self.owner = this_process()
+        slowest = max((c.timeout_s for c in self.channels.values()), default=0.0)
+        self.lease = max(MIN_LEASE, timedelta(seconds=4 * slowest))
+        self._lock = asyncio.Lock()
+        self._again: datetime | None = None  # a call arrived during a pass: run once more, at this time
+
+    async def deliver(self, now: datetime) -> list[Delivery]:
+        """One pass over the due deliveries, or, if a pass is running, ask it for one more pass and return []."""
+        if self._lock.locked():
+            self._again = max(self._again or now, now)
+            return []
+        async with self._lock:
+            results: list[Delivery] = []
+            while True:
+                self._again = None
+                results += await self._pass(now)
+                if self._again is None:
+                    return results
+                now = max(now, self._again)
+
+    async def _pass(self, now: datetime) -> list[Delivery]:
+        if not self.channels:
+            waiting = self.store.undelivered()
+            if waiting:
+                self.store.note_undelivered(MAIL_OFF)
+            return [Delivery(a.id, a.kind.value, "off", "mail is off") for a in waiting]
+        names = list(self.channels)
+        self.store.add_deliveries(names)
+        new_id = next(iter(self.channels.values())).new_message_id
+        results = []
+        for _ in range(MAX_PER_PASS):
+            claim = self.store.claim_delivery(
+                channels=names, owner=self.owner, now=now, lease=self.lease, message_id=new_id()
+            )
+            if claim is None:
+                break
+            results.append(await self._deliver_one(claim, now))
+        return results
+
+    async def _deliver_one(self, claim: Claim, now: datetime) -> Delivery:
+        alert, row = claim.alert, claim.delivery
+        channel = self.channels[row.channel]
+        stale = delivery.before_send(alert, row, now)
+        if stale is not None:
+            return self._finish(claim, stale, "failed", "stale")
+        try:
+            assert row.message_id is not None, "a claim assigns the Message-ID"
+            message = channel.compose(alert, self.content.body(alert, now), row.message_id, now)
+        except MonitorError as exc:  # a bad address, an unknown kind: retrying cannot help
+            update = delivery.cannot_compose(row, str(exc))
+            return self._finish(claim, update, "failed", update.error or "")
+        except Exception as exc:  # a bug while composing: give the claim back, try again later
+            log.exception("compose_crashed alert=%d", alert.id)
+            update = delivery.after_send(
+                row, delivery.SendOutcome(error=f"internal error: {exc!r}"), now, max_attempts=self.max_attempts
+            )
+            return self._finish(claim, update, "retry" if update.status.value == "pending" else "failed", str(exc))
+        outcome = await _in_daemon_thread(lambda: _send(channel, message))
+        update = delivery.after_send(row, outcome, now, max_attempts=self.max_attempts)
+        if outcome.error is None:
+            log.info(
+                "alert_sent id=%d kind=%s channel=%s attempts=%d",
+                alert.id,
+                alert.kind.value,
+                row.channel,
+                update.attempts,
+            )
+            return self._finish(claim, update, "sent", update.error or "")
+        if update.next_attempt_at is None:
+            log.error(
+                "alert_failed id=%d kind=%s channel=%s attempts=%d error=%r",
+                alert.id,
+                alert.kind.value,
+                row.channel,
+                update.attempts,
+                outcome.error,
+            )
+            return self._finish(claim, update, "failed", outcome.error)
+        log.warning(
+            "alert_send_failed id=%d channel=%s attempts=%d retry_at=%s error=%r",
+            alert.id,
+            row.channel,
+            update.attempts,
+            update.next_attempt_at.isoformat(),
+            outcome.error,
+        )
+        return self._finish(claim, update, "retry", f"{outcome.error} (next try {update.next_attempt_at:%H:%M:%SZ})")
+
+    def _finish(self, claim: Claim, update: DeliveryUpdate, status: str, detail: str) -> Delivery:
+        if not self.store.finish_delivery(claim, update):
+            log.warning(
+                "delivery_claim_lost alert=%d channel=%s: another process took it over after the lease",
+                claim.alert.id,
+                claim.delivery.channel,
+            )
+        return Delivery(claim.alert.id, claim.alert.kind.value, status, detail, claim.delivery.channel)
+
+
+def _send(channel: Channel, message: object) -> delivery.SendOutcome:
+    try:
+        return delivery.SendOutcome(refused=tuple(channel.send(message)))
+    except MailError as exc:
+        return delivery.SendOutcome(error=str(exc))
+
+
+async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
+    """Run blocking work in a daemon thread: a stuck SMTP server cannot delay the daemon's shutdown."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def target() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while we worked: nobody waits any more
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    threading.Thread(target=target, name="monitor-smtp", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

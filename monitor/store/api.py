@@ -1,0 +1,263 @@
+"""The store's interface: the `Store` Protocol the rest of `monitor` depends on, and the values that cross it.
+
+`Store` is composed of one small Protocol per domain (sources and the fetch log, posts, queries, the
+outbox, the daemon lock), the way reader splits its storage into mixins. The SQLite backend
+(`monitor.store.sqlite`) implements it; a second backend implements the same Protocol and no caller
+changes. Values are frozen; times are aware UTC datetimes, except in the analyst-facing rows (`PostRow`,
+`SearchRow`, `StatsRow`), which carry the stored ISO 8601 text as the contract shows it.
+
+Every failure leaves as `StoreError` or one of its subclasses (monitor.exceptions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol
+
+from monitor.exceptions import StoreCorrupt
+from monitor.types import (
+    AlertKind,
+    AlertRow,
+    AlertStatus,
+    CountSeries,
+    DeliveryRow,
+    DeliveryUpdate,
+    FetchRecord,
+    Holder,
+    MatchedPost,
+    NewAlert,
+    SourceState,
+    WindowPost,
+)
+
+EXPORT_CHUNK = 256  # rows fetched at a time by `iter_posts`: memory stays flat on any store size
+HIGHLIGHT_START = "\x02"  # marks the match in `SearchRow.snippet`: control characters no scraped text keeps
+HIGHLIGHT_END = "\x03"
+BACKUP_ADVICE = "restore it from your backup (README, Operations: Backups), or move it aside to start a new store"
+
+
+# ------------------------------------------------------------------------------------------ values
+@dataclass(frozen=True)
+class PostFilter:
+    """Which posts a query reads. Built once by the command line, taken by search, stats, export and counts."""
+
+    topics: tuple[str, ...] = ()  # only posts matching one of these topics (their rows still list all topics)
+    sources: tuple[str, ...] = ()  # only posts from these sources
+    since: datetime | None = None  # published at or after
+    until: datetime | None = None  # published at or before
+    matching_only: bool = False  # only posts that match some topic (`iter_posts`; stats always counts matches)
+
+
+ANY_POST = PostFilter()  # no restriction
+
+
+@dataclass(frozen=True)
+class KnownPost:
+    """What a poll needs to know about a post already stored."""
+
+    id: int
+    first_seen_at: datetime
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What one `save_poll` wrote."""
+
+    new_posts: int
+    updated_posts: int
+    matches: int  # (post, topic) pairs written for new or changed posts
+    topics: tuple[str, ...]  # topics with new or changed matching posts
+
+
+@dataclass(frozen=True)
+class SearchRow:
+    """One search result."""
+
+    id: int  # posts.id
+    source: str
+    url: str | None
+    title: str
+    published_at: str  # stored ISO 8601 UTC text
+    topics: tuple[str, ...]
+    snippet: str  # the match between HIGHLIGHT_START and HIGHLIGHT_END
+    cluster_id: int | None
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    """Matching posts of one topic in one bucket."""
+
+    topic: str
+    bucket: str  # the bucket's start as ISO text: `2026-03-01T12:00:00Z` (hour) or `2026-03-01` (day, week)
+    posts: int
+    stories: int  # distinct near-duplicate clusters among them
+
+
+class PostRow(NamedTuple):
+    """One post as `monitor export` writes it (a NamedTuple, not a dataclass: a million of them are built per export,
+    and a tuple is the cheapest immutable row). Times are the stored ISO 8601 UTC text."""
+
+    id: int
+    source: str
+    key: str
+    url: str | None
+    title: str
+    text: str
+    author: str | None
+    published_at: str
+    first_seen_at: str
+    updated_at: str | None
+    cluster_id: int | None
+    parent_id: int | None
+    topics: tuple[str, ...]  # the post's topics, sorted
+    terms: tuple[str, ...]  # terms[i] is the configured term that matched topics[i]
+    extra: str | None  # collector facts as JSON text
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A source as `monitor status` shows it: its state, and what counting the store adds."""
+
+    state: SourceState
+    type: str
+    url: str | None
+    posts: int  # posts stored from it
+    last_fetch_at: datetime | None  # the last request made for it
+
+
+@dataclass(frozen=True)
+class FailureRun:
+    """A source's current or last run of consecutive failed polls (what the recovery email reports)."""
+
+    failures: int  # failed polls in the run (the run that just ended, once the source works again)
+    since: datetime | None  # the run's first failure
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What the store holds, in a few numbers (the demo's summary)."""
+
+    posts: int
+    comments: dict[str, int]  # source -> stored posts that are comments (have a parent)
+    oldest: datetime | None  # the earliest and latest published_at
+    newest: datetime | None
+    matches: dict[str, int]  # topic -> matching posts
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery taken by one owner until `until`: only that owner may finish it."""
+
+    delivery: DeliveryRow  # as claimed: `message_id` is set, and kept for every later attempt
+    alert: AlertRow
+    owner: Holder
+    until: datetime
+
+
+# ------------------------------------------------------------------------------------------ the Protocol
+class SourceLog(Protocol):
+    """Sources' state between polls and the fetch log."""
+
+    def source_state(self, name: str) -> SourceState: ...
+    def source_states(self) -> list[SourceState]: ...
+    def source_types(self) -> dict[str, str]: ...
+    def source_rows(self) -> list[SourceRow]: ...
+    def failure_runs(self) -> dict[str, FailureRun]: ...
+    def record_failure(
+        self,
+        *,
+        state: SourceState,
+        source_type: str,
+        source_url: str | None,
+        fetches: Sequence[FetchRecord],
+        now: datetime,
+    ) -> None: ...
+    def prune_fetches(self, before: datetime) -> int: ...
+
+
+class PostWriter(Protocol):
+    """The write path of a poll."""
+
+    def known_posts(self, source: str, keys: Iterable[str]) -> dict[str, KnownPost]: ...
+    def save_poll(
+        self,
+        *,
+        state: SourceState,
+        source_type: str,
+        source_url: str | None,
+        posts: Sequence[MatchedPost],
+        fetches: Sequence[FetchRecord],
+        now: datetime,
+    ) -> SaveResult: ...
+
+
+class PostQueries(Protocol):
+    """What analysts and the detector read."""
+
+    def search(
+        self, query: str | None, where: PostFilter = ..., *, limit: int = 20, order: str = "newest"
+    ) -> list[SearchRow]: ...
+    def stats(self, where: PostFilter = ..., *, by: str = "hour") -> list[StatsRow]: ...
+    def iter_posts(self, where: PostFilter = ..., *, chunk: int = EXPORT_CHUNK) -> Generator[PostRow, None, None]: ...
+    def topic_counts(self, topic: str, end: datetime, step: timedelta, buckets: int) -> CountSeries: ...
+    def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]: ...
+    def topic_names(self) -> set[str]: ...
+    def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[WindowPost]: ...
+    def counts(self) -> dict[str, int]: ...
+    def summary(self) -> StoreSummary: ...
+
+
+class AlertLog(Protocol):
+    """The outbox: alerts, and one delivery per alert and channel, claimed before it is sent."""
+
+    def insert_alert(self, alert: NewAlert, *, created_at: datetime, channels: Sequence[str]) -> AlertRow: ...
+    def alert(self, alert_id: int) -> AlertRow: ...
+    def alerts(
+        self, *, status: AlertStatus | None = None, kind: AlertKind | None = None, limit: int = 1000
+    ) -> list[AlertRow]: ...
+    def last_alert(
+        self, kind: AlertKind, *, topic: str | None = None, source: str | None = None
+    ) -> AlertRow | None: ...
+    def spike_alerts_between(self, topics: Sequence[str], start: datetime, end: datetime) -> list[AlertRow]: ...
+    def deliveries(self, alert_id: int) -> list[DeliveryRow]: ...
+    def undelivered(self) -> list[AlertRow]: ...
+    def add_deliveries(self, channels: Sequence[str]) -> int: ...
+    def note_undelivered(self, error: str) -> int: ...
+    def claim_delivery(
+        self, *, channels: Sequence[str], owner: Holder, now: datetime, lease: timedelta, message_id: str
+    ) -> Claim | None: ...
+    def finish_delivery(self, claim: Claim, update: DeliveryUpdate) -> bool: ...
+
+
+class DaemonLock(Protocol):
+    """One daemon per store: a lock held for the daemon's lifetime (released by the OS if it dies)."""
+
+    def lock_daemon(self, holder: Holder, now: datetime) -> None: ...
+    def unlock_daemon(self) -> None: ...
+    def daemon_holder(self) -> Holder | None: ...
+    def heartbeat(self, now: datetime) -> None: ...
+
+
+class Store(SourceLog, PostWriter, PostQueries, AlertLog, DaemonLock, Protocol):
+    """The whole store. Not shared across threads: open one per thread or process."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a path, or a URL without its password)."""
+        ...
+
+    def check(self) -> list[str]:
+        """A consistency check of the whole store (SQLite's quick_check): an empty list when it is sound."""
+        ...
+
+    def damage(self) -> StoreCorrupt | None:
+        """The corruption this connection has run into, if any: callers that keep going past a failed write
+        (a poll records a store error as a failed source) ask here whether to stop."""
+        ...
+
+    def close(self) -> None: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: object) -> None: ...

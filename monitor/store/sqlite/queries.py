@@ -1,0 +1,227 @@
+"""Queries: full-text search, stats, export, the detector's counts by bucket, an alert window's posts.
+
+Each takes a `PostFilter` where it selects posts. Counting is done in SQL: the detector reads bucket
+counts, never every timestamp of its baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from collections.abc import Generator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.store.api import (
+    ANY_POST,
+    EXPORT_CHUNK,
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    PostFilter,
+    PostRow,
+    SearchRow,
+    StatsRow,
+    StoreSummary,
+)
+from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.sqlite.errors import wrapped
+from monitor.types import CountSeries, WindowPost
+from monitor.units import from_iso
+
+# FTS5 marks each token of a phrase apart; "Халық" "кеңесі" reads better as one highlight.
+_ADJACENT_HIGHLIGHTS = re.compile(f"{HIGHLIGHT_END}(\\s+){HIGHLIGHT_START}")
+_BUCKETS = {
+    "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
+    "day": "substr(p.published_at, 1, 10)",
+    "week": "date(substr(p.published_at, 1, 10), 'weekday 0', '-6 days')",
+}
+_US = 1_000_000
+
+
+class _Where:
+    """The WHERE clause of one query, built from a PostFilter (posts are `p`)."""
+
+    def __init__(self, *clauses: str) -> None:
+        self.clauses = list(clauses)
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    def any_of(self, clause: str, values: Sequence[str]) -> None:
+        """Add `clause` (with `{}` for the placeholders) when `values` restricts the query."""
+        if values:
+            self.add(clause.format(",".join("?" * len(values))), *values)
+
+    def published(self, where: PostFilter) -> None:
+        if where.since:
+            self.add("p.published_at >= ?", ts(where.since))
+        if where.until:
+            self.add("p.published_at <= ?", ts(where.until))
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) or "1 = 1"
+
+
+class QueriesMixin(StoreBase):
+    def search(
+        self, query: str | None, where: PostFilter = ANY_POST, *, limit: int = 20, order: str = "newest"
+    ) -> list[SearchRow]:
+        """FTS5 search, newest first (or by rank); without a query, the posts the filter selects, newest first.
+        Raises QueryError for a query FTS5 cannot parse (any other failure is a StoreError)."""
+        clause = _Where(*(["posts_fts MATCH ?"] if query else []))
+        clause.params.extend([query] if query else [])
+        clause.any_of("p.id IN (SELECT post_id FROM matches WHERE topic IN ({}))", where.topics)
+        clause.any_of("p.source IN ({})", where.sources)
+        clause.published(where)
+        if where.matching_only and not where.topics:
+            clause.add("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
+        order_by = "posts_fts.rank" if order == "rank" and query else "p.published_at DESC, p.id DESC"
+        snippet = (
+            f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+            if query
+            else "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END"
+        )
+        source = "posts_fts JOIN posts p ON p.id = posts_fts.rowid" if query else "posts p"
+        sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id, {snippet} AS snippet,
+                         (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
+                  FROM {source} WHERE {clause.sql()} ORDER BY {order_by} LIMIT ?"""
+        with self.mapped("search", fts_query=bool(query)):
+            rows = self.conn.execute(sql, (*clause.params, limit)).fetchall()
+        return [
+            SearchRow(
+                id=r[0],
+                source=r[1],
+                url=r[2],
+                title=r[3],
+                published_at=r[4],
+                cluster_id=r[5],
+                snippet=_ADJACENT_HIGHLIGHTS.sub(r"\1", r[6] or ""),
+                topics=tuple(sorted(r[7].split(","))) if r[7] else (),
+            )
+            for r in rows
+        ]
+
+    @wrapped("count the posts per bucket")
+    def stats(self, where: PostFilter = ANY_POST, *, by: str = "hour") -> list[StatsRow]:
+        """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time)."""
+        clause = _Where()
+        clause.any_of("m.topic IN ({})", where.topics)
+        clause.any_of("p.source IN ({})", where.sources)
+        clause.published(where)
+        rows = self.conn.execute(
+            f"""SELECT m.topic, {_BUCKETS[by]} AS bucket, count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
+                FROM matches m JOIN posts p ON p.id = m.post_id WHERE {clause.sql()}
+                GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
+            clause.params,
+        ).fetchall()
+        return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def iter_posts(self, where: PostFilter = ANY_POST, *, chunk: int = EXPORT_CHUNK) -> Generator[PostRow, None, None]:
+        """Posts with their topics and terms, oldest first (published_at, then id), streamed `chunk` rows at a time.
+
+        `where.topics`: only posts matching one of them (their row still lists all their topics); otherwise
+        `where.matching_only` keeps posts matching any topic. One SELECT: the rows are one consistent snapshot
+        even while the daemon writes (WAL)."""
+        clause = _Where()
+        clause.any_of("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id AND m.topic IN ({}))", where.topics)
+        if where.matching_only and not where.topics:
+            clause.add("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
+        clause.any_of("p.source IN ({})", where.sources)
+        clause.published(where)
+        sql = f"""SELECT p.id, p.source, p.key, p.url, p.title, p.text, p.author, p.published_at, p.first_seen_at,
+                         p.updated_at, p.cluster_id, p.parent_id, p.extra,
+                         (SELECT json_group_array(json_array(m.topic, m.term)) FROM matches m WHERE m.post_id = p.id)
+                  FROM posts p WHERE {clause.sql()} ORDER BY p.published_at, p.id"""
+        with self.mapped("read the posts"):
+            cursor = self.conn.execute(sql, clause.params)
+            try:
+                for rows in iter(lambda: cursor.fetchmany(chunk), []):
+                    for r in rows:
+                        pairs = sorted(json.loads(r[13])) if r[13] != "[]" else ()
+                        topics, terms = tuple(t for t, _ in pairs), tuple(term for _, term in pairs)
+                        yield PostRow._make((*r[:12], topics, terms, r[12]))
+            finally:
+                with contextlib.suppress(sqlite3.Error):  # the connection may be closed before the generator
+                    cursor.close()
+
+    @wrapped("count the topic's posts")
+    def topic_counts(self, topic: str, end: datetime, step: timedelta, buckets: int) -> CountSeries:
+        """The topic's matching posts counted in `buckets` buckets of `step` ending at `end` (see CountSeries:
+        bucket i covers (end - (n - i) * step, end - (n - i - 1) * step]), counted in SQL, in whole microseconds."""
+        end_us = round(end.timestamp() * _US)
+        step_us = round(step.total_seconds() * _US)
+        if step_us <= 0 or buckets <= 0:
+            raise ValueError("step and buckets must be positive")
+        start = datetime.fromtimestamp((end_us - step_us * buckets) // _US, end.tzinfo)
+        # Stored times are whole seconds, so `> start` (start rounded down) is the open left edge.
+        rows = self.conn.execute(
+            """SELECT (?1 - unixepoch(p.published_at) * 1000000) / ?2 AS back, count(*)
+               FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ?3 AND p.published_at > ?4 AND p.published_at <= ?5
+               GROUP BY back""",
+            (end_us, step_us, topic, ts(start), ts(datetime.fromtimestamp(end_us // _US, end.tzinfo))),
+        ).fetchall()
+        counts = [0] * buckets
+        for back, count in rows:
+            if 0 <= back < buckets:
+                counts[buckets - 1 - back] += count
+        return CountSeries(end=end, step=step, counts=tuple(counts))
+
+    @wrapped("count the topic's posts")
+    def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        """(posts, distinct stories) of the topic published in [start, end]."""
+        row = self.conn.execute(
+            """SELECT count(*), count(DISTINCT p.cluster_id) FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ?""",
+            (topic, ts(start), ts(end)),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    @wrapped("read the topics")
+    def topic_names(self) -> set[str]:
+        """Topics that have matches in the store (a topic removed from the config keeps its old matches)."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT topic FROM matches")}
+
+    @wrapped("read the alert's posts")
+    def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[WindowPost]:
+        """The topic's matching posts published in [start, end], oldest first, with each post's cluster and term."""
+        rows = self.conn.execute(
+            """SELECT p.id, p.source, p.url, p.title, p.text, p.published_at, p.cluster_id, m.term
+               FROM matches m JOIN posts p ON p.id = m.post_id
+               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ?
+               ORDER BY p.published_at, p.id LIMIT ?""",
+            (topic, ts(start), ts(end), limit),
+        ).fetchall()
+        return [
+            WindowPost(
+                id=r[0],
+                source=r[1],
+                url=r[2],
+                title=r[3] or "",
+                text=r[4] or "",
+                published_at=from_iso(r[5]),
+                cluster_id=r[6],
+                term=r[7],
+            )
+            for r in rows
+        ]
+
+    @wrapped("count the rows")
+    def counts(self) -> dict[str, int]:
+        return {
+            table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("posts", "matches", "alerts", "fetches")
+        }
+
+    @wrapped("summarise the store")
+    def summary(self) -> StoreSummary:
+        comments = dict(self.conn.execute("SELECT source, count(parent_id) FROM posts GROUP BY source").fetchall())
+        posts, oldest, newest = self.conn.execute(
+            "SELECT count(*), min(published_at), max(published_at) FROM posts"
+        ).fetchone()
+        matches = dict(self.conn.execute("SELECT topic, count(*) FROM matches GROUP BY topic").fetchall())
+        return StoreSummary(posts=posts, comments=comments, oldest=dt(oldest), newest=dt(newest), matches=matches)

@@ -1,0 +1,163 @@
+"""Sources and the fetch log: each source's state between polls, its runs of failures, the request log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.store.api import FailureRun, SourceRow
+from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.sqlite.errors import wrapped
+from monitor.types import FetchRecord, SourceState
+
+
+def state_of(name: str, row: dict[str, Any] | None) -> SourceState:
+    if row is None:
+        return SourceState(name=name)
+    return SourceState(
+        name=name,
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        last_ok_at=dt(row["last_ok_at"]),
+        last_error=row["last_error"],
+        last_error_at=dt(row["last_error_at"]),
+        failures=row["failures"] or 0,
+        next_poll_at=dt(row["next_poll_at"]),
+        retry_at=dt(row["retry_at"]),
+        cursor=row["cursor"],
+        last_post_at=dt(row["last_post_at"]),
+        health=row["health"],
+        warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
+    )
+
+
+class SourcesMixin(StoreBase):
+    @wrapped("read the source's state")
+    def source_state(self, name: str) -> SourceState:
+        return state_of(name, self.one("SELECT * FROM sources WHERE name = ?", (name,)))
+
+    @wrapped("read the sources")
+    def source_states(self) -> list[SourceState]:
+        """Every source's state, without counting anything: cheap enough for the daemon's every-minute checks."""
+        return [state_of(row["name"], row) for row in self.all("SELECT * FROM sources ORDER BY name")]
+
+    @wrapped("read the sources")
+    def source_types(self) -> dict[str, str]:
+        return {row["name"]: row["type"] or "" for row in self.all("SELECT name, type FROM sources")}
+
+    @wrapped("read the sources")
+    def failure_runs(self) -> dict[str, FailureRun]:
+        """Per source: its current run of failures, or (once it works again) the run that ended."""
+        rows = self.all("SELECT name, failures, last_run_failures, failing_since FROM sources")
+        return {
+            r["name"]: FailureRun(failures=r["failures"] or r["last_run_failures"] or 0, since=dt(r["failing_since"]))
+            for r in rows
+        }
+
+    @wrapped("read the sources")
+    def source_rows(self) -> list[SourceRow]:
+        """Every source with its post count and last fetch, for `monitor status` (counts every post)."""
+        rows = self.all(
+            """SELECT s.*,
+                      (SELECT count(*) FROM posts p WHERE p.source = s.name) AS posts,
+                      (SELECT max(f.started_at) FROM fetches f WHERE f.source = s.name) AS last_fetch_at
+               FROM sources s ORDER BY s.name"""
+        )
+        return [
+            SourceRow(
+                state=state_of(r["name"], r),
+                type=r["type"] or "",
+                url=r["url"],
+                posts=r["posts"],
+                last_fetch_at=dt(r["last_fetch_at"]),
+            )
+            for r in rows
+        ]
+
+    def prune_fetches(self, before: datetime) -> int:
+        """Delete fetch-log rows started before `before`; returns how many (the log would grow without end)."""
+        with self.transaction("prune the fetch log") as conn:
+            return conn.execute("DELETE FROM fetches WHERE started_at < ?", (ts(before),)).rowcount
+
+    def record_failure(
+        self,
+        *,
+        state: SourceState,
+        source_type: str,
+        source_url: str | None,
+        fetches: Sequence[FetchRecord],
+        now: datetime,
+    ) -> None:
+        """A failed or skipped poll: the fetch log and the source row, nothing else."""
+        with self.transaction(f"record the poll of {state.name}") as conn:
+            write_fetches(conn, fetches)
+            write_source(conn, state, source_type, source_url, now)
+
+
+def write_fetches(conn: sqlite3.Connection, fetches: Sequence[FetchRecord]) -> None:
+    conn.executemany(
+        """INSERT INTO fetches (source, url, started_at, status, http_status, bytes, duration_ms,
+                                items, new_posts, error, warning)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                f.source,
+                f.url,
+                ts(f.started_at),
+                f.status.value,
+                f.http_status,
+                f.bytes,
+                f.duration_ms,
+                f.items,
+                f.new_posts,
+                f.error,
+                f.warning,
+            )
+            for f in fetches
+        ],
+    )
+
+
+def write_source(conn: sqlite3.Connection, state: SourceState, kind: str, url: str | None, now: datetime) -> None:
+    """Upsert the source row. The run of failures is kept beside the state: `failing_since` is set when a run
+    starts, and when the source works again `last_run_failures` keeps how long the run was."""
+    conn.execute(
+        """INSERT INTO sources (name, type, url, etag, last_modified, last_ok_at, last_error, last_error_at,
+                                failures, next_poll_at, retry_at, cursor, last_post_at, health, warnings,
+                                updated_at, failing_since, last_run_failures)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ?9 > 0 THEN ?8 END, 0)
+           ON CONFLICT (name) DO UPDATE SET
+             type = excluded.type, url = excluded.url, etag = excluded.etag,
+             last_modified = excluded.last_modified, last_ok_at = excluded.last_ok_at,
+             last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+             failures = excluded.failures, next_poll_at = excluded.next_poll_at,
+             retry_at = excluded.retry_at, cursor = excluded.cursor,
+             last_post_at = excluded.last_post_at, health = excluded.health, warnings = excluded.warnings,
+             updated_at = excluded.updated_at,
+             failing_since = CASE WHEN excluded.failures > 0 AND sources.failures = 0
+                                  THEN coalesce(excluded.last_error_at, excluded.updated_at)
+                                  ELSE sources.failing_since END,
+             last_run_failures = CASE WHEN excluded.failures = 0 AND sources.failures > 0 THEN sources.failures
+                                      ELSE sources.last_run_failures END""",
+        (
+            state.name,
+            kind,
+            url,
+            state.etag,
+            state.last_modified,
+            ts(state.last_ok_at),
+            state.last_error,
+            ts(state.last_error_at),
+            state.failures,
+            ts(state.next_poll_at),
+            ts(state.retry_at),
+            state.cursor,
+            ts(state.last_post_at),
+            state.health,
+            json.dumps(list(state.warnings), ensure_ascii=False) if state.warnings else None,
+            ts(now),
+        ),
+    )

@@ -1,0 +1,192 @@
+"""`monitor run` as an operator runs it: one daemon per store, `poll` beside it, a graceful SIGTERM (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from monitor.exceptions import StoreLocked
+from monitor.store import this_process
+from monitor.store.sqlite import open_sqlite
+from monitor.types import AlertKind, Holder, NewAlert
+from tests.conftest import NOW, RawServer, SmtpServer, closed_port, monitor_cmd, run_monitor, write_config
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><guid>a1</guid><title>Separatist rally</title><link>http://example.org/a1</link></item>
+</channel></rss>"""
+
+
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            monitor_cmd(config, "run"),
+            cwd=config.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+            start_new_session=True,  # the daemon and its worker process: killed together by the test
+        )
+
+
+def wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def offline_config(tmp_path: Path) -> Path:
+    return write_config(
+        tmp_path,
+        f"""
+store: store.db
+topics: {{t: [x]}}
+sources:
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 1h, robots: false}}
+""",
+    )
+
+
+def holder_pid(store: Path) -> int | None:
+    try:
+        row = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True).execute("SELECT holder FROM daemon").fetchone()
+    except sqlite3.Error:
+        return None
+    holder = Holder.parse(row[0]) if row else None
+    return holder.pid if holder else None
+
+
+@pytest.mark.slow
+def test_a_second_daemon_exits_1_naming_the_holder_until_the_first_dies(
+    tmp_path: Path, daemons: list[subprocess.Popen[bytes]]
+) -> None:
+    config = offline_config(tmp_path)
+    first = start(config, tmp_path / "first.log")
+    daemons.append(first)
+    wait_for(lambda: holder_pid(tmp_path / "store.db") == first.pid, "the first daemon to hold the store")
+    second = run_monitor(config, "run", timeout=60)
+    assert second.returncode == 1
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "held by another `monitor run`" in lines[0] and f"pid {first.pid}" in lines[0]
+    assert "Traceback" not in second.stderr
+
+    os.killpg(first.pid, signal.SIGKILL)  # the OS releases the lock of a process however it dies
+    first.wait(10)
+    third = start(config, tmp_path / "third.log")
+    daemons.append(third)
+    wait_for(lambda: holder_pid(tmp_path / "store.db") == third.pid, "a new daemon after the first was killed")
+    third.send_signal(signal.SIGTERM)
+    assert third.wait(15) == 0
+
+
+def test_the_daemon_lock_is_one_per_store_and_its_heartbeat_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with open_sqlite(path) as first, open_sqlite(path) as second:
+        assert first.daemon_holder() is None
+        first.lock_daemon(this_process(), NOW)
+        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}") as refused:
+            second.lock_daemon(this_process(), NOW)
+        assert refused.value.holder == str(this_process())
+        assert second.daemon_holder() == this_process()
+        first.heartbeat(NOW + timedelta(minutes=1))
+        row = first.conn.execute("SELECT holder, started_at, heartbeat_at FROM daemon").fetchone()
+        assert row == (str(this_process()), "2026-03-01T12:00:00Z", "2026-03-01T12:01:00Z")
+        first.unlock_daemon()
+        assert second.daemon_holder() is None
+        second.lock_daemon(this_process(), NOW)  # free again
+
+
+def test_poll_beside_a_daemon_polls_and_stores_but_leaves_alerts_to_it(
+    tmp_path: Path, raw_server: RawServer, smtp: SmtpServer
+) -> None:
+    raw_server.routes["/feed"] = lambda req: _answer(req, FEED)
+    config = write_config(
+        tmp_path,
+        f"""
+store: store.db
+topics: {{separatism: [separatist*]}}
+sources:
+  - {{name: news, type: feed, url: "{raw_server.url("/feed")}", robots: false}}
+alerts:
+  email: {{host: 127.0.0.1, port: {smtp.port}, sender: m@example.org, to: [a@example.org], timeout: 5s}}
+""",
+    )
+    with open_sqlite(tmp_path / "store.db") as daemon:  # this test process plays the daemon
+        now = datetime.now(UTC)  # a fresh alert: one over 24 h old is stale and never mailed
+        daemon.insert_alert(NewAlert(kind=AlertKind.DIGEST), created_at=now, channels=["email"])
+        daemon.lock_daemon(this_process(), now)
+        done = run_monitor(config, "poll")
+        assert done.returncode == 0, done.stderr
+        assert f"alerts are left to the daemon, pid {os.getpid()}" in done.stderr
+        assert smtp.sink.messages == []  # the daemon's pending alert was not mailed by the poll
+        assert daemon.conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 1  # but the poll stored
+    done = run_monitor(config, "poll")  # no daemon now: the poll delivers
+    assert done.returncode == 0 and "left to the daemon" not in done.stderr
+    assert len(smtp.sink.messages) == 1
+
+
+def _answer(req: BaseHTTPRequestHandler, body: bytes, delay: float = 0.0) -> None:
+    time.sleep(delay)
+    req.send_response(200)
+    req.send_header("Content-Type", "application/rss+xml")
+    req.send_header("Content-Length", str(len(body)))
+    req.end_headers()
+    req.wfile.write(body)
+
+
+@pytest.mark.slow
+def test_sigterm_gives_a_poll_in_flight_its_grace_period(
+    tmp_path: Path, raw_server: RawServer, daemons: list[subprocess.Popen[bytes]]
+) -> None:
+    """The README gives polls in flight 5 s to finish: a source answering in 2 s completes and is recorded."""
+    asked = threading.Event()
+
+    def slow(req: BaseHTTPRequestHandler) -> None:
+        asked.set()
+        _answer(req, FEED, delay=2.0)
+
+    raw_server.routes["/slow"] = slow
+    config = write_config(
+        tmp_path,
+        f"""
+store: store.db
+topics: {{separatism: [separatist*]}}
+sources:
+  - {{name: slow, type: feed, url: "{raw_server.url("/slow")}", interval: 1h, robots: false}}
+""",
+    )
+    proc = start(config, tmp_path / "run.log")
+    daemons.append(proc)
+    assert asked.wait(30), (tmp_path / "run.log").read_text()
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(15)
+    took = time.monotonic() - signalled
+    log = (tmp_path / "run.log").read_text()
+    assert code == 0 and took < 10, log  # the contract: stopped within 10 s
+    db = sqlite3.connect(str(tmp_path / "store.db"))
+    assert db.execute("SELECT source, status, items FROM fetches").fetchall() == [("slow", "ok", 1)], log
+    assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
+    assert "Traceback" not in log

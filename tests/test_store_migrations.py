@@ -1,0 +1,127 @@
+"""A store made by an older version migrates; the analyst's own tools (sqlite-utils, Datasette) find the FTS index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from monitor import dedupe
+from monitor.normalize import content_hash
+from monitor.store import PostFilter, open_store
+from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
+from monitor.types import AlertStatus, Match, MatchedPost, Post, SourceState
+from tests.conftest import NOW
+
+OLD_STEPS = ("0001_initial", "0002_warnings_and_campaign_cluster")  # what the released version created
+
+
+def old_store(path: Path) -> None:
+    """A store as the version before this one left it: its migrations, a post in the index, three alerts."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    steps = Migrations(MIGRATION_SET)
+    for name in OLD_STEPS:
+        steps(name=name)(STEPS[name])
+    steps.apply(sqlite_utils.Database(conn))
+    conn.execute(
+        """INSERT INTO posts (id, source, key, title, text, published_at, first_seen_at, content_hash)
+           VALUES (1, 'news', 'k1', 'Сепаратисты в Петропавловске', 'Народный совет провёл заседание',
+                   '2026-03-01T11:00:00Z', '2026-03-01T11:00:00Z', 'h1')"""
+    )
+    conn.execute("INSERT INTO posts_fts (rowid, title, text) SELECT id, title, text FROM posts")
+    conn.execute("INSERT INTO matches VALUES (1, 'separatism', 'сепаратист*')")
+    conn.execute("INSERT INTO sources (name, failures, last_error_at) VALUES ('news', 2, '2026-03-01T10:00:00Z')")
+    for status, attempts, message_id in (("sent", 1, "<a@x>"), ("pending", 2, "<b@x>"), ("pending", 0, None)):
+        conn.execute(
+            """INSERT INTO alerts (kind, topic, created_at, status, attempts, message_id, sent_at, error)
+               VALUES ('spike', 'separatism', '2026-03-01T11:30:00Z', ?, ?, ?, ?, ?)""",
+            (
+                status,
+                attempts,
+                message_id,
+                "2026-03-01T11:31:00Z" if status == "sent" else None,
+                "451 later" if attempts == 2 else None,
+            ),
+        )
+    conn.close()
+
+
+def test_a_store_of_the_previous_version_migrates_keeping_its_alerts_and_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_store(path)
+    with open_store(path) as store:
+        assert [r.title for r in store.search("сепаратист*")] == ["Сепаратисты в Петропавловске"]
+        alerts = sorted(store.alerts(), key=lambda a: a.id)
+        assert [(a.status, a.attempts, a.message_id) for a in alerts] == [
+            (AlertStatus.SENT, 1, "<a@x>"),
+            (AlertStatus.PENDING, 2, "<b@x>"),
+            (AlertStatus.PENDING, 0, None),
+        ]
+        deliveries = [store.deliveries(a.id) for a in alerts]
+        assert [[(d.channel, d.status, d.attempts, d.message_id, d.error) for d in ds] for ds in deliveries] == [
+            [("email", AlertStatus.SENT, 1, "<a@x>", None)],
+            [("email", AlertStatus.PENDING, 2, "<b@x>", "451 later")],
+            [("email", AlertStatus.PENDING, 0, None, None)],
+        ]
+        assert deliveries[0][0].sent_at is not None
+        assert store.failure_runs()["news"].since is not None  # a run of failures under way keeps its start
+    applied = [r[0] for r in sqlite3.connect(str(path)).execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert applied == list(STEPS)
+
+
+def stored(tmp_path: Path) -> Path:
+    path = tmp_path / "monitor.db"
+    title, text = "Халық кеңесі", "Сепаратисты провели собрание в Петропавловске"
+    post = Post("news", "k1", "https://example.org/1", title, text, None, NOW, NOW, content_hash(title, text))
+    with open_store(path) as store:
+        store.save_poll(
+            state=SourceState("news"),
+            source_type="feed",
+            source_url=None,
+            posts=[MatchedPost(post, (Match("separatism", "сепаратист*"),), dedupe.signature(title, text))],
+            fetches=(),
+            now=NOW,
+        )
+        assert len(store.search("сепаратисты", PostFilter())) == 1
+    return path
+
+
+def test_sqlite_utils_cli_searches_the_posts(tmp_path: Path) -> None:
+    path = stored(tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("sqlite-utils")), "search", str(path), "posts", "сепаратисты"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row["key"] for row in json.loads(done.stdout)] == ["k1"]
+
+
+def test_sqlite_utils_python_api_searches_the_posts(tmp_path: Path) -> None:
+    db = sqlite_utils.Database(stored(tmp_path))
+    assert db["posts"].detect_fts() == "posts_fts"  # type: ignore[union-attr]
+    assert [row["key"] for row in db["posts"].search("кеңесі")] == ["k1"]  # type: ignore[union-attr]
+
+
+def test_plain_datasette_searches_the_posts(tmp_path: Path) -> None:
+    datasette = pytest.importorskip("datasette.app")
+    path = stored(tmp_path)
+
+    async def search(term: str) -> list[str]:
+        app = datasette.Datasette([str(path)])
+        response = await app.client.get(f"/monitor/posts.json?_search={term}&_shape=objects")
+        assert response.status_code == 200, response.text
+        return [row["key"] for row in response.json()["rows"]]
+
+    assert asyncio.run(search("сепаратисты")) == ["k1"]
+    assert asyncio.run(search("nothing")) == []
