@@ -3,7 +3,7 @@
     .venv/bin/python bench/vs_reader.py                 # 200 feeds x 50 items, one host then 50 hosts, 3 pairs each
     .venv/bin/python bench/vs_reader.py --quick         # 20 feeds x 20 items, one host, one pair (< 1 min)
     .venv/bin/python bench/vs_reader.py --check         # exit 1 if a target is missed (else always 0)
-    .venv/bin/python bench/vs_reader.py --profile       # also one cold `monitor poll` under cProfile
+    .venv/bin/python bench/vs_reader.py --profile       # also a cold and a re-poll `monitor poll` under cProfile
 
 Installs reader 3.x into a venv of its own under the bench cache (~/.cache/monitor-bench/reader-venv, or
 $MONITOR_BENCH_CACHE; reused when present; never a project dependency). Serves template-style feeds
@@ -164,7 +164,7 @@ def run_case(hosts: int, feeds: int, items: int, pairs: int, per_host: int, pyth
 
 
 def profile_cold(feeds: int, items: int, hosts: int, per_host: int, top: int = 30) -> None:
-    """One cold `monitor poll` under cProfile (python -m cProfile -m monitor), top functions printed."""
+    """A cold `monitor poll` and then the re-poll under cProfile (python -m cProfile -m monitor), top functions."""
     import pstats
 
     with world(hosts=hosts, feeds=feeds, items=items, seed=10) as (_, port), tempfile.TemporaryDirectory() as tmp:
@@ -173,15 +173,18 @@ def profile_cold(feeds: int, items: int, hosts: int, per_host: int, top: int = 3
         config = work / "config.yaml"
         urls = feed_urls(port, feeds, hosts)
         config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
-        out = work / "poll.prof"
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "monitor", "--config", str(config), "-q", "poll"]
-        run = run_measured(cmd, cwd=work)
-        print(f"\n== profile: one cold `monitor poll` under cProfile, {feeds} x {items}, {hosts} host(s): "
-              f"{run.seconds:.2f} s (with the profiler's overhead); the worker process is not profiled")  # fmt: skip
-        stats = pstats.Stats(str(out))
-        for key in ("tottime", "cumulative"):
-            print(f"   -- top {top} by {key}")
-            stats.sort_stats(key).print_stats(top)
+        for name in ("cold", "re-poll"):
+            out = work / f"{name}.prof"
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "monitor", "--config", str(config)]
+            run = run_measured([*cmd, "-q", "poll"], cwd=work)
+            print(
+                f"\n== profile: {name} `monitor poll` under cProfile, {feeds} x {items}, {hosts} host(s): "
+                f"{run.seconds:.2f} s\n   (with the profiler's overhead; the worker process is not profiled)"
+            )
+            stats = pstats.Stats(str(out))
+            for key in ("tottime", "cumulative"):
+                print(f"   -- top {top} by {key}")
+                stats.sort_stats(key).print_stats(top)
 
 
 def main() -> int:
