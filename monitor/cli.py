@@ -966,6 +966,102 @@ def _detector_params(
     return replace(params, **overrides)
 
 
+# ---------------------------------------------------------------------------------------------- operations
+@main.command()
+@click.option("--topic", "topics", multiple=True, metavar="T", help="Only this topic (repeatable; default: every one).")
+@click.option("--since", metavar="D", help="Only posts published since: a duration back from now (30d) or an ISO date.")
+@click.pass_context
+def rematch(ctx: click.Context, topics: tuple[str, ...], since: str | None) -> None:
+    """Apply the current topics to the posts already stored: a new topic finds its history, a removed term's
+    matches go. Without --topic and --since, the matches of topics no longer configured are deleted too.
+
+    Runs in short batches and is safe while `monitor run` writes the store. Raises no alert: the detector only
+    judges the window ending now, never an old one.
+    """
+    from monitor.rematch import rematch as run_rematch
+
+    config = get_config(ctx)
+    configured = [t.name for t in config.topics]
+    unknown = [t for t in topics if t not in configured]
+    if unknown:
+        fail(f"no topic named {', '.join(unknown)} in the config (configured: {', '.join(configured)})", EXIT_USAGE)
+    start = when_option(since, "--since")
+    chosen = list(dict.fromkeys(topics)) or configured
+    with get_store(ctx, create=True) as store:
+        total = store.counts()["posts"]
+
+        def progress(read: int, added: dict[str, int], removed: dict[str, int]) -> None:
+            click.echo(
+                f"rematch: {read:,} posts read ({min(100, read * 100 // max(total, 1))}% of the store), "
+                f"+{sum(added.values())} -{sum(removed.values())} matches",
+                err=True,
+            )
+
+        summary = run_rematch(config, store, now=now_utc(), topics=list(topics) or None, since=start, on_batch=progress)
+        holder = store.daemon_holder()
+    for line in summary.lines(chosen):
+        click.echo(line)
+    click.echo(f"{summary.posts:,} posts re-matched for {len(chosen)} topic(s)")
+    if not summary.recorded:
+        click.echo("--since re-matched part of the history: the daemon will still say the topics changed", err=True)
+    if holder is not None:
+        click.echo(
+            "a daemon holds this store: if it runs with older topics, reload it (kill -HUP its pid) so new posts "
+            "match the same topics",
+            err=True,
+        )
+
+
+@main.command()
+@format_option
+@click.pass_context
+def health(ctx: click.Context, fmt: str) -> None:
+    """Exit 0 when healthy, 1 when not, with one reason per line: the daemon's heartbeat older than 3 minutes
+    (or no daemon), sources failing `health.failures` polls in a row, alerts undelivered for over an hour.
+
+    For Docker HEALTHCHECK, systemd and cron. --format json prints every check with its verdict.
+    """
+    config = get_config(ctx)
+    if not config.store.exists():
+        checks = [_no_store_check(config)]
+    else:
+        with get_store(ctx, readonly=True) as store:
+            checks = _health_checks(config, store, now_utc())
+    failing = [c for c in checks if not c.ok]
+    if fmt != "table":
+        write_rows([c.as_row() for c in checks], fmt, columns=["check", "subject", "ok", "detail"])
+    elif failing:
+        for check in failing:
+            click.echo(check.detail)
+    else:
+        click.echo("healthy: " + "; ".join(c.detail for c in checks if c.check == "daemon"))
+    sys.exit(EXIT_FAILURE if failing else EXIT_OK)
+
+
+def _no_store_check(config: Config) -> Any:
+    from monitor.health import Check
+
+    return Check("daemon", "", False, f"store: no store yet at {config.store} (no `monitor run` has started)")
+
+
+def _health_checks(config: Config, store: Store, now: datetime) -> list[Any]:
+    from monitor.health import DELIVERY_STUCK, DaemonSeen, daemon_check, outbox_checks, source_checks
+
+    row = store.daemon_row()
+    holder = store.daemon_holder()
+    seen = DaemonSeen(
+        running=holder is not None,
+        holder=str(holder) if holder is not None and holder.pid else (row.holder if row else None),
+        heartbeat_at=row.heartbeat_at if row else None,
+    )
+    enabled = [s.name for s in config.sources if s.enabled]
+    return [
+        daemon_check(seen, now),
+        *source_checks(enabled, store.source_states(), failures=config.health.failures, now=now),
+        *outbox_checks(store.stuck_deliveries(now - DELIVERY_STUCK), now),
+    ]
+
+
 def entry() -> None:
     main(prog_name="monitor")
 

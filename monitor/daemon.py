@@ -28,6 +28,7 @@ from monitor.config import Config, SourceConfig
 from monitor.exceptions import MonitorError
 from monitor.outbox import Outbox
 from monitor.pipeline import run_source
+from monitor.rematch import topic_changes
 from monitor.store import Store, this_process
 from monitor.types import RunResult
 from monitor.workers import Workers
@@ -234,6 +235,7 @@ async def run_daemon(config: Config, store: Store, *, clock: Callable[[], dateti
     """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
     Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it."""
     store.lock_daemon(this_process(), clock())
+    topic_changes(config, store, clock())  # logs a changed topic set, pointing at `monitor rematch`
     outbox = Outbox(config, store)
 
     async def after_poll(results: list[RunResult], now: datetime) -> None:

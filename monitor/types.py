@@ -326,3 +326,15 @@ class WindowPost:
     published_at: datetime
     cluster_id: int | None
     term: str
+
+
+@dataclass(frozen=True)
+class StuckDelivery:
+    """A delivery still pending (first try or retrying) and the age of its alert (what `monitor health` reports)."""
+
+    alert_id: int
+    channel: str
+    kind: str
+    created_at: datetime  # the alert's
+    attempts: int
+    error: str | None

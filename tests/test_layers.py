@@ -28,6 +28,8 @@ LAYERS = {
     "reports": 1,
     "chartdata": 1,
     "emails": 1,
+    "topicset": 1,
+    "health": 1,
     "collectors": 2,
     "store": 2,
     "mail": 2,
@@ -37,6 +39,7 @@ LAYERS = {
     "workers": 3,
     "outbox": 3,
     "export": 3,
+    "rematch": 3,
     "service": 4,
     "daemon": 4,
     "probe": 4,
@@ -138,6 +141,8 @@ PURE = [
     "reports",
     "chartdata",
     "emails",
+    "topicset",
+    "health",
 ]
 IO_MODULES = {"socket", "httpx", "sqlite3", "sqlite_utils", "smtplib", "subprocess", "urllib.request", "requests"}
 

@@ -15,10 +15,12 @@ from monitor.store.api import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     Claim,
+    DaemonRow,
     FailureRun,
     KnownPost,
     PostFilter,
     PostRow,
+    RematchBatch,
     SaveResult,
     SearchRow,
     SourceRow,
@@ -27,7 +29,7 @@ from monitor.store.api import (
     StoreSummary,
 )
 from monitor.store.owner import this_process
-from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, WindowPost
+from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, StuckDelivery, WindowPost
 
 __all__ = [
     "ANY_POST",
@@ -39,18 +41,21 @@ __all__ = [
     "AlertRow",
     "AlertStatus",
     "Claim",
+    "DaemonRow",
     "DeliveryRow",
     "FailureRun",
     "Holder",
     "KnownPost",
     "PostFilter",
     "PostRow",
+    "RematchBatch",
     "SaveResult",
     "SearchRow",
     "SourceRow",
     "StatsRow",
     "Store",
     "StoreSummary",
+    "StuckDelivery",
     "WindowPost",
     "open_store",
     "this_process",
