@@ -364,27 +364,59 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--metrics",
+    "metrics_at",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108; port 0 = any free one). Off "
+    "by default.",
+)
+@click.option(
+    "--metrics-public",
+    is_flag=True,
+    help="Allow --metrics on a non-loopback address (the figures name every source and topic).",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, metrics_at: str | None, metrics_public: bool) -> None:
     """Run the daemon: poll each source on its interval, evaluate alerts, send mail.
 
-    Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
+    Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0); SIGHUP re-reads the config (a config with
+    problems is logged and the running one kept). Logs go to stderr (see --log-format).
     """
     import asyncio
 
+    from monitor.config import load_config
     from monitor.daemon import run_daemon
 
+    listen = _metrics_address(metrics_at, metrics_public) if metrics_at is not None else None
     config = get_config(ctx)
     for warning in config.warnings:
         log.warning("config_warning %s", warning)
+    path = ctx.ensure_object(dict)["config_path"]
     store = get_store(ctx, create=True)
     try:
-        code = asyncio.run(run_daemon(config, store, clock=now_utc))
+        code = asyncio.run(run_daemon(config, store, clock=now_utc, load=lambda: load_config(path), metrics=listen))
     except MonitorError as exc:
         fail(str(exc))
     finally:
         store.close()
     sys.exit(code)
+
+
+def _metrics_address(value: str, public: bool) -> Any:
+    from monitor.metrics import parse_listen
+
+    try:
+        listen = parse_listen(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics") from None
+    if not listen.loopback and not public:
+        raise click.BadParameter(
+            f"{value}: not a loopback address; the metrics name every source and topic: add --metrics-public to "
+            "serve them beyond this machine",
+            param_hint="--metrics",
+        )
+    return listen
 
 
 # ---------------------------------------------------------------------------------------------- search / stats

@@ -111,6 +111,12 @@ class Workers:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def retire(self) -> None:
+        """Stop the workers once the jobs already given to them are done (a reload's old topics)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=False)
+            self._pool = None
+
     def close(self) -> None:
         """Stop the workers; jobs still queued are dropped (their polls are cancelled with the daemon)."""
         if self._pool is not None:

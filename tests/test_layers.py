@@ -35,6 +35,7 @@ LAYERS = {
     "mail": 2,
     "charts": 2,
     "series": 2,
+    "metrics": 2,
     "pipeline": 3,
     "workers": 3,
     "outbox": 3,
@@ -69,6 +70,7 @@ OWNERS = {
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
     "datasette": {"serve"},
+    "prometheus_client": {"metrics"},
 }
 
 
