@@ -17,8 +17,8 @@ from monitor.rematch import rematch, topic_changes
 from monitor.store import Store
 from monitor.store.sqlite import open_sqlite
 from monitor.types import AlertKind, MatchedPost, Post, SourceState
-from tests.conftest import NOW, make_config, run_monitor, write_config
-from tests.test_daemon import start, wait_for
+from tests.conftest import NOW, RawServer, make_config, respond, run_monitor, write_config
+from tests.test_daemon import FEED, start, wait_for
 
 OLD_TOPICS = """
 topics:
@@ -184,6 +184,21 @@ def test_the_daemon_says_the_topics_changed_and_rematch_runs_beside_it(tmp_path:
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(15) == 0
+
+
+def test_a_store_made_by_poll_remembers_its_topics_and_the_next_poll_names_the_change(
+    tmp_path: Path, raw_server: RawServer
+) -> None:
+    raw_server.routes["/feed"] = respond(200, FEED, {"Content-Type": "application/rss+xml"})
+    source = f'sources:\n  - {{name: news, type: feed, url: "{raw_server.url("/feed")}", robots: false}}\n'
+    config = write_config(tmp_path, "store: store.db\n" + OLD_TOPICS + source)
+    first = run_monitor(config, "poll")
+    assert first.returncode == 0 and "topics_changed" not in first.stderr
+    write_config(tmp_path, "store: store.db\n" + NEW_TOPICS + source)
+    second = run_monitor(config, "poll")
+    assert second.returncode == 0
+    assert "topics_changed added=council changed=separatism" in second.stderr
+    assert "run `monitor rematch`" in second.stderr
 
 
 def test_rematch_refuses_an_unknown_topic(tmp_path: Path) -> None:
