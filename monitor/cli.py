@@ -1078,12 +1078,15 @@ def _no_store_check(config: Config) -> Any:
 
 def _health_checks(config: Config, store: Store, now: datetime) -> list[Any]:
     from monitor.health import DELIVERY_STUCK, DaemonSeen, daemon_check, outbox_checks, source_checks
+    from monitor.types import Holder
 
     row = store.daemon_row()
     holder = store.daemon_holder()
+    if holder is None or not holder.pid:
+        holder = Holder.parse(row.holder) if row else None
     seen = DaemonSeen(
-        running=holder is not None,
-        holder=str(holder) if holder is not None and holder.pid else (row.holder if row else None),
+        running=store.daemon_holder() is not None,
+        holder=f"pid {holder.pid} on {holder.host}" if holder else None,
         heartbeat_at=row.heartbeat_at if row else None,
     )
     enabled = [s.name for s in config.sources if s.enabled]

@@ -128,7 +128,7 @@ sources:
     wait_for(lambda: run_monitor(config, "health").returncode == 0, "the daemon to be healthy")
     done = run_monitor(config, "health")
     assert done.returncode == 0, done.stdout + log.read_text()
-    assert f":{proc.pid}:" in done.stdout
+    assert f"daemon: running (pid {proc.pid} on " in done.stdout
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
     after = run_monitor(config, "health")

@@ -74,6 +74,7 @@ sources:
     assert value(text, "monitor_sources") == 2.0
     assert "# TYPE monitor_alerts_raised_total counter" in text
     assert "# TYPE monitor_alerts_delivered_total counter" in text
+    assert "_created" not in text
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
 
