@@ -2,22 +2,26 @@
 # The config is mounted read-only at /config/config.yaml; the store lives on the /data volume (the config's
 # `store:` must point there, e.g. `store: /data/monitor.db`: deploy/config.docker.yaml does).
 
-FROM python:3.11-slim-bookworm AS build
+# Any image with Python 3.11+ and its venv module (`--build-arg PYTHON_IMAGE=...` for a local mirror's).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+RUN python3 -m venv /opt/monitor
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/monitor/bin/pip install --no-cache-dir .
 
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PATH=/opt/monitor/bin:$PATH \
     MONITOR_CONFIG=/config/config.yaml
 # A system user with a fixed uid (chown the volume to it on the host if you bind-mount a directory).
 RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin monitor \
     && mkdir -p /data /config \
     && chown monitor:monitor /data
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY --from=build /opt/monitor /opt/monitor
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]

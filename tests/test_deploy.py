@@ -26,7 +26,8 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
         word, _, rest = line.partition(" ")
         if word.upper() == "FROM":
             stages.append([])
-        stages[-1].append((word.upper(), rest.strip()))
+        if stages:  # an ARG before the first FROM belongs to no stage
+            stages[-1].append((word.upper(), rest.strip()))
     return stages[-1]
 
 
@@ -39,6 +40,7 @@ def test_the_image_runs_as_a_user_keeps_the_store_on_a_volume_and_checks_its_hea
     assert len(health) == 1 and health[0].endswith('CMD ["monitor", "health"]'), health
     assert ("ENTRYPOINT", '["monitor"]') in final and ("CMD", '["run"]') in final
     assert any(word == "ENV" and "MONITOR_CONFIG=/config/config.yaml" in args for word, args in final)
+    assert any(word == "ENV" and "PATH=/opt/monitor/bin:$PATH" in args for word, args in final)
 
 
 def test_hadolint_finds_nothing() -> None:
