@@ -20,7 +20,7 @@ from monitor.topicset import TopicChanges, changes, fingerprints
 
 log = logging.getLogger("monitor.rematch")
 
-BATCH = 500  # posts per transaction: about 20 ms of matching, the longest a poll beside it waits
+BATCH = 500  # posts per transaction: the longest a poll beside it waits is one batch
 
 
 @dataclass(frozen=True)
