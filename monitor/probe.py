@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.collectors import COLLECTORS
+from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, ParseError
@@ -80,7 +80,7 @@ async def probe_sources(
 async def _probe(source: SourceConfig, fetcher: Fetcher, now: datetime) -> ProbeReport:
     session = fetcher.session(source.name, limits_of(source))
     try:
-        collected = await COLLECTORS[source.type](source, session, SourceState(name=source.name), now)
+        collected = await SOURCE_TYPES[source.type].collect(source, session, SourceState(name=source.name), now)
     except (FetchError, ParseError) as exc:
         return ProbeReport(source.name, source.type, answer=str(exc))
     except Exception as exc:  # a collector's bug must not hide the other sources' reports

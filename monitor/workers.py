@@ -84,7 +84,7 @@ class Workers:
             now,
         )
 
-    async def parse(self, size: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def parse(self, size: int, fn: Callable[..., T], /, *args: Any, time_limit: float = 30.0, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` (a pure, picklable function such as parse_feed), in a worker when `size` is large."""
         if size < MIN_BYTES:
             return fn(*args, **kwargs)

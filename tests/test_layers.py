@@ -46,9 +46,12 @@ LAYERS = {
 }
 # Components of one layer that may use each other: the collectors package, the store and its schema.
 SIBLINGS = {frozenset({"store", "schema"}), frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
+# One module per source type: its config model (pydantic) beside its collector, registered in collectors/__init__.
+SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", "mastodon", "reddit", "vk")}
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
+    "protego": {"collectors.fetch"},
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
@@ -56,7 +59,7 @@ OWNERS = {
     "apscheduler": {"daemon"},
     "click": {"cli"},
     "yaml": {"config"},
-    "pydantic": {"config"},
+    "pydantic": {"config", *SOURCE_MODULES},
     "smtplib": {"mail"},
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
@@ -146,3 +149,15 @@ def test_pure_modules_do_no_io(name: str) -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
     ]
     assert not opened, f"monitor.{name} opens files"
+
+
+def test_a_source_type_is_one_module_and_one_registry_entry() -> None:
+    from monitor import config
+    from monitor.collectors import SOURCE_MODELS, SOURCE_TYPES
+
+    assert {f"collectors.{name}" for name in SOURCE_TYPES} == SOURCE_MODULES
+    for name, kind in SOURCE_TYPES.items():
+        assert kind.model.__module__ == kind.collect.__module__ == f"monitor.collectors.{name}"
+        assert issubclass(kind.model, config.SourceBase) and SOURCE_MODELS[name] is kind.model
+    in_config = {v for v in vars(config).values() if isinstance(v, type) and issubclass(v, config.SourceBase)}
+    assert in_config == {config.SourceBase}  # config knows no source type by name

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerts import SourceHealth, health_alerts
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config
 from monitor.match import Matcher
@@ -280,3 +281,38 @@ sources:
         (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches WHERE source = 'city'")]
         assert warning == "; ".join(result.warnings)
         assert store.source_state("city").warnings == result.warnings
+
+
+def test_a_robots_refusal_is_a_skip_not_a_failure(tmp_path: Path, corpus: Path, raw_server: RawServer) -> None:
+    """robots.txt refusing a source must not count as failing: no failure, no backoff, no health alert."""
+    raw_server.routes["/robots.txt"] = respond(200, b"User-agent: *\nDisallow: /*.json$\nDisallow: /closed\n")
+    raw_server.routes["/closed"] = respond(200, (corpus / "rss/en_bbc-world.xml").read_bytes())
+    raw_server.routes["/open"] = respond(200, (corpus / "rss/en_bbc-world.xml").read_bytes())
+    config = make_config(
+        tmp_path,
+        f"""
+store: store.db
+topics:
+  world: [world]
+health:
+  failures: 1
+sources:
+  - {{name: closed, type: feed, url: '{raw_server.url("/closed")}'}}
+  - {{name: open, type: feed, url: '{raw_server.url("/open")}'}}
+""",
+    )
+    with open_store(config.store) as store:
+        for minutes in (0, 20, 40):
+            results = {r.source: r for r in poll(config, store, now=NOW + timedelta(minutes=minutes))}
+            closed = results["closed"]
+            assert closed.ok and closed.skipped and closed.error and "robots.txt" in closed.error
+            assert results["open"].ok and not results["open"].skipped
+        state = store.source_state("closed")
+        assert state.failures == 0 and state.next_poll_at is None and state.health is None
+        assert state.last_error is not None
+        assert state.last_error.startswith("skipped by robots.txt: robots.txt of http://127.0.0.1:")
+        statuses = {r[0] for r in store.conn.execute("SELECT status FROM fetches WHERE source = 'closed'")}
+        assert statuses == {"skipped"}
+        health = SourceHealth("closed", "feed", state.failures, state.last_error, None, state.last_error_at, None)
+        assert health_alerts([health], {}, failures=1, quiet=timedelta(hours=1), now=NOW) == []
+    assert "/closed" not in [p for p, _ in raw_server.requests]

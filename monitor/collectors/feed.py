@@ -6,8 +6,15 @@ from datetime import datetime
 
 from monitor.collectors.feedparse import parse_feed
 from monitor.collectors.fetch import Session
-from monitor.config import FeedSource
+from monitor.config import SourceBase
 from monitor.types import Collected, SourceState
+
+
+class FeedSource(SourceBase):
+    """`type: feed`: an RSS, Atom or JSON Feed address."""
+
+    url: str
+
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "

@@ -55,6 +55,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urldefrag
 from zoneinfo import ZoneInfo
 
+from pydantic import Field, field_validator, model_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from monitor.collectors.decode import decode_body, gunzip_if_gzip
@@ -67,9 +68,10 @@ from monitor.collectors.selectors import (
     page_base,
     parse_spec,
     select,
+    selector_problem,
     spec_text,
 )
-from monitor.config import CommentsBlock, HtmlFields, HtmlSource
+from monitor.config import SourceBase, SourceSection, TimeZoneName
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
 from monitor.normalize import canonical_url
@@ -85,6 +87,69 @@ _DATE_ATTRS = ("datetime", "title", "content", "data-time", "data-timestamp")
 _ANCHOR_ATTRS = ("id", "name")  # "@id" as a link means "#<id>" on this page
 _FIELD_NAMES = ("title", "text", "link", "published", "author")
 _HTML_TYPES = ("html", "xml", "text/plain")
+
+
+# --- the source's configuration -----------------------------------------------------------------------
+
+
+def _selector(spec: str | None, *, allow_self: bool = False) -> str | None:
+    """A pydantic validator's body: the spec unchanged, or ValueError naming the invalid selector."""
+    if spec is None:
+        return None
+    problem = selector_problem(spec, allow_self=allow_self)
+    if problem:
+        raise ValueError(problem)
+    return spec
+
+
+class HtmlFields(SourceSection):
+    """CSS selectors relative to one item; `"sel @attr"` reads an attribute, `"@attr"` the item's own."""
+
+    title: str | None = None
+    text: str | None = None
+    link: str | None = None
+    published: str | None = None
+    author: str | None = None
+
+    @field_validator("title", "text", "link", "published", "author")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _selector(value, allow_self=True)
+
+
+class CommentsBlock(SourceSection):
+    items: str
+    fields: HtmlFields
+
+    @field_validator("items")
+    @classmethod
+    def _compiles(cls, value: str) -> str | None:
+        return _selector(value)
+
+
+class HtmlSource(SourceBase):
+    """`type: html`: posts read from a page (or the pages it links to) with CSS selectors."""
+
+    url: str
+    items: str
+    fields: HtmlFields
+    follow: str | None = None  # selector of links to open; items/fields/comments then apply to each page
+    comments: CommentsBlock | None = None
+    next: str | None = None  # selector of the "next page" link
+    max_pages: int = Field(default=3, ge=1, le=100)  # listing pages per poll (with `next`)
+    max_follow: int = Field(default=20, ge=1, le=500)  # linked pages opened per poll (with `follow`)
+    timezone: TimeZoneName = "UTC"  # for scraped dates without an offset
+
+    @field_validator("items", "follow", "next")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _selector(value)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> HtmlSource:
+        if not (self.fields.title or self.fields.text):
+            raise ValueError("fields: give at least a `title` or a `text` selector")
+        return self
 
 
 # --- pure parsing -----------------------------------------------------------------------------------

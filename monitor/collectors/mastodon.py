@@ -27,18 +27,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.jsonapi import describe, load_json, text_or_none
-from monitor.config import MastodonSource
+from monitor.config import SourceBase
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
 
-__all__ = ["MAX_PAGES", "PAGE_LIMIT", "api_url", "collect", "parse_statuses", "status_item", "statuses_of"]
+__all__ = [
+    "MAX_PAGES",
+    "PAGE_LIMIT",
+    "MastodonSource",
+    "api_url",
+    "collect",
+    "parse_statuses",
+    "status_item",
+    "statuses_of",
+]
+
+
+class MastodonSource(SourceBase):
+    """`type: mastodon`: a hashtag timeline, an account's statuses or /api/v2/search, on any instance."""
+
+    crawls_pages: ClassVar[bool] = False
+    url: str
+
 
 PAGE_LIMIT = 40  # the API's maximum page size for statuses
 MAX_PAGES = 5  # pages read per poll once a cursor exists (the first poll reads one)

@@ -28,13 +28,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field
 
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.jsonapi import describe, load_json, text_or_none
-from monitor.config import RedditSource
+from monitor.config import SourceBase
 from monitor.exceptions import FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
 
@@ -42,6 +44,7 @@ __all__ = [
     "FIRST_LIMIT",
     "MAX_PAGES",
     "NEXT_LIMIT",
+    "RedditSource",
     "Submission",
     "collect",
     "comments_url",
@@ -49,6 +52,16 @@ __all__ = [
     "parse_comments",
     "parse_listing",
 ]
+
+
+class RedditSource(SourceBase):
+    """`type: reddit`: a listing or search `.json` address; `comments` also reads new comment threads."""
+
+    crawls_pages: ClassVar[bool] = False
+    url: str
+    comments: bool = False
+    max_comment_threads: int = Field(default=10, ge=1, le=100)
+
 
 SITE = "https://www.reddit.com"  # permalinks are relative to it
 FIRST_LIMIT = 100  # posts on the first poll's one page (the API's maximum)
@@ -357,7 +370,7 @@ async def _get(session: Session, url: str, poll: _Poll, now: datetime, *, first_
         if first_request:
             raise
         poll.warnings.append(f"{url}: {exc}")
-        if exc.http_status is None or exc.http_status in (429, 503) or exc.http_status >= 500:
+        if exc.site_trouble:
             poll.stopped = True  # the site is struggling or limiting us: stop for this poll
             if exc.retry_after:
                 poll.retry_at = now + timedelta(seconds=exc.retry_after)

@@ -27,6 +27,7 @@ __all__ = [
     "page_base",
     "parse_spec",
     "select",
+    "selector_problem",
     "spec_text",
     "spec_values",
 ]
@@ -34,6 +35,7 @@ __all__ = [
 _SPEC = re.compile(r"^(?P<css>.*?)(?:^|\s+)@(?P<attr>[A-Za-z_][\w:.-]*)$", re.DOTALL)
 _MAX_DEPTH = 256  # ancestor walks stop here: lexbor trees are not deeper in practice
 _MAX_MATCHES = 5_000  # one selector on one page: more is a hostile or mistaken page; the rest are ignored
+_COMPILER = LexborHTMLParser("")  # an empty document: compiling a selector against it finds syntax errors
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,19 @@ def parse_spec(spec: str, *, default_attr: str | None = None) -> FieldSpec:
     if match:
         return FieldSpec(match["css"].strip(), match["attr"].lower())
     return FieldSpec(spec, default_attr)
+
+
+def selector_problem(spec: str, *, allow_self: bool = False) -> str | None:
+    """Why a configured spec cannot be used (an invalid or empty CSS selector), or None when it can.
+    `allow_self`: a spec of only `@attr`, which reads the item's own element, is fine here."""
+    parsed = parse_spec(spec)
+    if not parsed.css:
+        return None if allow_self and parsed.attr else f"empty CSS selector {spec!r}"
+    try:
+        _COMPILER.css(parsed.css)
+    except SelectolaxError:
+        return f"invalid CSS selector {parsed.css!r}"
+    return None
 
 
 def document(html: str) -> LexborHTMLParser:

@@ -30,16 +30,40 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from pydantic import Field, field_validator
 from selectolax.lexbor import LexborNode
 
 from monitor.collectors.decode import decode_body, gunzip_if_gzip
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text
 from monitor.collectors.selectors import absolute_url, document, select
-from monitor.config import TelegramSource
+from monitor.config import SourceBase
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError
 from monitor.types import Collected, RawItem, SourceState
+
+_CHANNEL = re.compile(r"^[A-Za-z0-9_]{3,64}$")
+
+
+class TelegramSource(SourceBase):
+    """`type: telegram`: a public channel's web preview, by its name (`channel: somechannel`)."""
+
+    channel: str
+    max_pages: int = Field(default=5, ge=1, le=100)  # pages read back on the first poll (?before=)
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name = value.strip().removeprefix("@")  # "@name" is how Telegram itself writes a channel
+        if not _CHANNEL.fullmatch(name):
+            raise ValueError(
+                f"{value!r} is not a channel name: give the name from t.me/NAME "
+                "(3 to 64 letters, digits or _, with or without a leading @)"
+            )
+        return name
+
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 MESSAGE = "div.tgme_widget_message[data-post]"

@@ -30,17 +30,37 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, model_validator
 
 from monitor.collectors.fetch import Session
 from monitor.collectors.htmltext import tidy_text
 from monitor.collectors.jsonapi import describe, load_json
-from monitor.config import VkSource
-from monitor.exceptions import FetchError, ParseError
+from monitor.config import SourceBase
+from monitor.exceptions import APIError, FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
 
-__all__ = ["API_URL", "MAX_PAGES", "api_error", "collect", "parse_wall", "request_url", "wall_item"]
+__all__ = ["API_URL", "MAX_PAGES", "VkSource", "api_error", "collect", "parse_wall", "request_url", "wall_item"]
+
+
+class VkSource(SourceBase):
+    """`type: vk`: a community or user wall by `domain` or `owner_id`, with a service token from `token_env`."""
+
+    crawls_pages: ClassVar[bool] = False
+    domain: str | None = None  # the community's short name (vk.com/<domain>) ...
+    owner_id: int | None = None  # ... or its numeric id (negative for communities)
+    token_env: str = "VK_SERVICE_TOKEN"  # name of the environment variable holding the service token
+    count: int = Field(default=50, ge=1, le=100)
+    api_version: str = "5.199"
+
+    @model_validator(mode="after")
+    def _has_owner(self) -> VkSource:
+        if (self.domain is None) == (self.owner_id is None):
+            raise ValueError("give exactly one of `domain` or `owner_id`")
+        return self
+
 
 API_URL = "https://api.vk.com/method/wall.get"
 SITE = "https://vk.com"
@@ -56,15 +76,15 @@ _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
 # ---------------------------------------------------------------- parsing (pure)
 
 
-def api_error(data: object) -> FetchError | None:
-    """The FetchError for a decoded VK error answer (``{"error": {...}}``), else None."""
+def api_error(data: object) -> APIError | None:
+    """The APIError for a decoded VK error answer (``{"error": {...}}``), else None."""
     if not (isinstance(data, dict) and isinstance(data.get("error"), dict)):
         return None
     error = data["error"]
     code = error.get("error_code")
     message = " ".join(str(error.get("error_msg") or "unknown error").split())[:300]
     retry = RATE_LIMITS.get(code) if isinstance(code, int) else None
-    return FetchError(f"VK API error {code}: {message}", retry_after=retry)
+    return APIError(f"VK API error {code}: {message}", code=code if isinstance(code, int) else None, retry_after=retry)
 
 
 def parse_wall(data: object) -> list[RawItem]:
@@ -277,5 +297,5 @@ async def _call(session: Session, url: str, token: str) -> object:
     data = load_json(resp, "the VK API")
     error = api_error(data)
     if error is not None:
-        raise FetchError(str(error).replace(token, "***"), retry_after=error.retry_after)
+        raise APIError(str(error).replace(token, "***"), code=error.code, retry_after=error.retry_after)
     return data
