@@ -97,8 +97,8 @@ class HTTPStatusError(FetchError):
 
     @property
     def site_trouble(self) -> bool:
-        status = self.http_status or 0
-        return status == 429 or status >= 500 or self.retry_after is not None
+        # 429 and the gateway errors speak for the whole site; a 404 or a 500 is about one page.
+        return self.http_status in (429, 502, 503, 504) or self.retry_after is not None
 
 
 class APIError(FetchError):

@@ -19,6 +19,7 @@ from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, ParseError
 from monitor.pipeline import limits_of
 from monitor.types import SourceState
+from monitor.workers import Workers
 
 log = logging.getLogger("monitor.probe")
 
@@ -71,10 +72,14 @@ class ProbeReport:
 async def probe_sources(
     config: Config, sources: Sequence[SourceConfig], *, clock: Callable[[], datetime]
 ) -> list[ProbeReport]:
-    async with Fetcher(
-        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock
-    ) as fetcher:
-        return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
+    workers = Workers(config.topics)  # parsing off the event loop and bounded in time, as in a poll
+    try:
+        async with Fetcher(
+            per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
+        ) as fetcher:
+            return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
+    finally:
+        workers.close()
 
 
 async def _probe(source: SourceConfig, fetcher: Fetcher, now: datetime) -> ProbeReport:

@@ -34,7 +34,8 @@ from monitor.collectors.html import (
     parse_page,
     plan_follow,
 )
-from monitor.collectors.selectors import FieldSpec, absolute_url, parse_spec
+from monitor.collectors.links import absolute_url
+from monitor.collectors.selectors import FieldSpec, parse_spec
 from monitor.exceptions import ConfigError, FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source

@@ -187,10 +187,13 @@ def test_http_error_status_is_a_fetch_error(httpserver: HTTPServer) -> None:
     assert result.http_status == 404 and not result.site_trouble  # one missing page says nothing of the site
 
 
-def test_a_server_error_is_site_trouble(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/oops").respond_with_response(Response(status=502))
+@pytest.mark.parametrize(("status", "trouble"), [(500, False), (502, True), (503, True), (504, True), (403, False)])
+def test_gateway_errors_are_site_trouble_and_a_500_is_one_pages(
+    httpserver: HTTPServer, status: int, trouble: bool
+) -> None:
+    httpserver.expect_request("/oops").respond_with_response(Response(status=status))
     result, _ = fetch(httpserver.url_for("/oops"))
-    assert isinstance(result, HTTPStatusError) and result.http_status == 502 and result.site_trouble
+    assert isinstance(result, HTTPStatusError) and result.http_status == status and result.site_trouble is trouble
 
 
 def test_connection_refused_is_a_clear_error() -> None:

@@ -30,12 +30,13 @@ from datetime import datetime
 from functools import lru_cache
 from itertools import islice
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from lxml import etree
 
 from monitor.collectors.decode import choose_encoding, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text, tidy_text
+from monitor.collectors.links import absolute_url
 from monitor.dates import parse_date
 from monitor.exceptions import ParseError
 from monitor.types import RawItem
@@ -298,22 +299,6 @@ def _xml_base(el: Any, url: str) -> str | None:
     return base
 
 
-def _absolute(link: str | None, base: str) -> str | None:
-    if not link:
-        return None
-    link = link.strip()
-    if not link:
-        return None
-    if link.startswith(("https://", "http://")) and " " not in link:
-        return link  # already absolute: urljoin would only cost time
-    try:
-        resolved = urljoin(base, link)
-        scheme = urlsplit(resolved).scheme.lower()
-    except ValueError:
-        return None
-    return resolved if scheme in ("http", "https") else None
-
-
 def _text(el: Any) -> str:
     """The element's content as a string: its text, or its markup when it holds child elements."""
     if len(el) == 0:
@@ -345,7 +330,7 @@ def _read_rss(root: Any, url: str, fmt: str) -> ParsedFeed:
             if local == "title" and title is None:
                 title = _one_line(html_to_text(_text(el))) or None
             elif local == "link" and link is None and (el.text or "").strip():
-                link = _absolute(el.text, _base(el, ctx))
+                link = absolute_url(el.text, _base(el, ctx))
     ctx.site = link or url
     items = _rss_item_elements(root, channel)
     parsed = tuple(item for el in islice(items, MAX_ITEMS) if (item := _guarded(_rss_item, el, ctx)) is not None)
@@ -416,9 +401,9 @@ def _rss_item(item: Any, ctx: _Context) -> RawItem | None:
         elif ns in MEDIA_NSS:
             _media_field(fields, local, el)
     base = _base(item, ctx)
-    link = _absolute(fields.link, base) or _absolute(fields.atom_link, base)
+    link = absolute_url(fields.link, base) or absolute_url(fields.atom_link, base)
     if link is None and fields.guid and fields.guid_is_link:
-        link = _absolute(fields.guid, base) if fields.guid.startswith(("http://", "https://")) else None
+        link = absolute_url(fields.guid, base) if fields.guid.startswith(("http://", "https://")) else None
     dates = fields.dates or {}
     published = _first_date(dates.get(key) for key in _RSS_DATE_ORDER)
     return _make_item(fields, link, published)
@@ -536,7 +521,7 @@ def _read_atom(root: Any, url: str) -> ParsedFeed:
         feed_author = None
     has_base = bool(root.xpath("boolean(//@xml:base)"))
     ctx = _Context(url=url, site=url, core_nss=_ATOM_NSS, has_xml_base=has_base)
-    link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
+    link = absolute_url(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     ctx.site = link or url
     entries = (el for ns, local, el in _children(root) if local == "entry" and ns in _ATOM_NSS)
     parsed = tuple(
@@ -574,7 +559,7 @@ def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None) -> RawItem |
             fields.date(local, el.text)
         elif local == "author" and fields.author is None:
             fields.author = _atom_person(el)
-    link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
+    link = absolute_url(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     dates = fields.dates or {}
     published = _first_date(dates.get(key) for key in ("published", "issued", "created", "updated", "modified"))
     if fields.author is None:
@@ -643,7 +628,7 @@ def _parse_json_feed(body: bytes, *, url: str, content_type: str | None) -> Pars
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise ParseError("not a feed: JSON without an 'items' list")
     title = _str(doc.get("title"))
-    link = _absolute(_str(doc.get("home_page_url")), url)
+    link = absolute_url(_str(doc.get("home_page_url")), url)
     site = link or url
     feed_author = _json_author(doc)
     items = tuple(
@@ -664,7 +649,7 @@ def _json_item(entry: dict[str, Any], site: str, feed_author: str | None) -> Raw
         if value:
             fields.text(html.escape(value, quote=False).replace("\n", "<br>") if escape else value)
     fields.author = _json_author(entry) or feed_author
-    link = _absolute(_str(entry.get("url")), site) or _absolute(_str(entry.get("external_url")), site)
+    link = absolute_url(_str(entry.get("url")), site) or absolute_url(_str(entry.get("external_url")), site)
     published = _first_date((_str(entry.get("date_published")), _str(entry.get("date_modified"))))
     return _make_item(fields, link, published)
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.collectors.htmltext import html_to_text
+from monitor.collectors.links import absolute_url
 from monitor.exceptions import ParseError
 
 __all__ = [
     "FieldSpec",
-    "absolute_url",
     "document",
     "nodes_with",
     "page_base",
@@ -162,20 +161,3 @@ def page_base(tree: LexborHTMLParser, page_url: str) -> str:
         if resolved:
             return resolved
     return page_url
-
-
-def absolute_url(value: str | None, base: str, *, keep_fragment: bool = True) -> str | None:
-    """`value` resolved against `base` when the result is http(s), else None (mailto:, javascript:, ...)."""
-    if not value:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        url = urljoin(base, value)
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url if keep_fragment else urldefrag(url).url
