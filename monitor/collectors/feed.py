@@ -28,4 +28,4 @@ async def collect(source: FeedSource, session: Session, state: SourceState, now:
         return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
     parsed = await session.parse(parse_feed, resp.body, url=resp.url, content_type=resp.content_type)
     session.note_items(len(parsed.items))
-    return Collected(items=parsed.items, etag=resp.etag, last_modified=resp.last_modified)
+    return Collected(items=parsed.items, etag=resp.etag, last_modified=resp.last_modified, warnings=parsed.warnings)

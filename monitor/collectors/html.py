@@ -58,7 +58,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from monitor.collectors.decode import decode_body, gunzip_if_gzip
+from monitor.collectors.decode import Decoded, decode, gunzip_if_gzip
 from monitor.collectors.fetch import Response, Session
 from monitor.collectors.links import absolute_url
 from monitor.collectors.paging import Pages
@@ -174,6 +174,7 @@ class PageResult:
     comments: int  # how many of `items` are comments
     next_url: str | None  # the `next` link, when configured and found
     misses: tuple[Miss, ...]
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class ListingResult:
     links: tuple[str, ...]  # canonical (normalize.canonical_url), unique, in page order
     next_url: str | None
     misses: tuple[Miss, ...]
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 @dataclass(frozen=True)
@@ -477,19 +479,27 @@ def plan_follow(
 
 def read_page(body: bytes, *, content_type: str | None, url: str, source: HtmlSource, now: datetime) -> PageResult:
     """One response body -> its items and comments (pure; runs in a worker process)."""
-    return parse_page(_decode(body, content_type), url, source, now)
+    decoded = _decode(body, content_type)
+    page = parse_page(decoded.text, url, source, now)
+    return replace(page, warnings=_with(decoded.warning, page.warnings, url))
 
 
 def read_listing(body: bytes, *, content_type: str | None, url: str, source: HtmlSource) -> ListingResult:
     """One listing body -> its `follow` and `next` links (pure; runs in a worker process)."""
-    return parse_listing(_decode(body, content_type), url, source)
+    decoded = _decode(body, content_type)
+    listing = parse_listing(decoded.text, url, source)
+    return replace(listing, warnings=_with(decoded.warning, listing.warnings, url))
 
 
-def _decode(body: bytes, content_type: str | None) -> str:
+def _decode(body: bytes, content_type: str | None) -> Decoded:
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind and not any(part in kind for part in _HTML_TYPES):
         raise ParseError(f"content type {kind} is not HTML")
-    return decode_body(gunzip_if_gzip(body), content_type)
+    return decode(gunzip_if_gzip(body), content_type)
+
+
+def _with(warning: str | None, warnings: tuple[str, ...], url: str) -> tuple[str, ...]:
+    return (f"{url}: {warning}", *warnings) if warning else warnings
 
 
 @dataclass
@@ -515,6 +525,7 @@ class _Poll:
             return None
         self.pages.session.note_items(len(page.items))
         self.pages.items.extend(page.items)
+        self.pages.warnings.extend(page.warnings)
         self.misses.extend(page.misses)
         self.content_pages += 1
         return page
@@ -530,6 +541,7 @@ class _Poll:
         if listing is None:
             return None
         self.pages.session.note_items(len(listing.links))
+        self.pages.warnings.extend(listing.warnings)
         self.misses.extend(listing.misses)
         return listing.next_url, listing.links
 

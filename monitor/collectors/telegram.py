@@ -26,14 +26,14 @@ Service messages (channel created, photo changed, ...) are skipped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from selectolax.lexbor import LexborNode
 
-from monitor.collectors.decode import decode_body, gunzip_if_gzip
+from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.fetch import Session
 from monitor.collectors.htmltext import html_to_text
 from monitor.collectors.links import absolute_url
@@ -92,6 +92,7 @@ class ChannelPage:
     ids: tuple[int, ...]  # message ids of `items`, same order
     older_url: str | None  # `<link rel="prev">`: there are older messages
     title: str | None  # the channel's title
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 def parse_channel_page(html: str, url: str) -> ChannelPage:
@@ -244,7 +245,9 @@ def _cursor_id(cursor: str | None) -> int | None:
 
 def read_channel_page(body: bytes, *, content_type: str | None, url: str) -> ChannelPage:
     """One response body -> its messages (pure; runs in a worker process)."""
-    return parse_channel_page(decode_body(gunzip_if_gzip(body), content_type), url)
+    decoded = decode(gunzip_if_gzip(body), content_type)
+    page = parse_channel_page(decoded.text, url)
+    return replace(page, warnings=(f"{url}: {decoded.warning}", *page.warnings)) if decoded.warning else page
 
 
 async def collect(source: TelegramSource, session: Session, state: SourceState, now: datetime) -> Collected:
@@ -257,6 +260,7 @@ async def collect(source: TelegramSource, session: Session, state: SourceState, 
     page = await pages.parse(first, read_channel_page, content_type=first.content_type, url=first.url)
     assert page is not None  # the first response's ParseError goes up
     session.note_items(len(page.items))
+    pages.warnings.extend(page.warnings)
     if not page.items:
         note = f"no messages ({MESSAGE}) on {first.url}: the channel has no public preview, or the page layout changed"
         return Collected(items=(), etag=first.etag, last_modified=first.last_modified, warnings=(note,), health=note)
@@ -283,6 +287,7 @@ async def _page_back(source: TelegramSource, pages: Pages, url: str, page: Chann
         if page_read is None:
             break
         pages.session.note_items(len(page_read.items))
+        pages.warnings.extend(page_read.warnings)
         fresh = [(n, item) for n, item in zip(page_read.ids, page_read.items, strict=True) if n < oldest]
         if not fresh:
             break  # the server ignored `before`: no progress, stop
