@@ -88,11 +88,12 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
     """Per-topic cost of the daemon's minute tick, in-process (monitor internals: the only place here)."""
     from datetime import UTC, datetime
 
+    from monitor.collectors import SOURCE_MODELS
     from monitor.config import load_config
     from monitor.outbox import Outbox
     from monitor.store import open_store
 
-    config = load_config(config_path)
+    config = load_config(config_path, source_types=SOURCE_MODELS)
     store = open_store(config.store)
     outbox = Outbox(config, store)
     now = datetime.now(UTC)

@@ -82,8 +82,10 @@ def get_config(ctx: click.Context) -> Config:
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
         path = obj["config_path"]
+        from monitor.collectors import SOURCE_MODELS
+
         try:
-            obj["config"] = load_config(path)
+            obj["config"] = load_config(path, source_types=SOURCE_MODELS)
         except ConfigError as exc:
             click.echo(f"monitor: {path}: {len(exc.problems)} problem(s) in the config:", err=True)
             for problem in exc.problems:

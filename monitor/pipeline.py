@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from monitor.collectors import COLLECTORS
+from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
 from monitor.config import SourceConfig
-from monitor.exceptions import FetchError, MonitorError, ParseError, StoreError
+from monitor.exceptions import FetchError, MonitorError, ParseError, RobotsDisallowed, StoreError
 from monitor.match import Matcher
 from monitor.prepare import Known, prepare, unique_items
 from monitor.store import Store
@@ -29,7 +29,11 @@ MAX_CONCURRENT_SOURCES = 16  # sources polled at once by one pass (memory: each 
 
 def limits_of(source: SourceConfig) -> RequestLimits:
     return RequestLimits(
-        timeout=source.timeout, max_bytes=source.max_bytes, user_agent=source.user_agent, robots=source.robots
+        timeout=source.timeout,
+        max_bytes=source.max_bytes,
+        user_agent=source.user_agent,
+        robots=source.robots,
+        allow_private=source.allow_private,
     )
 
 
@@ -52,11 +56,11 @@ async def run_source(
     waiting = _waiting_until(state, now, respect_backoff)
     if waiting is not None:
         return RunResult(source.name, ok=True, skipped=True, error=f"waiting until {waiting:%Y-%m-%d %H:%M:%SZ}")
-    collector = COLLECTORS.get(source.type)
-    if collector is None:
+    kind = SOURCE_TYPES.get(source.type)
+    if kind is None:
         return RunResult(source.name, ok=False, error=f"no collector for source type {source.type!r} in this version")
     try:
-        collected = await collector(source, session, state, now)
+        collected = await kind.collect(source, session, state, now)
         items, keys = unique_items(collected.items)
         known = _known(store, source.name, keys)
         matched = (
@@ -72,6 +76,8 @@ async def run_source(
             fetches=_with_warnings(session.records, collected.warnings),
             now=now,
         )
+    except RobotsDisallowed as exc:
+        return _skip(source, store, state, session, exc, now, started)
     except (FetchError, ParseError) as exc:
         return _fail(source, store, state, session, exc, now, started)
     except StoreError as exc:
@@ -149,6 +155,29 @@ def _with_warnings(records: Sequence[FetchRecord], warnings: Sequence[str]) -> l
     if rows and warnings:
         rows[-1] = replace(rows[-1], warning="; ".join(warnings))
     return rows
+
+
+def _skip(
+    source: SourceConfig,
+    store: Store,
+    state: SourceState,
+    session: Session,
+    exc: RobotsDisallowed,
+    now: datetime,
+    started: float,
+) -> RunResult:
+    """robots.txt refuses the source's address: a skip, not a failure. No failure is counted, no backoff
+    starts, so no health alert follows; `last_error` says why (shown by `monitor status`) until a poll
+    succeeds again."""
+    skipped = replace(state, last_error=f"skipped by robots.txt: {exc}", last_error_at=now)
+    try:
+        store.record_failure(
+            state=skipped, source_type=source.type, source_url=source.url, fetches=session.records, now=now
+        )
+    except MonitorError as store_exc:
+        log.error("store_failed source=%s error=%s", source.name, store_exc)
+    log.warning("source_skipped source=%s reason=%r", source.name, str(exc))
+    return RunResult(source.name, ok=True, skipped=True, error=str(exc), duration_ms=_ms(started))
 
 
 def _fail(

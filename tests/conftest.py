@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import Config, parse_config
 from monitor.store import Store
 from monitor.store.sqlite import SqliteStore, open_sqlite
@@ -44,7 +45,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 def make_config(tmp_path: Path, body: str) -> Config:
-    return parse_config(textwrap.dedent(body), base_dir=tmp_path, path=tmp_path / "config.yaml")
+    return parse_config(
+        textwrap.dedent(body), base_dir=tmp_path, path=tmp_path / "config.yaml", source_types=SOURCE_MODELS
+    )
 
 
 def write_config(tmp_path: Path, body: str) -> Path:

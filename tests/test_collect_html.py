@@ -26,6 +26,7 @@ from monitor.collectors.fetch import Fetcher
 from monitor.collectors.html import (
     MAX_TRACKED,
     REVISIT_FOR,
+    HtmlSource,
     Tracked,
     dump_cursor,
     load_cursor,
@@ -33,9 +34,9 @@ from monitor.collectors.html import (
     parse_page,
     plan_follow,
 )
-from monitor.collectors.selectors import FieldSpec, absolute_url, parse_spec
-from monitor.config import HtmlSource
-from monitor.exceptions import FetchError, ParseError
+from monitor.collectors.links import absolute_url
+from monitor.collectors.selectors import FieldSpec, parse_spec
+from monitor.exceptions import ConfigError, FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source
 from monitor.store import Store
@@ -421,10 +422,9 @@ def test_a_missing_field_is_reported_only_when_no_item_has_it(tmp_path: Path) ->
     assert [m.role for m in parse_page(html, "https://h.kz/", source, NOW).misses] == ["fields.text", "fields.author"]
 
 
-def test_an_invalid_selector_is_a_parse_error(tmp_path: Path) -> None:
-    source = html_source(tmp_path, "https://h.kz/", "items: 'div['\nfields: {title: h2}")
-    with pytest.raises(ParseError, match="invalid CSS selector"):
-        parse_page("<div></div>", "https://h.kz/", source, NOW)
+def test_an_invalid_selector_never_reaches_the_parser(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.items \(line \d+\): invalid CSS selector 'div\['"):
+        html_source(tmp_path, "https://h.kz/", "items: 'div['\nfields: {title: h2}")
 
 
 html_soup = st.lists(

@@ -24,7 +24,7 @@ from werkzeug import Request, Response
 
 from monitor.collectors import mastodon
 from monitor.collectors.fetch import Fetcher, RequestLimits
-from monitor.config import MastodonSource
+from monitor.collectors.mastodon import MastodonSource
 from monitor.exceptions import FetchError, ParseError
 from monitor.store import Store
 from monitor.types import Collected, RawItem, RunResult, SourceState

@@ -22,8 +22,7 @@ from werkzeug import Request, Response
 
 from monitor.collectors import telegram
 from monitor.collectors.fetch import Fetcher
-from monitor.collectors.telegram import page_url, parse_channel_page, parse_count
-from monitor.config import TelegramSource
+from monitor.collectors.telegram import TelegramSource, page_url, parse_channel_page, parse_count
 from monitor.exceptions import FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source

@@ -24,7 +24,8 @@ from werkzeug import Request, Response
 
 from monitor.collectors import vk
 from monitor.collectors.fetch import Fetcher, RequestLimits
-from monitor.config import Config, VkSource
+from monitor.collectors.vk import VkSource
+from monitor.config import Config
 from monitor.exceptions import FetchError, ParseError
 from monitor.match import Matcher
 from monitor.pipeline import poll_sources

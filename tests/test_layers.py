@@ -49,9 +49,12 @@ LAYERS = {
 }
 # Components of one layer that may use each other.
 SIBLINGS = {frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
+# One module per source type: its config model (pydantic) beside its collector, registered in collectors/__init__.
+SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", "mastodon", "reddit", "vk")}
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
+    "protego": {"collectors.fetch"},
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
@@ -61,7 +64,7 @@ OWNERS = {
     "apscheduler": {"daemon"},
     "click": {"cli"},
     "yaml": {"yamldoc"},
-    "pydantic": {"config"},
+    "pydantic": {"config", *SOURCE_MODULES},
     "smtplib": {"mail"},
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
@@ -169,3 +172,15 @@ def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module) ->
         assert backend <= {"monitor.store.sqlite", "monitor.store.sqlite.open_sqlite"}
         return
     assert not backend, f"monitor.{name} imports the SQLite backend {sorted(backend)}: use monitor.store"
+
+
+def test_a_source_type_is_one_module_and_one_registry_entry() -> None:
+    from monitor import config
+    from monitor.collectors import SOURCE_MODELS, SOURCE_TYPES
+
+    assert {f"collectors.{name}" for name in SOURCE_TYPES} == SOURCE_MODULES
+    for name, kind in SOURCE_TYPES.items():
+        assert kind.model.__module__ == kind.collect.__module__ == f"monitor.collectors.{name}"
+        assert issubclass(kind.model, config.SourceBase) and SOURCE_MODELS[name] is kind.model
+    in_config = {v for v in vars(config).values() if isinstance(v, type) and issubclass(v, config.SourceBase)}
+    assert in_config == {config.SourceBase}  # config knows no source type by name

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerts import SourceHealth, health_alerts
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config
 from monitor.match import Matcher
@@ -280,3 +281,139 @@ sources:
         (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches WHERE source = 'city'")]
         assert warning == "; ".join(result.warnings)
         assert store.source_state("city").warnings == result.warnings
+
+
+def test_a_robots_refusal_is_a_skip_not_a_failure(tmp_path: Path, corpus: Path, raw_server: RawServer) -> None:
+    """robots.txt refusing a source must not count as failing: no failure, no backoff, no health alert."""
+    raw_server.routes["/robots.txt"] = respond(200, b"User-agent: *\nDisallow: /*.json$\nDisallow: /closed\n")
+    raw_server.routes["/closed"] = respond(200, (corpus / "rss/en_bbc-world.xml").read_bytes())
+    raw_server.routes["/open"] = respond(200, (corpus / "rss/en_bbc-world.xml").read_bytes())
+    config = make_config(
+        tmp_path,
+        f"""
+store: store.db
+topics:
+  world: [world]
+health:
+  failures: 1
+sources:
+  - {{name: closed, type: feed, url: '{raw_server.url("/closed")}'}}
+  - {{name: open, type: feed, url: '{raw_server.url("/open")}'}}
+""",
+    )
+    with open_store(config.store) as store:
+        for minutes in (0, 20, 40):
+            results = {r.source: r for r in poll(config, store, now=NOW + timedelta(minutes=minutes))}
+            closed = results["closed"]
+            assert closed.ok and closed.skipped and closed.error and "robots.txt" in closed.error
+            assert results["open"].ok and not results["open"].skipped
+        state = store.source_state("closed")
+        assert state.failures == 0 and state.next_poll_at is None and state.health is None
+        assert state.last_error is not None
+        assert state.last_error.startswith("skipped by robots.txt: robots.txt of http://127.0.0.1:")
+        statuses = {r[0] for r in store.conn.execute("SELECT status FROM fetches WHERE source = 'closed'")}
+        assert statuses == {"skipped"}
+        health = SourceHealth("closed", "feed", state.failures, state.last_error, None, state.last_error_at, None)
+        assert health_alerts([health], {}, failures=1, quiet=timedelta(hours=1), now=NOW) == []
+    assert "/closed" not in [p for p, _ in raw_server.requests]
+
+
+# --- what a feed hides becomes a warning on its fetch row and its source ----------------------------------------
+
+RSS_ITEM = "<item><title>{title}</title><link>https://e.org/{n}</link><guid>e-{n}</guid></item>"
+
+
+def rss(items: str, head: str = "") -> bytes:
+    return f"<?xml version='1.0'?>{head}<rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
+
+
+def one_source(tmp_path: Path, server: RawServer, body: bytes, content_type: str = "application/rss+xml") -> Config:
+    server.routes["/feed"] = respond(200, body, {"Content-Type": content_type})
+    return make_config(
+        tmp_path,
+        f"""
+store: store.db
+topics:
+  separatism: [сепаратист*, separatist*]
+sources:
+  - {{name: feed, type: feed, url: '{server.url("/feed")}', robots: false}}
+""",
+    )
+
+
+def test_a_utf8_feed_with_titles_cut_mid_character_keeps_every_title_readable(
+    tmp_path: Path, raw_server: RawServer
+) -> None:
+    titles = [f"Сепаратисты {n}: заявление совета" for n in range(5)]
+    items = b"".join(
+        b"<item><title>" + t.encode()[:-1] + b"</title><link>https://e.org/" + str(n).encode() + b"</link></item>"
+        for n, t in enumerate(titles)  # each title loses the last byte of its last character
+    )
+    body = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>" + items + b"</channel></rss>"
+    config = one_source(tmp_path, raw_server, body, "application/rss+xml; charset=utf-8")
+    with open_store(config.store) as store:
+        (result,) = poll(config, store)
+        assert result.ok and result.new_posts == 5 and result.matches == 5
+        stored = [r[0] for r in store.conn.execute("SELECT title FROM posts ORDER BY key")]
+        assert stored == [t[:-1] + "\ufffd" for t in titles]
+        (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches")]
+        assert warning.startswith("5 invalid UTF-8 byte sequences replaced")
+        assert store.source_state("feed").warnings == result.warnings
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "new", "warning"),
+    [
+        (
+            "100,000 items",
+            rss("".join(RSS_ITEM.format(title=f"post {n}", n=n) for n in range(100_000))),
+            5000,
+            "the feed holds 100,000 items: only the first 5,000 were read (the cap per feed)",
+        ),
+        (
+            "malformed",
+            rss(RSS_ITEM.format(title="a", n=1) + "<item><title>b</oops></item>" + RSS_ITEM.format(title="c", n=3)),
+            3,  # recover mode keeps even the broken one
+            "the feed is not well-formed (XML error at line 1: ",
+        ),
+        (
+            "entity bomb",
+            rss(
+                RSS_ITEM.format(title="&lol3;", n=1) + RSS_ITEM.format(title="plain", n=2),
+                head='<!DOCTYPE rss [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+                '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>',
+            ),
+            2,
+            "the feed declares its own XML entities (<!ENTITY ...>): they are left unexpanded",
+        ),
+        (
+            "items, then nesting past the depth limit",
+            rss(RSS_ITEM.format(title="kept", n=1) + "<x>" * 100_000 + "</x>" * 100_000),
+            1,
+            "the feed nests elements more than 256 levels deep (from line 1); what lies deeper was not read",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 60 else "",
+)
+def test_a_hidden_fault_is_a_warning_and_the_poll_keeps_what_it_could(
+    tmp_path: Path, raw_server: RawServer, case: str, body: bytes, new: int, warning: str
+) -> None:
+    config = one_source(tmp_path, raw_server, body)
+    with open_store(config.store) as store:
+        (result,) = poll(config, store)
+        assert result.ok and result.new_posts == new, case
+        assert any(w.startswith(warning) for w in result.warnings), result.warnings
+        (row,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches")]
+        assert warning in row
+        assert store.source_state("feed").warnings == result.warnings
+
+
+def test_a_feed_nested_100000_deep_is_an_error_not_ok_with_nothing(tmp_path: Path, raw_server: RawServer) -> None:
+    body = rss("<x>" * 100_000 + RSS_ITEM.format(title="lost", n=1) + "</x>" * 100_000)
+    config = one_source(tmp_path, raw_server, body)
+    with open_store(config.store) as store:
+        (result,) = poll(config, store)
+        assert not result.ok and result.error == (
+            "the feed nests elements more than 256 levels deep (from line 1); no item could be read"
+        )
+        assert store.source_state("feed").failures == 1

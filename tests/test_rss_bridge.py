@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from monitor.collectors import SOURCE_MODELS
+from monitor.collectors.feed import FeedSource
 from monitor.collectors.feedparse import ParsedFeed, parse_feed
 from monitor.collectors.fetch import Fetcher
-from monitor.config import FeedSource, parse_config
+from monitor.config import parse_config
 from monitor.match import Matcher
 from monitor.pipeline import run_source
 from monitor.store import Store
@@ -159,7 +161,7 @@ def doc_config_block() -> str:
 
 
 def test_the_config_block_in_the_docs_is_valid(tmp_path: Path) -> None:
-    config = parse_config(doc_config_block(), base_dir=tmp_path)
+    config = parse_config(doc_config_block(), base_dir=tmp_path, source_types=SOURCE_MODELS)
     bridges = [s for s in config.sources if isinstance(s, FeedSource)]
     assert len(bridges) >= 3 and all("action=display" in s.url and "&format=" in s.url for s in bridges)
     assert {re.search(r"bridge=(\w+)", s.url).group(1) for s in bridges} >= {  # type: ignore[union-attr]

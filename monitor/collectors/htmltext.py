@@ -11,8 +11,6 @@ from __future__ import annotations
 import html
 import re
 
-from selectolax.lexbor import LexborHTMLParser
-
 __all__ = ["html_to_text", "looks_like_html", "tidy_text"]
 
 _BREAK = "\ue000"  # private-use mark for a block boundary, put in before parsing, split on after
@@ -45,6 +43,8 @@ def html_to_text(fragment: str) -> str:
     if not looks_like_html(fragment):
         return _defuse(tidy_text(html.unescape(fragment) if "&" in fragment else fragment))
     marked = _BLOCK_TAG.sub(_BREAK + "<", fragment.replace(_BREAK, ""))  # constant: no Python per match
+    from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415  # loaded to parse, not to read the config
+
     tree = LexborHTMLParser(marked)
     if _DROPPED_TAG.search(fragment):
         tree.strip_tags(_DROPPED, recursive=True)
