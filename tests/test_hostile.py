@@ -110,6 +110,42 @@ def test_a_parse_over_its_limit_fails_its_source_and_the_others_finish(world: Wo
         workers.close()
 
 
+def test_hostile_html_pages_are_cut_with_a_warning_and_the_others_finish(
+    tmp_path: Path, corpus: Path, raw_server: RawServer
+) -> None:
+    for name, (path, _) in HEALTHY.items():
+        raw_server.routes[f"/{name}"] = respond(200, (corpus / path).read_bytes(), {"Content-Type": "application/xml"})
+    article = b"<html><body><article><h2>Separatists met</h2><p>Text.</p></article>"
+    raw_server.routes["/deep"] = respond(200, article + UNCLOSED_DIVS, {"Content-Type": "text/html"})
+    crowded = article + b"<div " + b" ".join(b"a%d=x" % i for i in range(40_000)) + b">"
+    raw_server.routes["/crowded"] = respond(200, crowded, {"Content-Type": "text/html"})
+    healthy = "\n".join(f"  - {{name: {n}, type: feed, url: '{raw_server.url('/' + n)}'}}" for n in HEALTHY)
+    pages = "\n".join(
+        f"  - {{name: {n}, type: html, url: '{raw_server.url('/' + n)}', items: article, fields: {{title: h2}}}}"
+        for n in ("deep", "crowded")
+    )
+    head = "store: store.db\ntopics:\n  world: [world]\ndefaults: {robots: false, timeout: 20s}\nsources:\n"
+    text = f"{head}{pages}\n{healthy}\n"
+    config = parse_config(text, base_dir=tmp_path, source_types=SOURCE_MODELS)
+    workers = Workers(config.topics, processes=1)
+    try:
+        with open_store(config.store) as store:
+            results = {r.source: r for r in poll_with_workers(config, store, workers)}
+            for name, reason in (
+                ("deep", "elements nested more than 512 deep"),
+                ("crowded", "more than 256 attributes"),
+            ):
+                result = results[name]
+                assert result.ok and result.new_posts == 1, result  # the article before the hostile part is kept
+                (warning,) = result.warnings
+                assert reason in warning and warning.startswith(raw_server.url(f"/{name}"))
+                assert store.source_state(name).warnings == result.warnings
+            for name, (_, count) in HEALTHY.items():
+                assert results[name].ok and results[name].new_posts == count and not results[name].warnings
+    finally:
+        workers.close()
+
+
 # --- a killed poll leaves no process behind ---------------------------------------------------------------------
 
 

@@ -217,7 +217,7 @@ class _Fields:
 
 def parse_page(html: str, url: str, source: HtmlSource, now: datetime) -> PageResult:
     """Items and comments of one page (the listing without `follow`, else a followed page)."""
-    tree = document(html)
+    tree, cut = document(html)
     page = _Page(url=url, base=page_base(tree, url), tz=ZoneInfo(source.timezone), now=now)
     misses: list[Miss] = []
     comment_nodes = select(tree, source.comments.items) if source.comments else []
@@ -234,12 +234,12 @@ def parse_page(html: str, url: str, source: HtmlSource, now: datetime) -> PageRe
         comments, comment_misses = _read_comments(comment_nodes, source.comments, parent, page)
         misses += comment_misses
     next_url = _next_url(tree, source.next, page) if source.next else None
-    return PageResult(tuple(posts + comments), len(comments), next_url, tuple(misses))
+    return PageResult(tuple(posts + comments), len(comments), next_url, tuple(misses), _cut_note(cut, url))
 
 
 def parse_listing(html: str, url: str, source: HtmlSource) -> ListingResult:
     """The `follow` links and the `next` link of one listing page."""
-    tree = document(html)
+    tree, cut = document(html)
     page = _Page(url=url, base=page_base(tree, url), tz=ZoneInfo(source.timezone), now=None)
     links: list[str] = []
     misses: list[Miss] = []
@@ -249,7 +249,11 @@ def parse_listing(html: str, url: str, source: HtmlSource) -> ListingResult:
         if not links:
             misses.append(Miss("follow", source.follow, url))
     next_url = _next_url(tree, source.next, page) if source.next else None
-    return ListingResult(tuple(links), next_url, tuple(misses))
+    return ListingResult(tuple(links), next_url, tuple(misses), _cut_note(cut, url))
+
+
+def _cut_note(cut: str | None, url: str) -> tuple[str, ...]:
+    return (f"{url}: {cut}",) if cut else ()
 
 
 def _links(nodes: Iterable[LexborNode], spec: FieldSpec, page: _Page, own_url: str) -> list[str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from monitor.collectors.htmltext import html_to_text
 from monitor.collectors.links import absolute_url
+from monitor.collectors.structure import bound_html
 from monitor.exceptions import ParseError
 
 if TYPE_CHECKING:  # selectolax is loaded to check a selector or parse a page, not to read a config without one
@@ -79,13 +80,15 @@ def selector_problem(spec: str, *, allow_self: bool = False) -> str | None:
 @cache
 def _compiler() -> LexborHTMLParser:
     """An empty document: compiling a selector against it finds syntax errors."""
-    return document("")
+    return document("")[0]
 
 
-def document(html: str) -> LexborHTMLParser:
+def document(html: str) -> tuple[LexborHTMLParser, str | None]:
+    """The parsed page, cut first at any structure limit (structure.py), and the warning when it was cut."""
     from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415  # see TYPE_CHECKING above
 
-    return LexborHTMLParser(html)
+    bounded, warning = bound_html(html)
+    return LexborHTMLParser(bounded), warning
 
 
 def select(context: LexborNode | LexborHTMLParser, css: str, *, excluded: Collection[int] = ()) -> list[LexborNode]:
@@ -156,7 +159,7 @@ def spec_text(
 
 def _value(node: LexborNode, attr: str | None) -> str:
     if attr is None:
-        return html_to_text(node.html or "")
+        return html_to_text(node.html or "", checked=True)
     value = node.attributes.get(attr)
     return value.strip() if value else ""
 

@@ -101,7 +101,7 @@ class ChannelPage:
 
 def parse_channel_page(html: str, url: str) -> ChannelPage:
     """Messages of a t.me/s/ page; `url` is the page's address (for relative links)."""
-    tree = document(html)
+    tree, cut = document(html)
     title = _channel_title(
         tree.css_first(".tgme_channel_info_header_title"), tree.css_first('meta[property="og:title"]')
     )
@@ -114,7 +114,7 @@ def parse_channel_page(html: str, url: str) -> ChannelPage:
             items.append(parsed[1])
     prev = tree.css_first('link[rel="prev"]')
     older = absolute_url(prev.attributes.get("href"), url) if prev is not None else None
-    return ChannelPage(tuple(items), tuple(ids), older, title)
+    return ChannelPage(tuple(items), tuple(ids), older, title, (f"{url}: {cut}",) if cut else ())
 
 
 def _channel_title(header: LexborNode | None, og: LexborNode | None) -> str | None:
@@ -157,7 +157,7 @@ def _text(node: LexborNode, excluded: frozenset[int]) -> str:
     parts = []
     body = select(node, ".tgme_widget_message_text.js-message_text", excluded=excluded)
     if body:  # the first is the outermost: the page nests a copy inside it
-        parts.append(html_to_text(body[0].html or ""))
+        parts.append(html_to_text(body[0].html or "", checked=True))
     for selector in (
         ".tgme_widget_message_poll_question",
         ".tgme_widget_message_poll_option_text",
