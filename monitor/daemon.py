@@ -27,7 +27,7 @@ from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import MonitorError
 from monitor.outbox import Outbox
-from monitor.pipeline import run_source
+from monitor.pipeline import open_fetcher, run_source
 from monitor.store import Store, this_process
 from monitor.types import RunResult
 from monitor.workers import Workers
@@ -77,12 +77,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        async with Fetcher(
-            per_host=self.config.defaults.per_host,
-            user_agent=self.config.defaults.user_agent,
-            clock=self.clock,
-            offload=self.workers.parse,
-        ) as fetcher:
+        async with open_fetcher(self.config, self.workers, clock=self.clock) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()

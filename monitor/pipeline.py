@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
-from monitor.config import SourceConfig
+from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError, RobotsDisallowed, StoreError
 from monitor.match import Matcher
 from monitor.prepare import Known, prepare, unique_items
@@ -25,6 +25,14 @@ from monitor.workers import Workers
 log = logging.getLogger("monitor.pipeline")
 
 MAX_CONCURRENT_SOURCES = 16  # sources polled at once by one pass (memory: each holds its response and items)
+
+
+def open_fetcher(config: Config, workers: Workers, *, clock: Callable[[], datetime]) -> Fetcher:
+    """The one place a Fetcher is composed (daemon, `monitor poll` and `check --probe` use it): the config's
+    per-host limit and user agent, and the workers that parse off the event loop, bounded in time."""
+    return Fetcher(
+        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
+    )
 
 
 def limits_of(source: SourceConfig) -> RequestLimits:

@@ -17,7 +17,7 @@ from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, ParseError
-from monitor.pipeline import limits_of
+from monitor.pipeline import limits_of, open_fetcher
 from monitor.types import SourceState
 from monitor.workers import Workers
 
@@ -74,9 +74,7 @@ async def probe_sources(
 ) -> list[ProbeReport]:
     workers = Workers(config.topics)  # parsing off the event loop and bounded in time, as in a poll
     try:
-        async with Fetcher(
-            per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
-        ) as fetcher:
+        async with open_fetcher(config, workers, clock=clock) as fetcher:
             return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
     finally:
         workers.close()

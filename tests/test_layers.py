@@ -184,3 +184,14 @@ def test_a_source_type_is_one_module_and_one_registry_entry() -> None:
         assert issubclass(kind.model, config.SourceBase) and SOURCE_MODELS[name] is kind.model
     in_config = {v for v in vars(config).values() if isinstance(v, type) and issubclass(v, config.SourceBase)}
     assert in_config == {config.SourceBase}  # config knows no source type by name
+
+
+def test_the_fetcher_is_composed_in_one_place() -> None:
+    """Daemon, `monitor poll` and `check --probe` get their Fetcher from pipeline.open_fetcher, so that a new
+    setting (a limit, a hook) is wired once."""
+    callers = set()
+    for name, tree in modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Fetcher":
+                callers.add(name)
+    assert callers == {"pipeline"}
