@@ -150,7 +150,12 @@ def test_hostile_html_pages_are_cut_with_a_warning_and_the_others_finish(
 
 
 @pytest.mark.slow
-def test_sigkill_of_a_poll_leaves_no_worker_behind(tmp_path: Path, corpus: Path, raw_server: RawServer) -> None:
+@pytest.mark.parametrize("command", ["poll", "run"])
+def test_sigkill_of_a_poll_leaves_no_worker_behind(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, command: str
+) -> None:
+    """`monitor poll`, and the daemon (`monitor run`), killed with SIGKILL while a worker parses: nothing of
+    theirs is left (no worker, no helper process of any kind)."""
     raw_server.routes["/big"] = respond(200, (corpus / "rss/en_bbc-world.xml").read_bytes())  # goes to the worker
     raw_server.routes["/slow"] = respond(200, b"<rss/>", delay=60)  # keeps the poll running
     config = write_config(
@@ -165,7 +170,7 @@ def test_sigkill_of_a_poll_leaves_no_worker_behind(tmp_path: Path, corpus: Path,
         """,
     )
     poll = subprocess.Popen(
-        monitor_cmd(config, "poll"),
+        monitor_cmd(config, command),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -173,7 +178,7 @@ def test_sigkill_of_a_poll_leaves_no_worker_behind(tmp_path: Path, corpus: Path,
     )
     try:
         started = _wait_until(lambda: any(_is_worker(p) for p in _group(poll.pid) if p != poll.pid), 60)
-        assert started, "the poll started no worker process"
+        assert started, f"monitor {command} started no worker process"
         poll.send_signal(signal.SIGKILL)
         poll.wait(10)
         assert _wait_until(lambda: not _group(poll.pid), 15), f"left behind: {_group(poll.pid)}"

@@ -417,3 +417,33 @@ def test_a_feed_nested_100000_deep_is_an_error_not_ok_with_nothing(tmp_path: Pat
             "the feed nests elements more than 256 levels deep (from line 1); no item could be read"
         )
         assert store.source_state("feed").failures == 1
+
+
+def test_allow_private_false_refuses_a_loopback_source_before_any_request(
+    tmp_path: Path, raw_server: RawServer
+) -> None:
+    """`defaults.allow_private: false` from the config file to the wire: the source fails with a clear line on
+    its fetch row and the server sees no request; a source that sets `allow_private: true` is polled."""
+    raw_server.routes["/feed"] = respond(200, rss(RSS_ITEM.format(title="x", n=1)), {"Content-Type": "text/xml"})
+    raw_server.routes["/mine"] = respond(200, rss(RSS_ITEM.format(title="y", n=2)), {"Content-Type": "text/xml"})
+    config = make_config(
+        tmp_path,
+        f"""
+store: store.db
+topics: {{t: [x]}}
+defaults: {{allow_private: false, robots: false}}
+sources:
+  - {{name: guarded, type: feed, url: '{raw_server.url("/feed")}'}}
+  - {{name: mine, type: feed, url: '{raw_server.url("/mine")}', allow_private: true}}
+""",
+    )
+    with open_store(config.store) as store:
+        results = {r.source: r for r in poll(config, store)}
+        assert results["mine"].ok and results["mine"].new_posts == 1
+        guarded = results["guarded"]
+        assert not guarded.ok and guarded.error is not None
+        assert guarded.error.startswith(f"refused {raw_server.url('/feed')}: 127.0.0.1 is a loopback address")
+        assert "allow_private is false" in guarded.error
+        (row,) = store.conn.execute("SELECT status, error FROM fetches WHERE source = 'guarded'").fetchall()
+        assert row == ("error", guarded.error)
+    assert [path for path, _ in raw_server.requests] == ["/mine"]

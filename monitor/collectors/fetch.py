@@ -5,7 +5,8 @@ timeouts (per operation and in total, so a server trickling bytes cannot hold a 
 while streaming; at most 5 redirects, each to http or https only; an identifying User-Agent; conditional
 GET; robots.txt (RFC 9309, with `*` and `$` wildcards, through protego) cached per origin; and, when a
 source sets `allow_private: false`, no connection to a private, loopback or link-local address, checked
-on every hop before the request and on the address actually connected to.
+on the address each connection is made to (every hop; so a name that resolves differently later cannot
+slip by) and on the peer of a reused connection.
 
 Every foreign error leaves as one of the `FetchError` subclasses of monitor.exceptions, chosen by one
 table (`ERROR_TABLE`), with a one-line reason; every request becomes a `FetchRecord` for `fetches`.
@@ -14,6 +15,8 @@ table (`ERROR_TABLE`), with a one-line reason; every request becomes a `FetchRec
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import ipaddress
 import logging
@@ -21,12 +24,13 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from protego import Protego
 
@@ -56,6 +60,9 @@ MAX_RETRY_AFTER = timedelta(days=1)  # a server asking for more is capped: we wi
 _SCHEMES = ("http", "https")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ALLOW_PRIVATE = "monitor.allow_private"  # request extension: the source's allow_private, seen by the hooks
+# The hop being sent when private addresses are refused (its URL), else None: set by the request hook and read
+# by the connection guard, which runs in the same task (httpcore connects in the requesting task).
+_REFUSING: contextvars.ContextVar[str | None] = contextvars.ContextVar("monitor_refusing_private", default=None)
 _SHOWN_URL = 200  # characters of a foreign URL quoted in an error
 
 
@@ -213,24 +220,71 @@ def _refusal(url: str, host: str, address: str, kind: str) -> PrivateAddressRefu
     )
 
 
-async def _refuse_private_target(request: httpx.Request) -> None:
-    """Request hook, every hop: with allow_private false, the host must resolve to public addresses only."""
-    if request.extensions.get(_ALLOW_PRIVATE, True):
-        return
-    host = request.url.host
-    url = str(request.url)
+async def _note_hop(request: httpx.Request) -> None:
+    """Request hook, every hop: tell the connection guard whether this hop may reach a private address."""
+    _REFUSING.set(None if request.extensions.get(_ALLOW_PRIVATE, True) else str(request.url))
+
+
+async def _public_addresses(url: str, host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, when every one is public; else PrivateAddressRefused naming one."""
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, request.url.port, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
-            return  # unresolvable: the request itself fails with a clear "cannot resolve host"
+            return [host]  # unresolvable: connecting fails with the usual clear "cannot resolve host"
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         kind = address_kind(address)
         if kind is not None:
             raise _refusal(url, host, str(address), kind)
+    return list(dict.fromkeys(str(a) for a in addresses))
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to checked public addresses while a hop refuses private
+    ones: the address checked is the address connected to (no DNS rebinding between check and connect)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self.inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        url = _REFUSING.get()
+        if url is None:
+            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        addresses = await _public_addresses(url, host, port)
+        for address in addresses[:-1]:
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        return await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
+    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
+        raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
+    pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    return transport
 
 
 async def _check_response(response: httpx.Response) -> None:
@@ -294,14 +348,15 @@ class Fetcher:
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._robots_off_logged: set[str] = set()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
+            limits=limits,
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-            transport=transport,
+            transport=transport or _guarded_transport(limits),
             trust_env=True,
-            event_hooks={"request": [_refuse_private_target], "response": [_check_response]},
+            event_hooks={"request": [_note_hop], "response": [_check_response]},
         )
 
     async def aclose(self) -> None:
