@@ -46,6 +46,15 @@ def number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def number_text(value: str | None) -> float | None:
+    """A number written as text (an HTTP header's value), finite, else None."""
+    try:
+        parsed = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and math.isfinite(parsed) else None
+
+
 def integer(value: object) -> int | None:
     """A JSON integer, or a string of decimal digits (VK sends some ids as strings), else None."""
     if isinstance(value, bool):

@@ -14,12 +14,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from monitor.collectors.jsonapi import epoch_time, number_text
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
 from monitor.types import Collected, RawItem
@@ -38,26 +38,18 @@ def rate_limit_until(headers: Mapping[str, str], now: datetime) -> datetime | No
     """When a server that says no requests are left (``X-RateLimit-Remaining`` below 1) takes them again:
     ``X-RateLimit-Reset`` as seconds (Reddit), an epoch time (GitHub style) or a date (Mastodon).
     None while requests are left or the server says nothing. `headers` has lower-case names."""
-    remaining = _number(headers.get("x-ratelimit-remaining"))
+    remaining = number_text(headers.get("x-ratelimit-remaining"))
     if remaining is None or remaining >= 1:
         return None
     raw = (headers.get("x-ratelimit-reset") or "").strip()
-    seconds = _number(raw)
+    seconds = number_text(raw)
     if seconds is not None and seconds > _EPOCH_FROM:
-        reset: datetime | None = datetime.fromtimestamp(seconds, now.tzinfo)
+        reset = epoch_time(seconds)  # None past the calendar: the default wait
     elif seconds is not None:
         reset = now + timedelta(seconds=seconds) if seconds > 0 else None
     else:
         reset = parse_date(raw) if raw else None
     return reset if reset is not None and reset > now else now + DEFAULT_RATE_WAIT
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) else None
 
 
 @dataclass
