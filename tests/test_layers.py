@@ -54,6 +54,7 @@ SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", 
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
+    "httpcore": {"collectors.fetch"},
     "protego": {"collectors.fetch"},
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},

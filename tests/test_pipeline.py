@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
+import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -196,9 +198,11 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
     )
     config = write_config(tmp_path, f"store: store.db\ntopics:\n  separatism: [separatism]\nsources:\n{sources}\n")
     db = tmp_path / "store.db"
-    rng = random.Random(7)
     killed_with_partial = 0
     for attempt in range(6):
+        before = _sources_with_posts(db)
+        if before == len(sizes):
+            break  # every source committed: no kill can land between commits any more
         proc = subprocess.Popen(
             monitor_cmd(config, "poll"),
             cwd=tmp_path,
@@ -206,7 +210,8 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        time.sleep(rng.uniform(0.8, 3.0))
+        # Kill as soon as one more source's posts are committed (no guessed sleep): the others are mid-way.
+        _wait_until(lambda p=proc, n=before: p.poll() is not None or _sources_with_posts(db) > n, 120)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -230,6 +235,25 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
             0
         ] == sum(sizes.values())
     assert killed_with_partial >= 1  # at least one kill really landed between two sources' commits
+
+
+def _sources_with_posts(db: Path) -> int:
+    """How many sources have committed posts in the store, read as a separate reader would (0 before it exists)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)) as conn:
+            return int(conn.execute("SELECT count(DISTINCT source) FROM posts").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Check `condition` every 20 ms for at most `seconds`; whether it came true."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_url_variants_of_one_item_collapse_into_one_post(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
