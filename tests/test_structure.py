@@ -57,6 +57,24 @@ def test_ordinary_structure_is_never_cut(page: str) -> None:
     assert warning is None and kept is page
 
 
+def test_tags_inside_comments_scripts_and_styles_open_nothing() -> None:
+    """As the HTML tokenizer reads them: a script's strings full of <div> (templates, inline JSON) must not cut
+    the article after them."""
+    filler = "<p>x</p>" * WALK_FROM
+    unclosed = "<div>" * (MAX_DEPTH + 100)
+    page = (
+        f"<html><body>{filler}<script>var t = '{unclosed}';</SCRIPT><!-- {unclosed} -->"
+        f"<style>/* {unclosed} */</style><textarea>{unclosed}</textarea><article><h2>kept</h2></article>"
+    )
+    assert bound_html(page) == (page, None)
+
+
+def test_a_raw_text_element_hides_depth_only_until_it_closes() -> None:
+    page = "<script></style>" + "<div>" * 10 + "</script>" + "<div>" * (WALK_FROM + 1)
+    kept, warning = bound_html(page)
+    assert warning is not None and kept.count("<div>") == 10 + MAX_DEPTH  # </style> did not end the script
+
+
 def test_every_corpus_page_passes_untouched(corpus: Path) -> None:
     pages = sorted((corpus / "html").glob("*.html")) + sorted((corpus / "telegram").glob("*.html"))
     assert pages

@@ -10,8 +10,10 @@ Cheap first: a page with at most WALK_FROM `<` cannot nest deep enough to cost m
 hundredths of a second, so only larger pages are walked tag by tag; and only tags longer than
 2 * MAX_ATTRIBUTES characters can hold too many attributes, so only those are counted.
 
-The depth walked is an upper bound of the parser's: each element name's open count (start tags minus
-the end tags that can close one), not counting void elements (`<br>`), elements whose end tag is
+Comments and the raw text of `<script>`, `<style>`, `<textarea>` and their kind are skipped, as the
+tokenizer skips them (a script's strings full of `<div>` open nothing). The depth walked is an upper
+bound of the parser's: each element name's open count (start tags minus the end tags that can close
+one), not counting void elements (`<br>`), elements whose end tag is
 optional (`<p>`, `<li>`, `<td>`, ...: the parser closes them itself) and self-closed elements inside
 `<svg>` and `<math>`. A stray end tag closes nothing, so it cannot hide depth. Browsers stop nesting at
 a similar depth (Blink's parser at 512 levels); real pages stay under 250. What these checks miss
@@ -30,8 +32,15 @@ MAX_TAGS = 250_000  # start and end tags in one document (a 300 KB news page has
 MAX_ATTRIBUTES = 256  # on one element (real ones have under 30)
 WALK_FROM = 5_000  # pages with more `<` than this are walked for depth (5,000 nested divs parse in 0.05 s)
 
-# name, and "/" when the tag ends "/>"; possessive: no backtracking however the tag looks
-_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*+)[^>]*+(?<=(/))?>")
+# A tag: "/" for an end tag, its name, and "/" when it ends "/>"; possessive: no backtracking however the
+# tag looks. A comment, or an element whose content is raw text (a script's strings, a style sheet), is one
+# token with no name, as the HTML tokenizer reads it: the tags written inside it open nothing.
+_TAG = re.compile(
+    r"<!--.*?(?:-->|\Z)"
+    r"|<(script|style|textarea|title|xmp|iframe|noembed|noframes|noscript)\b[^>]*+>.*?(?:</\1\s*+>|\Z)"
+    r"|<(/?)([A-Za-z][^\s/>]*+)[^>]*+(?<=(/))?>",
+    re.IGNORECASE | re.DOTALL,
+)
 _LONG_TAG = re.compile(r"<[A-Za-z][^>]{%d}" % (2 * MAX_ATTRIBUTES - 1))  # noqa: UP031
 # A start tag with more than MAX_ATTRIBUTES attributes, read as the HTML tokenizer reads them (a quoted
 # value may hold ">"); matched only where a long tag starts.
@@ -84,13 +93,13 @@ def _depth_cut(html: str) -> tuple[int | None, str]:
     return next(islice(_TAG.finditer(html), index, None)).start(), reason
 
 
-def _first_too_deep(tags: list[tuple[str, str, str]]) -> int | None:
+def _first_too_deep(tags: list[tuple[str, str, str, str]]) -> int | None:
     """The index of the start tag that takes the depth past MAX_DEPTH (module docstring), if any."""
     opened: dict[str, int] = {}
     depth = foreign = 0
-    for index, (close, raw, self_closed) in enumerate(tags):
+    for index, (_raw_text, close, raw, self_closed) in enumerate(tags):
         name = raw.lower()
-        if name in _UNCOUNTED:
+        if not name or name in _UNCOUNTED:  # a comment or raw text, or an element that opens no level
             continue
         if close:
             count = opened.get(name, 0)
