@@ -260,7 +260,7 @@ def test_topic_names_are_escaped_in_the_query_descriptions(config: Config) -> No
 
 # ---------------------------------------------------------------------------------------------- canned queries
 def test_every_canned_query_runs_on_a_real_store_with_its_parameters_blank(store_path: Path) -> None:
-    needs_a_value = {"story_posts", "comments", "search"}
+    needs_a_value = {"story_posts", "comments", "search", "alert_posts"}
     for name in QUERIES:
         rows = run_query(store_path, name)
         assert bool(rows) == (name not in needs_a_value), name
@@ -302,6 +302,15 @@ def test_canned_queries_find_the_known_rows(store_path: Path) -> None:
         "caravanserai",
     ]
 
+    # the spike alert's posts (the link of alert messages with alerts.link_base): its topic, in its window
+    in_window = [
+        r["post_id"]
+        for r in run_query(store_path, "latest_matches", topic="separatism")
+        if "2026-03-01T11:00:00Z" <= r["published_at"] <= "2026-03-01T12:00:00Z"
+    ]
+    alert_posts = run_query(store_path, "alert_posts", alert_id=1)
+    assert in_window and sorted(r["post_id"] for r in alert_posts) == sorted(in_window)
+    assert run_query(store_path, "alert_posts", alert_id=2) == []  # a health alert counts no posts
     assert [r["status"] for r in run_query(store_path, "recent_alerts")] == ["pending", "sent"]
     assert [r["kind"] for r in run_query(store_path, "recent_alerts", status="sent")] == ["spike"]
     assert [r["error"] for r in run_query(store_path, "undelivered_alerts")] == ["SMTP 451 try later"]
