@@ -4,6 +4,9 @@ retries, the URL kept out of logs and the store, links into Datasette."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 from datetime import timedelta
 from email.message import EmailMessage
@@ -18,7 +21,7 @@ from monitor.delivery import Route, channels_for, takes
 from monitor.outbox import Outbox
 from monitor.store import Store
 from monitor.types import AlertKind, AlertStatus, NewAlert
-from tests.conftest import NOW, HookServer, SmtpServer, closed_port, make_config
+from tests.conftest import NOW, HookServer, SmtpServer, closed_port, make_config, run_monitor, write_config
 from tests.test_alerts import add, burst, steady_history
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -359,3 +362,99 @@ def test_the_health_email_links_to_the_failed_requests_with_link_base(
     outbox.deliver(NOW + timedelta(minutes=6))
     text = smtp.sink.parsed()[0].get_body(("plain",)).get_content()  # type: ignore[attr-defined]
     assert "Failed requests: https://mon.example/store/fetch_errors?source=news" in text
+
+
+# ---------------------------------------------------------------------------------------------- the command line
+def cli_config(tmp_path: Path, smtp_port: int, notify: str) -> Path:
+    return write_config(
+        tmp_path,
+        f"""
+store: store.db
+topics:
+  separatism: [separatist*]
+sources:
+  - {{name: news, type: feed, url: "http://127.0.0.1:9/rss"}}
+alerts:
+  email: {{host: 127.0.0.1, port: {smtp_port}, sender: m@example.org, to: [a@example.org], timeout: 5s}}
+  notify:
+{notify}
+""",
+    )
+
+
+def test_notify_test_sends_one_message_per_channel_and_says_what_happened(
+    tmp_path: Path, smtp: SmtpServer, hook: HookServer
+) -> None:
+    token = "tok-9d8e7f6a5b"
+    path = cli_config(
+        tmp_path,
+        smtp.port,
+        "    - {name: webhook, url_env: HOOK}\n    - {name: phone, url_env: NTFY}\n    - {name: dead, url_env: DEAD}",
+    )
+    env = {
+        "HOOK": hook.url("json", f"hook/{token}"),
+        "NTFY": hook.url("ntfy", "alerts"),
+        "DEAD": f"json://127.0.0.1:{closed_port()}/{token}",
+    }
+    done = run_monitor(path, "notify", "--test", env=env)
+    assert done.returncode == 1, done.stderr  # the dead channel failed
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"email: sent (to a@example.org via 127.0.0.1:{smtp.port})"
+    assert lines[1] == "webhook: sent (JSON, Apprise URL from $HOOK)"
+    assert lines[2] == "phone: sent (ntfy, Apprise URL from $NTFY)"
+    assert lines[3].startswith("dead: FAILED: JSON: A Connection error occurred") and len(lines) == 4
+    assert token not in done.stdout + done.stderr
+    assert len(smtp.sink.messages) == 1 and smtp.sink.parsed()[0]["Subject"] == "[monitor] test message"  # type: ignore[index]
+    assert sorted(m["path"] for m in hook.messages) == ["/", f"/hook/{token}"]  # ntfy without attachment posts to /
+    assert all("This is not an alert." in m["message"] for m in hook.messages)
+    assert not (tmp_path / "store.db").exists()  # a test touches no store
+
+    one = run_monitor(path, "notify", "--test", "--channel", "webhook", "--format", "json", env=env)
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout) == [
+        {"channel": "webhook", "status": "sent", "detail": "JSON, Apprise URL from $HOOK"}
+    ]
+    unset = run_monitor(path, "notify", "--test", "--channel", "phone", env={"NTFY": ""})
+    assert unset.returncode == 1 and "phone: FAILED: NTFY is not set in the environment" in unset.stdout
+
+
+def test_notify_usage_errors_exit_2(tmp_path: Path, smtp: SmtpServer) -> None:
+    path = cli_config(tmp_path, smtp.port, "    []")
+    unknown = run_monitor(path, "notify", "--test", "--channel", "nope")
+    assert unknown.returncode == 2 and "unknown channel 'nope' (channels: email)" in unknown.stderr
+    assert run_monitor(path, "notify").returncode == 2
+    bare = write_config(
+        tmp_path, "store: s.db\ntopics: {a: [x]}\nsources: [{name: n, type: feed, url: 'http://127.0.0.1:9/'}]\n"
+    )
+    none = run_monitor(bare, "notify", "--test")
+    assert none.returncode == 2 and "no channel is configured" in none.stderr
+    assert smtp.sink.messages == []
+
+
+def test_monitor_alerts_shows_each_channels_delivery(
+    tmp_path: Path, smtp: SmtpServer, hook: HookServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli_config(tmp_path, smtp.port, "    - {name: webhook, url_env: HOOK}")
+    monkeypatch.setenv("HOOK", hook.url("json", "hook"))
+    hook.status = 503
+    from monitor.config import load_config
+    from monitor.store import open_store
+
+    with open_store(tmp_path / "store.db") as store:
+        burst(store)
+        outbox = Outbox(load_config(path), store)
+        (alert,) = outbox.evaluate(NOW)
+        outbox.deliver(NOW)
+    listed = run_monitor(path, "alerts", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["id"] == alert.id and row["status"] == "pending"
+    assert [(d["channel"], d["status"], d["attempts"]) for d in row["deliveries"]] == [
+        ("email", "sent", 1),
+        ("webhook", "pending", 1),
+    ]
+    assert row["deliveries"][0]["sent_at"] == "2026-03-01T12:00:00Z" and "503" in row["deliveries"][1]["error"]
+    table = run_monitor(path, "alerts")
+    assert "email sent; webhook pending (1 try)" in table.stdout
+    csv_rows = list(csv.DictReader(io.StringIO(run_monitor(path, "alerts", "--format", "csv").stdout)))
+    assert csv_rows[0]["channels"] == "email sent; webhook pending (1 try)"
