@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -273,11 +274,12 @@ class HookServer:
                     else:
                         server.refused += 1
                 reply = b'{"ok": true}' if accepted else b'{"error": "unavailable"}'
-                self.send_response(200 if accepted else (server.status if server.status != 200 else 503))
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the sender was killed meanwhile
+                    self.send_response(200 if accepted else (server.status if server.status != 200 else 503))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
 
             def do_POST(self) -> None:  # the stdlib's handler names
                 self._receive()
