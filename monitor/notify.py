@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
+from apprise.manager_plugins import NotificationManager
 
 from monitor.exceptions import NotifyError
 from monitor.notices import Notice
@@ -30,6 +32,7 @@ _apprise_log.addHandler(logging.NullHandler())
 _apprise_log.setLevel(logging.WARNING)
 logging.getLogger("urllib3").setLevel(logging.WARNING)  # debug lines name each request's path (with tokens)
 
+_PLUGINS = NotificationManager()  # type: ignore[no-untyped-call]  # the schemes Apprise knows (`scheme in _PLUGINS`)
 FAILING_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 MASK = "***"
 MIN_SECRET = 4  # URL parts this long or longer are masked in error texts (shorter ones: "/", "en", a port digit)
@@ -72,18 +75,39 @@ def send(url: str, notice: Notice, *, timeout_s: float) -> str:
     return str(service.service_name)
 
 
+class _Heard(logging.Handler):
+    """Apprise's warnings from this thread while it reads a URL (other threads may be sending meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
 def _service(url: str) -> apprise.NotifyBase:
+    heard = _Heard()
+    _apprise_log.addHandler(heard)
     try:
         service = apprise.Apprise.instantiate(url)
     except Exception as exc:  # Apprise raises several kinds for a URL it cannot read
         raise NotifyError(mask(f"Apprise cannot read the channel's URL: {type(exc).__name__}: {exc}", url)) from None
+    finally:
+        _apprise_log.removeHandler(heard)
+    said = "; ".join(dict.fromkeys(heard.messages))
     if not isinstance(service, apprise.NotifyBase):
-        scheme = url.split("://", 1)[0] if "://" in url else ""
-        known = f"the scheme {scheme!r} is not one Apprise knows" if scheme else "it is not a URL"
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if said and scheme in _PLUGINS:
+            raise NotifyError(mask(f"Apprise cannot use the channel's URL: {said}", url))
+        known = f"the scheme {scheme!r} is not one Apprise knows" if scheme not in _PLUGINS else "a part is missing"
         raise NotifyError(
-            f"the channel's URL is not one Apprise can use ({known}, or a part is missing; "
-            "see https://github.com/caronc/apprise/wiki)"
+            f"the channel's URL is not one Apprise can use ({known}; see https://github.com/caronc/apprise/wiki)"
         )
+    if said:  # it would send, but not as configured: a warning is a failure, so that someone fixes the URL
+        raise NotifyError(mask(f"Apprise warned about the channel's URL: {said}", url))
     return service
 
 

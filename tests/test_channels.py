@@ -310,8 +310,12 @@ def test_an_unset_variable_or_unknown_scheme_is_a_failed_send_that_says_why(
 ) -> None:
     monkeypatch.delenv("HOOK_UNSET", raising=False)
     monkeypatch.setenv("HOOK_BAD", "nosuchservice://abc/def")
+    monkeypatch.setenv("HOOK_WARNED", f"json://127.0.0.1:{closed_port()}/hook?method=FETCH")
     cfg = channels_config(
-        tmp_path, None, "    - {name: unset, url_env: HOOK_UNSET}\n    - {name: bad, url_env: HOOK_BAD}"
+        tmp_path,
+        None,
+        "    - {name: unset, url_env: HOOK_UNSET}\n    - {name: bad, url_env: HOOK_BAD}\n"
+        "    - {name: warned, url_env: HOOK_WARNED}",
     )
     burst(store)
     outbox = Outbox(cfg, store)
@@ -319,6 +323,8 @@ def test_an_unset_variable_or_unknown_scheme_is_a_failed_send_that_says_why(
     results = {d.channel: d for d in outbox.deliver(NOW)}
     assert results["unset"].status == "retry" and "HOOK_UNSET is not set in the environment" in results["unset"].detail
     assert results["bad"].status == "retry" and "'nosuchservice' is not one Apprise knows" in results["bad"].detail
+    # what Apprise warned about is the failure's reason (with the URL's values masked: a query value may be a token)
+    assert results["warned"].status == "retry" and "The method specified (***) is invalid" in results["warned"].detail
 
 
 # ---------------------------------------------------------------------------------------------- links
