@@ -498,6 +498,25 @@ def test_the_store_is_served_read_only_and_shows_what_the_daemon_writes_meanwhil
     assert get_json(f"{served.base}/monitor/posts.json?_shape=array&_size=1")[0]["title"] == title
 
 
+def test_the_links_of_alert_messages_open_in_the_served_store(served: Served, config: Config) -> None:
+    """alerts.link_base = where `monitor serve` runs: every link an alert message carries opens a page there."""
+    from monitor.links import alert_links
+
+    with open_store(config.store, readonly=True) as store:
+        spike, health = sorted(store.alerts(), key=lambda a: a.id)
+    spike_links = alert_links(served.base, database_name(config), spike)
+    health_links = alert_links(served.base, database_name(config), health)
+    assert spike_links is not None and health_links is not None
+    for url in (spike_links.alert, spike_links.posts, health_links.alert, health_links.posts):
+        assert get(url).startswith(b"<!DOCTYPE html>"), url
+    path, _, query = spike_links.posts.partition("?")
+    posts = get_json(f"{path}.json?{query}&_shape=array")
+    assert posts and {p["title"] for p in posts} <= set(SEPARATISM_TITLES)
+    path, _, query = health_links.posts.partition("?")
+    assert [r["source"] for r in get_json(f"{path}.json?{query}&_shape=array")] == ["some-channel"]
+    assert get_json(f"{spike_links.alert}.json?_shape=array")[0]["topic"] == "separatism"
+
+
 def test_scraped_markup_is_escaped_in_the_served_pages(served: Served, config: Config) -> None:
     """The worst case, stored as is (normalisation would already have turned markup into text): Datasette
     escapes every cell, and links only http(s) values."""
