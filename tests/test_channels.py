@@ -464,3 +464,21 @@ def test_monitor_alerts_shows_each_channels_delivery(
     assert "email sent; webhook pending (1 try)" in table.stdout
     csv_rows = list(csv.DictReader(io.StringIO(run_monitor(path, "alerts", "--format", "csv").stdout)))
     assert csv_rows[0]["channels"] == "email sent; webhook pending (1 try)"
+
+
+def test_deliveries_on_a_channel_removed_from_the_config_say_why_they_wait(
+    tmp_path: Path, store: Store, smtp: SmtpServer, hook: HookServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK", hook.url("json", "hook"))
+    burst(store)
+    with_hook = Outbox(channels_config(tmp_path, smtp.port, "    - {name: webhook, url_env: HOOK}"), store)
+    (alert,) = with_hook.evaluate(NOW)
+    without = Outbox(channels_config(tmp_path, smtp.port, "    []"), store)  # the webhook was removed
+    assert [(d.channel, d.status) for d in without.deliver(NOW)] == [("email", "sent")]
+    rows = {d.channel: d for d in store.deliveries(alert.id)}
+    assert rows["webhook"].status is AlertStatus.PENDING and "'webhook' is not in the config" in (
+        rows["webhook"].error or ""
+    )
+    assert store.alert(alert.id).status is AlertStatus.PENDING and "webhook:" in (store.alert(alert.id).error or "")
+    assert [(d.channel, d.status) for d in with_hook.deliver(NOW + timedelta(minutes=1))] == [("webhook", "sent")]
+    assert store.alert(alert.id).status is AlertStatus.SENT and len(hook.messages) == 1

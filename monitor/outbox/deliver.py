@@ -32,6 +32,7 @@ log = logging.getLogger("monitor.outbox")
 MIN_LEASE = timedelta(minutes=10)  # a claim outlives any send: another host takes it over only after this
 MAX_PER_PASS = 10_000  # deliveries claimed by one channel in one pass at most (a bound on the loop)
 MAIL_OFF = "mail is off (no alerts.email in the config)"
+UNCONFIGURED = "not sent: the channel {channel!r} is not in the config (any more); it goes out if it is added back"
 
 __all__ = ["Channel", "Deliverer", "Delivery", "EmailChannel", "NotifyChannel", "Sender"]
 
@@ -95,6 +96,7 @@ class Deliverer:
                 self.store.note_undelivered(MAIL_OFF)
             return [Delivery(a.id, a.kind.value, "off", "mail is off") for a in waiting]
         self._route_waiting()
+        self.store.note_unconfigured(list(self.channels), UNCONFIGURED)
         drained = await asyncio.gather(*(self._drain(name, now) for name in self.channels), return_exceptions=True)
         results: list[Delivery] = []
         for outcome in drained:

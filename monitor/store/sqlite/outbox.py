@@ -211,6 +211,24 @@ class OutboxMixin(StoreBase):
                 (error,),
             ).rowcount
 
+    def note_unconfigured(self, channels: Sequence[str], note: str) -> int:
+        """Say why pending deliveries on a channel that is not configured (any more) are not sent: `note` with
+        `{channel}` filled in, once per delivery. They stay pending: the channel configured again sends them."""
+        marks = ",".join("?" * len(channels))
+        with self.transaction("note the deliveries") as conn:
+            rows = conn.execute(
+                f"""SELECT id, alert_id, channel FROM deliveries WHERE status = 'pending' AND error IS NULL
+                    AND channel NOT IN ({marks})""",
+                tuple(channels),
+            ).fetchall()
+            for delivery_id, _, channel in rows:
+                conn.execute(
+                    "UPDATE deliveries SET error = ? WHERE id = ?", (note.format(channel=channel), delivery_id)
+                )
+            for alert_id in {r[1] for r in rows}:
+                _summarise(conn, alert_id)
+        return len(rows)
+
     def claim_delivery(
         self, *, channels: Sequence[str], owner: Holder, now: datetime, lease: timedelta, message_id: str
     ) -> Claim | None:
