@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -482,3 +483,51 @@ def test_deliveries_on_a_channel_removed_from_the_config_say_why_they_wait(
     assert store.alert(alert.id).status is AlertStatus.PENDING and "webhook:" in (store.alert(alert.id).error or "")
     assert [(d.channel, d.status) for d in with_hook.deliver(NOW + timedelta(minutes=1))] == [("webhook", "sent")]
     assert store.alert(alert.id).status is AlertStatus.SENT and len(hook.messages) == 1
+
+
+def test_health_and_digest_notices_are_short_and_link_with_link_base() -> None:
+    from zoneinfo import ZoneInfo
+
+    from monitor import emails, notices
+
+    zone = ZoneInfo("Asia/Almaty")
+    broken = emails.HealthReport(
+        alert_id=7,
+        source="news",
+        source_type="feed",
+        state="broken",
+        failures=5,
+        last_error="HTTP 503",
+        last_ok_at=None,
+        since=NOW,
+        url="https://news.example/rss",
+        zone=zone,
+    )
+    notice = notices.health_notice(broken)
+    assert notice.title == "[monitor] source news is failing (5 polls in a row)"
+    assert notice.body.splitlines() == [
+        'Source "news" has failed 5 polls in a row. Last error: HTTP 503',
+        "Health alert #7. Check it with: monitor status; monitor check --probe",
+    ]
+    linked = notices.health_notice(
+        replace(broken, state="recovered", link="http://m:8001/store/fetch_errors?source=news")
+    )
+    assert linked.body.splitlines() == [
+        'Source "news" works again after 5 failed polls.',
+        "Health alert #7, its failed requests: http://m:8001/store/fetch_errors?source=news",
+    ]
+    digest = emails.DigestReport(
+        day="2026-03-01",
+        topics=(emails.DigestTopic("separatism", 12, 4, 3.5, 1.0, ()),),
+        alerts=("12:00 separatism: 12 posts (expected 2.0), sent",),
+        failing=(("news", 5, "HTTP 503"),),
+        zone=zone,
+        zone_name="Asia/Almaty",
+        link="http://m:8001/store/latest_matches?topic=",
+    )
+    assert notices.digest_notice(digest).body.splitlines() == [
+        "Daily digest for the 24 hours up to 2026-03-01 (Asia/Almaty):",
+        "- separatism: 12 mentions, 4 stories (7-day average 3.5 a day)",
+        "1 alert raised; 1 source failing.",
+        "Latest matches: http://m:8001/store/latest_matches?topic=",
+    ]
