@@ -110,7 +110,7 @@ alerts:
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                monitor_cmd(config, "run"),
+                monitor_cmd(config, "-vv", "run"),  # debug logging: the token must not show even there
                 cwd=tmp_path,
                 stdout=out,
                 stderr=subprocess.STDOUT,
