@@ -23,6 +23,7 @@ MonitorError
  |    +-- StoreLocked           another daemon holds the store (`holder` names it)
  |    +-- QueryError            a full-text query FTS5 cannot parse (exit status 2)
  +-- MailError                  an email could not be composed or delivered
+ +-- NotifyError                a notice could not be delivered on a notify channel (Apprise)
 
 Callers decide by class and by two facts every FetchError carries, never by status code: `retry_after`
 (the server asked us to wait) and `site_trouble` (the site is failing or limiting us, so that the rest
@@ -181,3 +182,7 @@ class QueryError(StoreError):
 
 class MailError(MonitorError):
     """An email could not be composed or delivered."""
+
+
+class NotifyError(MonitorError):
+    """A notice could not be delivered on a notify channel; the message never carries the channel's URL."""
