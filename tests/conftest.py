@@ -148,11 +148,25 @@ def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None
     return handler
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_RESERVED: dict[int, socket.socket] = {}  # port -> its bound socket, held until the session ends
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections and stays ours: bound, never listening, kept open for the whole
+    session (no bind-release-reuse race: nothing else can take it). `SmtpServer(port)` may later listen on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    _RESERVED[port] = sock
+    return port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_reserved_ports() -> Iterator[None]:
+    yield
+    for sock in _RESERVED.values():
+        sock.close()
+    _RESERVED.clear()
 
 
 class MailSink:
@@ -166,6 +180,7 @@ class MailSink:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.fail_with: str | None = None
         self.stall_rcpt = 0.0
+        self.on_accept: Callable[[bytes], None] | None = None  # called with each message before the 250 reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
         if self.stall_rcpt:
@@ -180,6 +195,8 @@ class MailSink:
             return self.fail_with
         self.messages.append(envelope.content)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if self.on_accept is not None:
+            self.on_accept(envelope.content)
         return "250 Message accepted for delivery"
 
     def parsed(self) -> list[object]:
@@ -190,19 +207,47 @@ class MailSink:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        from aiosmtpd.controller import Controller
+    """A real aiosmtpd server on 127.0.0.1, in a thread of the test process. It listens on a socket bound to port 0
+    and kept (or on a `refused_port()` given as `port`: the SMTP server "comes up" on a port that refused before)."""
 
+    def __init__(self, port: int | None = None) -> None:
         self.sink = MailSink()
-        self.port = port or closed_port()
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.port = port or refused_port()
+        self._sock = _RESERVED.pop(self.port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="smtp-server", daemon=True)
+        self._server: asyncio.AbstractServer | None = None
 
     def start(self) -> SmtpServer:
-        self.controller.start()
+        from aiosmtpd.smtp import SMTP
+
+        self._thread.start()
+
+        async def create() -> asyncio.AbstractServer:
+            return await self._loop.create_server(lambda: SMTP(self.sink, hostname="127.0.0.1"), sock=self._sock)
+
+        self._server = asyncio.run_coroutine_threadsafe(create(), self._loop).result(10)
         return self
 
+    def settle(self) -> None:
+        """Return once the server has handled what clients sent before now (one SMTP round trip through its loop)."""
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            client.noop()
+
     def stop(self) -> None:
-        self.controller.stop()
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._sock.close()
+        self._loop.close()
 
 
 @pytest.fixture

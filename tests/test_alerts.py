@@ -18,7 +18,7 @@ from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store, open_store
 from monitor.types import AlertKind, FetchRecord, FetchStatus, HealthDetails, Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW, SmtpServer, closed_port, make_config, monitor_cmd, write_config
+from tests.conftest import NOW, SmtpServer, make_config, monitor_cmd, refused_port, write_config
 
 
 def config(tmp_path: Path, smtp_port: int | None, extra_alerts: str = "", topics: str = "") -> Config:
@@ -181,7 +181,7 @@ def test_cooldown_then_a_new_spike_alerts_again(tmp_path: Path, store: Store, sm
 
 
 def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store) -> None:
-    port = closed_port()
+    port = refused_port()
     steady_history(store)
     burst(store)
     outbox = Outbox(config(tmp_path, port), store)
@@ -352,7 +352,7 @@ def test_the_daily_digest_is_sent_once_at_its_time(tmp_path: Path, store: Store,
 @pytest.mark.slow
 def test_killed_mid_send_and_restarted_sends_no_duplicate(tmp_path: Path) -> None:
     """A poll killed while the SMTP conversation is under way, then run again: exactly one email."""
-    port = closed_port()
+    port = refused_port()
     path = write_config(
         tmp_path,
         f"""
@@ -360,7 +360,7 @@ store: store.db
 topics:
   separatism: [separatist*]
 sources:
-  - {{name: news, type: feed, url: "http://127.0.0.1:{closed_port()}/rss"}}
+  - {{name: news, type: feed, url: "http://127.0.0.1:{refused_port()}/rss"}}
 alerts:
   min_count: 3
   email: {{host: 127.0.0.1, port: {port}, sender: m@example.org, to: [a@example.org], timeout: 30s}}

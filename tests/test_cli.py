@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RawServer, closed_port, monitor_cmd, respond, run_monitor, write_config
+from tests.conftest import RawServer, monitor_cmd, refused_port, respond, run_monitor, write_config
 
 COMMANDS = {
     "run": [],
@@ -49,7 +49,7 @@ sources:
   - {{name: heise, type: feed, url: "{server.url("/atom")}", robots: false}}
 {more_sources}
 alerts:
-  email: {{host: 127.0.0.1, port: {closed_port()}, sender: m@example.org, to: [a@example.org], timeout: 2s}}
+  email: {{host: 127.0.0.1, port: {refused_port()}, sender: m@example.org, to: [a@example.org], timeout: 2s}}
 """,
     )
 
@@ -128,7 +128,7 @@ def test_poll_reports_failing_sources_and_still_exits_0(tmp_path: Path, raw_serv
 topics: {{t: [x]}}
 sources:
   - {{name: broken, type: feed, url: "{raw_server.url("/rss")}", robots: false}}
-  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", robots: false}}
 """,
     )
     result = run_monitor(config, "poll")
@@ -172,7 +172,7 @@ def test_log_format_json(tmp_path: Path) -> None:
         f"""
 topics: {{t: [x]}}
 sources:
-  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", robots: false}}
 """,
     )
     result = run_monitor(config, "--log-format", "json", "poll")
@@ -188,7 +188,7 @@ def test_run_keeps_going_offline_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         f"""
 topics: {{t: [x]}}
 sources:
-  - {{name: offline-a, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 2s, robots: false}}
+  - {{name: offline-a, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", interval: 2s, robots: false}}
   - {{name: offline-b, type: feed, url: "http://nonexistent.invalid/feed", interval: 2s}}
 """,
     )
@@ -217,7 +217,7 @@ sources:
 def test_check_probe_reports_each_source_and_stores_nothing(
     tmp_path: Path, raw_server: RawServer, corpus: Path
 ) -> None:
-    dead = f'  - {{name: dead, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}'
+    dead = f'  - {{name: dead, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", robots: false}}'
     config = feed_config(tmp_path, raw_server, corpus, more_sources=dead)
     result = run_monitor(config, "check", "--probe", "--format", "json")
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from monitor.collectors.fetch import Fetcher, RequestLimits, backoff_delay, parse_retry_after
 from monitor.exceptions import FetchError
 from monitor.types import FetchStatus
-from tests.conftest import NOW, RawServer, closed_port, respond
+from tests.conftest import NOW, RawServer, refused_port, respond
 
 LIMITS = RequestLimits(
     timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)", robots=False
@@ -166,7 +166,7 @@ def test_http_error_status_is_a_fetch_error(httpserver: HTTPServer) -> None:
 
 
 def test_connection_refused_is_a_clear_error() -> None:
-    result, _ = fetch(f"http://127.0.0.1:{closed_port()}/feed")
+    result, _ = fetch(f"http://127.0.0.1:{refused_port()}/feed")
     assert isinstance(result, FetchError) and "connection refused" in str(result)
 
 
