@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -287,3 +288,25 @@ def run_once(source: Any, store: Store, now: datetime = NOW) -> Any:
             return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
 
     return asyncio.run(go())
+
+
+def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """`monitor --config CONFIG ARGS` in this process with click's CliRunner (no subprocess where no signal or
+    kill is needed). Exceptions propagate (a traceback fails the test); the root logger is restored afterwards.
+    Returns the click Result: exit_code, stdout, stderr, output."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    cwd = Path.cwd()
+    try:
+        os.chdir(config.parent)
+        return CliRunner().invoke(
+            main, ["--config", str(config), *args], catch_exceptions=False, env=env, prog_name="monitor"
+        )
+    finally:
+        os.chdir(cwd)
+        root.handlers[:] = handlers
+        root.setLevel(level)
