@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,12 @@ class MailSink:
             self.on_accept(envelope.content)
         return "250 Message accepted for delivery"
 
-    def parsed(self) -> list[object]:
+    def parsed(self) -> list[EmailMessage]:
         import email
         from email import policy
 
-        return [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        messages = [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        return [m for m in messages if isinstance(m, EmailMessage)]  # policy.default parses to EmailMessage
 
 
 class SmtpServer:

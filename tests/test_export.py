@@ -88,9 +88,9 @@ def filled(store: Store) -> Store:
 
 
 def export(store: Store, out: Path | None, fmt: str = "csv", bom: bool = False, **overrides: Any) -> int:
-    where = PostFilter(
-        **{"matching_only": True, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}}
-    )
+    fields: dict[str, Any] = {"matching_only": True}
+    fields.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    where = PostFilter(**fields)
     return export_posts(store, fmt=fmt, output=out, where=where, bom=bom)
 
 
@@ -121,6 +121,7 @@ def test_csv_round_trips_cyrillic_kazakh_quotes_and_line_breaks(filled: Store, t
     assert ru["text"] == RUSSIAN  # quotes, semicolon, LF and CRLF inside a field survive
     assert ru["source"] == "wire" and ru["extra"] == "" and ru["updated_at"] == "" and ru["parent_id"] == ""
     assert en["text"] == ENGLISH and en["topics"] == "peoples-council"
+    assert isinstance(filled, SqliteStore)
     stored = filled.conn.execute("SELECT id, published_at, cluster_id FROM posts WHERE key = 'kz'").fetchone()
     assert (int(kz["id"]), kz["published_at"], int(kz["cluster_id"])) == stored
 
@@ -286,7 +287,7 @@ def test_memory_stays_flat_on_20000_posts(tmp_path: Path) -> None:
 
 
 # Text a scraper could bring back: any printable or control character, quotes, separators, line breaks.
-cell_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+cell_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 @given(title=cell_text, text=cell_text, author=st.none() | cell_text, terms=st.lists(cell_text, max_size=3))

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -16,7 +17,7 @@ from werkzeug import Request, Response
 
 from monitor.collectors.fetch import Fetcher, RequestLimits, backoff_delay, parse_retry_after
 from monitor.exceptions import FetchError
-from monitor.types import FetchStatus
+from monitor.types import FetchRecord, FetchStatus
 from tests.conftest import NOW, RawServer, refused_port, respond
 
 LIMITS = RequestLimits(
@@ -28,8 +29,8 @@ def clock() -> datetime:
     return NOW
 
 
-def fetch(url: str, limits: RequestLimits = LIMITS, **kwargs: str | None):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def fetch(url: str, limits: RequestLimits = LIMITS, **kwargs: Any) -> tuple[Any, list[FetchRecord]]:
+    async def go() -> tuple[Any, list[FetchRecord]]:
         async with Fetcher(per_host=2, user_agent=limits.user_agent, clock=clock) as fetcher:
             session = fetcher.session("s", limits)
             try:

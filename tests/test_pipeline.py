@@ -18,7 +18,7 @@ from monitor.collectors.fetch import Fetcher
 from monitor.config import Config
 from monitor.match import Matcher
 from monitor.pipeline import poll_sources, run_source
-from monitor.store import Store, open_store
+from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import RunResult
 from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, write_config
 
@@ -48,7 +48,7 @@ sources:
     )
 
 
-def poll(config: Config, store: Store, now: datetime = NOW, respect_backoff: bool = True) -> list[RunResult]:
+def poll(config: Config, store: SqliteStore, now: datetime = NOW, respect_backoff: bool = True) -> list[RunResult]:
     async def go() -> list[RunResult]:
         async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
             return await poll_sources(
@@ -80,7 +80,7 @@ def serve_corpus(server: RawServer, corpus: Path, *, etag: bool = False) -> None
 
 
 def test_corpus_feeds_are_stored_once_across_polls(
-    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: SqliteStore
 ) -> None:
     serve_corpus(raw_server, corpus)
     config = config_for(tmp_path, raw_server, list(FEEDS))
@@ -108,7 +108,7 @@ def test_corpus_feeds_are_stored_once_across_polls(
 
 
 def test_unchanged_feeds_answer_304_and_nothing_is_parsed(
-    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: SqliteStore
 ) -> None:
     serve_corpus(raw_server, corpus, etag=True)
     config = config_for(tmp_path, raw_server, list(FEEDS))
@@ -120,7 +120,7 @@ def test_unchanged_feeds_answer_304_and_nothing_is_parsed(
 
 
 def test_a_broken_source_fails_alone_and_backs_off(
-    tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: SqliteStore
 ) -> None:
     serve_corpus(raw_server, corpus)
     raw_server.routes["/broken"] = respond(200, b"<html><body>Maintenance</body></html>", {"Content-Type": "text/html"})
@@ -146,7 +146,9 @@ def test_a_broken_source_fails_alone_and_backs_off(
     assert store.source_state("gone").failures == 0
 
 
-def test_retry_after_is_honoured_even_by_a_forced_poll(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
+def test_retry_after_is_honoured_even_by_a_forced_poll(
+    tmp_path: Path, raw_server: RawServer, store: SqliteStore
+) -> None:
     raw_server.routes["/busy"] = respond(429, b"", {"Retry-After": "600"})
     config = config_for(tmp_path, raw_server, ["busy"])
     poll(config, store)
@@ -155,14 +157,16 @@ def test_retry_after_is_honoured_even_by_a_forced_poll(tmp_path: Path, raw_serve
     assert again[0].skipped and len(raw_server.requests) == 1
 
 
-async def _run_one(config: Config, store: Store, name: str, now: datetime) -> RunResult:
+async def _run_one(config: Config, store: SqliteStore, name: str, now: datetime) -> RunResult:
     async with Fetcher(per_host=2, user_agent="t", clock=lambda: now) as fetcher:
         return await run_source(
             config.source(name), fetcher=fetcher, store=store, matcher=Matcher(config.topics), now=now
         )
 
 
-def test_matches_are_stored_for_the_topics(tmp_path: Path, corpus: Path, raw_server: RawServer, store: Store) -> None:
+def test_matches_are_stored_for_the_topics(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: SqliteStore
+) -> None:
     serve_corpus(raw_server, corpus)
     config = config_for(tmp_path, raw_server, ["bbc"])
     poll(config, store)
@@ -211,7 +215,7 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        with open_store(db) as store:
+        with open_sqlite(db) as store:
             assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             store.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
             per_source = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
@@ -221,7 +225,7 @@ def test_sigkill_mid_write_leaves_the_store_consistent_and_a_rerun_completes(
             assert matches == sum(per_source.values())
     done = subprocess.run(monitor_cmd(config, "poll"), cwd=tmp_path, capture_output=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    with open_store(db) as store:
+    with open_sqlite(db) as store:
         per_source = dict(store.conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
         assert per_source == sizes
         assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'separatism'").fetchone()[
@@ -243,7 +247,9 @@ def committed_sources(db: Path) -> int:
         return 0
 
 
-def test_url_variants_of_one_item_collapse_into_one_post(tmp_path: Path, raw_server: RawServer, store: Store) -> None:
+def test_url_variants_of_one_item_collapse_into_one_post(
+    tmp_path: Path, raw_server: RawServer, store: SqliteStore
+) -> None:
     def feed(link: str) -> bytes:
         return (
             f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Separatist rally'
@@ -286,7 +292,7 @@ sources:
     comments: {{items: .comment, fields: {{text: .comment-body}}}}
 """,
     )
-    with open_store(config.store) as store:
+    with open_sqlite(config.store) as store:
         (result,) = poll(config, store)
         assert result.ok and result.warnings
         (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches WHERE source = 'city'")]

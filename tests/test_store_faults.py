@@ -75,7 +75,7 @@ def garble_mid_file(path: Path) -> int:
     pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'posts_source_published_at'")]
     conn.close()
     page = min(pages, key=lambda p: abs(p - middle))
-    offset = (page - 1) * size
+    offset: int = (page - 1) * size
     with path.open("r+b") as file:
         file.seek(offset)
         file.write(random.Random(16).randbytes(16 * 1024))

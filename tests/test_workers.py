@@ -59,7 +59,7 @@ def test_a_killed_worker_is_replaced_and_the_job_runs_inline(
         first = await workers.prepare(items, "nyt", {}, NOW)
         pool = workers._pool
         assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
         second = await workers.prepare(items, "nyt", {}, NOW)
