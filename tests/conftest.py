@@ -292,23 +292,31 @@ def run_once(source: Any, store: Store, now: datetime = NOW) -> Any:
     return asyncio.run(go())
 
 
-def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+def cli(config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
     """`monitor --config CONFIG ARGS` in this process with click's CliRunner (no subprocess where no signal or
-    kill is needed). Exceptions propagate (a traceback fails the test); the root logger is restored afterwards.
-    Returns the click Result: exit_code, stdout, stderr, output."""
+    kill is needed), run from `cwd` (default: the config's directory). Exceptions propagate (a traceback fails
+    the test); the root logger and the working directory are restored. Returns click's Result."""
     from click.testing import CliRunner
 
     from monitor.cli import main
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    cwd = Path.cwd()
+    here = Path.cwd()
     try:
-        os.chdir(config.parent)
+        os.chdir(cwd or config.parent)
         return CliRunner().invoke(
             main, ["--config", str(config), *args], catch_exceptions=False, env=env, prog_name="monitor"
         )
     finally:
-        os.chdir(cwd)
+        os.chdir(here)
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def invoke(
+    config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cli` with `run_monitor`'s answer (returncode, stdout, stderr): the in-process twin of a subprocess."""
+    result = cli(config, *args, cwd=cwd, env=env)
+    return subprocess.CompletedProcess(["monitor", *args], result.exit_code, result.stdout, result.stderr)
