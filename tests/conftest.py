@@ -183,8 +183,10 @@ class MailSink:
         self.fail_with: str | None = None
         self.stall_rcpt = 0.0
         self.on_accept: Callable[[bytes], None] | None = None  # called with each message before the 250 reply
+        self.rcpt_seen = threading.Event()  # a client has reached RCPT (a send is under way)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.rcpt_seen.set()
         if self.stall_rcpt:
             import asyncio
 

@@ -394,7 +394,7 @@ alerts:
                 rows = store.alerts()
                 message_id = rows[0].message_id if rows else None
         assert message_id is not None
-        time.sleep(1.0)
+        assert server.sink.rcpt_seen.wait(30)  # the client waits at RCPT: the send is under way
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert server.sink.messages == []

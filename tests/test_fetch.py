@@ -103,11 +103,9 @@ def test_size_cap_while_streaming_an_endless_body(raw_server: RawServer) -> None
             req.wfile.write(b"<item>" + b"y" * 4096 + b"</item>")
 
     raw_server.routes["/endless"] = endless
-    started = time.monotonic()
     result, records = fetch(raw_server.url("/endless"))
     assert isinstance(result, FetchError) and "stopped reading" in str(result)
     assert 100_000 < records[0].bytes < 200_000  # stopped soon after the cap, not after 40 MB
-    assert time.monotonic() - started < 5
 
 
 def test_gzip_bomb_hits_the_cap_on_decoded_bytes(httpserver: HTTPServer) -> None:
@@ -126,10 +124,8 @@ def test_gzip_encoded_body_is_decoded(httpserver: HTTPServer) -> None:
 def test_a_slow_server_times_out(raw_server: RawServer) -> None:
     raw_server.routes["/slow"] = respond(body=b"late", delay=3)
     limits = RequestLimits(timeout=timedelta(seconds=0.5), max_bytes=1000, user_agent="t", robots=False)
-    started = time.monotonic()
-    result, records = fetch(raw_server.url("/slow"), limits)
+    result, records = fetch(raw_server.url("/slow"), limits)  # the answer would come at 3 s: a success if waited for
     assert isinstance(result, FetchError) and "timed out after 0.5s" in str(result)
-    assert time.monotonic() - started < 2.5
     assert records[0].status is FetchStatus.ERROR
 
 
@@ -145,10 +141,9 @@ def test_a_trickling_server_hits_the_total_deadline(raw_server: RawServer) -> No
 
     raw_server.routes["/trickle"] = trickle
     limits = RequestLimits(timeout=timedelta(seconds=1), max_bytes=1000, user_agent="t", robots=False)
-    started = time.monotonic()
-    result, _ = fetch(raw_server.url("/trickle"), limits)
+    result, records = fetch(raw_server.url("/trickle"), limits)  # the whole body would come in 20 s: a success
     assert isinstance(result, FetchError) and "timed out" in str(result)
-    assert time.monotonic() - started < 3
+    assert records[0].status is FetchStatus.ERROR
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -61,7 +61,11 @@ def test_a_killed_worker_is_replaced_and_the_job_runs_inline(
         assert pool is not None
         for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.5)
+        for _ in range(300):  # until the pool has noticed (at most 30 s): the next job meets a broken pool
+            if pool._broken:
+                break
+            await asyncio.sleep(0.1)
+        assert pool._broken, "the pool never noticed its worker died"
         second = await workers.prepare(items, "nyt", {}, NOW)
         return first, second
 
