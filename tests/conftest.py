@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -152,11 +154,25 @@ def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None
     return handler
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_RESERVED: dict[int, socket.socket] = {}  # port -> its bound socket, held until the session ends
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections and stays ours: bound, never listening, kept open for the whole
+    session (no bind-release-reuse race: nothing else can take it). `SmtpServer(port)` may later listen on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    _RESERVED[port] = sock
+    return port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_reserved_ports() -> Iterator[None]:
+    yield
+    for sock in _RESERVED.values():
+        sock.close()
+    _RESERVED.clear()
 
 
 class MailSink:
@@ -170,8 +186,11 @@ class MailSink:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.fail_with: str | None = None
         self.stall_rcpt = 0.0
+        self.on_accept: Callable[[bytes], None] | None = None  # called with each message before the 250 reply
+        self.rcpt_seen = threading.Event()  # a client has reached RCPT (a send is under way)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.rcpt_seen.set()
         if self.stall_rcpt:
             import asyncio
 
@@ -184,29 +203,60 @@ class MailSink:
             return self.fail_with
         self.messages.append(envelope.content)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if self.on_accept is not None:
+            self.on_accept(envelope.content)
         return "250 Message accepted for delivery"
 
-    def parsed(self) -> list[object]:
+    def parsed(self) -> list[EmailMessage]:
         import email
         from email import policy
 
-        return [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        messages = [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        return [m for m in messages if isinstance(m, EmailMessage)]  # policy.default parses to EmailMessage
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        from aiosmtpd.controller import Controller
+    """A real aiosmtpd server on 127.0.0.1, in a thread of the test process. It listens on a socket bound to port 0
+    and kept (or on a `refused_port()` given as `port`: the SMTP server "comes up" on a port that refused before)."""
 
+    def __init__(self, port: int | None = None) -> None:
         self.sink = MailSink()
-        self.port = port or closed_port()
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.port = port or refused_port()
+        self._sock = _RESERVED.pop(self.port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="smtp-server", daemon=True)
+        self._server: asyncio.AbstractServer | None = None
 
     def start(self) -> SmtpServer:
-        self.controller.start()
+        from aiosmtpd.smtp import SMTP
+
+        self._thread.start()
+
+        async def create() -> asyncio.AbstractServer:
+            return await self._loop.create_server(lambda: SMTP(self.sink, hostname="127.0.0.1"), sock=self._sock)
+
+        self._server = asyncio.run_coroutine_threadsafe(create(), self._loop).result(10)
         return self
 
+    def settle(self) -> None:
+        """Return once the server has handled what clients sent before now (one SMTP round trip through its loop)."""
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            client.noop()
+
     def stop(self) -> None:
-        self.controller.stop()
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._sock.close()
+        self._loop.close()
 
 
 @pytest.fixture
@@ -336,7 +386,7 @@ def parse_hook(path: str, content_type: str, body: bytes) -> dict[str, Any]:
             if filename:
                 found["files"][filename] = payload
             elif name in ("title", "message"):
-                found[name] = payload.decode("utf-8")
+                found[name] = bytes(payload).decode("utf-8")
     else:  # ntfy with an attachment: the file is the body, the text rides in the query
         found["title"], found["message"] = query.get("title", ""), query.get("message", "")
         if "filename" in query:
@@ -349,3 +399,33 @@ def hook() -> Iterator[HookServer]:
     server = HookServer()
     yield server
     server.close()
+
+
+def cli(config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """`monitor --config CONFIG ARGS` in this process with click's CliRunner (no subprocess where no signal or
+    kill is needed), run from `cwd` (default: the config's directory). Exceptions propagate (a traceback fails
+    the test); the root logger and the working directory are restored. Returns click's Result."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    here = Path.cwd()
+    try:
+        os.chdir(cwd or config.parent)
+        return CliRunner().invoke(
+            main, ["--config", str(config), *args], catch_exceptions=False, env=env, prog_name="monitor"
+        )
+    finally:
+        os.chdir(here)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def invoke(
+    config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cli` with `run_monitor`'s answer (returncode, stdout, stderr): the in-process twin of a subprocess."""
+    result = cli(config, *args, cwd=cwd, env=env)
+    return subprocess.CompletedProcess(["monitor", *args], result.exit_code, result.stdout, result.stderr)

@@ -22,7 +22,7 @@ from monitor.delivery import Route, channels_for, takes
 from monitor.outbox import Outbox
 from monitor.store import Store
 from monitor.types import AlertKind, AlertStatus, NewAlert
-from tests.conftest import NOW, HookServer, SmtpServer, closed_port, make_config, run_monitor, write_config
+from tests.conftest import NOW, HookServer, SmtpServer, make_config, refused_port, run_monitor, write_config
 from tests.test_alerts import add, burst, steady_history
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -163,7 +163,7 @@ def test_routing_by_topics_and_kinds_for_email_and_channels(
         ("/spikes", "[monitor] separatism"),
         ("/spikes", "[monitor] weather"),
     ]
-    assert [m["Subject"].split(":")[0] for m in smtp.sink.parsed()] == ["[monitor] weather"]  # type: ignore[index]
+    assert [m["Subject"].split(":")[0] for m in smtp.sink.parsed()] == ["[monitor] weather"]
     # a health alert has no topic: email (topics only) and sep-only (topics only) take it, spikes (kinds) does not
     health = store.insert_alert(
         NewAlert(kind=AlertKind.HEALTH, source="news"),
@@ -288,7 +288,7 @@ def test_the_url_and_its_token_are_never_logged_or_stored(
 ) -> None:
     token = "tok-S3CRET-7f3a9c"
     monkeypatch.setenv("HOOK", hook.url("json", f"hook/{token}") + f"?secret={token}x")
-    monkeypatch.setenv("NTFY", f"ntfy://user:{token}@127.0.0.1:{closed_port()}/alerts")
+    monkeypatch.setenv("NTFY", f"ntfy://user:{token}@127.0.0.1:{refused_port()}/alerts")
     cfg = channels_config(tmp_path, None, "    - {name: webhook, url_env: HOOK}\n    - {name: phone, url_env: NTFY}")
     hook.status = 500
     burst(store)
@@ -311,7 +311,7 @@ def test_an_unset_variable_or_unknown_scheme_is_a_failed_send_that_says_why(
 ) -> None:
     monkeypatch.delenv("HOOK_UNSET", raising=False)
     monkeypatch.setenv("HOOK_BAD", "nosuchservice://abc/def")
-    monkeypatch.setenv("HOOK_WARNED", f"json://127.0.0.1:{closed_port()}/hook?method=FETCH")
+    monkeypatch.setenv("HOOK_WARNED", f"json://127.0.0.1:{refused_port()}/hook?method=FETCH")
     cfg = channels_config(
         tmp_path,
         None,
@@ -367,7 +367,9 @@ def test_the_health_email_links_to_the_failed_requests_with_link_base(
         fail_source(store, "news", NOW + timedelta(minutes=n), n)
     outbox.evaluate(NOW + timedelta(minutes=6))
     outbox.deliver(NOW + timedelta(minutes=6))
-    text = smtp.sink.parsed()[0].get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    body = smtp.sink.parsed()[0].get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
     assert "Failed requests: https://mon.example/store/fetch_errors?source=news" in text
 
 
@@ -401,7 +403,7 @@ def test_notify_test_sends_one_message_per_channel_and_says_what_happened(
     env = {
         "HOOK": hook.url("json", f"hook/{token}"),
         "NTFY": hook.url("ntfy", "alerts"),
-        "DEAD": f"json://127.0.0.1:{closed_port()}/{token}",
+        "DEAD": f"json://127.0.0.1:{refused_port()}/{token}",
     }
     done = run_monitor(path, "notify", "--test", env=env)
     assert done.returncode == 1, done.stderr  # the dead channel failed
@@ -411,7 +413,7 @@ def test_notify_test_sends_one_message_per_channel_and_says_what_happened(
     assert lines[2] == "phone: sent (ntfy, Apprise URL from $NTFY)"
     assert lines[3].startswith("dead: FAILED: JSON: A Connection error occurred") and len(lines) == 4
     assert token not in done.stdout + done.stderr
-    assert len(smtp.sink.messages) == 1 and smtp.sink.parsed()[0]["Subject"] == "[monitor] test message"  # type: ignore[index]
+    assert len(smtp.sink.messages) == 1 and smtp.sink.parsed()[0]["Subject"] == "[monitor] test message"
     assert sorted(m["path"] for m in hook.messages) == ["/", f"/hook/{token}"]  # ntfy without attachment posts to /
     assert all("This is not an alert." in m["message"] for m in hook.messages)
     assert not (tmp_path / "store.db").exists()  # a test touches no store

@@ -166,7 +166,7 @@ alerts:
     third.send_signal(signal.SIGTERM)
     assert third.wait(20) == 0
 
-    subjects = sorted(str(m["Subject"]).split(":")[0] for m in smtp.sink.parsed())  # type: ignore[index]
+    subjects = sorted(str(m["Subject"]).split(":")[0] for m in smtp.sink.parsed())
     assert subjects == ["[monitor] separatism", "[monitor] weather"]
     assert sorted(m["title"].split(":")[0] for m in at("/all")) == ["[monitor] separatism", "[monitor] weather"]
     (desk,) = at("/separatism-desk")

@@ -19,7 +19,7 @@ from monitor.exceptions import StoreLocked
 from monitor.store import this_process
 from monitor.store.sqlite import open_sqlite
 from monitor.types import AlertKind, Holder, NewAlert
-from tests.conftest import NOW, RawServer, SmtpServer, closed_port, monitor_cmd, run_monitor, write_config
+from tests.conftest import NOW, RawServer, SmtpServer, monitor_cmd, refused_port, run_monitor, write_config
 
 FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
 <item><guid>a1</guid><title>Separatist rally</title><link>http://example.org/a1</link></item>
@@ -64,7 +64,7 @@ def offline_config(tmp_path: Path) -> Path:
 store: store.db
 topics: {{t: [x]}}
 sources:
-  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 1h, robots: false}}
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", interval: 1h, robots: false}}
 """,
     )
 

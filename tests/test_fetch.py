@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -35,8 +36,8 @@ from monitor.exceptions import (
     TooManyRedirects,
     UnsupportedAddress,
 )
-from monitor.types import FetchStatus
-from tests.conftest import NOW, RawServer, closed_port, respond
+from monitor.types import FetchRecord, FetchStatus
+from tests.conftest import NOW, RawServer, refused_port, respond
 
 LIMITS = RequestLimits(
     timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)", robots=False
@@ -47,8 +48,8 @@ def clock() -> datetime:
     return NOW
 
 
-def fetch(url: str, limits: RequestLimits = LIMITS, **kwargs: str | None):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def fetch(url: str, limits: RequestLimits = LIMITS, **kwargs: Any) -> tuple[Any, list[FetchRecord]]:
+    async def go() -> tuple[Any, list[FetchRecord]]:
         async with Fetcher(per_host=2, user_agent=limits.user_agent, clock=clock) as fetcher:
             session = fetcher.session("s", limits)
             try:
@@ -123,11 +124,9 @@ def test_size_cap_while_streaming_an_endless_body(raw_server: RawServer) -> None
             req.wfile.write(b"<item>" + b"y" * 4096 + b"</item>")
 
     raw_server.routes["/endless"] = endless
-    started = time.monotonic()
     result, records = fetch(raw_server.url("/endless"))
     assert isinstance(result, ResponseTooLarge) and "stopped reading" in str(result)
     assert 100_000 < records[0].bytes < 200_000  # stopped soon after the cap, not after 40 MB
-    assert time.monotonic() - started < 5
 
 
 def test_gzip_bomb_hits_the_cap_on_decoded_bytes(httpserver: HTTPServer) -> None:
@@ -146,10 +145,8 @@ def test_gzip_encoded_body_is_decoded(httpserver: HTTPServer) -> None:
 def test_a_slow_server_times_out(raw_server: RawServer) -> None:
     raw_server.routes["/slow"] = respond(body=b"late", delay=3)
     limits = RequestLimits(timeout=timedelta(seconds=0.5), max_bytes=1000, user_agent="t", robots=False)
-    started = time.monotonic()
-    result, records = fetch(raw_server.url("/slow"), limits)
+    result, records = fetch(raw_server.url("/slow"), limits)  # the answer would come at 3 s: a success if waited for
     assert isinstance(result, FetchTimeout) and "timed out after 0.5s" in str(result) and result.site_trouble
-    assert time.monotonic() - started < 2.5
     assert records[0].status is FetchStatus.ERROR
 
 
@@ -165,10 +162,9 @@ def test_a_trickling_server_hits_the_total_deadline(raw_server: RawServer) -> No
 
     raw_server.routes["/trickle"] = trickle
     limits = RequestLimits(timeout=timedelta(seconds=1), max_bytes=1000, user_agent="t", robots=False)
-    started = time.monotonic()
-    result, _ = fetch(raw_server.url("/trickle"), limits)
+    result, records = fetch(raw_server.url("/trickle"), limits)  # the whole body would come in 20 s: a success
     assert isinstance(result, FetchTimeout) and "timed out" in str(result)
-    assert time.monotonic() - started < 3
+    assert records[0].status is FetchStatus.ERROR
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -197,7 +193,7 @@ def test_gateway_errors_are_site_trouble_and_a_500_is_one_pages(
 
 
 def test_connection_refused_is_a_clear_error() -> None:
-    result, _ = fetch(f"http://127.0.0.1:{closed_port()}/feed")
+    result, _ = fetch(f"http://127.0.0.1:{refused_port()}/feed")
     assert isinstance(result, NetworkError) and "connection refused" in str(result) and result.site_trouble
 
 

@@ -86,7 +86,7 @@ def modules() -> list[tuple[str, ast.Module]]:
 
 
 def imported(tree: ast.Module) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

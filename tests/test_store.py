@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
-from monitor.store import PostFilter, open_store
-from monitor.store.sqlite import SqliteStore
+from monitor.store import PostFilter
+from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW
 
@@ -69,8 +69,8 @@ def save(
 
 def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    open_store(path).close()
-    with open_store(path) as store:  # opening again migrates nothing and loses nothing
+    open_sqlite(path).close()
+    with open_sqlite(path) as store:  # opening again migrates nothing and loses nothing
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
         assert {
             "posts",
@@ -224,7 +224,7 @@ def test_source_state_round_trips(store: SqliteStore) -> None:
 
 def test_readers_are_not_blocked_by_a_writer(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with open_store(path) as writer:
+    with open_sqlite(path) as writer:
         save(writer, matched(post("a1")))
         writer.conn.execute("BEGIN IMMEDIATE")
         writer.conn.execute("UPDATE posts SET title = 'changing'")
@@ -246,12 +246,12 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a usable SQLite store"):
-        open_store(path)
+        open_sqlite(path)
 
 
 def test_missing_store_for_readers(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store yet"):
-        open_store(tmp_path / "none.db", create=False)
+        open_sqlite(tmp_path / "none.db", create=False)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -264,7 +264,7 @@ def test_storing_posts_twice_adds_nothing(
     tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str]]
 ) -> None:
     path = tmp_path_factory.mktemp("h") / "s.db"
-    with open_store(path) as store:
+    with open_sqlite(path) as store:
         batch = [matched(post(key, text=text)) for key, text in entries]
         save(store, *batch)
         before = store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall()
