@@ -104,6 +104,13 @@ def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = Fals
         fail(str(exc))
 
 
+def _no_store_yet(config: Config) -> bool:
+    """A SQLite store whose file does not exist yet (a server's store is asked by opening it)."""
+    from monitor.store import store_exists
+
+    return store_exists(config.store) is False
+
+
 class MonitorGroup(click.Group):
     """Every store failure, in any command, is one line naming the file and what to do, and exit status 1."""
 
@@ -293,7 +300,7 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     """`check --store`: PRAGMA quick_check over the store; one line, exit 1 when it is damaged."""
     from monitor.store import BACKUP_ADVICE
 
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"  store: none yet at {config.store} (`monitor poll` or `monitor run` creates it)", err=err)
         return
     with get_store(ctx, readonly=True) as store:
@@ -558,7 +565,7 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
 def status(ctx: click.Context, fmt: str) -> None:
     """Per-source health: last success, last error, consecutive failures, posts stored."""
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"no store yet at {config.store}: run `monitor poll` or `monitor run`", err=True)
         rows: list[dict[str, Any]] = []
     else:
@@ -690,7 +697,7 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
     from monitor.types import AlertKind, AlertStatus
 
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         rows: list[Any] = []
     else:
         with get_store(ctx, readonly=True) as store:

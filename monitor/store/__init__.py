@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from monitor.exceptions import StoreError
 from monitor.store.api import (
     ANY_POST,
     BACKUP_ADVICE,
@@ -27,7 +28,7 @@ from monitor.store.api import (
     StoreSummary,
 )
 from monitor.store.owner import this_process
-from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, WindowPost
+from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, StoreURL, WindowPost
 
 __all__ = [
     "ANY_POST",
@@ -51,15 +52,32 @@ __all__ = [
     "StatsRow",
     "Store",
     "StoreSummary",
+    "StoreURL",
     "WindowPost",
     "open_store",
+    "store_exists",
     "this_process",
 ]
 
 
-def open_store(path: Path, *, create: bool = True, readonly: bool = False) -> Store:
-    """Open the store at `path`: created and migrated unless `readonly` (reading commands, which then work on a
-    store they cannot write). Raises StoreError (or a subclass) with a one-line reason."""
-    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415  # the backend is chosen here, and only here
+def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False) -> Store:
+    """Open the store at `where` (a SQLite file, or a PostgreSQL database by URL): created and migrated unless
+    `readonly` (reading commands, which then work on a store they cannot write). Raises StoreError (or a
+    subclass) with a one-line reason."""
+    # The backend is chosen here, and only here.
+    if isinstance(where, StoreURL):
+        try:
+            from monitor.store.postgres import open_postgres  # noqa: PLC0415  # only for a PostgreSQL store
+        except ImportError as exc:
+            raise StoreError(
+                f"{where}: a PostgreSQL store needs psycopg: pip install 'monitor[postgres]' ({exc})"
+            ) from exc
+        return open_postgres(where.url, create=create, readonly=readonly)
+    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415
 
-    return open_sqlite(path, create=create, readonly=readonly)
+    return open_sqlite(where, create=create, readonly=readonly)
+
+
+def store_exists(where: Path | StoreURL) -> bool | None:
+    """Whether a SQLite store's file exists yet; None for a server's store (opening it tells)."""
+    return where.exists() if isinstance(where, Path) else None
