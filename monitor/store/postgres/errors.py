@@ -52,8 +52,10 @@ def store_error(exc: psycopg.Error, location: str, doing: str) -> StoreError:
     sqlstate = exc.sqlstate
     if sqlstate is None and isinstance(exc, psycopg.OperationalError):
         sqlstate = "08000"  # no SQLSTATE: the connection itself failed
-    kind, advice = _lookup(sqlstate)
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if sqlstate == "08000" and "password" in text:  # libpq refused before asking the server: no password given
+        sqlstate = "28P01"
+    kind, advice = _lookup(sqlstate)
     return kind(f"{location}: cannot {doing}: {text}" + (f"; {advice}" if advice else ""))
 
 

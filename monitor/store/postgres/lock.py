@@ -61,8 +61,10 @@ class LockMixin(StoreBase):
 
     def unlock_daemon(self) -> None:
         if self._lock_conn is not None:
+            with contextlib.suppress(psycopg.Error):  # now, not when the server notices the session ended
+                self._lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
             with contextlib.suppress(psycopg.Error):
-                self._lock_conn.close()  # ending the session releases the lock
+                self._lock_conn.close()  # ending the session releases the lock anyway
             self._lock_conn = None
 
     def daemon_holder(self) -> Holder | None:
