@@ -492,3 +492,26 @@ def test_link_base_is_an_http_address(tmp_path: Path, value: str, expected: str)
     else:
         problems = problems_of(tmp_path, body)
         assert len(problems) == 1 and problems[0].startswith("alerts.link_base (line 5)") and expected in problems[0]
+
+
+POSTGRES_BODY = """
+store: {store}
+topics: {{t: [x]}}
+sources: [{{name: a, type: feed, url: "https://example.org/rss"}}]
+"""
+
+
+def test_a_postgresql_url_selects_that_store_and_never_holds_a_password(tmp_path: Path) -> None:
+    from monitor.types import StoreURL
+
+    config = make_config(tmp_path, POSTGRES_BODY.format(store="postgresql://monitor@db.example.org/monitor"))
+    assert config.store == StoreURL("postgresql://monitor@db.example.org/monitor")
+    for bad, said in (
+        ("postgresql://monitor:secret@db.example.org/monitor", "MONITOR_STORE_PASSWORD"),
+        ('"postgresql://db.example.org/monitor?password=secret"', "MONITOR_STORE_PASSWORD"),
+        ("postgresql://db.example.org:port/monitor", "not a usable PostgreSQL URL"),
+    ):
+        with pytest.raises(ConfigError) as failed:
+            make_config(tmp_path, POSTGRES_BODY.format(store=bad))
+        assert failed.value.problems[0].startswith("store (line 2):") and said in failed.value.problems[0]
+        assert "secret" not in str(failed.value)
