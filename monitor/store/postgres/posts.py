@@ -85,9 +85,7 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
     new_ids = _next_ids(conn, len(new_items))
     clusters = _Clusters(conn, [item for _, item in new_items])
     post_rows: list[tuple[Any, ...]] = []
-    fts_rows: list[tuple[int, str]] = []
     topics: set[str] = set()
-    match_rows: list[tuple[int, str, str]] = []
     for (key, item), post_id in zip(new_items, new_ids, strict=True):
         post = item.post
         cluster = clusters.assign(post_id, item)
@@ -109,12 +107,8 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
             )
         )
     with conn.cursor() as cursor:
-        cursor.executemany(
-            """INSERT INTO posts (id, source, key, url, title, text, author, published_at, first_seen_at,
-                                  content_hash, cluster_id, extra)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            post_rows,
-        )
+        _copy(cursor, "posts (id, source, key, url, title, text, author, published_at, first_seen_at, "
+              "content_hash, cluster_id, extra)", post_rows)  # fmt: skip
         cursor.executemany(
             """UPDATE posts SET url = %s, title = %s, text = %s, author = %s, published_at = %s, updated_at = %s,
                                 content_hash = %s, extra = %s WHERE id = %s""",
@@ -135,23 +129,28 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
         )
         if changed:
             cursor.execute("DELETE FROM matches WHERE post_id = ANY(%s)", ([ids[key] for key, _ in changed],))
+        terms: dict[tuple[int, str], str] = {}  # one row per post and topic (the last match wins)
         for key, item in [*new_items, *changed]:
-            fts_rows.append((ids[key], document(item.post.title, item.post.text)))
-            match_rows.extend((ids[key], m.topic, m.term) for m in item.matches)
+            terms.update({(ids[key], m.topic): m.term for m in item.matches})
             topics.update(m.topic for m in item.matches)
-        cursor.executemany(
-            """INSERT INTO matches (post_id, topic, term) VALUES (%s, %s, %s)
-               ON CONFLICT (post_id, topic) DO UPDATE SET term = excluded.term""",
-            match_rows,
+        _copy(
+            cursor,
+            "matches (post_id, topic, term)",
+            [(post_id, topic, term) for (post_id, topic), term in terms.items()],
+        )
+        _copy(
+            cursor,
+            "posts_fts (post_id, document)",
+            [(ids[k], document(i.post.title, i.post.text)) for k, i in new_items],
         )
         cursor.executemany(
             """INSERT INTO posts_fts (post_id, document) VALUES (%s, %s::tsvector)
                ON CONFLICT (post_id) DO UPDATE SET document = excluded.document""",
-            fts_rows,
+            [(ids[key], document(item.post.title, item.post.text)) for key, item in changed],
         )
     clusters.write()
     _link_parents(conn, by_key, ids)
-    return SaveResult(len(new_items), len(changed), len(match_rows), tuple(sorted(topics)))
+    return SaveResult(len(new_items), len(changed), len(terms), tuple(sorted(topics)))
 
 
 def _stored(
@@ -249,14 +248,18 @@ class _Clusters:
 
     def write(self) -> None:
         with self.conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO post_signatures (post_id, signature) VALUES (%s, %s)",
-                [(post_id, sig) for post_id, (sig, _) in self.signatures.items()],
-            )
-            cursor.executemany(
-                "INSERT INTO post_bands (band, post_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                sorted((band, post_id) for band, ids in self.by_band.items() for post_id in ids),
-            )
+            _copy(cursor, "post_signatures (post_id, signature)", [(i, sig) for i, (sig, _) in self.signatures.items()])
+            bands = sorted({(band, post_id) for band, ids in self.by_band.items() for post_id in ids})
+            _copy(cursor, "post_bands (band, post_id)", bands)
+
+
+def _copy(cursor: psycopg.Cursor[Any], table: str, rows: Sequence[Sequence[Any]]) -> None:
+    """COPY new rows in (a poll's rows are new: no conflicts), several times faster than INSERTs."""
+    if not rows:
+        return
+    with cursor.copy(f"COPY {table} FROM STDIN") as copy:  # our own table names
+        for row in rows:
+            copy.write_row(row)
 
 
 def _link_parents(
