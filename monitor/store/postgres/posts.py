@@ -202,25 +202,24 @@ class _Clusters:
         self.next = 0
 
     def _candidates(self, items: Sequence[MatchedPost]) -> list[list[tuple[bytes, int | None]]]:
-        """Per item, the stored posts sharing a band (newest MAX_CLUSTER_CANDIDATES), in one pipeline."""
+        """Per item, the stored posts sharing a band (the newest MAX_CLUSTER_CANDIDATES), in one query."""
         found: list[list[tuple[bytes, int | None]]] = [[] for _ in items]
         wanted = [i for i, item in enumerate(items) if self.bands[i] and item.post.content_hash not in self.by_hash]
         if not wanted:
             return found
-        cursors = []
-        with self.conn.pipeline():  # one round trip for every query; the results are read when it ends
-            for i in wanted:
-                cursor = self.conn.cursor()
-                cursor.execute(
-                    f"""SELECT s.signature, p.cluster_id FROM post_signatures s JOIN posts p ON p.id = s.post_id
-                        WHERE s.post_id IN (SELECT DISTINCT post_id FROM post_bands WHERE band = ANY(%s)
-                                            ORDER BY post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES})""",
-                    (list(self.bands[i]),),
-                )
-                cursors.append((i, cursor))
-        for i, cursor in cursors:
-            found[i] = [(bytes(sig), cluster) for sig, cluster in cursor.fetchall()]
-            cursor.close()
+        index = [i for i in wanted for _ in self.bands[i]]
+        bands = [band for i in wanted for band in self.bands[i]]
+        for i, signature, cluster in self.conn.execute(
+            f"""WITH wanted AS (SELECT i, array_agg(band) AS bands FROM unnest(%s::int[], %s::bigint[]) AS w (i, band)
+                                GROUP BY i)
+                SELECT w.i, s.signature, p.cluster_id FROM wanted w
+                CROSS JOIN LATERAL (SELECT DISTINCT b.post_id FROM post_bands b WHERE b.band = ANY(w.bands)
+                                    ORDER BY b.post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES}) c
+                JOIN post_signatures s ON s.post_id = c.post_id JOIN posts p ON p.id = c.post_id
+                ORDER BY w.i, c.post_id""",
+            (index, bands),
+        ):
+            found[i].append((bytes(signature), cluster))
         return found
 
     def assign(self, post_id: int, item: MatchedPost) -> int:
