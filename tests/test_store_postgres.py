@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,8 @@ from monitor.store import StoreURL, open_store
 from monitor.store.postgres import fts, redacted
 from monitor.types import AlertKind, Holder, Match, MatchedPost, NewAlert, Post, SourceState
 from tests import pgserver
-from tests.conftest import NOW, sql
+from tests.conftest import NOW, closed_port, run_monitor, sql, write_config
+from tests.test_daemon import daemons, start, wait_for  # noqa: F401  # daemons: the fixture that kills them
 from tests.unicode61_table import tables
 
 CONTRACT = {"posts", "matches", "posts_fts", "alerts", "deliveries", "fetches", "sources", "daemon"}
@@ -80,7 +82,7 @@ def test_readers_need_a_store_and_cannot_write(pg_url: StoreURL) -> None:
             save(reader, a_post("k1", "t", "text"))
 
 
-def test_no_server_is_a_one_line_store_error(tmp_path: object) -> None:
+def test_no_server_is_a_one_line_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the store") as failed:
         open_store(StoreURL(f"postgresql://nobody@/db?host={tmp_path}&port=1"))
     assert "\n" not in str(failed.value)
@@ -117,7 +119,7 @@ def test_one_daemon_holds_the_store_and_a_killed_one_lets_go(pg_url: StoreURL) -
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=pgserver.Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "locked"
@@ -237,3 +239,41 @@ def test_a_phrase_never_spans_from_the_title_into_the_text(pg_url: StoreURL) -> 
         assert store.search('"people\'s council"') == []
         assert store.search('"people\'s" + council') == []
         assert len(store.search('"council of"')) == 1
+
+
+@pytest.mark.slow
+def test_monitor_run_on_postgresql_is_one_daemon_per_store_and_a_killed_one_is_replaced(
+    tmp_path: Path,
+    pg_url: StoreURL,
+    daemons: list[subprocess.Popen[bytes]],  # noqa: F811
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+store: "{pg_url.url}"
+topics: {{t: [x]}}
+sources:
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 1h, robots: false}}
+""",
+    )
+    open_store(pg_url).close()
+
+    def holder_pid() -> int | None:
+        with open_store(pg_url, readonly=True) as store:
+            holder = store.daemon_holder()
+        return holder.pid if holder else None
+
+    first = start(config, tmp_path / "first.log")
+    daemons.append(first)
+    wait_for(lambda: holder_pid() == first.pid, "the first daemon to hold the store")
+    second = run_monitor(config, "run", timeout=60)
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode == 1 and len(lines) == 1, second.stderr
+    assert "held by another `monitor run`" in lines[0] and f"pid {first.pid}" in lines[0]
+    os.killpg(first.pid, signal.SIGKILL)  # its connection ends with it, and the server lets the lock go
+    first.wait(10)
+    third = start(config, tmp_path / "third.log")
+    daemons.append(third)
+    wait_for(lambda: holder_pid() == third.pid, "a new daemon after the first was killed")
+    third.send_signal(signal.SIGTERM)
+    assert third.wait(15) == 0
