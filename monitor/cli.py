@@ -890,6 +890,42 @@ def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None)
     sys.exit(code)
 
 
+@main.command("migrate-store")
+@click.option("--to", "target", required=True, metavar="URL", help="The PostgreSQL store: postgresql://user@host/db.")
+@click.pass_context
+def migrate_store(ctx: click.Context, target: str) -> None:
+    """Copy this config's SQLite store into an empty PostgreSQL store, in batches, and check the counts.
+
+    The password comes from MONITOR_STORE_PASSWORD or libpq's environment. Stop the daemon first; then point
+    `store:` at the URL. One transaction: a failure leaves the PostgreSQL store empty.
+    """
+    from monitor.config import store_url_problem
+    from monitor.store import StoreURL, copy_store
+
+    config = get_config(ctx)
+    if not isinstance(config.store, Path):
+        fail(f"the config's store is already {config.store}: migrate-store copies a SQLite store", EXIT_USAGE)
+    problem = (
+        store_url_problem(target)
+        if target.split(":", 1)[0].lower() in ("postgresql", "postgres")
+        else ("expected a postgresql:// URL")
+    )
+    if problem:
+        fail(f"--to: {problem}", EXIT_USAGE)
+    tty = sys.stderr.isatty()
+
+    def progress(table: str, done: int, total: int) -> None:
+        if tty:
+            click.echo(f"\r  {table}: {done:,} / {total:,}", err=True, nl=False)
+
+    copied = copy_store(config.store, StoreURL(target), progress)
+    if tty:
+        click.echo("", err=True)
+    for item in copied:
+        click.echo(f"  {item.table}: {item.rows:,} rows")
+    click.echo(f"copied {config.store} into {target}: every table's count checked; set `store: {target}` to use it")
+
+
 @main.command()
 @click.option(
     "--dir",

@@ -109,3 +109,25 @@ def test_poll_then_every_analysts_command_gives_the_same_results_on_both_stores(
     served = run_monitor(pg, "serve", "--port", "0")
     assert served.returncode != 0 and "serves a SQLite store only" in served.stderr
     assert served.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_migrate_store_copies_a_sqlite_store_into_postgresql_with_every_count_checked(
+    tmp_path: Path, raw_server: RawServer, corpus: Path, pg_url: StoreURL
+) -> None:
+    lite = configure(tmp_path / "lite", raw_server, corpus, "data/monitor.db")
+    assert run_monitor(lite, "poll").returncode == 0
+    moved = run_monitor(lite, "migrate-store", "--to", pg_url.url)
+    assert moved.returncode == 0, moved.stderr
+    assert "  posts: 25 rows" in moved.stdout and "every table's count checked" in moved.stdout
+    pg = configure(tmp_path / "pg", raw_server, corpus, pg_url.url)
+    for query in ("Оренбург*", "java* OR microsoft"):  # the same ids, clusters and all: a copy
+        assert steady(json_of(lite, "search", query), "snippet") == steady(json_of(pg, "search", query), "snippet")
+    assert json_of(lite, "search", "--topic", "heise") == json_of(pg, "search", "--topic", "heise")
+    assert json_of(lite, "stats", "--by", "day") == json_of(pg, "stats", "--by", "day")
+    exports = [run_monitor(c, "export", "--format", "jsonl", "--all").stdout for c in (lite, pg)]
+    assert exports[0] == exports[1] and exports[0].count("\n") == 25
+    again = run_monitor(pg, "poll", "--format", "json")  # the copy goes on: sequences continue, nothing is new
+    assert again.returncode == 0 and sum(r["new"] for r in json.loads(again.stdout)) == 0
+    twice = run_monitor(lite, "migrate-store", "--to", pg_url.url)
+    assert twice.returncode == 1 and "not empty" in twice.stderr and twice.stderr.count("\n") == 1

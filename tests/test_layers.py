@@ -56,7 +56,7 @@ OWNERS = {
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
     "sqlite_utils": {"store.sqlite.schema"},
-    "sqlite3": {"store.sqlite"},  # the backend package (and only it): the rest depends on the Store Protocol
+    "sqlite3": {"store.sqlite", "store.postgres.migrate"},  # the backend (and the copy out of it into PostgreSQL)
     "psycopg": {"store.postgres"},  # likewise the PostgreSQL backend
     "psycopg_pool": {"store.postgres"},
     "fcntl": {"store.sqlite.lock"},
@@ -172,7 +172,9 @@ def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module, ba
     backend = {t for t in imported(tree) if t == package or t.startswith(package + ".")}
     if name.startswith(f"store.{backend_name}"):
         return
-    if name == "store":  # open_store
-        assert backend <= {package, f"{package}.open_{backend_name}"}
+    if name == "store":  # open_store (and copy_store, from SQLite into PostgreSQL)
+        allowed = {package, f"{package}.open_{backend_name}", "monitor.store.postgres.PostgresStore"}
+        allowed |= {"monitor.store.postgres.migrate", "monitor.store.postgres.migrate.copy_sqlite"}
+        assert backend <= allowed
         return
     assert not backend, f"monitor.{name} imports the {backend_name} backend {sorted(backend)}: use monitor.store"

@@ -6,6 +6,8 @@ sqlite3: a second backend implements the Protocol and `open_store` opens it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.exceptions import StoreError
@@ -40,6 +42,7 @@ __all__ = [
     "AlertRow",
     "AlertStatus",
     "Claim",
+    "Copied",
     "DeliveryRow",
     "FailureRun",
     "Holder",
@@ -54,10 +57,19 @@ __all__ = [
     "StoreSummary",
     "StoreURL",
     "WindowPost",
+    "copy_store",
     "open_store",
     "store_exists",
     "this_process",
 ]
+
+
+@dataclass(frozen=True)
+class Copied:
+    """One table copied by `copy_store`."""
+
+    table: str
+    rows: int  # copied, equal to the source's count (checked)
 
 
 def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False) -> Store:
@@ -81,3 +93,14 @@ def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = 
 def store_exists(where: Path | StoreURL) -> bool | None:
     """Whether a SQLite store's file exists yet; None for a server's store (opening it tells)."""
     return where.exists() if isinstance(where, Path) else None
+
+
+def copy_store(source: Path, target: StoreURL, progress: Callable[[str, int, int], None] | None = None) -> list[Copied]:
+    """Copy the SQLite store `source` into the empty PostgreSQL store `target` (created and migrated), counts checked:
+    (table, rows) per table. `progress(table, done, total)` is called after each batch. Raises StoreError."""
+    from monitor.store.postgres import PostgresStore  # noqa: PLC0415  # only for a PostgreSQL store
+    from monitor.store.postgres.migrate import copy_sqlite  # noqa: PLC0415
+
+    with open_store(target) as store:
+        assert isinstance(store, PostgresStore)
+        return [Copied(c.table, c.rows) for c in copy_sqlite(source, store, progress)]
