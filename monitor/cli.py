@@ -308,7 +308,8 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         fail(f"{config.store}: the store is damaged ({shown}): {BACKUP_ADVICE}")
-    click.echo(f"  store ok: {config.store} (quick_check found no damage)", err=err)
+    how = "quick_check found no damage" if isinstance(config.store, Path) else "every table and view is there"
+    click.echo(f"  store ok: {config.store} ({how})", err=err)
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:

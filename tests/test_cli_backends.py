@@ -102,7 +102,9 @@ def test_poll_then_every_analysts_command_gives_the_same_results_on_both_stores(
 
     # And what only PostgreSQL says: the store checked, a chart drawn, `serve` refused in one line.
     checked = run_monitor(pg, "check", "--store")
-    assert checked.returncode == 0, checked.stderr
+    assert checked.returncode == 0 and "every table and view is there" in checked.stdout + checked.stderr, (
+        checked.stderr
+    )
     plotted = run_monitor(pg, "plot", "--topic", "heise", "--since", "3650d", "-o", str(tmp_path / "h.png"))
     assert plotted.returncode == 0, plotted.stderr
     assert (tmp_path / "h.png").read_bytes().startswith(b"\x89PNG")
