@@ -202,7 +202,9 @@ class _Clusters:
         self.next = 0
 
     def _candidates(self, items: Sequence[MatchedPost]) -> list[list[tuple[bytes, int | None]]]:
-        """Per item, the stored posts sharing a band (the newest MAX_CLUSTER_CANDIDATES), in one query."""
+        """Per item, the stored posts sharing a band (the newest MAX_CLUSTER_CANDIDATES), in one query. The newest of
+        each band are read first (a backward scan of the band's index stops after as many): the newest of their
+        union are the newest of all, and a band shared by a million posts costs no more than a rare one."""
         found: list[list[tuple[bytes, int | None]]] = [[] for _ in items]
         wanted = [i for i, item in enumerate(items) if self.bands[i] and item.post.content_hash not in self.by_hash]
         if not wanted:
@@ -213,8 +215,11 @@ class _Clusters:
             f"""WITH wanted AS (SELECT i, array_agg(band) AS bands FROM unnest(%s::int[], %s::bigint[]) AS w (i, band)
                                 GROUP BY i)
                 SELECT w.i, s.signature, p.cluster_id FROM wanted w
-                CROSS JOIN LATERAL (SELECT DISTINCT b.post_id FROM post_bands b WHERE b.band = ANY(w.bands)
-                                    ORDER BY b.post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES}) c
+                CROSS JOIN LATERAL (
+                    SELECT DISTINCT x.post_id FROM unnest(w.bands) AS wb (band)
+                    CROSS JOIN LATERAL (SELECT b.post_id FROM post_bands b WHERE b.band = wb.band
+                                        ORDER BY b.post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES}) x
+                    ORDER BY x.post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES}) c
                 JOIN post_signatures s ON s.post_id = c.post_id JOIN posts p ON p.id = c.post_id
                 ORDER BY w.i, c.post_id""",
             (index, bands),
