@@ -1,4 +1,5 @@
-"""Evaluate: which spike, health and digest alerts are due now, written to the outbox with their deliveries.
+"""Evaluate: which spike, health and digest alerts are due now, written to the outbox with their deliveries
+(one per channel whose topics and kinds take the alert: `delivery.channels_for`).
 
 Reads the store (bucket counts counted in SQL, source states, the last alert of each kind), asks the pure
 decisions in `monitor.alerts`, and inserts what they return; each insert returns its row.
@@ -12,6 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor import alerts as decide
+from monitor import delivery
 from monitor.config import Config
 from monitor.store import Store
 from monitor.types import AlertKind, AlertRow, DigestDetails, HealthDetails, NewAlert
@@ -20,19 +22,29 @@ log = logging.getLogger("monitor.outbox")
 
 
 class Evaluator:
-    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel."""
+    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel that
+    takes it (with no channel configured it waits, pending, for one; with channels but none taking it, it is
+    recorded as routed to no channel)."""
 
-    def __init__(self, config: Config, store: Store, channels: Sequence[str]) -> None:
+    def __init__(self, config: Config, store: Store, routes: Sequence[delivery.Route]) -> None:
         self.config = config
         self.store = store
-        self.channels = tuple(channels)
+        self.routes = tuple(routes)
         self.params = decide.detector_params(config)
         self.zone = ZoneInfo(config.alerts.timezone)
 
     def evaluate(self, now: datetime, *, topics: Sequence[str] | None = None) -> list[AlertRow]:
         """Add the spike (of `topics`, default all), health and digest alerts due now; returns the new rows."""
         found = self._spikes(now, topics) + self._health(now) + self._digest(now)
-        created = [self.store.insert_alert(a, created_at=now, channels=self.channels) for a in found]
+        created = [
+            self.store.insert_alert(
+                a,
+                created_at=now,
+                channels=delivery.channels_for(self.routes, a.kind.value, a.topic),
+                unrouted=delivery.UNROUTED if self.routes else None,
+            )
+            for a in found
+        ]
         for row in created:
             log.info(
                 "alert_raised id=%d kind=%s topic=%s source=%s count=%s expected=%s",

@@ -10,7 +10,7 @@ on still holding the claim; `alerts` summary columns are rewritten from the deli
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,11 @@ def _rows(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | dict[
 
 class OutboxMixin(StoreBase):
     # ------------------------------------------------------------------ alerts
-    def insert_alert(self, alert: NewAlert, *, created_at: datetime, channels: Sequence[str]) -> AlertRow:
+    def insert_alert(
+        self, alert: NewAlert, *, created_at: datetime, channels: Sequence[str], unrouted: str | None = None
+    ) -> AlertRow:
+        """Add an alert and one pending delivery per channel, in one transaction; returns the row as stored.
+        With no channel and an `unrouted` note, the alert is recorded as done (`sent`, no delivery) with the note."""
         with self.transaction("record the alert") as conn:
             (row,) = _rows(
                 conn,
@@ -61,6 +65,8 @@ class OutboxMixin(StoreBase):
                 cursor.executemany(
                     "INSERT INTO deliveries (alert_id, channel) VALUES (%s, %s)", [(row["id"], c) for c in channels]
                 )
+            if not channels and unrouted:
+                (row,) = _rows(conn, _UNROUTED_SQL + " RETURNING *", (unrouted, row["id"]))
         return alert_of(row)
 
     @wrapped("read the alerts")
@@ -116,6 +122,16 @@ class OutboxMixin(StoreBase):
             rows = _rows(conn, "SELECT * FROM deliveries WHERE alert_id = %s ORDER BY id", (alert_id,))
         return [delivery_of(r) for r in rows]
 
+    @wrapped("read the deliveries")
+    def deliveries_of(self, alert_ids: Sequence[int]) -> dict[int, list[DeliveryRow]]:
+        """Each alert's deliveries (in channel order of creation); an alert without any maps to []."""
+        found: dict[int, list[DeliveryRow]] = {i: [] for i in alert_ids}
+        with self.read("read the deliveries") as conn:
+            rows = _rows(conn, "SELECT * FROM deliveries WHERE alert_id = ANY(%s) ORDER BY id", (list(found),))
+        for row in rows:
+            found[row["alert_id"]].append(delivery_of(row))
+        return found
+
     @wrapped("read the alerts")
     def undelivered(self) -> list[AlertRow]:
         with self.read("read the alerts") as conn:
@@ -126,24 +142,30 @@ class OutboxMixin(StoreBase):
             )
         return [alert_of(r) for r in rows]
 
-    def add_deliveries(self, channels: Sequence[str]) -> int:
-        if not channels:
+    def add_deliveries(self, plan: Mapping[int, Sequence[str]], *, unrouted: str) -> int:
+        """Give pending alerts recorded while there was no channel the channels `plan` routes them to; one routed to
+        none is recorded as done with the `unrouted` note. Returns the alerts given."""
+        if not plan:
             return 0
         with self.transaction("add deliveries") as conn:
-            ids = [
+            waiting = {
                 r[0]
                 for r in conn.execute(
                     """SELECT id FROM alerts a WHERE status = 'pending'
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id) FOR UPDATE"""
                 )
-            ]
+            }
+            ids = [i for i in plan if i in waiting]  # another process may have given them their channels
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO deliveries (alert_id, channel) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    [(i, c) for i in ids for c in channels],
+                    [(i, c) for i in ids for c in plan[i]],
                 )
             for alert_id in ids:
-                _summarise(conn, alert_id)
+                if plan[alert_id]:
+                    _summarise(conn, alert_id)
+                else:
+                    conn.execute(_UNROUTED_SQL, (unrouted, alert_id))
         return len(ids)
 
     def note_undelivered(self, error: str) -> int:
@@ -153,6 +175,24 @@ class OutboxMixin(StoreBase):
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id)""",
                 (error,),
             ).rowcount
+
+    def note_unconfigured(self, channels: Sequence[str], note: str) -> int:
+        """Say why pending deliveries on a channel that is not configured (any more) are not sent: `note` with
+        `{channel}` filled in, once per delivery. They stay pending: the channel configured again sends them."""
+        with self.transaction("note the deliveries") as conn:
+            rows = conn.execute(
+                """SELECT id, alert_id, channel FROM deliveries WHERE status = 'pending' AND error IS NULL
+                   AND NOT (channel = ANY(%s)) FOR UPDATE""",
+                (list(channels),),
+            ).fetchall()
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE deliveries SET error = %s WHERE id = %s",
+                    [(note.format(channel=channel), delivery_id) for delivery_id, _, channel in rows],
+                )
+            for alert_id in sorted({r[1] for r in rows}):
+                _summarise(conn, alert_id)
+        return len(rows)
 
     def claim_delivery(
         self, *, channels: Sequence[str], owner: Holder, now: datetime, lease: timedelta, message_id: str
@@ -209,6 +249,10 @@ class OutboxMixin(StoreBase):
             if done:
                 _summarise(conn, claim.delivery.alert_id)
         return bool(done)
+
+
+# An alert that no configured channel takes: done, with the note saying why nobody received it.
+_UNROUTED_SQL = "UPDATE alerts SET status = 'sent', attempts = 0, sent_at = NULL, error = %s WHERE id = %s"
 
 
 def _gone_holders(conn: psycopg.Connection[Any], now: datetime) -> list[str]:
