@@ -106,6 +106,13 @@ def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = Fals
         fail(str(exc))
 
 
+def _no_store_yet(config: Config) -> bool:
+    """A SQLite store whose file does not exist yet (a server's store is asked by opening it)."""
+    from monitor.store import store_exists
+
+    return store_exists(config.store) is False
+
+
 class MonitorGroup(click.Group):
     """Every store failure, in any command, is one line naming the file and what to do, and exit status 1."""
 
@@ -295,7 +302,7 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     """`check --store`: PRAGMA quick_check over the store; one line, exit 1 when it is damaged."""
     from monitor.store import BACKUP_ADVICE
 
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"  store: none yet at {config.store} (`monitor poll` or `monitor run` creates it)", err=err)
         return
     with get_store(ctx, readonly=True) as store:
@@ -303,7 +310,8 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         fail(f"{config.store}: the store is damaged ({shown}): {BACKUP_ADVICE}")
-    click.echo(f"  store ok: {config.store} (quick_check found no damage)", err=err)
+    how = "quick_check found no damage" if isinstance(config.store, Path) else "every table and view is there"
+    click.echo(f"  store ok: {config.store} ({how})", err=err)
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
@@ -560,7 +568,7 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
 def status(ctx: click.Context, fmt: str) -> None:
     """Per-source health: last success, last error, consecutive failures, posts stored."""
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"no store yet at {config.store}: run `monitor poll` or `monitor run`", err=True)
         rows: list[dict[str, Any]] = []
     else:
@@ -697,7 +705,7 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
     from monitor.types import AlertKind, AlertStatus
 
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         rows: list[Any] = []
         channels: dict[int, list[Any]] = {}
     else:
@@ -952,6 +960,42 @@ def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None)
     except MonitorError as exc:
         fail(str(exc))
     sys.exit(code)
+
+
+@main.command("migrate-store")
+@click.option("--to", "target", required=True, metavar="URL", help="The PostgreSQL store: postgresql://user@host/db.")
+@click.pass_context
+def migrate_store(ctx: click.Context, target: str) -> None:
+    """Copy this config's SQLite store into an empty PostgreSQL store, in batches, and check the counts.
+
+    The password comes from MONITOR_STORE_PASSWORD or libpq's environment. Stop the daemon first; then point
+    `store:` at the URL. One transaction: a failure leaves the PostgreSQL store empty.
+    """
+    from monitor.config import store_url_problem
+    from monitor.store import StoreURL, copy_store
+
+    config = get_config(ctx)
+    if not isinstance(config.store, Path):
+        fail(f"the config's store is already {config.store}: migrate-store copies a SQLite store", EXIT_USAGE)
+    problem = (
+        store_url_problem(target)
+        if target.split(":", 1)[0].lower() in ("postgresql", "postgres")
+        else ("expected a postgresql:// URL")
+    )
+    if problem:
+        fail(f"--to: {problem}", EXIT_USAGE)
+    tty = sys.stderr.isatty()
+
+    def progress(table: str, done: int, total: int) -> None:
+        if tty:
+            click.echo(f"\r  {table}: {done:,} / {total:,}", err=True, nl=False)
+
+    copied = copy_store(config.store, StoreURL(target), progress)
+    if tty:
+        click.echo("", err=True)
+    for item in copied:
+        click.echo(f"  {item.table}: {item.rows:,} rows")
+    click.echo(f"copied {config.store} into {target}: every table's count checked; set `store: {target}` to use it")
 
 
 @main.command()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -29,7 +29,7 @@ from pydantic import (
 from monitor import __version__
 from monitor.exceptions import ConfigError
 from monitor.match import term_problem
-from monitor.types import TopicSpec
+from monitor.types import StoreURL, TopicSpec
 from monitor.units import parse_duration, parse_size
 from monitor.yamldoc import read_yaml
 from monitor.yamldoc import where as _where
@@ -278,10 +278,11 @@ class HealthConfig(_Strict):
 
 
 class Config(_Strict):
-    """The whole validated configuration. `store` is absolute (relative paths are from the config file)."""
+    """The whole validated configuration. `store` is an absolute path (relative paths are from the config file)
+    or a PostgreSQL URL."""
 
     path: Path | None = None  # the file it was read from
-    store: Path
+    store: Path | StoreURL
     topics: tuple[TopicSpec, ...]
     sources: tuple[SourceBase, ...]  # each an instance of its type's model
     defaults: Defaults = Defaults()
@@ -297,6 +298,24 @@ class Config(_Strict):
 
 
 TOP_LEVEL_KEYS = ("store", "topics", "sources", "defaults", "alerts", "health")
+STORE_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with a `store:` URL (None when it can be used): a password in the file above all."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a usable PostgreSQL URL ({exc}), e.g. postgresql://monitor@db.example.org/monitor"
+    if parts.password is not None:
+        return (
+            "the URL holds a password: remove it from the file and set MONITOR_STORE_PASSWORD "
+            "(or PGPASSWORD, or ~/.pgpass) instead"
+        )
+    if "password" in {k.lower() for k, _ in parse_qsl(parts.query)}:
+        return "the URL holds a password parameter: set MONITOR_STORE_PASSWORD (or ~/.pgpass) instead"
+    return None
 
 
 def load_config(path: str | Path, *, source_types: SourceModels) -> Config:
@@ -397,11 +416,17 @@ class _Builder:
                 first[name] = index
         return alerts
 
-    def store(self, base_dir: Path) -> Path | None:
+    def store(self, base_dir: Path) -> Path | StoreURL | None:
         raw = self.data.get("store", "storage/monitor.db")
         if not isinstance(raw, str) or not raw.strip():
             self.error(("store",), "expected the path of the SQLite file, e.g. storage/monitor.db")
             return None
+        if raw.split(":", 1)[0].lower() in STORE_URL_SCHEMES:
+            problem = store_url_problem(raw.strip())
+            if problem:
+                self.error(("store",), problem)
+                return None
+            return StoreURL(raw.strip())
         store = Path(raw).expanduser()
         return store if store.is_absolute() else base_dir / store
 

@@ -43,6 +43,7 @@ from monitor import links
 from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.store import open_store
+from monitor.types import StoreURL
 
 log = logging.getLogger("monitor.serve")
 
@@ -476,7 +477,17 @@ PARAMETERS = {
 
 def database_name(config: Config) -> str:
     """The name Datasette gives the store (the file's stem): its URL path and its key in the metadata."""
-    return links.database_name(config.store)
+    return links.database_name(store_file(config))
+
+
+def store_file(config: Config) -> Path:
+    """The SQLite file to serve. Datasette reads SQLite files only, so a PostgreSQL store is refused, saying so."""
+    if isinstance(config.store, StoreURL):
+        raise MonitorError(
+            f"`monitor serve` serves a SQLite store only, and this config's store is {config.store}: "
+            "query PostgreSQL with psql or any SQL client (the same tables and views), or serve a SQLite copy"
+        )
+    return config.store
 
 
 def _topic_links(config: Config) -> str:
@@ -526,7 +537,7 @@ def metadata(config: Config) -> dict[str, Any]:
         "health of every source. Read-only: the daemon keeps writing while you read. Times are ISO 8601 UTC.",
         "databases": {
             database_name(config): {
-                "description": f"The store {config.store.name}. Configured topics: {_topic_summary(config)}.",
+                "description": f"The store {store_file(config).name}. Configured topics: {_topic_summary(config)}.",
                 "tables": tables,
                 "queries": queries,
             }
@@ -544,6 +555,7 @@ def write_metadata(config: Config, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- serving
 def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | None) -> int:
     """`monitor serve`: write the metadata file and return 0, or serve the store read-only until a signal."""
+    store_file(config)  # before anything else: a PostgreSQL store cannot be served
     if metadata_only is not None:
         write_metadata(config, metadata_only)
         sys.stdout.write(f"wrote {metadata_only}: {len(TABLES)} tables and views, {len(QUERIES)} canned queries\n")
@@ -553,9 +565,9 @@ def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | N
         from datasette.app import Datasette  # noqa: PLC0415
     except ImportError as exc:
         raise MonitorError(f"`monitor serve` needs Datasette, the optional extra: {EXTRA_HINT} ({exc})") from exc
-    _check_store(config.store)
+    _check_store(store_file(config))
     sock = _listen(host, port)
-    datasette = Datasette(files=[str(config.store)], metadata=metadata(config), settings=SETTINGS)
+    datasette = Datasette(files=[str(store_file(config))], metadata=metadata(config), settings=SETTINGS)
     app = HostCheck(datasette.app(), host_rule(host, sock.getsockname()[0]))
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -326,3 +326,14 @@ class WindowPost:
     published_at: datetime
     cluster_id: int | None
     term: str
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A store on a PostgreSQL server (`store: postgresql://user@host/db` in the config). Never holds a password:
+    that comes from MONITOR_STORE_PASSWORD or libpq's environment."""
+
+    url: str  # postgresql://..., as configured
+
+    def __str__(self) -> str:
+        return self.url

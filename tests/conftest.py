@@ -23,8 +23,9 @@ import pytest
 
 from monitor.collectors import SOURCE_MODELS
 from monitor.config import Config, parse_config
-from monitor.store import Store
+from monitor.store import Store, StoreURL, open_store
 from monitor.store.sqlite import SqliteStore, open_sqlite
+from tests import pgserver
 
 REPO = Path(__file__).resolve().parents[1]
 # The capture corpus ships with the tests (tests/corpus/PROVENANCE.md); MONITOR_CORPUS points elsewhere.
@@ -45,6 +46,52 @@ def corpus() -> Path:
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
     with open_sqlite(tmp_path / "monitor.db") as opened:
         yield opened
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgserver.Cluster]:
+    """A throwaway PostgreSQL cluster for the whole session (skipped, saying why, when there is no server)."""
+    reason = pgserver.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = pgserver.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pgserver.Cluster) -> StoreURL:
+    """A fresh, empty database of the session's cluster, as a store URL."""
+    return StoreURL(pg_cluster.url(pg_cluster.new_database()))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Path | StoreURL:
+    """Where a new store goes, on each backend in turn: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        url: StoreURL = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "monitor.db"
+
+
+@pytest.fixture
+def any_store(backend: Path | StoreURL) -> Iterator[Store]:
+    """A new store on each backend in turn."""
+    with open_store(backend) as opened:
+        yield opened
+
+
+def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run SQL on the store's own database, behind its back (`?` placeholders on both backends): what an
+    analyst's tool would do. Returns the rows (none for a statement without a result)."""
+    if isinstance(store, SqliteStore):
+        return store.conn.execute(query, params).fetchall()
+    with store.pool.connection() as conn:  # type: ignore[attr-defined]
+        cursor = conn.execute(query.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def make_config(tmp_path: Path, body: str) -> Config:
@@ -429,3 +476,9 @@ def invoke(
     """`cli` with `run_monitor`'s answer (returncode, stdout, stderr): the in-process twin of a subprocess."""
     result = cli(config, *args, cwd=cwd, env=env)
     return subprocess.CompletedProcess(["monitor", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def sqlite_file(config: Any) -> Path:
+    """The SQLite file of a test config's store (tests that read the file itself)."""
+    assert isinstance(config.store, Path), f"a SQLite store expected, not {config.store}"
+    return config.store

@@ -21,6 +21,12 @@ from monitor.types import AlertKind, FetchRecord, FetchStatus, HealthDetails, Ma
 from tests.conftest import NOW, SmtpServer, make_config, monitor_cmd, refused_port, write_config
 
 
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The outbox's tests run on each backend (SQLite, PostgreSQL)."""
+    return any_store
+
+
 def config(tmp_path: Path, smtp_port: int | None, extra_alerts: str = "", topics: str = "") -> Config:
     email = (
         f"""

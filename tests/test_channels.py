@@ -25,6 +25,13 @@ from monitor.types import AlertKind, AlertStatus, NewAlert
 from tests.conftest import NOW, HookServer, SmtpServer, make_config, refused_port, run_monitor, write_config
 from tests.test_alerts import add, burst, steady_history
 
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The channels' outbox runs on each backend (SQLite, PostgreSQL)."""
+    return any_store
+
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

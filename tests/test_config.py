@@ -609,3 +609,26 @@ def test_monitor_check_reports_an_invalid_selector_with_its_line(tmp_path: Path)
     result = CliRunner().invoke(main, ["--config", str(path), "check"])
     assert result.exit_code == 2
     assert "sources[0].items (line 6): invalid CSS selector 'article[[['" in result.output
+
+
+POSTGRES_BODY = """
+store: {store}
+topics: {{t: [x]}}
+sources: [{{name: a, type: feed, url: "https://example.org/rss"}}]
+"""
+
+
+def test_a_postgresql_url_selects_that_store_and_never_holds_a_password(tmp_path: Path) -> None:
+    from monitor.types import StoreURL
+
+    config = make_config(tmp_path, POSTGRES_BODY.format(store="postgresql://monitor@db.example.org/monitor"))
+    assert config.store == StoreURL("postgresql://monitor@db.example.org/monitor")
+    for bad, said in (
+        ("postgresql://monitor:secret@db.example.org/monitor", "MONITOR_STORE_PASSWORD"),
+        ('"postgresql://db.example.org/monitor?password=secret"', "MONITOR_STORE_PASSWORD"),
+        ("postgresql://db.example.org:port/monitor", "not a usable PostgreSQL URL"),
+    ):
+        with pytest.raises(ConfigError) as failed:
+            make_config(tmp_path, POSTGRES_BODY.format(store=bad))
+        assert failed.value.problems[0].startswith("store (line 2):") and said in failed.value.problems[0]
+        assert "secret" not in str(failed.value)

@@ -63,7 +63,9 @@ OWNERS = {
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
     "sqlite_utils": {"store.sqlite.schema"},
-    "sqlite3": {"store.sqlite"},  # the backend package (and only it): the rest depends on the Store Protocol
+    "sqlite3": {"store.sqlite", "store.postgres.migrate"},  # the backend (and the copy out of it into PostgreSQL)
+    "psycopg": {"store.postgres"},  # likewise the PostgreSQL backend
+    "psycopg_pool": {"store.postgres"},
     "fcntl": {"store.sqlite.lock"},
     "apscheduler": {"daemon"},
     "click": {"cli"},
@@ -178,17 +180,24 @@ def test_pure_modules_do_no_io(name: str) -> None:
     assert not opened, f"monitor.{name} opens files"
 
 
+BACKENDS = ("sqlite", "postgres")  # monitor.store.<backend>: each opened by `open_store` alone
+
+
 @pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
-def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module) -> None:
-    """Callers depend on the Store Protocol (monitor.store); the backend is imported by monitor.store alone, and
-    the Protocol's module knows no backend."""
-    backend = {t for t in imported(tree) if t.startswith("monitor.store.sqlite")}
-    if name.startswith("store.sqlite"):
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module, backend_name: str) -> None:
+    """Callers depend on the Store Protocol (monitor.store); a backend is imported by monitor.store alone (and by
+    itself), and neither the Protocol's module nor the other backend knows it."""
+    package = f"monitor.store.{backend_name}"
+    backend = {t for t in imported(tree) if t == package or t.startswith(package + ".")}
+    if name.startswith(f"store.{backend_name}"):
         return
-    if name == "store":  # open_store
-        assert backend <= {"monitor.store.sqlite", "monitor.store.sqlite.open_sqlite"}
+    if name == "store":  # open_store (and copy_store, from SQLite into PostgreSQL)
+        allowed = {package, f"{package}.open_{backend_name}", "monitor.store.postgres.PostgresStore"}
+        allowed |= {"monitor.store.postgres.migrate", "monitor.store.postgres.migrate.copy_sqlite"}
+        assert backend <= allowed
         return
-    assert not backend, f"monitor.{name} imports the SQLite backend {sorted(backend)}: use monitor.store"
+    assert not backend, f"monitor.{name} imports the {backend_name} backend {sorted(backend)}: use monitor.store"
 
 
 def test_a_source_type_is_one_module_and_one_registry_entry() -> None:

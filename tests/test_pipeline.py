@@ -23,7 +23,7 @@ from monitor.match import Matcher
 from monitor.pipeline import poll_sources, run_source
 from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import RunResult
-from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, write_config
+from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, sqlite_file, write_config
 
 FEEDS = {
     "oren": ("rss/ru_oren-ru_windows-1251.xml", 10),
@@ -300,7 +300,7 @@ sources:
     comments: {{items: .comment, fields: {{text: .comment-body}}}}
 """,
     )
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         (result,) = poll(config, store)
         assert result.ok and result.warnings
         (warning,) = [r[0] for r in store.conn.execute("SELECT warning FROM fetches WHERE source = 'city'")]
@@ -326,7 +326,7 @@ sources:
   - {{name: open, type: feed, url: '{raw_server.url("/open")}'}}
 """,
     )
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         for minutes in (0, 20, 40):
             results = {r.source: r for r in poll(config, store, now=NOW + timedelta(minutes=minutes))}
             closed = results["closed"]
@@ -376,7 +376,7 @@ def test_a_utf8_feed_with_titles_cut_mid_character_keeps_every_title_readable(
     )
     body = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>" + items + b"</channel></rss>"
     config = one_source(tmp_path, raw_server, body, "application/rss+xml; charset=utf-8")
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         (result,) = poll(config, store)
         assert result.ok and result.new_posts == 5 and result.matches == 5
         stored = [r[0] for r in store.conn.execute("SELECT title FROM posts ORDER BY key")]
@@ -424,7 +424,7 @@ def test_a_hidden_fault_is_a_warning_and_the_poll_keeps_what_it_could(
     tmp_path: Path, raw_server: RawServer, case: str, body: bytes, new: int, warning: str
 ) -> None:
     config = one_source(tmp_path, raw_server, body)
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         (result,) = poll(config, store)
         assert result.ok and result.new_posts == new, case
         assert any(w.startswith(warning) for w in result.warnings), result.warnings
@@ -436,7 +436,7 @@ def test_a_hidden_fault_is_a_warning_and_the_poll_keeps_what_it_could(
 def test_a_feed_nested_100000_deep_is_an_error_not_ok_with_nothing(tmp_path: Path, raw_server: RawServer) -> None:
     body = rss("<x>" * 100_000 + RSS_ITEM.format(title="lost", n=1) + "</x>" * 100_000)
     config = one_source(tmp_path, raw_server, body)
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         (result,) = poll(config, store)
         assert not result.ok and result.error == (
             "the feed nests elements more than 256 levels deep (from line 1); no item could be read"
@@ -462,7 +462,7 @@ sources:
   - {{name: mine, type: feed, url: '{raw_server.url("/mine")}', allow_private: true}}
 """,
     )
-    with open_sqlite(config.store) as store:
+    with open_sqlite(sqlite_file(config)) as store:
         results = {r.source: r for r in poll(config, store)}
         assert results["mine"].ok and results["mine"].new_posts == 1
         guarded = results["guarded"]

@@ -31,7 +31,7 @@ from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.match import Matcher
 from monitor.normalize import content_hash
-from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store
+from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store, store_file
 from monitor.store import Store, open_store, this_process
 from monitor.types import (
     AlertKind,
@@ -184,7 +184,7 @@ def config(tmp_path: Path) -> Config:
 def store_path(config: Config) -> Path:
     with open_store(config.store) as store:
         fill(store, config)
-    return config.store
+    return store_file(config)
 
 
 def run_query(path: Path, name: str, **values: object) -> list[dict[str, Any]]:
@@ -335,7 +335,7 @@ def test_metadata_option_writes_the_file_and_exits_0(tmp_path: Path, config: Con
     done = run_monitor(tmp_path / "config.yaml", "serve", "--metadata", str(out))
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text(encoding="utf-8")) == metadata(config)
-    assert not config.store.exists()  # writing the metadata needs no store (nor Datasette)
+    assert not store_file(config).exists()  # writing the metadata needs no store (nor Datasette)
 
 
 def test_without_datasette_the_message_names_the_extra_and_exit_is_1(tmp_path: Path, store_path: Path) -> None:
@@ -361,7 +361,7 @@ def test_serve_store_raises_naming_the_extra(monkeypatch: pytest.MonkeyPatch, co
 def test_no_store_yet_is_a_clear_error(tmp_path: Path, config: Config) -> None:
     done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and "no store yet" in done.stderr
-    assert not config.store.exists()  # serving never creates (or migrates) the store
+    assert not store_file(config).exists()  # serving never creates (or migrates) the store
 
 
 @pytest.mark.parametrize(
@@ -372,10 +372,10 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(
     tmp_path: Path, config: Config, content: bytes | None, message: str
 ) -> None:
     if content is None:
-        with contextlib.closing(sqlite3.connect(config.store)) as conn:  # SQLite, but not monitor's
+        with contextlib.closing(sqlite3.connect(store_file(config))) as conn:  # SQLite, but not monitor's
             conn.execute("CREATE TABLE other (a)")
     else:
-        config.store.write_bytes(content)
+        store_file(config).write_bytes(content)
     done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
 

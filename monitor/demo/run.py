@@ -114,7 +114,7 @@ def _run(folder: Path, clock: Callable[[], datetime], progress: _Progress, start
             return Facts(
                 site=site.base,
                 stored=read_facts(store, config, [r.result for r in first.results], alert.window_end),
-                store=config.store,
+                store=Path(str(config.store)),  # the demo's own config: always a SQLite file
                 config=config_path,
                 mail=_mail_facts(alert, message, config, mailbox.port, eml, png),
                 second_poll_new=sum(r.result.new_posts for r in second.results),

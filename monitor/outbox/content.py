@@ -11,6 +11,8 @@ import dataclasses
 import logging
 from collections import OrderedDict
 from datetime import datetime, timedelta
+from pathlib import PurePath
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor import emails, notices, reports
@@ -39,7 +41,7 @@ class Content:
         self.params = detector_params(config)
         self.zone = ZoneInfo(config.alerts.timezone)
         self.zone_name = config.alerts.timezone
-        self.database = database_name(config.store)
+        self.database = database_name(_store_name(config))
         self._told: OrderedDict[int, Told] = OrderedDict()
 
     def tell(self, alert: AlertRow, now: datetime) -> Told:
@@ -138,3 +140,10 @@ class Content:
         return reports.digest_report(
             day, topics, raised, self.store.source_states(), zone=self.zone, zone_name=self.zone_name
         )
+
+
+def _store_name(config: Config) -> PurePath:
+    """The store as Datasette names it: a SQLite file's stem, or a PostgreSQL store's database name."""
+    if isinstance(config.store, PurePath):
+        return config.store
+    return PurePath(urlsplit(config.store.url).path.strip("/") or "monitor")

@@ -17,53 +17,13 @@ from typing import Any
 from monitor import delivery
 from monitor.exceptions import StoreError
 from monitor.store.api import Claim
-from monitor.store.details import decode_details, encode_details
-from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.details import encode_details
+from monitor.store.rows import alert_of, delivery_of, ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, DeliveryUpdate, Holder, NewAlert
-from monitor.units import from_iso
 
 GONE_FUNCTION = "monitor_holder_gone"  # SQL function: is this claim's owner a dead process of this host?
-
-
-def alert_of(row: dict[str, Any]) -> AlertRow:
-    kind = AlertKind(row["kind"])
-    return AlertRow(
-        id=row["id"],
-        kind=kind,
-        topic=row["topic"],
-        source=row["source"],
-        window_start=dt(row["window_start"]),
-        window_end=dt(row["window_end"]),
-        count=row["count"],
-        expected=row["expected"],
-        score=row["score"],
-        created_at=from_iso(row["created_at"]),
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        sent_at=dt(row["sent_at"]),
-        error=row["error"],
-        next_attempt_at=dt(row["next_attempt_at"]),
-        message_id=row["message_id"],
-        details=decode_details(kind, row["details"]),
-        cluster_id=row["cluster_id"],
-    )
-
-
-def delivery_of(row: dict[str, Any]) -> DeliveryRow:
-    return DeliveryRow(
-        id=row["id"],
-        alert_id=row["alert_id"],
-        channel=row["channel"],
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        next_attempt_at=dt(row["next_attempt_at"]),
-        sent_at=dt(row["sent_at"]),
-        error=row["error"],
-        message_id=row["message_id"],
-        claimed_by=row["claimed_by"],
-        claim_until=dt(row["claim_until"]),
-    )
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

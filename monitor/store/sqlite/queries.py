@@ -25,7 +25,8 @@ from monitor.store.api import (
     StatsRow,
     StoreSummary,
 )
-from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.rows import dt, ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import CountSeries, WindowPost
 from monitor.units import from_iso

@@ -6,32 +6,12 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from monitor.store.api import FailureRun, SourceRow
-from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.rows import dt, state_of, ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import FetchRecord, SourceState
-
-
-def state_of(name: str, row: dict[str, Any] | None) -> SourceState:
-    if row is None:
-        return SourceState(name=name)
-    return SourceState(
-        name=name,
-        etag=row["etag"],
-        last_modified=row["last_modified"],
-        last_ok_at=dt(row["last_ok_at"]),
-        last_error=row["last_error"],
-        last_error_at=dt(row["last_error_at"]),
-        failures=row["failures"] or 0,
-        next_poll_at=dt(row["next_poll_at"]),
-        retry_at=dt(row["retry_at"]),
-        cursor=row["cursor"],
-        last_post_at=dt(row["last_post_at"]),
-        health=row["health"],
-        warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
-    )
 
 
 class SourcesMixin(StoreBase):
