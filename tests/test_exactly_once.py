@@ -140,11 +140,12 @@ DELIVER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import load_config
 from monitor.outbox import Outbox
 from monitor.store import open_store
 
-config = load_config(Path(sys.argv[1]))
+config = load_config(Path(sys.argv[1]), source_types=SOURCE_MODELS)
 with open_store(config.store) as store:
     sys.stdin.readline()  # every process is ready: deliver together
     done = Outbox(config, store).deliver(datetime.now(UTC))
