@@ -18,6 +18,7 @@ LAYERS = {
     "config": 1,
     "normalize": 1,
     "match": 1,
+    "translit": 1,
     "dedupe": 1,
     "spikes": 1,
     "dates": 1,
