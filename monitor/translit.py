@@ -25,7 +25,8 @@ Sources of the tables (the letters as the standards print them, lower case):
   otken zamanda, bir danyspan kisi, Bagdat saharynyn", a mirror of the same Wikipedia sample), the
   older apostrophe-digraph habit ("Bu'ryn'g'y ... k'azysynyn' ... zhen'e", same mirror), Russian-style
   romanisation as in passports and the English press (Zhaiyk, Saraishyk, Tokayev, Mukhtar Tileuberdi on
-  akorda.kz), and the Turkish-based spelling of the diaspora (ı for ы, ş ç ğ ü ö, x for х: "Xalıq").
+  akorda.kz; ss for с between vowels as in Kassym), and the Turkish-based spelling of the diaspora (ı for
+  ы, ş ç ğ ü ö, x for х: "Xalıq").
 - Russian: ICAO Doc 9303 (Russian passports since 2013: х kh, ц ts, щ shch, ъ ie, ю iu, я ia, й i);
   GOST 7.79-2000 System B (й j, х x, ц cz/c, щ shh, ъ ``, ы y', ь `, э e`, ю yu, я ya); BGN/PCGN 1947
   (ye initially and after vowels, й y, ъ ʺ, ь ʹ, ё ë); the scholarly system (č š ž); and chat
@@ -164,6 +165,9 @@ def options(word: str, index: int, tables: tuple[Table, ...]) -> tuple[str, ...]
             votes[value] = votes.get(value, 0.0) + 0.5
     if char == "й" and before in ("и", "ы"):  # -ий, -ый written -i, -y
         votes[""] = votes.get("", 0.0) + 0.5
+    after = word[index + 1] if index + 1 < len(word) else ""
+    if char == "с" and before in _VOWELS and after in _VOWELS:  # Kassym, Aleksandr Bessonov: the press's ss
+        votes["ss"] = votes.get("ss", 0.0) + 0.3
     if not index:
         votes.pop("", None)
     if not votes:  # a Cyrillic letter no table knows (Ukrainian ї, Serbian ђ): only itself
