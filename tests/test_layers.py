@@ -19,6 +19,7 @@ LAYERS = {
     "yamldoc": 1,
     "normalize": 1,
     "match": 1,
+    "translit": 1,
     "dedupe": 1,
     "spikes": 1,
     "dates": 1,
