@@ -25,6 +25,8 @@ LAYERS = {
     "dates": 1,
     "prepare": 1,
     "alerts": 1,
+    "campaigns": 1,
+    "campaign_message": 1,
     "delivery": 1,
     "reports": 1,
     "chartdata": 1,

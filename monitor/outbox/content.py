@@ -9,7 +9,7 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor import emails, reports
+from monitor import campaign_message, emails, reports
 from monitor.alerts import detector_params
 from monitor.chartdata import bucket_grid, chart_data
 from monitor.config import Config
@@ -41,6 +41,8 @@ class Content:
             return emails.health_email(self.health_report(alert))
         if alert.kind is AlertKind.DIGEST:
             return emails.digest_email(self.digest_report(alert, now))
+        if alert.kind is AlertKind.CAMPAIGN:
+            return campaign_message.campaign_email(self.campaign_report(alert))
         raise MonitorError(f"no email for alerts of kind {alert.kind.value!r} in this version")
 
     def spike(self, alert: AlertRow) -> EmailBody:
@@ -85,6 +87,14 @@ class Content:
         except (ValueError, RuntimeError, OverflowError) as exc:  # a chart must never block the alert
             log.warning("chart_failed alert=%d error=%r", alert.id, str(exc))
             return None
+
+    def campaign_report(self, alert: AlertRow) -> campaign_message.CampaignReport:
+        """Raises MonitorError when the cluster has no posts left (deleted from the store by hand)."""
+        assert alert.cluster_id is not None, "a campaign alert names its cluster"
+        posts = self.store.cluster_posts(alert.cluster_id)
+        if not posts:
+            raise MonitorError(f"cluster {alert.cluster_id} of campaign alert #{alert.id} has no posts in the store")
+        return campaign_message.campaign_report(alert, posts, zone=self.zone, zone_name=self.zone_name)
 
     def health_report(self, alert: AlertRow) -> emails.HealthReport:
         assert alert.source, "a health alert names its source"

@@ -27,7 +27,7 @@ from monitor.store.api import (
 )
 from monitor.store.sqlite.base import StoreBase, dt, ts
 from monitor.store.sqlite.errors import wrapped
-from monitor.types import CountSeries, WindowPost
+from monitor.types import ClusterPost, CountSeries, WindowPost
 from monitor.units import from_iso
 
 # FTS5 marks each token of a phrase apart; "Халық" "кеңесі" reads better as one highlight.
@@ -210,6 +210,43 @@ class QueriesMixin(StoreBase):
             for r in rows
         ]
 
+    @wrapped("read the near-duplicate clusters")
+    def fresh_clusters(
+        self, since: datetime, *, min_voices: int, topics_only: bool, limit: int = 20_000
+    ) -> list[ClusterPost]:
+        """The posts of every cluster whose first post was published at or after `since` and that has at least
+        `min_voices` distinct (source, author) pairs (and a post matching a topic, with `topics_only`), in
+        published order. Authors are compared as stored here, so this is a superset of what the rule counts."""
+        topic_clause = (
+            "AND EXISTS (SELECT 1 FROM posts t JOIN matches m ON m.post_id = t.id WHERE t.cluster_id = f.cluster_id)"
+            if topics_only
+            else ""
+        )
+        rows = self.conn.execute(
+            f"""WITH fresh AS (
+                  SELECT f.cluster_id FROM posts f
+                  WHERE f.published_at >= ?1 AND f.cluster_id IS NOT NULL
+                  GROUP BY f.cluster_id
+                  HAVING count(DISTINCT f.source || char(31) || coalesce(f.author, '')) >= ?2
+                     AND NOT EXISTS (SELECT 1 FROM posts o WHERE o.cluster_id = f.cluster_id AND o.published_at < ?1)
+                     {topic_clause}
+                )
+                SELECT {_CLUSTER_COLUMNS} FROM posts p WHERE p.cluster_id IN (SELECT cluster_id FROM fresh)
+                ORDER BY p.cluster_id, p.published_at, p.id LIMIT ?3""",
+            (ts(since), min_voices, limit),
+        ).fetchall()
+        return [_cluster_post(r) for r in rows]
+
+    @wrapped("read the cluster's posts")
+    def cluster_posts(self, cluster_id: int, limit: int = 200) -> list[ClusterPost]:
+        """The cluster's first `limit` posts in published order (what a campaign message shows)."""
+        rows = self.conn.execute(
+            f"""SELECT {_CLUSTER_COLUMNS} FROM posts p WHERE p.cluster_id = ?
+                ORDER BY p.published_at, p.id LIMIT ?""",
+            (cluster_id, limit),
+        ).fetchall()
+        return [_cluster_post(r) for r in rows]
+
     @wrapped("count the rows")
     def counts(self) -> dict[str, int]:
         return {
@@ -225,3 +262,23 @@ class QueriesMixin(StoreBase):
         ).fetchone()
         matches = dict(self.conn.execute("SELECT topic, count(*) FROM matches GROUP BY topic").fetchall())
         return StoreSummary(posts=posts, comments=comments, oldest=dt(oldest), newest=dt(newest), matches=matches)
+
+
+_CLUSTER_COLUMNS = """p.id, p.cluster_id, p.source, p.author, p.published_at, p.first_seen_at, p.url, p.title, p.text,
+    p.content_hash, (SELECT group_concat(m.topic, char(31)) FROM matches m WHERE m.post_id = p.id)"""
+
+
+def _cluster_post(r: Sequence[Any]) -> ClusterPost:
+    return ClusterPost(
+        id=r[0],
+        cluster_id=r[1],
+        source=r[2],
+        author=r[3],
+        published_at=from_iso(r[4]),
+        first_seen_at=from_iso(r[5]),
+        url=r[6],
+        title=r[7] or "",
+        text=r[8] or "",
+        content_hash=r[9],
+        topics=tuple(sorted(r[10].split("\x1f"))) if r[10] else (),
+    )
