@@ -107,7 +107,10 @@ def test_the_crossing_does_not_depend_on_the_order_the_store_returns(
 
 
 # ------------------------------------------------------------------------------------------ store and outbox
-def config(tmp_path: Path, smtp_port: int | None = None, campaign: str = "") -> Config:
+THREE_IN_30M = "\n  campaign: {min_voices: 3, within: 30m}"
+
+
+def config(tmp_path: Path, smtp_port: int | None = None, campaign: str = THREE_IN_30M) -> Config:
     email = (
         f"""
   email: {{host: 127.0.0.1, port: {smtp_port}, tls: none, sender: m@example.org, to: [a@example.org], timeout: 5s}}"""
@@ -216,8 +219,8 @@ def test_campaign_null_turns_it_off(tmp_path: Path, store: Store) -> None:
     assert Outbox(config(tmp_path, campaign="\n  campaign: null"), store).evaluate(NOW - timedelta(minutes=50)) == []
     custom = "\n  campaign: {min_voices: 5, within: 10m}"
     assert Outbox(config(tmp_path, campaign=custom), store).evaluate(NOW - timedelta(minutes=50)) == []
-    raised = Outbox(config(tmp_path), store).evaluate(NOW - timedelta(minutes=50))
-    assert [a.kind for a in raised] == [AlertKind.CAMPAIGN]
+    raised = Outbox(config(tmp_path, campaign=""), store).evaluate(NOW - timedelta(minutes=50))
+    assert [(a.kind, a.count) for a in raised] == [(AlertKind.CAMPAIGN, 4)]  # the defaults: 4 voices within 10m
 
 
 def test_the_message_says_when_the_wording_never_changed() -> None:

@@ -75,9 +75,7 @@ def test_the_alert_email_is_saved_with_the_topic_the_count_and_the_expected_coun
         alerts = db.execute("SELECT kind, topic, count, status FROM alerts").fetchall()
     assert int(subject[1]) == in_window >= 10  # a real spike, counted by published time in the last hour
     assert float(subject[2]) < 1.0  # against a week in which the topic came up about once a day
-    # the spike's email, and the declaration's campaign (the same text from 3 voices within 30 min, the
-    # founding case); no health alert, no other topic
-    assert alerts == [("spike", "peoples-council", in_window, "sent"), ("campaign", "peoples-council", 3, "sent")]
+    assert alerts == [("spike", "peoples-council", in_window, "sent")]  # one email: no health alert, no other topic
     assert message["To"] == "analyst@example.org"
 
 
@@ -145,7 +143,7 @@ def test_a_second_run_starts_from_a_fresh_store(tmp_path: Path) -> None:
         alerts = db.execute("SELECT id, status FROM alerts").fetchall()
     assert posts[0] == posts_in(build_world(later))
     assert posts[1] >= (later - HISTORY).isoformat()[:10]  # nothing left of the first run's week
-    assert alerts == [(1, "sent"), (2, "sent")]  # the spike and the campaign, as in the first run
+    assert alerts == [(1, "sent")]
 
 
 def test_a_step_that_fails_is_named_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
