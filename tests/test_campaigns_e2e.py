@@ -2,8 +2,8 @@
 
 The campaign world: one declaration posted by two channels and two accounts of one wall within 6 minutes.
 The organic world: a wire story reprinted over hours, a press release on six sites over the morning, and
-a channel cross-posting every post to its mirror within seconds. Only the first raises a campaign alert,
-with the contract's default rule.
+a channel cross-posting every post to its mirror within seconds, and a real campaign three days old (the
+first poll brings it as history). Only the first world raises a campaign alert, with the default rule.
 """
 
 from __future__ import annotations
@@ -133,6 +133,9 @@ def test_organic_worlds_raise_no_campaign_alert(tmp_path: Path, raw_server: RawS
         feeds[f"outlet{index}"] = [(f"o{index}", WIRE, None, wire_at + timedelta(hours=hours))]
     for index in range(6):  # the press release, one site every 25 minutes through the morning
         feeds[f"site{index}"] = [(f"s{index}", RELEASE, None, morning + timedelta(minutes=10 + 25 * index))]
+    old = now - timedelta(days=3)  # and a real campaign, but three days old: history, not news
+    for index in range(5):
+        feeds[f"tg-{index}"] = [(f"t{index}", DECLARATION, None, old + timedelta(minutes=index))]
     config = serve(tmp_path, raw_server, feeds, smtp.port)
     polled = run_monitor(config, "poll")
     assert polled.returncode == 0, polled.stderr
@@ -142,5 +145,6 @@ def test_organic_worlds_raise_no_campaign_alert(tmp_path: Path, raw_server: RawS
                 "SELECT cluster_id, count(DISTINCT source) FROM posts GROUP BY cluster_id HAVING count(*) > 1"
             ).fetchall()
         )
-    assert sorted(voices.values()) == [2, 2, 2, 7, 7]  # the stories did cluster: wire, release, 3 mirrored posts
+    # the stories did cluster: 3 mirrored posts, the old campaign, the wire story and the press release
+    assert sorted(voices.values()) == [2, 2, 2, 5, 7, 7]
     assert campaign_alerts(config) == [] and smtp.sink.messages == []
