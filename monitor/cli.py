@@ -728,11 +728,13 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
         write_rows(plain, fmt, columns=ALERT_COLUMNS)
         return
     for row in plain:
-        row["what"] = (
-            f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
-            if row["kind"] == "spike"
-            else row["source"] or (row["details"] or "")
-        )
+        if row["kind"] == "spike":
+            row["what"] = f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
+        elif row["kind"] == "campaign":
+            topic = f"{row['topic']}: " if row["topic"] else ""
+            row["what"] = f"{topic}cluster {row['cluster_id']}, {row['count']} voices"
+        else:
+            row["what"] = row["source"] or (row["details"] or "")
         row["created"] = fmt_time(row["created_at"])
         row["sent"] = fmt_time(row["sent_at"])
     write_rows(

@@ -113,6 +113,8 @@ def test_a_campaign_world_raises_one_campaign_alert_with_its_timeline(
     assert [(row[4], row[5]) for row in rows[:2]] == [("first", "tg-north"), ("followed", "tg-patriot")]
     assert "wall / Ivan Petrov" in timeline and "+4m00s" in timeline and "+6m00s" in timeline
     assert 'wording changed: "noon" -> "midday"' in timeline
+    table = run_monitor(config, "alerts")
+    assert f"separatism: cluster {alert['cluster_id']}, 4 voices" in table.stdout, table.stdout
     # polling again finds nothing new and raises nothing more
     assert run_monitor(config, "poll").returncode == 0
     assert len(campaign_alerts(config)) == 1 and len(smtp.sink.messages) == 1
