@@ -22,6 +22,10 @@ Organic news (negatives), each of these a cluster:
 
 Posts reach the store one poll after they are published: a lag uniform over 0-5 min (a 5 min interval).
 Time to alert: from a campaign's first post to the poll that raised its alert.
+
+`--store N` also times the daemon's per-minute store read (`fresh_clusters`) on a SQLite store of N posts
+over 60 days (a fifth of them copies in older clusters), against counting the same recent posts by
+published time (the index range it should cost), best of 5, in the same run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -205,11 +211,56 @@ def short(delta: timedelta) -> str:
     return f"{minutes // 60}h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes}m"
 
 
+def store_cost(posts: int) -> None:
+    from monitor.store.sqlite import open_sqlite
+    from monitor.store.sqlite.base import ts
+
+    rng = random.Random(1)
+    now = START + WEEK
+    with tempfile.TemporaryDirectory() as folder, open_sqlite(Path(folder) / "bench.db") as store:
+        rows = []
+        for i in range(1, posts + 1):
+            when = ts(now - timedelta(days=60) * rng.random())
+            cluster = i if rng.random() < 0.8 else rng.randint(1, i)
+            rows.append((i, f"s{rng.randrange(50)}", f"k{i}", "x", when, when, f"h{i}", cluster))
+        with store.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO posts (id, source, key, title, text, published_at, first_seen_at, content_hash,
+                   cluster_id) VALUES (?, ?, ?, '', ?, ?, ?, ?, ?)""",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO matches (post_id, topic, term) VALUES (?, 't', 'x')",
+                [(i,) for i in range(1, posts + 1, 3)],
+            )
+            conn.execute("ANALYZE")
+        since = now - timedelta(hours=2, minutes=10)
+
+        def best(call: object) -> float:
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                call()  # type: ignore[operator]
+                times.append(time.perf_counter() - start)
+            return min(times)
+
+        read = best(lambda: store.fresh_clusters(since, min_voices=4, topics_only=True))
+        count = best(
+            lambda: store.conn.execute("SELECT count(*) FROM posts WHERE published_at >= ?", (ts(since),)).fetchone()
+        )
+        recent = store.conn.execute("SELECT count(*) FROM posts WHERE published_at >= ?", (ts(since),)).fetchone()[0]
+        print(
+            f"\nstore read per evaluation, {posts:,} posts ({recent} in the last 2h10m): fresh_clusters "
+            f"{read * 1000:.2f} ms, counting the recent posts {count * 1000:.2f} ms, ratio {read / count:.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="worlds (one week each)")
     parser.add_argument("--voices", default="2,3,4,5")
     parser.add_argument("--within", default="5m,10m,15m,30m,1h")
+    parser.add_argument("--store", type=int, default=0, metavar="N", help="also time the store read at N posts")
     args = parser.parse_args()
     worlds = [build(seed) for seed in range(1, args.seeds + 1)]
     kinds: dict[str, int] = {}
@@ -230,6 +281,8 @@ def main() -> None:
             f"{delay:>19}  {row.false_total / row.weeks:10.1f} ({per_week['wire']:.1f} {per_week['press']:.1f} "
             f"{per_week['mirror']:.1f})"
         )
+    if args.store:
+        store_cost(args.store)
 
 
 if __name__ == "__main__":

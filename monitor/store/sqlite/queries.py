@@ -216,7 +216,9 @@ class QueriesMixin(StoreBase):
     ) -> list[ClusterPost]:
         """The posts of every cluster whose first post was published at or after `since` and that has at least
         `min_voices` distinct (source, author) pairs (and a post matching a topic, with `topics_only`), in
-        published order. Authors are compared as stored here, so this is a superset of what the rule counts."""
+        published order. Authors are compared as stored here, so this is a superset of what the rule counts.
+        The recent posts are read by published time: the unary `+` keeps the planner from walking the whole
+        cluster index to save a sort (0.2-0.7 s a call at 300,000 posts, every minute; 1-10 ms this way)."""
         topic_clause = (
             "AND EXISTS (SELECT 1 FROM posts t JOIN matches m ON m.post_id = t.id WHERE t.cluster_id = f.cluster_id)"
             if topics_only
@@ -225,8 +227,8 @@ class QueriesMixin(StoreBase):
         rows = self.conn.execute(
             f"""WITH fresh AS (
                   SELECT f.cluster_id FROM posts f
-                  WHERE f.published_at >= ?1 AND f.cluster_id IS NOT NULL
-                  GROUP BY f.cluster_id
+                  WHERE f.published_at >= ?1 AND +f.cluster_id IS NOT NULL
+                  GROUP BY +f.cluster_id
                   HAVING count(DISTINCT f.source || char(31) || coalesce(f.author, '')) >= ?2
                      AND NOT EXISTS (SELECT 1 FROM posts o WHERE o.cluster_id = f.cluster_id AND o.published_at < ?1)
                      {topic_clause}
