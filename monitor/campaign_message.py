@@ -182,9 +182,9 @@ def campaign_lines(report: CampaignReport) -> list[str]:
     lines += [
         "",
         "--",
-        f"Campaign alert #{report.alert_id} from monitor: one alert per cluster. Every post of the cluster:",
-        f'  sqlite3 STORE "SELECT published_at, source, author, url FROM posts WHERE cluster_id = {report.cluster_id}'
-        ' ORDER BY published_at"',
+        f"Campaign alert #{report.alert_id} from monitor: one alert per cluster. All its posts, in the store:",
+        f"  SELECT published_at, source, author, url FROM posts WHERE cluster_id = {report.cluster_id} "
+        "ORDER BY published_at;",
     ]
     return lines
 

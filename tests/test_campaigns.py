@@ -106,6 +106,29 @@ def test_the_crossing_does_not_depend_on_the_order_the_store_returns(
     assert crossing_of(posts, RULE) == crossing_of(mixed, RULE)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.sampled_from("abcdef")), min_size=1, max_size=10),
+    st.lists(st.tuples(st.integers(1, 120), st.sampled_from("abcdefgh")), max_size=5),
+    st.integers(2, 5),
+)
+def test_later_posts_never_move_a_crossing_and_more_voices_never_cross_earlier(
+    shape: list[tuple[int, str]], later: list[tuple[int, str]], voices: int
+) -> None:
+    rule = CampaignRule(min_voices=voices, within=timedelta(minutes=30), topics_only=True)
+    posts = [member(i, minutes, source) for i, (minutes, source) in enumerate(shape)]
+    crossing = crossing_of(posts, rule)
+    if crossing is not None:  # what comes after the crossing post cannot undo or move it (once, causal)
+        end = crossing.crossing.published_at - posts[0].published_at + timedelta(minutes=60)
+        after = [
+            member(100 + i, end.total_seconds() / 60 + minutes, source) for i, (minutes, source) in enumerate(later)
+        ]
+        assert crossing_of([*posts, *after], rule) == crossing
+    stricter = crossing_of(posts, CampaignRule(min_voices=voices + 1, within=rule.within))
+    if stricter is not None:
+        assert crossing is not None and stricter.crossing.published_at >= crossing.crossing.published_at
+
+
 # ------------------------------------------------------------------------------------------ store and outbox
 THREE_IN_30M = "\n  campaign: {min_voices: 3, within: 30m}"
 
