@@ -1,8 +1,9 @@
 """What a campaign alert says: the text once, then the timeline (who posted first, who followed, how fast).
 
 Pure: does no I/O; takes the alert and its cluster's posts as the outbox read them, returns a
-`CampaignReport` and renders it as an email (`campaign_email`, text + HTML) or as plain text for any other
-channel (`campaign_text`, the same lines as the email's text part). Scraped text is escaped in the HTML.
+`CampaignReport` and renders it as an email (`campaign_email`, text + HTML; `campaign_text` is its text
+part) or as a short notice for the notify channels (`campaign_notice`: the text cut short, the first voices
+with their links). Scraped text is escaped in the HTML.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from html import escape
 
 from monitor.campaigns import in_order, voice_of
 from monitor.emails import local_time, plural, utc_offset
+from monitor.notices import Notice
 from monitor.types import AlertRow, CampaignDetails, ClusterPost, EmailBody
 
 TEXT_CHARS = 1200  # the shared text is shown once, up to this long
 TIMELINE_ROWS = 40  # timeline rows listed (the rest are counted)
+NOTICE_ROWS = 5  # timeline rows in a notice
+NOTICE_TEXT_CHARS = 200  # the shared text in a notice
 CHANGE_WORDS = 8  # words shown per side of a wording change
 
 
@@ -47,6 +51,7 @@ class CampaignReport:
     changed: int  # posts whose wording differs from the first post's
     zone: tzinfo
     zone_name: str
+    link: str | None = None  # the cluster's posts in `monitor serve` (with `alerts.link_base`)
 
 
 def voice_label(post: ClusterPost) -> str:
@@ -182,10 +187,14 @@ def campaign_lines(report: CampaignReport) -> list[str]:
     lines += [
         "",
         "--",
-        f"Campaign alert #{report.alert_id} from monitor: one alert per cluster. All its posts, in the store:",
-        f"  SELECT published_at, source, author, url FROM posts WHERE cluster_id = {report.cluster_id} "
-        "ORDER BY published_at;",
+        f"Campaign alert #{report.alert_id} from monitor: one alert per cluster. All its posts"
+        + (f": {report.link}" if report.link else ", in the store:"),
     ]
+    if not report.link:
+        lines.append(
+            f"  SELECT published_at, source, author, url FROM posts WHERE cluster_id = {report.cluster_id} "
+            "ORDER BY published_at;"
+        )
     return lines
 
 
@@ -227,3 +236,28 @@ def campaign_email(report: CampaignReport) -> EmailBody:
         f"(cluster {report.cluster_id}; greyed rows came after the alert).</p></body></html>"
     )
     return EmailBody(subject=subject, text="\n".join(lines), html=html)
+
+
+def campaign_notice(report: CampaignReport) -> Notice:
+    """The chat-sized message: the summary, the text cut short, the first voices with their links."""
+    zone, first = report.zone, report.first
+    text = " ".join(f"{first.title} {first.text}".split())
+    text = text if len(text) <= NOTICE_TEXT_CHARS else text[: NOTICE_TEXT_CHARS - 1].rstrip() + "…"
+    lines = [
+        f"{report.voices} voices posted the same text within {span_words(report.crossed_after)} "
+        f"({local_time(first.published_at, zone)} {utc_offset(first.published_at, zone)}); "
+        f"{plural(len(report.entries), 'post')} from {plural(report.total_voices, 'voice')} so far"
+        + (f", wording changed in {report.changed}." if report.changed else ", all the same wording."),
+        f'"{text}"',
+    ]
+    for number, entry in enumerate(report.entries[:NOTICE_ROWS], start=1):
+        role = "first" if number == 1 else "followed" if entry.new_voice else "again"
+        lines.append(f"{gap(entry.after)} {role} {entry.voice}" + (f" {entry.post.url}" if entry.post.url else ""))
+    if len(report.entries) > NOTICE_ROWS:
+        lines.append(f"... and {len(report.entries) - NOTICE_ROWS} more posts")
+    lines.append(
+        f"Campaign alert #{report.alert_id}, all its posts: {report.link}"
+        if report.link
+        else f"Campaign alert #{report.alert_id} (cluster {report.cluster_id}): monitor alerts --kind campaign"
+    )
+    return Notice(title=campaign_subject(report), body="\n".join(lines))

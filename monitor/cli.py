@@ -705,18 +705,25 @@ ALERT_COLUMNS = [
 @format_option
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int, fmt: str) -> None:
-    """Alerts with their delivery status, attempts and last error (newest first)."""
+    """Alerts with their delivery status, attempts and last error (newest first), and each channel's delivery.
+
+    `status` sums up the channels: sent when every channel has it, failed when one gave up. JSON rows add
+    `deliveries` (channel, status, attempts, sent_at, next_attempt_at, error); CSV and the table one
+    `channels` cell such as "email sent; analysts-telegram pending (2 tries)".
+    """
     from monitor.store.details import encode_details
     from monitor.types import AlertKind, AlertStatus
 
     config = get_config(ctx)
     if not config.store.exists():
         rows: list[Any] = []
+        channels: dict[int, list[Any]] = {}
     else:
         with get_store(ctx, readonly=True) as store:
             rows = store.alerts(
                 status=AlertStatus(status) if status else None, kind=AlertKind(kind) if kind else None, limit=limit
             )
+            channels = store.deliveries_of([r.id for r in rows])
     plain = [
         {
             name: _iso_or_value(encode_details(r.details) if name == "details" else getattr(r, name))
@@ -724,8 +731,17 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
         }
         for r in rows
     ]
+    for row in plain:
+        row["deliveries"] = [
+            {name: _iso_or_value(getattr(d, name)) for name in DELIVERY_COLUMNS} for d in channels.get(row["id"], [])
+        ]
+    if fmt == "json":
+        write_rows(plain, fmt)
+        return
+    for row in plain:
+        row["channels"] = _channels_cell(row["deliveries"])
     if fmt != "table":
-        write_rows(plain, fmt, columns=ALERT_COLUMNS)
+        write_rows(plain, fmt, columns=[*ALERT_COLUMNS, "channels"])
         return
     for row in plain:
         if row["kind"] == "spike":
@@ -740,16 +756,69 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
     write_rows(
         plain,
         "table",
-        columns=["id", "kind", "what", "created", "status", "attempts", "sent", "error"],
+        columns=["id", "kind", "what", "created", "status", "channels", "sent", "error"],
         title="alerts",
         styles={"status": "bold"},
     )
+
+
+DELIVERY_COLUMNS = ["channel", "status", "attempts", "sent_at", "next_attempt_at", "error"]
+
+
+def _channels_cell(deliveries: Sequence[Mapping[str, Any]]) -> str:
+    """`email sent; analysts-telegram pending (2 tries)`: each channel's delivery in one cell."""
+    parts = []
+    for d in deliveries:
+        count = d["attempts"]
+        tries = f" ({count} {'try' if count == 1 else 'tries'})" if d["status"] != "sent" and count else ""
+        parts.append(f"{d['channel']} {d['status']}{tries}")
+    return "; ".join(parts) or "-"
 
 
 def _iso_or_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+# ---------------------------------------------------------------------------------------------- notify
+@main.command()
+@click.option("--test", "test", is_flag=True, help="Send a test message (required: the only action for now).")
+@click.option(
+    "--channel", "names", multiple=True, metavar="NAME", help="Only this channel (repeatable): email or a notify name."
+)
+@format_option
+@click.pass_context
+def notify(ctx: click.Context, test: bool, names: tuple[str, ...], fmt: str) -> None:
+    """Send a test message to each configured channel (alerts.email and every alerts.notify), or the named ones.
+
+    Says per channel what happened; exit status 1 if any failed, 2 for an unknown channel or none configured.
+    Nothing is written to the store.
+    """
+    from monitor.outbox import test_channels
+    from monitor.outbox.channels import configured_channels
+
+    if not test:
+        raise click.UsageError("say what to do: `monitor notify --test [--channel NAME]` sends a test message")
+    config = get_config(ctx)
+    known = list(configured_channels(config))
+    if not known:
+        fail("no channel is configured: add alerts.email or alerts.notify to the config", EXIT_USAGE)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"unknown channel {', '.join(map(repr, unknown))} (channels: {', '.join(known)})", EXIT_USAGE)
+    results = test_channels(config, list(dict.fromkeys(names)), now_utc())
+    rows = [{"channel": r.channel, "status": r.status, "detail": r.detail} for r in results]
+    if fmt == "table":
+        for row in rows:
+            click.echo(
+                f"{row['channel']}: {row['status']} ({row['detail']})"
+                if row["status"] == "sent"
+                else f"{row['channel']}: FAILED: {row['detail']}"
+            )
+    else:
+        write_rows(rows, fmt, columns=["channel", "status", "detail"])
+    sys.exit(EXIT_FAILURE if any(not r.ok for r in results) else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------------------------- export / plot

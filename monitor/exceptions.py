@@ -12,6 +12,7 @@ MonitorError
  |    +-- StoreLocked      another daemon holds the store (`holder` names it)
  |    +-- QueryError       a full-text query FTS5 cannot parse (exit status 2)
  +-- MailError        an email could not be composed or delivered
+ +-- NotifyError      a notice could not be delivered on a notify channel (Apprise)
 """
 
 from __future__ import annotations
@@ -79,3 +80,7 @@ class QueryError(StoreError):
 
 class MailError(MonitorError):
     """An email could not be composed or delivered."""
+
+
+class NotifyError(MonitorError):
+    """A notice could not be delivered on a notify channel; the message never carries the channel's URL."""

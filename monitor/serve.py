@@ -39,6 +39,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
+from monitor import links
 from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.store import open_store
@@ -310,6 +311,18 @@ QUERIES: dict[str, tuple[str, str, str]] = {
             LIMIT 500
         """),
     ),
+    "alert_posts": (
+        "Posts of one alert",
+        "The posts a spike alert counted: its topic's matches published in its window, oldest first (the link "
+        "in alert messages when alerts.link_base is set).",
+        _sql("""
+            SELECT p.published_at, p.source, p.title, p.url, m.term, p.cluster_id AS story, p.id AS post_id
+            FROM alerts a JOIN matches m ON m.topic = a.topic JOIN posts p ON p.id = m.post_id
+            WHERE a.id = :alert_id AND p.published_at >= a.window_start AND p.published_at <= a.window_end
+            ORDER BY p.published_at, p.id
+            LIMIT 500
+        """),
+    ),
     "undelivered_alerts": (
         "Alerts not (yet) delivered",
         "Pending alerts (with their next attempt) and failed ones (with the last delivery error).",
@@ -455,6 +468,7 @@ PARAMETERS = {
     "source": "a configured source name",
     "story": "a story's cluster_id (see shared_stories)",
     "post_id": "the article's id (posts.id)",
+    "alert_id": "the alert's id (alerts.id)",
     "q": 'FTS5 syntax: whole words, case-insensitive in every script, word* for prefixes (inflections), "a phrase", '
     "OR, NOT",
 }
@@ -462,7 +476,7 @@ PARAMETERS = {
 
 def database_name(config: Config) -> str:
     """The name Datasette gives the store (the file's stem): its URL path and its key in the metadata."""
-    return config.store.stem
+    return links.database_name(config.store)
 
 
 def _topic_links(config: Config) -> str:

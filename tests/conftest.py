@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -242,3 +243,106 @@ def run_once(source: Any, store: Store, now: datetime = NOW) -> Any:
             return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
 
     return asyncio.run(go())
+
+
+class HookServer:
+    """A webhook receiver on 127.0.0.1 for Apprise's `json://`, `form://` and `ntfy://` (an ntfy-compatible
+    endpoint): every POST/PUT it accepts is kept, parsed to (path, title, message, files).
+
+    `status` is the reply (200 accepts; anything else refuses and keeps nothing). `hold`, when set, runs before
+    the reply (a slow or stalled service); a request it returns False for is refused with 503."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.refused = 0
+        self.status = 200
+        self.hold: Callable[[dict[str, Any]], bool] | None = None
+        self._lock = threading.Lock()
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _receive(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                message = parse_hook(self.path, self.headers.get("Content-Type", ""), body)
+                accepted = server.status == 200 and (server.hold is None or server.hold(message))
+                with server._lock:
+                    if accepted:
+                        server.messages.append(message)
+                    else:
+                        server.refused += 1
+                reply = b'{"ok": true}' if accepted else b'{"error": "unavailable"}'
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the sender was killed meanwhile
+                    self.send_response(200 if accepted else (server.status if server.status != 200 else 503))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+
+            def do_POST(self) -> None:  # the stdlib's handler names
+                self._receive()
+
+            def do_PUT(self) -> None:
+                self._receive()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, scheme: str, path: str) -> str:
+        """An Apprise URL for this receiver: `json`, `form` or `ntfy` (then `path` is the ntfy topic)."""
+        return f"{scheme}://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def parse_hook(path: str, content_type: str, body: bytes) -> dict[str, Any]:
+    import base64
+    import email
+    import json
+    from email import policy
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(path)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    found: dict[str, Any] = {"path": parts.path, "title": "", "message": "", "files": {}}
+    if content_type.startswith("application/json"):
+        data = json.loads(body)
+        found["title"], found["message"] = data.get("title", ""), data.get("message", "")
+        found["topic"] = data.get("topic")  # ntfy without an attachment posts JSON naming its topic
+        for item in data.get("attachments") or ():
+            found["files"][item["filename"]] = base64.b64decode(item["base64"])
+    elif content_type.startswith("multipart/form-data"):
+        parsed = email.message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=policy.default
+        )
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            filename = part.get_filename()
+            payload = part.get_payload(decode=True)
+            if filename:
+                found["files"][filename] = payload
+            elif name in ("title", "message"):
+                found[name] = payload.decode("utf-8")
+    else:  # ntfy with an attachment: the file is the body, the text rides in the query
+        found["title"], found["message"] = query.get("title", ""), query.get("message", "")
+        if "filename" in query:
+            found["files"][query["filename"]] = body
+    return found
+
+
+@pytest.fixture
+def hook() -> Iterator[HookServer]:
+    server = HookServer()
+    yield server
+    server.close()

@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -18,7 +19,7 @@ from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store
 from monitor.types import AlertKind, CampaignDetails, ClusterPost, Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW, SmtpServer, make_config
+from tests.conftest import NOW, HookServer, SmtpServer, make_config
 
 RULE = CampaignRule(min_voices=3, within=timedelta(minutes=30), topics_only=True)
 TEXT = (
@@ -133,7 +134,7 @@ def test_later_posts_never_move_a_crossing_and_more_voices_never_cross_earlier(
 THREE_IN_30M = "\n  campaign: {min_voices: 3, within: 30m}"
 
 
-def config(tmp_path: Path, smtp_port: int | None = None, campaign: str = THREE_IN_30M) -> Config:
+def config(tmp_path: Path, smtp_port: int | None = None, campaign: str = THREE_IN_30M, extra: str = "") -> Config:
     email = (
         f"""
   email: {{host: 127.0.0.1, port: {smtp_port}, tls: none, sender: m@example.org, to: [a@example.org], timeout: 5s}}"""
@@ -150,7 +151,7 @@ sources:
   - {{name: tg-a, type: feed, url: "http://127.0.0.1:9/a"}}
 alerts:
   min_count: 50                  # no spike alerts here: only campaigns
-  timezone: UTC{campaign}{email}
+  timezone: UTC{campaign}{email}{extra}
 """,
     )
 
@@ -275,3 +276,37 @@ def test_the_message_says_when_the_wording_never_changed() -> None:
     text = campaign_message.campaign_text(report)
     assert "carries the same text" in text and "wording changed" not in text
     assert "UTC+05" in text and datetime.fromisoformat("2026-03-01T16:00:00+05:00").strftime("%H:%M") in text
+
+
+def test_a_campaign_goes_to_a_notify_channel_that_takes_campaigns_with_its_link(
+    tmp_path: Path, store: Store, hook: HookServer, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("HOOK", hook.url("json", "campaigns"))
+    monkeypatch.setenv("OTHER", hook.url("json", "spikes-only"))
+    extra = """
+  link_base: http://monitor.internal:8001
+  notify:
+    - {name: desk, url_env: HOOK, kinds: [campaign]}
+    - {name: spikes, url_env: OTHER, kinds: [spike]}"""
+    for index, source in enumerate(["tg-a", "tg-b", "tg-c", "tg-d", "tg-e", "tg-f"]):
+        save(store, source, index * 2)
+    outbox = Outbox(config(tmp_path, extra=extra), store)
+    (alert,) = outbox.evaluate(NOW - timedelta(minutes=48))
+    assert [d.channel for d in store.deliveries(alert.id)] == ["desk"]  # routed by kind
+    assert [d.status for d in outbox.deliver(NOW - timedelta(minutes=48))] == ["sent"]
+    (message,) = hook.messages
+    assert message["path"] == "/campaigns"
+    assert message["title"] == "[monitor] separatism: campaign, same text from 3 voices in 4 min"
+    lines = message["message"].splitlines()
+    assert lines[0].startswith("3 voices posted the same text within 4 min") and "6 posts from 6 voices" in lines[0]
+    assert lines[1] == f'"{TEXT}"'  # the text once (cut at 200 characters when longer)
+    assert lines[2:4] == [
+        "+0s first tg-a https://tg-a.example.org/0",
+        "+2m00s followed tg-b https://tg-b.example.org/2",
+    ]
+    assert lines[-2] == "... and 1 more posts"
+    cluster = alert.cluster_id
+    assert lines[-1] == (
+        f"Campaign alert #{alert.id}, all its posts: "
+        f"http://monitor.internal:8001/store/posts?cluster_id={cluster}&_sort=published_at"
+    )

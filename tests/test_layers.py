@@ -31,9 +31,12 @@ LAYERS = {
     "reports": 1,
     "chartdata": 1,
     "emails": 1,
+    "notices": 1,
+    "links": 1,
     "collectors": 2,
     "store": 2,
     "mail": 2,
+    "notify": 2,
     "charts": 2,
     "series": 2,
     "pipeline": 3,
@@ -66,6 +69,7 @@ OWNERS = {
     "yaml": {"yamldoc"},
     "pydantic": {"config"},
     "smtplib": {"mail"},
+    "apprise": {"notify"},
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
     "datasette": {"serve"},
@@ -141,8 +145,20 @@ PURE = [
     "reports",
     "chartdata",
     "emails",
+    "notices",
+    "links",
 ]
-IO_MODULES = {"socket", "httpx", "sqlite3", "sqlite_utils", "smtplib", "subprocess", "urllib.request", "requests"}
+IO_MODULES = {
+    "socket",
+    "httpx",
+    "sqlite3",
+    "sqlite_utils",
+    "smtplib",
+    "subprocess",
+    "urllib.request",
+    "requests",
+    "apprise",
+}
 
 
 @pytest.mark.parametrize("name", PURE)

@@ -260,7 +260,7 @@ def test_topic_names_are_escaped_in_the_query_descriptions(config: Config) -> No
 
 # ---------------------------------------------------------------------------------------------- canned queries
 def test_every_canned_query_runs_on_a_real_store_with_its_parameters_blank(store_path: Path) -> None:
-    needs_a_value = {"story_posts", "comments", "search"}
+    needs_a_value = {"story_posts", "comments", "search", "alert_posts"}
     for name in QUERIES:
         rows = run_query(store_path, name)
         assert bool(rows) == (name not in needs_a_value), name
@@ -302,6 +302,15 @@ def test_canned_queries_find_the_known_rows(store_path: Path) -> None:
         "caravanserai",
     ]
 
+    # the spike alert's posts (the link of alert messages with alerts.link_base): its topic, in its window
+    in_window = [
+        r["post_id"]
+        for r in run_query(store_path, "latest_matches", topic="separatism")
+        if "2026-03-01T11:00:00Z" <= r["published_at"] <= "2026-03-01T12:00:00Z"
+    ]
+    alert_posts = run_query(store_path, "alert_posts", alert_id=1)
+    assert in_window and sorted(r["post_id"] for r in alert_posts) == sorted(in_window)
+    assert run_query(store_path, "alert_posts", alert_id=2) == []  # a health alert counts no posts
     assert [r["status"] for r in run_query(store_path, "recent_alerts")] == ["pending", "sent"]
     assert [r["kind"] for r in run_query(store_path, "recent_alerts", status="sent")] == ["spike"]
     assert [r["error"] for r in run_query(store_path, "undelivered_alerts")] == ["SMTP 451 try later"]
@@ -487,6 +496,25 @@ def test_the_store_is_served_read_only_and_shows_what_the_daemon_writes_meanwhil
     refused.value.close()  # an HTTPError holds the response's socket
     assert refused.value.code == 400
     assert get_json(f"{served.base}/monitor/posts.json?_shape=array&_size=1")[0]["title"] == title
+
+
+def test_the_links_of_alert_messages_open_in_the_served_store(served: Served, config: Config) -> None:
+    """alerts.link_base = where `monitor serve` runs: every link an alert message carries opens a page there."""
+    from monitor.links import alert_links
+
+    with open_store(config.store, readonly=True) as store:
+        spike, health = sorted(store.alerts(), key=lambda a: a.id)
+    spike_links = alert_links(served.base, database_name(config), spike)
+    health_links = alert_links(served.base, database_name(config), health)
+    assert spike_links is not None and health_links is not None
+    for url in (spike_links.alert, spike_links.posts, health_links.alert, health_links.posts):
+        assert get(url).startswith(b"<!DOCTYPE html>"), url
+    path, _, query = spike_links.posts.partition("?")
+    posts = get_json(f"{path}.json?{query}&_shape=array")
+    assert posts and {p["title"] for p in posts} <= set(SEPARATISM_TITLES)
+    path, _, query = health_links.posts.partition("?")
+    assert [r["source"] for r in get_json(f"{path}.json?{query}&_shape=array")] == ["some-channel"]
+    assert get_json(f"{spike_links.alert}.json?_shape=array")[0]["topic"] == "separatism"
 
 
 def test_scraped_markup_is_escaped_in_the_served_pages(served: Served, config: Config) -> None:

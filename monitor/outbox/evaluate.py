@@ -1,4 +1,5 @@
-"""Evaluate: which spike, campaign, health and digest alerts are due now, written to the outbox with deliveries.
+"""Evaluate: which spike, campaign, health and digest alerts are due now, written to the outbox with their
+deliveries (one per channel whose topics and kinds take the alert: `delivery.channels_for`).
 
 Reads the store (bucket counts counted in SQL, fresh near-duplicate clusters, source states, the last alert of
 each kind), asks the pure decisions in `monitor.alerts` and `monitor.campaigns`, and inserts what they return;
@@ -13,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor import alerts as decide
-from monitor import campaigns
+from monitor import campaigns, delivery
 from monitor.config import Config
 from monitor.store import Store
 from monitor.types import AlertKind, AlertRow, ClusterPost, DigestDetails, HealthDetails, NewAlert
@@ -22,12 +23,14 @@ log = logging.getLogger("monitor.outbox")
 
 
 class Evaluator:
-    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel."""
+    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel that
+    takes it (with no channel configured it waits, pending, for one; with channels but none taking it, it is
+    recorded as routed to no channel)."""
 
-    def __init__(self, config: Config, store: Store, channels: Sequence[str]) -> None:
+    def __init__(self, config: Config, store: Store, routes: Sequence[delivery.Route]) -> None:
         self.config = config
         self.store = store
-        self.channels = tuple(channels)
+        self.routes = tuple(routes)
         self.params = decide.detector_params(config)
         self.zone = ZoneInfo(config.alerts.timezone)
         self.campaign_rule = campaigns.rule_of(config)
@@ -35,7 +38,15 @@ class Evaluator:
     def evaluate(self, now: datetime, *, topics: Sequence[str] | None = None) -> list[AlertRow]:
         """Add the spike (of `topics`, default all), campaign, health and digest alerts due now; returns new rows."""
         found = self._spikes(now, topics) + self._campaigns(now) + self._health(now) + self._digest(now)
-        created = [self.store.insert_alert(a, created_at=now, channels=self.channels) for a in found]
+        created = [
+            self.store.insert_alert(
+                a,
+                created_at=now,
+                channels=delivery.channels_for(self.routes, a.kind.value, a.topic),
+                unrouted=delivery.UNROUTED if self.routes else None,
+            )
+            for a in found
+        ]
         for row in created:
             log.info(
                 "alert_raised id=%d kind=%s topic=%s source=%s cluster=%s count=%s expected=%s",
