@@ -412,6 +412,11 @@ def run(ctx: click.Context) -> None:
     show_default=True,
     help="Newest first, or best match first (FTS5 bm25).",
 )
+@click.option(
+    "--transliterate",
+    is_flag=True,
+    help="Also find the Latin spellings of the query's Cyrillic words, prefixes and phrases (Kazakh and Russian).",
+)
 @format_option
 @click.pass_context
 def search(
@@ -423,6 +428,7 @@ def search(
     until: str | None,
     limit: int,
     sort: str,
+    transliterate: bool,
     fmt: str,
 ) -> None:
     """Full-text search of titles and texts, newest first, with the match highlighted.
@@ -434,6 +440,9 @@ def search(
       a OR b, a NOT b, NEAR(a b, 5)
     No stemming; ё and е are different letters here. A query FTS5 cannot parse is searched as a phrase
     instead. Without QUERY, lists the posts the filters select (e.g. --topic T --since 1h), newest first.
+    --transliterate ORs each Cyrillic word, prefix or phrase (5 letters or more) with its most likely Latin
+    spellings (Kazakh 2021/2018/2017 and informal; Russian ICAO, GOST, BGN/PCGN, chat): Халық кеңес* also
+    finds "Halyq kenesi", "Xalyq keñesi", "Halyk kenesinin".
     """
     from monitor.store import PostFilter
 
@@ -443,7 +452,8 @@ def search(
     store = get_store(ctx, readonly=True)
     with store:
         _known_topics(get_config(ctx), topics, store)
-        rows, note = _search(store, query, where, limit=limit, order=sort)
+        searched = _transliterated(query) if transliterate and query else query
+        rows, note = _search(store, searched, where, limit=limit, order=sort)
     if note:
         click.echo(f"note: {note}", err=True)
     plain = [
@@ -478,6 +488,16 @@ def search(
         rich_cells={"snippet": snippet_cell, "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
         title=f"{len(rows)} result(s)" + (f" for {query!r}" if query else ""),
     )
+
+
+def _transliterated(query: str) -> str:
+    """The FTS5 query with its Cyrillic words also in their Latin spellings (monitor.translit.fts_query)."""
+    from monitor.translit import fts_query
+
+    expanded = fts_query(query)
+    if expanded != query:
+        log.debug("search_transliterated query=%r", expanded)
+    return expanded
 
 
 def _search(
@@ -734,11 +754,13 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
         write_rows(plain, fmt, columns=[*ALERT_COLUMNS, "channels"])
         return
     for row in plain:
-        row["what"] = (
-            f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
-            if row["kind"] == "spike"
-            else row["source"] or (row["details"] or "")
-        )
+        if row["kind"] == "spike":
+            row["what"] = f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
+        elif row["kind"] == "campaign":
+            topic = f"{row['topic']}: " if row["topic"] else ""
+            row["what"] = f"{topic}cluster {row['cluster_id']}, {row['count']} voices"
+        else:
+            row["what"] = row["source"] or (row["details"] or "")
         row["created"] = fmt_time(row["created_at"])
         row["sent"] = fmt_time(row["sent_at"])
     write_rows(

@@ -26,7 +26,8 @@ class AlertLinks:
     """Where an alert's message points: the alert's row, and what it is about (its posts, the failing requests)."""
 
     alert: str  # the alert's row in the alerts table
-    posts: str  # a spike's posts in its window; a health alert's failed requests; a digest's latest matches
+    posts: str  # a spike's posts in its window; a health alert's failed requests; a digest's latest matches;
+    # a campaign's cluster
 
 
 def alert_links(base: str | None, database: str, alert: AlertRow) -> AlertLinks | None:
@@ -38,6 +39,8 @@ def alert_links(base: str | None, database: str, alert: AlertRow) -> AlertLinks 
         posts = f"{root}/fetch_errors?{urlencode({'source': alert.source})}"
     elif alert.kind is AlertKind.DIGEST:
         posts = f"{root}/latest_matches?topic="
+    elif alert.kind is AlertKind.CAMPAIGN and alert.cluster_id is not None:  # the cluster's posts, oldest first
+        posts = f"{root}/posts?{urlencode({'cluster_id': alert.cluster_id, '_sort': 'published_at'})}"
     else:
         posts = f"{root}/{ALERT_POSTS}?{urlencode({'alert_id': alert.id})}"
     return AlertLinks(alert=f"{root}/alerts/{alert.id}", posts=posts)

@@ -113,4 +113,7 @@ def _describe(alert: AlertRow) -> str:
         details = alert.details
         state = f" {details.state.value}" if isinstance(details, HealthDetails) else ""
         return f"source {alert.source}{state}"
+    if alert.kind is AlertKind.CAMPAIGN:
+        topic = f"{alert.topic}: " if alert.topic else ""
+        return f"{topic}campaign, cluster {alert.cluster_id} spread by {alert.count} voices"
     return "daily digest" if alert.kind is AlertKind.DIGEST else alert.kind.value

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,14 @@ def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tuple[An
     with store.pool.connection() as conn:  # type: ignore[attr-defined]
         cursor = conn.execute(query.replace("?", "%s"), params)
         return cursor.fetchall() if cursor.description else []
+
+
+def body_of(message: Message, kind: str) -> str:
+    """The text of a mail's `plain` or `html` body part (the test fails if there is none)."""
+    assert isinstance(message, EmailMessage), "parse the mail with the default policy"
+    part = message.get_body((kind,))
+    assert part is not None, f"no {kind} part"
+    return str(part.get_content())
 
 
 def make_config(tmp_path: Path, body: str) -> Config:

@@ -18,7 +18,7 @@ from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store, open_store
 from monitor.types import AlertKind, FetchRecord, FetchStatus, HealthDetails, Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW, SmtpServer, make_config, monitor_cmd, refused_port, write_config
+from tests.conftest import NOW, SmtpServer, body_of, make_config, monitor_cmd, refused_port, write_config
 
 
 @pytest.fixture
@@ -99,12 +99,6 @@ def add(
     store.save_poll(
         state=SourceState(name=source), source_type="feed", source_url=None, posts=posts, fetches=(), now=NOW
     )
-
-
-def body_of(message: EmailMessage, kind: str) -> str:
-    part = message.get_body((kind,))
-    assert part is not None, f"no {kind} part"
-    return str(part.get_content())
 
 
 def steady_history(store: Store, topic: str = "separatism", per_day: int = 6) -> None:

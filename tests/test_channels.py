@@ -22,7 +22,7 @@ from monitor.delivery import Route, channels_for, takes
 from monitor.outbox import Outbox
 from monitor.store import Store
 from monitor.types import AlertKind, AlertStatus, NewAlert
-from tests.conftest import NOW, HookServer, SmtpServer, make_config, refused_port, run_monitor, write_config
+from tests.conftest import NOW, HookServer, SmtpServer, body_of, make_config, refused_port, run_monitor, write_config
 from tests.test_alerts import add, burst, steady_history
 
 
@@ -354,8 +354,8 @@ def test_with_link_base_the_email_and_the_notice_link_to_the_alerts_posts(
     posts = f"http://monitor.internal:8001/store/alert_posts?alert_id={alert.id}"
     message = smtp.sink.parsed()[0]
     assert isinstance(message, EmailMessage)
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = body_of(message, "plain")
+    html = body_of(message, "html")
     assert f"Every post of the window: {posts}" in text and "monitor search" not in text
     assert f"The alert: http://monitor.internal:8001/store/alerts/{alert.id}" in text
     assert f'<a href="{posts}">' in html and "monitor search" not in html

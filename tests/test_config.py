@@ -394,11 +394,11 @@ def test_alert_routing_keys_default_to_everything_and_campaigns_on(tmp_path: Pat
     alerts = make_config(tmp_path, ROUTED + "  email: {host: h, sender: a@b.org, to: c@d.org}\n").alerts
     assert alerts.email is not None and (alerts.email.topics, alerts.email.kinds) == (None, None)
     assert alerts.notify == ()
-    assert alerts.campaign == CampaignConfig(min_voices=3, within=timedelta(minutes=30), topics_only=True)
+    assert alerts.campaign == CampaignConfig(min_voices=4, within=timedelta(minutes=10), topics_only=True)
     assert alerts.link_base is None
     assert make_config(tmp_path, ROUTED + "  campaign: null\n  notify: null\n").alerts.campaign is None
     partial = make_config(tmp_path, ROUTED + "  campaign: {min_voices: 5}\n").alerts.campaign
-    assert partial == CampaignConfig(min_voices=5, within=timedelta(minutes=30), topics_only=True)
+    assert partial == CampaignConfig(min_voices=5, within=timedelta(minutes=10), topics_only=True)
 
 
 def test_email_routing_and_every_to_address_are_validated(tmp_path: Path) -> None:

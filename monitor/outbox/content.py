@@ -15,7 +15,7 @@ from pathlib import PurePath
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from monitor import emails, notices, reports
+from monitor import campaign_message, emails, notices, reports
 from monitor.alerts import detector_params
 from monitor.chartdata import bucket_grid, chart_data
 from monitor.config import Config
@@ -58,6 +58,9 @@ class Content:
         elif alert.kind is AlertKind.DIGEST:
             digest = dataclasses.replace(self.digest_report(alert, now), link=links.posts if links else None)
             told = Told(emails.digest_email(digest), notices.digest_notice(digest))
+        elif alert.kind is AlertKind.CAMPAIGN:
+            campaign = dataclasses.replace(self.campaign_report(alert), link=links.posts if links else None)
+            told = Told(campaign_message.campaign_email(campaign), campaign_message.campaign_notice(campaign))
         else:
             raise MonitorError(f"no message for alerts of kind {alert.kind.value!r} in this version")
         self._told[alert.id] = told
@@ -114,6 +117,14 @@ class Content:
         except (ValueError, RuntimeError, OverflowError) as exc:  # a chart must never block the alert
             log.warning("chart_failed alert=%d error=%r", alert.id, str(exc))
             return None
+
+    def campaign_report(self, alert: AlertRow) -> campaign_message.CampaignReport:
+        """Raises MonitorError when the cluster has no posts left (deleted from the store by hand)."""
+        assert alert.cluster_id is not None, "a campaign alert names its cluster"
+        posts = self.store.cluster_posts(alert.cluster_id)
+        if not posts:
+            raise MonitorError(f"cluster {alert.cluster_id} of campaign alert #{alert.id} has no posts in the store")
+        return campaign_message.campaign_report(alert, posts, zone=self.zone, zone_name=self.zone_name)
 
     def health_report(self, alert: AlertRow) -> emails.HealthReport:
         assert alert.source, "a health alert names its source"

@@ -6,11 +6,12 @@ Pure: does no I/O. Both backends keep the same columns with the same text, so on
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from monitor.store.details import decode_details
-from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, SourceState
+from monitor.types import AlertKind, AlertRow, AlertStatus, ClusterPost, DeliveryRow, SourceState, WindowPost
 from monitor.units import from_iso, iso
 
 
@@ -80,4 +81,42 @@ def state_of(name: str, row: dict[str, Any] | None) -> SourceState:
         last_post_at=dt(row["last_post_at"]),
         health=row["health"],
         warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
+    )
+
+
+# The columns each backend selects for window_post_of / cluster_post_of, in this order.
+WINDOW_POST_COLUMNS = "p.id, p.source, p.url, p.title, p.text, p.published_at, p.cluster_id, m.term"
+CLUSTER_POST_COLUMNS = (
+    "p.id, p.cluster_id, p.source, p.author, p.published_at, p.first_seen_at, p.url, p.title, p.text, p.content_hash"
+)
+TOPIC_SEPARATOR = "\x1f"  # joins a post's topics in one column (unit separator: never in a topic name)
+
+
+def window_post_of(r: Sequence[Any]) -> WindowPost:
+    return WindowPost(
+        id=r[0],
+        source=r[1],
+        url=r[2],
+        title=r[3] or "",
+        text=r[4] or "",
+        published_at=from_iso(r[5]),
+        cluster_id=r[6],
+        term=r[7],
+    )
+
+
+def cluster_post_of(r: Sequence[Any]) -> ClusterPost:
+    """A row of CLUSTER_POST_COLUMNS followed by the post's topics joined by TOPIC_SEPARATOR (or NULL)."""
+    return ClusterPost(
+        id=r[0],
+        cluster_id=r[1],
+        source=r[2],
+        author=r[3],
+        published_at=from_iso(r[4]),
+        first_seen_at=from_iso(r[5]),
+        url=r[6],
+        title=r[7] or "",
+        text=r[8] or "",
+        content_hash=r[9],
+        topics=tuple(sorted(r[10].split(TOPIC_SEPARATOR))) if r[10] else (),
     )

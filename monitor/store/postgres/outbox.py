@@ -115,6 +115,18 @@ class OutboxMixin(StoreBase):
             )
         return [alert_of(r) for r in rows]
 
+    @wrapped("read the alerts")
+    def campaign_clusters(self, cluster_ids: Sequence[int]) -> set[int]:
+        """Those of `cluster_ids` that already have a campaign alert (one alert per cluster, ever)."""
+        if not cluster_ids:
+            return set()
+        with self.read("read the alerts") as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT cluster_id FROM alerts WHERE kind = 'campaign' AND cluster_id = ANY(%s)",
+                (list(set(cluster_ids)),),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     # ------------------------------------------------------------------ deliveries
     @wrapped("read the deliveries")
     def deliveries(self, alert_id: int) -> list[DeliveryRow]:

@@ -28,9 +28,8 @@ from monitor.store.api import (
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
 from monitor.store.postgres.fts import parse_query, snippet
-from monitor.store.rows import dt, ts
-from monitor.types import CountSeries, WindowPost
-from monitor.units import from_iso
+from monitor.store.rows import CLUSTER_POST_COLUMNS, WINDOW_POST_COLUMNS, cluster_post_of, dt, ts, window_post_of
+from monitor.types import ClusterPost, CountSeries, WindowPost
 
 _BUCKETS = {
     "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
@@ -199,25 +198,51 @@ class QueriesMixin(StoreBase):
     def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[WindowPost]:
         with self.read("read the alert's posts") as conn:
             rows = conn.execute(
-                """SELECT p.id, p.source, p.url, p.title, p.text, p.published_at, p.cluster_id, m.term
+                f"""SELECT {WINDOW_POST_COLUMNS}
                    FROM matches m JOIN posts p ON p.id = m.post_id
                    WHERE m.topic = %s AND p.published_at >= %s AND p.published_at <= %s
                    ORDER BY p.published_at, p.id LIMIT %s""",
                 (topic, ts(start), ts(end), limit),
             ).fetchall()
-        return [
-            WindowPost(
-                id=r[0],
-                source=r[1],
-                url=r[2],
-                title=r[3] or "",
-                text=r[4] or "",
-                published_at=from_iso(r[5]),
-                cluster_id=r[6],
-                term=r[7],
-            )
-            for r in rows
-        ]
+        return [window_post_of(r) for r in rows]
+
+    @wrapped("read the near-duplicate clusters")
+    def fresh_clusters(
+        self, since: datetime, *, min_voices: int, topics_only: bool, limit: int = 20_000
+    ) -> list[ClusterPost]:
+        """The SQLite store's fresh_clusters (sqlite/queries.py) in PostgreSQL's SQL."""
+        topic_clause = (
+            "AND EXISTS (SELECT 1 FROM posts t JOIN matches m ON m.post_id = t.id WHERE t.cluster_id = f.cluster_id)"
+            if topics_only
+            else ""
+        )
+        with self.read("read the near-duplicate clusters") as conn:
+            rows = conn.execute(
+                f"""WITH fresh AS (
+                      SELECT f.cluster_id FROM posts f
+                      WHERE f.published_at >= %(since)s AND f.cluster_id IS NOT NULL
+                      GROUP BY f.cluster_id
+                      HAVING count(DISTINCT f.source || chr(31) || coalesce(f.author, '')) >= %(voices)s
+                         AND NOT EXISTS (
+                           SELECT 1 FROM posts o WHERE o.cluster_id = f.cluster_id AND o.published_at < %(since)s)
+                         {topic_clause}
+                    )
+                    SELECT {_CLUSTER_COLUMNS} FROM posts p WHERE p.cluster_id IN (SELECT cluster_id FROM fresh)
+                    ORDER BY p.cluster_id, p.published_at, p.id LIMIT %(limit)s""",
+                {"since": ts(since), "voices": min_voices, "limit": limit},
+            ).fetchall()
+        return [cluster_post_of(r) for r in rows]
+
+    @wrapped("read the cluster's posts")
+    def cluster_posts(self, cluster_id: int, limit: int = 200) -> list[ClusterPost]:
+        """The cluster's first `limit` posts in published order (what a campaign message shows)."""
+        with self.read("read the cluster's posts") as conn:
+            rows = conn.execute(
+                f"""SELECT {_CLUSTER_COLUMNS} FROM posts p WHERE p.cluster_id = %s
+                    ORDER BY p.published_at, p.id LIMIT %s""",
+                (cluster_id, limit),
+            ).fetchall()
+        return [cluster_post_of(r) for r in rows]
 
     @wrapped("count the rows")
     def counts(self) -> dict[str, int]:
@@ -234,6 +259,10 @@ class QueriesMixin(StoreBase):
         assert totals is not None
         posts, oldest, newest = totals
         return StoreSummary(posts=posts, comments=comments, oldest=dt(oldest), newest=dt(newest), matches=matches)
+
+
+_CLUSTER_COLUMNS = f"""{CLUSTER_POST_COLUMNS},
+    (SELECT string_agg(m.topic, chr(31)) FROM matches m WHERE m.post_id = p.id)"""
 
 
 def _scalar(conn: psycopg.Connection[Any], sql: str) -> int:

@@ -108,6 +108,23 @@ class OutboxMixin(StoreBase):
         )
         return [alert_of(r) for r in rows]
 
+    @wrapped("read the alerts")
+    def campaign_clusters(self, cluster_ids: Sequence[int]) -> set[int]:
+        """Those of `cluster_ids` that already have a campaign alert (one alert per cluster, ever)."""
+        found: set[int] = set()
+        ids = list(dict.fromkeys(cluster_ids))
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 500]
+            found.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT DISTINCT cluster_id FROM alerts WHERE kind = 'campaign' "
+                    f"AND cluster_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return found
+
     # ------------------------------------------------------------------ deliveries
     @wrapped("read the deliveries")
     def deliveries(self, alert_id: int) -> list[DeliveryRow]:
