@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -490,3 +491,39 @@ def sqlite_file(config: Any) -> Path:
     """The SQLite file of a test config's store (tests that read the file itself)."""
     assert isinstance(config.store, Path), f"a SQLite store expected, not {config.store}"
     return config.store
+
+
+def start_daemon(config: Path, log: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`monitor [options] run` on `config` in a session of its own (the daemon and its worker process are killed
+    together by the `daemons` fixture), its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            monitor_cmd(config, *options, "run"),
+            cwd=config.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+            start_new_session=True,
+        )
+
+
+def wait_for(condition: Callable[[], bool], what: str, log: Path | None = None, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds (bounded by `timeout`); on failure, say what and show the log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    tail = f"; log:\n{log.read_text(errors='replace')[-3000:]}" if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}{tail}")
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Daemon processes a test starts (each in its own session); killed with their children at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
@@ -20,7 +19,7 @@ import pytest
 
 from monitor.store import open_store
 from monitor.types import AlertStatus
-from tests.conftest import HookServer, RawServer, SmtpServer, monitor_cmd, write_config
+from tests.conftest import HookServer, RawServer, SmtpServer, start_daemon, wait_for, write_config
 
 TOKEN = "tok-daemon-5e4d3c2b1a"
 
@@ -53,25 +52,6 @@ class Feed:
         req.wfile.write(body)
 
 
-def wait_for(condition: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 @pytest.mark.slow
 def test_email_and_two_channels_one_message_each_per_alert_across_a_kill_and_a_restart(
     tmp_path: Path,
@@ -100,23 +80,13 @@ alerts:
 """,
     )
     env = {
-        **os.environ,
-        "PYTHONIOENCODING": "utf-8",
         "HOOK_ALL": hook.url("json", f"all/{TOKEN}"),
         "HOOK_SEP": hook.url("ntfy", "separatism-desk"),
     }
     log = tmp_path / "daemon.log"
 
     def start() -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                monitor_cmd(config, "-vv", "run"),  # debug logging: the token must not show even there
-                cwd=tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        proc = start_daemon(config, log, "-vv", env=env)  # debug logging: the token must not show even there
         daemons.append(proc)
         return proc
 

@@ -21,8 +21,7 @@ from monitor.store import StoreURL, open_store
 from monitor.store.postgres import fts, redacted
 from monitor.types import AlertKind, Holder, Match, MatchedPost, NewAlert, Post, SourceState
 from tests import pgserver
-from tests.conftest import NOW, refused_port, run_monitor, sql, write_config
-from tests.test_daemon import daemons, start, wait_for  # noqa: F401  # daemons: the fixture that kills them
+from tests.conftest import NOW, refused_port, run_monitor, sql, start_daemon, wait_for, write_config
 from tests.unicode61_table import tables
 
 CONTRACT = {"posts", "matches", "posts_fts", "alerts", "deliveries", "fetches", "sources", "daemon"}
@@ -245,7 +244,7 @@ def test_a_phrase_never_spans_from_the_title_into_the_text(pg_url: StoreURL) -> 
 def test_monitor_run_on_postgresql_is_one_daemon_per_store_and_a_killed_one_is_replaced(
     tmp_path: Path,
     pg_url: StoreURL,
-    daemons: list[subprocess.Popen[bytes]],  # noqa: F811
+    daemons: list[subprocess.Popen[bytes]],
 ) -> None:
     config = write_config(
         tmp_path,
@@ -263,7 +262,7 @@ sources:
             holder = store.daemon_holder()
         return holder.pid if holder else None
 
-    first = start(config, tmp_path / "first.log")
+    first = start_daemon(config, tmp_path / "first.log")
     daemons.append(first)
     wait_for(lambda: holder_pid() == first.pid, "the first daemon to hold the store")
     second = run_monitor(config, "run", timeout=60)
@@ -272,7 +271,7 @@ sources:
     assert "held by another `monitor run`" in lines[0] and f"pid {first.pid}" in lines[0]
     os.killpg(first.pid, signal.SIGKILL)  # its connection ends with it, and the server lets the lock go
     first.wait(10)
-    third = start(config, tmp_path / "third.log")
+    third = start_daemon(config, tmp_path / "third.log")
     daemons.append(third)
     wait_for(lambda: holder_pid() == third.pid, "a new daemon after the first was killed")
     third.send_signal(signal.SIGTERM)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.store.api import SourceRow
 from monitor.store.details import decode_details
 from monitor.types import AlertKind, AlertRow, AlertStatus, ClusterPost, DeliveryRow, SourceState, WindowPost
 from monitor.units import from_iso, iso
@@ -81,6 +82,17 @@ def state_of(name: str, row: dict[str, Any] | None) -> SourceState:
         last_post_at=dt(row["last_post_at"]),
         health=row["health"],
         warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
+    )
+
+
+def source_row_of(row: dict[str, Any]) -> SourceRow:
+    """A `sources` row with the `posts` count and `last_fetch_at` each backend's source_rows adds."""
+    return SourceRow(
+        state=state_of(row["name"], row),
+        type=row["type"] or "",
+        url=row["url"],
+        posts=row["posts"],
+        last_fetch_at=dt(row["last_fetch_at"]),
     )
 
 

@@ -8,14 +8,15 @@ syntax errors raised) before any SQL runs (fts.py).
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterator
 
 import psycopg
 
 from monitor.exceptions import StoreBusy, StoreCorrupt, StoreError, StoreFull, StoreReadOnly
 from monitor.store.api import BACKUP_ADVICE
+from monitor.store.wrapping import wrapped
+
+__all__ = ["mapped", "store_error", "wrapped"]
 
 _BUSY = "the store stayed locked by another writer; try again, or look for a stuck process (pg_stat_activity)"
 _READONLY = "the store is read-only here: reading commands work, polling needs a role that may write"
@@ -66,26 +67,3 @@ def mapped(location: str, doing: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise store_error(exc, location, doing) from exc
-
-
-class MapsErrors(Protocol):
-    def mapped(self, doing: str) -> contextlib.AbstractContextManager[None]: ...
-
-
-S = TypeVar("S", bound=MapsErrors)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def wrapped(doing: str) -> Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], R]]:
-    """A method decorator: the method's psycopg errors leave as StoreError (`doing` says what failed)."""
-
-    def decorate(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-        @functools.wraps(method)
-        def inner(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            with self.mapped(doing):
-                return method(self, *args, **kwargs)
-
-        return inner
-
-    return decorate

@@ -12,7 +12,7 @@ import psycopg
 from monitor.store.api import FailureRun, SourceRow
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
-from monitor.store.rows import dt, state_of, ts
+from monitor.store.rows import dt, source_row_of, state_of, ts
 from monitor.types import FetchRecord, SourceState
 
 
@@ -51,16 +51,7 @@ class SourcesMixin(StoreBase):
                           (SELECT max(f.started_at) FROM fetches f WHERE f.source = s.name) AS last_fetch_at
                    FROM sources s ORDER BY s.name""",
             )
-        return [
-            SourceRow(
-                state=state_of(r["name"], r),
-                type=r["type"] or "",
-                url=r["url"],
-                posts=r["posts"],
-                last_fetch_at=dt(r["last_fetch_at"]),
-            )
-            for r in rows
-        ]
+        return [source_row_of(r) for r in rows]
 
     def prune_fetches(self, before: datetime) -> int:
         with self.transaction("prune the fetch log") as conn:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.store.api import FailureRun, SourceRow
-from monitor.store.rows import dt, state_of, ts
+from monitor.store.rows import dt, source_row_of, state_of, ts
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import FetchRecord, SourceState
@@ -46,16 +46,7 @@ class SourcesMixin(StoreBase):
                       (SELECT max(f.started_at) FROM fetches f WHERE f.source = s.name) AS last_fetch_at
                FROM sources s ORDER BY s.name"""
         )
-        return [
-            SourceRow(
-                state=state_of(r["name"], r),
-                type=r["type"] or "",
-                url=r["url"],
-                posts=r["posts"],
-                last_fetch_at=dt(r["last_fetch_at"]),
-            )
-            for r in rows
-        ]
+        return [source_row_of(r) for r in rows]
 
     def prune_fetches(self, before: datetime) -> int:
         """Delete fetch-log rows started before `before`; returns how many (the log would grow without end)."""
