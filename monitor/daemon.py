@@ -34,7 +34,7 @@ from monitor.config import Config, SourceConfig
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.metrics import Listen, Metrics
 from monitor.outbox import Outbox
-from monitor.pipeline import run_source
+from monitor.pipeline import open_fetcher, run_source
 from monitor.rematch import topic_changes
 from monitor.store import Store, this_process
 from monitor.types import RunResult
@@ -52,6 +52,7 @@ TICK = timedelta(minutes=1)
 T = TypeVar("T")
 AfterPoll = Callable[[list[RunResult], datetime], Awaitable[None]]
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+OnTick = Callable[[datetime], Awaitable[None]]
 
 
 class Daemon:
@@ -64,7 +65,7 @@ class Daemon:
         *,
         clock: Callable[[], datetime],
         after_poll: AfterPoll | None = None,
-        on_tick: Callable[[datetime], Awaitable[None]] | None = None,
+        on_tick: OnTick | None = None,
         load: Callable[[], Config] | None = None,
         on_reload: Callable[[Config], None] | None = None,
         metrics: Metrics | None = None,
@@ -96,12 +97,7 @@ class Daemon:
         for sig in SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
-        async with Fetcher(
-            per_host=self.config.defaults.per_host,
-            user_agent=self.config.defaults.user_agent,
-            clock=self.clock,
-            offload=self.workers.parse,
-        ) as fetcher:
+        async with open_fetcher(self.config, self.workers, clock=self.clock) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler, self._fetcher = scheduler, fetcher
             if self.metrics is not None:
@@ -137,7 +133,7 @@ class Daemon:
             id="tick",
             max_instances=1,
             coalesce=True,
-            next_run_time=start + TICK,
+            next_run_time=start,  # at once: a restarted daemon delivers what a killed one left pending
         )
         scheduler.add_job(
             self._heartbeat,
@@ -157,7 +153,7 @@ class Daemon:
     def _add_source(self, scheduler: AsyncIOScheduler, fetcher: Fetcher, source: SourceConfig, first: datetime) -> None:
         seconds = source.interval.total_seconds()
         scheduler.add_job(
-            self._poll,
+            self.poll_job,
             _trigger(source),
             args=[source, fetcher],
             id=f"source:{source.name}",
@@ -168,7 +164,8 @@ class Daemon:
             next_run_time=first,
         )
 
-    async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
+    async def poll_job(self, source: SourceConfig, fetcher: Fetcher) -> None:
+        """One scheduled poll of `source`, then `after_poll` if it brought new matches (the scheduler's job)."""
         if self._stopping.is_set():
             return
         result = await self._tracked(
@@ -333,6 +330,33 @@ def _trigger(source: SourceConfig) -> IntervalTrigger:
     return IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0))
 
 
+def alert_hooks(
+    outbox: Outbox | Callable[[], Outbox], clock: Callable[[], datetime], figures: Metrics | None = None
+) -> tuple[AfterPoll, OnTick]:
+    """The daemon's alert work: evaluate the polled topics after a poll with new matches, everything every minute;
+    then deliver (the outbox's delivery is single-flight, so polls finishing together send each alert once).
+    `outbox` may be a function giving the current one (a reload replaces it); `figures` counts what was done."""
+    current: Callable[[], Outbox] = outbox if callable(outbox) else (lambda: outbox)
+
+    async def after_poll(results: list[RunResult], now: datetime) -> None:
+        box = current()
+        raised = box.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
+        delivered = await box.deliver_async(clock())
+        if figures is not None:
+            figures.alerts_raised(raised)
+            figures.deliveries((d.channel, d.status) for d in delivered)
+
+    async def on_tick(now: datetime) -> None:
+        box = current()
+        raised = box.evaluate(now)
+        delivered = await box.deliver_async(clock())
+        if figures is not None:
+            figures.alerts_raised(raised)
+            figures.deliveries((d.channel, d.status) for d in delivered)
+
+    return after_poll, on_tick
+
+
 async def run_daemon(
     config: Config,
     store: Store,
@@ -357,20 +381,7 @@ async def run_daemon(
             raise
         figures.store_sizes(store.counts()["posts"], store.match_counts())
         log.info("metrics_listening url=http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
-
-    async def after_poll(results: list[RunResult], now: datetime) -> None:
-        raised = outbox.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
-        delivered = await outbox.deliver_async(clock())
-        if figures is not None:
-            figures.alerts_raised(raised)
-            figures.deliveries((d.channel, d.status) for d in delivered)
-
-    async def on_tick(now: datetime) -> None:
-        raised = outbox.evaluate(now)
-        delivered = await outbox.deliver_async(clock())
-        if figures is not None:
-            figures.alerts_raised(raised)
-            figures.deliveries((d.channel, d.status) for d in delivered)
+    after_poll, on_tick = alert_hooks(lambda: outbox, clock, figures)
 
     def on_reload(new: Config) -> None:
         nonlocal outbox

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import parse_config
 from tests.conftest import REPO
 
@@ -63,13 +64,15 @@ def test_compose_runs_monitor_beside_rss_bridge_with_the_store_on_a_volume() -> 
 
 def test_the_containers_config_is_valid_and_its_commented_bridge_sources_too(tmp_path: Path) -> None:
     text = (REPO / "deploy" / "config.docker.yaml").read_text(encoding="utf-8")
-    config = parse_config(text, base_dir=tmp_path)
+    config = parse_config(text, base_dir=tmp_path, source_types=SOURCE_MODELS)
     assert str(config.store) == "/data/monitor.db"
     uncommented = re.sub(r"^  # (- name:|  type:|  url:|  interval:|  robots:)", r"  \1", text, flags=re.MULTILINE)
-    bridged = parse_config(uncommented, base_dir=tmp_path)
+    bridged = parse_config(uncommented, base_dir=tmp_path, source_types=SOURCE_MODELS)
     urls = {s.name: s.url for s in bridged.sources}
     assert {"ig-example-user", "fb-example-page", "x-separatism"} <= set(urls)
-    assert all(urls[n].startswith("http://rss-bridge/") for n in ("ig-example-user", "fb-example-page", "x-separatism"))
+    assert all(
+        str(urls[n]).startswith("http://rss-bridge/") for n in ("ig-example-user", "fb-example-page", "x-separatism")
+    )
 
 
 def unit() -> dict[str, list[str]]:

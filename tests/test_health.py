@@ -9,35 +9,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.health import DaemonSeen, daemon_check
-from monitor.store import this_process
+from monitor.store import StoreURL, open_store, this_process
 from monitor.store.sqlite import open_sqlite
 from monitor.types import AlertKind, NewAlert
-from tests.conftest import RawServer, closed_port, respond, run_monitor, write_config
-from tests.test_daemon import FEED, daemons, start, wait_for
-
-__all__ = ["daemons"]  # the fixture: real daemons, killed after the test
+from tests.conftest import RawServer, refused_port, respond, run_monitor, start_daemon, wait_for, write_config
+from tests.test_daemon import FEED
 
 
-def failing_config(tmp_path: Path, failures: int = 2) -> Path:
+def failing_config(tmp_path: Path, failures: int = 2, store: Path | StoreURL | str = "store.db") -> Path:
     return write_config(
         tmp_path,
         f"""
-store: store.db
+store: "{store}"
 topics: {{t: [separatist*]}}
 sources:
-  - {{name: first, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
-  - {{name: second, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", robots: false}}
+  - {{name: first, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", robots: false}}
+  - {{name: second, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", robots: false}}
 health:
   failures: {failures}
 """,
     )
 
 
-def test_every_source_failing_exits_1_with_one_reason_per_source(tmp_path: Path) -> None:
-    config = failing_config(tmp_path)
+def test_every_source_failing_exits_1_with_one_reason_per_source(tmp_path: Path, backend: Path | StoreURL) -> None:
+    config = failing_config(tmp_path, store=backend)
     for _ in range(2):
         assert run_monitor(config, "poll").returncode == 0  # poll itself exits 0 with sources failing
-    with open_sqlite(tmp_path / "store.db") as store:  # this test process plays a live daemon
+    with open_store(backend) as store:  # this test process plays a live daemon
         store.lock_daemon(this_process(), datetime.now(UTC))
         done = run_monitor(config, "health")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -48,11 +46,11 @@ def test_every_source_failing_exits_1_with_one_reason_per_source(tmp_path: Path)
     assert "daemon" not in done.stdout  # the daemon is fine: only the failing checks are listed
 
 
-def test_sources_below_the_limit_are_healthy(tmp_path: Path) -> None:
-    config = failing_config(tmp_path, failures=3)
+def test_sources_below_the_limit_are_healthy(tmp_path: Path, backend: Path | StoreURL) -> None:
+    config = failing_config(tmp_path, failures=3, store=backend)
     for _ in range(2):
         run_monitor(config, "poll")
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         store.lock_daemon(this_process(), datetime.now(UTC))
         done = run_monitor(config, "health", "--format", "json")
     assert done.returncode == 0, done.stdout
@@ -96,10 +94,10 @@ def test_a_heartbeat_just_under_three_minutes_is_fresh() -> None:
     assert not daemon_check(DaemonSeen(True, "h:1:1", now - timedelta(minutes=3, seconds=1)), now).ok
 
 
-def test_alerts_undelivered_over_an_hour_are_unhealthy(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "store: store.db\ntopics: {t: [x]}\nsources: []\n")
+def test_alerts_undelivered_over_an_hour_are_unhealthy(tmp_path: Path, backend: Path | StoreURL) -> None:
+    config = write_config(tmp_path, f'store: "{backend}"\ntopics: {{t: [x]}}\nsources: []\n')
     now = datetime.now(UTC)
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         store.lock_daemon(this_process(), now)
         store.insert_alert(NewAlert(kind=AlertKind.DIGEST), created_at=now - timedelta(minutes=30), channels=["email"])
         assert run_monitor(config, "health").returncode == 0  # half an hour: still in time
@@ -123,7 +121,7 @@ sources:
 """,
     )
     log = tmp_path / "run.log"
-    proc = start(config, log)
+    proc = start_daemon(config, log)
     daemons.append(proc)
     wait_for(lambda: run_monitor(config, "health").returncode == 0, "the daemon to be healthy")
     done = run_monitor(config, "health")

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RawServer, monitor_cmd, respond, run_monitor, write_config
-from tests.test_daemon import FEED, daemons, start, wait_for
-
-__all__ = ["daemons"]  # the fixture: real daemons, killed after the test
+from tests.conftest import RawServer, monitor_cmd, respond, run_monitor, start_daemon, wait_for, write_config
+from tests.test_daemon import FEED
 
 RSS = {"Content-Type": "application/rss+xml"}
 
@@ -22,7 +20,8 @@ RSS = {"Content-Type": "application/rss+xml"}
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:  # a loopback URL from the log
         assert response.headers["Content-Type"].startswith("text/plain")
-        return response.read().decode()
+        body: bytes = response.read()
+        return body.decode()
 
 
 def value(text: str, sample: str) -> float | None:
@@ -113,7 +112,7 @@ def test_sighup_reloads_sources_intervals_and_topics_and_keeps_the_old_config_wh
     config = tmp_path / "config.yaml"
     feed_config(config, raw_server, "a=1s c=1h", "{weather: [rain]}")
     log = tmp_path / "run.log"
-    proc = start(config, log)
+    proc = start_daemon(config, log)
     daemons.append(proc)
     wait_for(lambda: hits("a") >= 2 and hits("c") == 1, "a polled each second, c once")
 

@@ -14,11 +14,11 @@ from monitor.config import Config
 from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.rematch import rematch, topic_changes
-from monitor.store import Store
+from monitor.store import Store, StoreURL, open_store
 from monitor.store.sqlite import open_sqlite
 from monitor.types import AlertKind, MatchedPost, Post, SourceState
-from tests.conftest import NOW, RawServer, make_config, respond, run_monitor, write_config
-from tests.test_daemon import FEED, start, wait_for
+from tests.conftest import NOW, RawServer, make_config, respond, run_monitor, sql, start_daemon, wait_for, write_config
+from tests.test_daemon import FEED
 
 OLD_TOPICS = """
 topics:
@@ -61,7 +61,7 @@ def store_posts(store: Store, config: Config, texts: list[str], *, hours_ago: fl
 
 
 def matches(store: Store) -> set[tuple[int, str]]:
-    return set(store.conn.execute("SELECT post_id, topic FROM matches").fetchall())  # type: ignore[attr-defined]
+    return {(int(post_id), topic) for post_id, topic in sql(store, "SELECT post_id, topic FROM matches")}
 
 
 TEXTS = [
@@ -73,9 +73,9 @@ TEXTS = [
 ]
 
 
-def test_a_new_topic_finds_its_history_and_a_removed_terms_matches_go(tmp_path: Path) -> None:
+def test_a_new_topic_finds_its_history_and_a_removed_terms_matches_go(tmp_path: Path, backend: Path | StoreURL) -> None:
     old, new = config_with(tmp_path, OLD_TOPICS), config_with(tmp_path, NEW_TOPICS)
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         store_posts(store, old, TEXTS)
         assert {t for _, t in matches(store)} == {"separatism"}
         assert len(matches(store)) == 3  # separatist, secession, separatists
@@ -84,8 +84,7 @@ def test_a_new_topic_finds_its_history_and_a_removed_terms_matches_go(tmp_path: 
         assert summary.added == {"council": 2}
         assert summary.removed == {"separatism": 1}  # "secession" is no longer a term
         found = {
-            (topic, store.conn.execute("SELECT text FROM posts WHERE id = ?", (pid,)).fetchone()[0])
-            for pid, topic in matches(store)
+            (topic, sql(store, "SELECT text FROM posts WHERE id = ?", (pid,))[0][0]) for pid, topic in matches(store)
         }
         assert found == {
             ("separatism", TEXTS[0]),
@@ -109,10 +108,12 @@ def test_batches_give_the_same_matches_and_report_progress(tmp_path: Path) -> No
         assert matches(one) == matches(many)
 
 
-def test_a_topic_removed_from_the_config_loses_its_matches_only_in_a_full_rematch(tmp_path: Path) -> None:
+def test_a_topic_removed_from_the_config_loses_its_matches_only_in_a_full_rematch(
+    tmp_path: Path, backend: Path | StoreURL
+) -> None:
     both = config_with(tmp_path, NEW_TOPICS)
     only_council = config_with(tmp_path, 'topics:\n  council: ["People\'s Council"]\n')
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         store_posts(store, both, TEXTS)
         rematch(only_council, store, now=NOW, topics=["council"])
         assert "separatism" in {t for _, t in matches(store)}  # --topic leaves other topics alone
@@ -122,9 +123,9 @@ def test_a_topic_removed_from_the_config_loses_its_matches_only_in_a_full_rematc
         assert set(store.topic_fingerprints()) == {"council"}
 
 
-def test_since_rematches_only_recent_posts_and_records_no_fingerprint(tmp_path: Path) -> None:
+def test_since_rematches_only_recent_posts_and_records_no_fingerprint(tmp_path: Path, backend: Path | StoreURL) -> None:
     old, new = config_with(tmp_path, OLD_TOPICS), config_with(tmp_path, NEW_TOPICS)
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         topic_changes(old, store, NOW)  # records the old topics' fingerprints
         store_posts(store, old, TEXTS[:2], hours_ago=48)
         store_posts(store, old, TEXTS[:2], hours_ago=1)
@@ -133,13 +134,13 @@ def test_since_rematches_only_recent_posts_and_records_no_fingerprint(tmp_path: 
         assert topic_changes(new, store, NOW).added == ("council",)  # the daemon still says so
 
 
-def test_a_rematch_never_raises_alerts_about_old_windows(tmp_path: Path) -> None:
+def test_a_rematch_never_raises_alerts_about_old_windows(tmp_path: Path, backend: Path | StoreURL) -> None:
     """History gains a new topic's matches, with a burst three days ago: nothing alerts now, though the detector
     run at the burst's own time would have alerted (so the data does hold a spike)."""
     old = config_with(tmp_path, "topics:\n  weather: [rain]\n")
     body = 'topics:\n  weather: [rain]\n  council: ["People\'s Council"]\nalerts: {min_count: 3}\n'
     new = make_config(tmp_path, "store: store.db\n" + body + "sources: []\n")
-    with open_sqlite(tmp_path / "store.db") as store:
+    with open_store(backend) as store:
         for day in range(1, 8):  # a week of ordinary news, one council story a day
             store_posts(store, old, ["The People's Council met."], hours_ago=24 * day + 5)
         store_posts(store, old, [f"People's Council session {i}." for i in range(12)], hours_ago=72)
@@ -152,15 +153,17 @@ def test_a_rematch_never_raises_alerts_about_old_windows(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_the_daemon_says_the_topics_changed_and_rematch_runs_beside_it(tmp_path: Path) -> None:
-    old = write_config(tmp_path, "store: store.db\n" + OLD_TOPICS + "sources: []\n")
-    with open_sqlite(tmp_path / "store.db") as store:
+def test_the_daemon_says_the_topics_changed_and_rematch_runs_beside_it(
+    tmp_path: Path, backend: Path | StoreURL
+) -> None:
+    old = write_config(tmp_path, f'store: "{backend}"\n' + OLD_TOPICS + "sources: []\n")
+    with open_store(backend) as store:
         store_posts(store, config_with(tmp_path, OLD_TOPICS), TEXTS)
         topic_changes(config_with(tmp_path, OLD_TOPICS), store, NOW)
-    new = write_config(tmp_path, "store: store.db\n" + NEW_TOPICS + "sources: []\n")
+    new = write_config(tmp_path, f'store: "{backend}"\n' + NEW_TOPICS + "sources: []\n")
     assert old == new
     log = tmp_path / "run.log"
-    proc = start(new, log)
+    proc = start_daemon(new, log)
     try:
         wait_for(lambda: "daemon_started" in log.read_text(), "the daemon to start")
         text = log.read_text()
@@ -177,7 +180,7 @@ def test_the_daemon_says_the_topics_changed_and_rematch_runs_beside_it(tmp_path:
         assert proc.wait(15) == 0
     searched = run_monitor(new, "search", "--topic", "council", "--format", "json")
     assert searched.returncode == 0 and searched.stdout.count('"id"') == 2
-    second = start(new, tmp_path / "second.log")
+    second = start_daemon(new, tmp_path / "second.log")
     try:
         wait_for(lambda: "daemon_started" in (tmp_path / "second.log").read_text(), "the daemon to start again")
         assert "topics_changed" not in (tmp_path / "second.log").read_text()

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from monitor.store.api import DaemonRow, RematchBatch
-from monitor.store.sqlite.base import StoreBase, ts
+from monitor.store.rows import ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import Match, StuckDelivery
 from monitor.units import from_iso

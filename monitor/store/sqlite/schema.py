@@ -231,7 +231,7 @@ STEPS: dict[str, Callable[[Database], None]] = {
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
     "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
     "0004_fts_found_by_analyst_tools": _fts_found_by_analyst_tools,
-    "0005_topic_fingerprints": _topic_fingerprints,
+    "0006_topic_fingerprints": _topic_fingerprints,
 }
 
 
