@@ -92,6 +92,7 @@ def test_a_new_topic_finds_its_history_and_a_removed_terms_matches_go(tmp_path: 
             ("council", TEXTS[1]),
             ("council", TEXTS[4]),
         }
+        assert store.match_counts() == {"separatism": 2, "council": 2}  # what the metrics gauge reads
         again = rematch(new, store, now=NOW)  # nothing left to change
         assert (again.added, again.removed) == ({}, {})
 
