@@ -374,27 +374,64 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--metrics",
+    "metrics_at",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108; port 0 = any free one). Off "
+    "by default.",
+)
+@click.option(
+    "--metrics-public",
+    is_flag=True,
+    help="Allow --metrics on a non-loopback address (the figures name every source and topic).",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, metrics_at: str | None, metrics_public: bool) -> None:
     """Run the daemon: poll each source on its interval, evaluate alerts, send mail.
 
-    Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0). Logs go to stderr (see --log-format).
+    Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0); SIGHUP re-reads the config (a config with
+    problems is logged and the running one kept). Logs go to stderr (see --log-format).
     """
     import asyncio
 
+    from monitor.collectors import SOURCE_MODELS
+    from monitor.config import load_config
     from monitor.daemon import run_daemon
 
+    listen = _metrics_address(metrics_at, metrics_public) if metrics_at is not None else None
     config = get_config(ctx)
     for warning in config.warnings:
         log.warning("config_warning %s", warning)
+    path = ctx.ensure_object(dict)["config_path"]
     store = get_store(ctx, create=True)
+
+    def reload() -> Config:
+        return load_config(path, source_types=SOURCE_MODELS)
+
     try:
-        code = asyncio.run(run_daemon(config, store, clock=now_utc))
+        code = asyncio.run(run_daemon(config, store, clock=now_utc, load=reload, metrics=listen))
     except MonitorError as exc:
         fail(str(exc))
     finally:
         store.close()
     sys.exit(code)
+
+
+def _metrics_address(value: str, public: bool) -> Any:
+    from monitor.metrics import parse_listen
+
+    try:
+        listen = parse_listen(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics") from None
+    if not listen.loopback and not public:
+        raise click.BadParameter(
+            f"{value}: not a loopback address; the metrics name every source and topic: add --metrics-public to "
+            "serve them beyond this machine",
+            param_hint="--metrics",
+        )
+    return listen
 
 
 # ---------------------------------------------------------------------------------------------- search / stats
@@ -1101,6 +1138,105 @@ def _detector_params(
     if min_count is not None:
         overrides["min_count"] = min_count
     return replace(params, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------- operations
+@main.command()
+@click.option("--topic", "topics", multiple=True, metavar="T", help="Only this topic (repeatable; default: every one).")
+@click.option("--since", metavar="D", help="Only posts published since: a duration back from now (30d) or an ISO date.")
+@click.pass_context
+def rematch(ctx: click.Context, topics: tuple[str, ...], since: str | None) -> None:
+    """Apply the current topics to the posts already stored: a new topic finds its history, a removed term's
+    matches go. Without --topic and --since, the matches of topics no longer configured are deleted too.
+
+    Runs in short batches and is safe while `monitor run` writes the store. Raises no alert: the detector only
+    judges the window ending now, never an old one.
+    """
+    from monitor.rematch import rematch as run_rematch
+
+    config = get_config(ctx)
+    configured = [t.name for t in config.topics]
+    unknown = [t for t in topics if t not in configured]
+    if unknown:
+        fail(f"no topic named {', '.join(unknown)} in the config (configured: {', '.join(configured)})", EXIT_USAGE)
+    start = when_option(since, "--since")
+    chosen = list(dict.fromkeys(topics)) or configured
+    with get_store(ctx, create=True) as store:
+        total = store.counts()["posts"]
+
+        def progress(read: int, added: dict[str, int], removed: dict[str, int]) -> None:
+            click.echo(
+                f"rematch: {read:,} posts read ({min(100, read * 100 // max(total, 1))}% of the store), "
+                f"+{sum(added.values())} -{sum(removed.values())} matches",
+                err=True,
+            )
+
+        summary = run_rematch(config, store, now=now_utc(), topics=list(topics) or None, since=start, on_batch=progress)
+        holder = store.daemon_holder()
+    for line in summary.lines(chosen):
+        click.echo(line)
+    click.echo(f"{summary.posts:,} posts re-matched for {len(chosen)} topic(s)")
+    if not summary.recorded:
+        click.echo("--since re-matched part of the history: the daemon will still say the topics changed", err=True)
+    if holder is not None:
+        click.echo(
+            "a daemon holds this store: if it runs with older topics, reload it (kill -HUP its pid) so new posts "
+            "match the same topics",
+            err=True,
+        )
+
+
+@main.command()
+@format_option
+@click.pass_context
+def health(ctx: click.Context, fmt: str) -> None:
+    """Exit 0 when healthy, 1 when not, with one reason per line: the daemon's heartbeat older than 3 minutes
+    (or no daemon), sources failing `health.failures` polls in a row, alerts undelivered for over an hour.
+
+    For Docker HEALTHCHECK, systemd and cron. --format json prints every check with its verdict.
+    """
+    config = get_config(ctx)
+    if _no_store_yet(config):
+        checks = [_no_store_check(config)]
+    else:
+        with get_store(ctx, readonly=True) as store:
+            checks = _health_checks(config, store, now_utc())
+    failing = [c for c in checks if not c.ok]
+    if fmt != "table":
+        write_rows([c.as_row() for c in checks], fmt, columns=["check", "subject", "ok", "detail"])
+    elif failing:
+        for check in failing:
+            click.echo(check.detail)
+    else:
+        click.echo("healthy: " + "; ".join(c.detail for c in checks if c.check == "daemon"))
+    sys.exit(EXIT_FAILURE if failing else EXIT_OK)
+
+
+def _no_store_check(config: Config) -> Any:
+    from monitor.health import Check
+
+    return Check("daemon", "", False, f"store: no store yet at {config.store} (no `monitor run` has started)")
+
+
+def _health_checks(config: Config, store: Store, now: datetime) -> list[Any]:
+    from monitor.health import DELIVERY_STUCK, DaemonSeen, daemon_check, outbox_checks, source_checks
+    from monitor.types import Holder
+
+    row = store.daemon_row()
+    holder = store.daemon_holder()
+    if holder is None or not holder.pid:
+        holder = Holder.parse(row.holder) if row else None
+    seen = DaemonSeen(
+        running=store.daemon_holder() is not None,
+        holder=f"pid {holder.pid} on {holder.host}" if holder else None,
+        heartbeat_at=row.heartbeat_at if row else None,
+    )
+    enabled = [s.name for s in config.sources if s.enabled]
+    return [
+        daemon_check(seen, now),
+        *source_checks(enabled, store.source_states(), failures=config.health.failures, now=now),
+        *outbox_checks(store.stuck_deliveries(now - DELIVERY_STUCK), now),
+    ]
 
 
 def entry() -> None:

@@ -8,6 +8,11 @@ One daemon per store: `run_daemon` takes the store's daemon lock for its lifetim
 process dies) and writes a heartbeat into the store every minute. SIGTERM/SIGINT stop it within 10 s: no new
 job starts, polls in flight get STOP_GRACE_S to finish (the scheduler is paused, not shut down, meanwhile:
 its shutdown would cancel them at once), then what is left is cancelled.
+
+SIGHUP re-reads the config: added sources start, removed ones stop, changed ones (interval, URL, selectors)
+apply from their next poll, changed topics from the next poll on (new workers; polls in flight finish with
+the old ones). A config with problems is logged, one line per problem, and the old one keeps running.
+With `--metrics`, the daemon's figures are served in the Prometheus text format (monitor.metrics).
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
-from monitor.exceptions import MonitorError
+from monitor.exceptions import ConfigError, MonitorError
+from monitor.metrics import Listen, Metrics
 from monitor.outbox import Outbox
 from monitor.pipeline import open_fetcher, run_source
+from monitor.rematch import topic_changes
 from monitor.store import Store, this_process
 from monitor.types import RunResult
 from monitor.workers import Workers
@@ -43,6 +51,7 @@ TICK = timedelta(minutes=1)
 
 T = TypeVar("T")
 AfterPoll = Callable[[list[RunResult], datetime], Awaitable[None]]
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 OnTick = Callable[[datetime], Awaitable[None]]
 
 
@@ -57,8 +66,14 @@ class Daemon:
         clock: Callable[[], datetime],
         after_poll: AfterPoll | None = None,
         on_tick: OnTick | None = None,
+        load: Callable[[], Config] | None = None,
+        on_reload: Callable[[Config], None] | None = None,
+        metrics: Metrics | None = None,
     ):
         self.config = config
+        self.load = load  # re-reads the config file (SIGHUP); None: reloading is off
+        self.on_reload = on_reload
+        self.metrics = metrics
         self.store = store
         self.clock = clock
         self.after_poll = after_poll
@@ -68,6 +83,9 @@ class Daemon:
         self._running: set[asyncio.Task[object]] = set()
         self._polls = 0
         self._failed = 0
+        self._scheduler: AsyncIOScheduler | None = None
+        self._fetcher: Fetcher | None = None
+        self._reloading: asyncio.Task[None] | None = None
         self.fault: MonitorError | None = None  # what stopped the daemon (a damaged store), if anything
 
     def stop(self) -> None:
@@ -76,10 +94,15 @@ class Daemon:
     async def run(self) -> int:
         sources = [s for s in self.config.sources if s.enabled]
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         async with open_fetcher(self.config, self.workers, clock=self.clock) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
+            self._scheduler, self._fetcher = scheduler, fetcher
+            if self.metrics is not None:
+                scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+                self.metrics.scheduled(len(sources))
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()
             log.info(
@@ -94,7 +117,7 @@ class Daemon:
             await self._drain()
             scheduler.shutdown(wait=False)
         self.workers.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (*SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("daemon_stopped polls=%d failed=%d", self._polls, self._failed)
         return 1 if self.fault is not None else 0
@@ -103,18 +126,7 @@ class Daemon:
         start = self.clock()
         spread = min(FIRST_POLL_SPREAD, timedelta(seconds=0.5) * len(sources))
         for index, source in enumerate(sources):
-            seconds = source.interval.total_seconds()
-            scheduler.add_job(
-                self.poll_job,
-                IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0)),
-                args=[source, fetcher],
-                id=f"source:{source.name}",
-                name=source.name,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(seconds)),
-                next_run_time=start + spread * index / max(len(sources), 1),
-            )
+            self._add_source(scheduler, fetcher, source, start + spread * index / max(len(sources), 1))
         scheduler.add_job(
             self._tick,
             IntervalTrigger(seconds=TICK.total_seconds()),
@@ -136,6 +148,20 @@ class Daemon:
             id="store-heartbeat",
             max_instances=1,
             coalesce=True,
+        )
+
+    def _add_source(self, scheduler: AsyncIOScheduler, fetcher: Fetcher, source: SourceConfig, first: datetime) -> None:
+        seconds = source.interval.total_seconds()
+        scheduler.add_job(
+            self.poll_job,
+            _trigger(source),
+            args=[source, fetcher],
+            id=f"source:{source.name}",
+            name=source.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(seconds)),
+            next_run_time=first,
         )
 
     async def poll_job(self, source: SourceConfig, fetcher: Fetcher) -> None:
@@ -162,12 +188,84 @@ class Daemon:
             return
         self._polls += 1
         self._failed += 0 if result.ok else 1
+        if self.metrics is not None:
+            self.metrics.polled(result)
         if self.after_poll is not None and result.ok and result.matches and not self._stopping.is_set():
             await self._tracked(self.after_poll([result], self.clock()))
 
     async def _tick(self) -> None:
         if self.on_tick is not None and not self._stopping.is_set():
             await self._tracked(self.on_tick(self.clock()))
+        if self.metrics is not None and not self._stopping.is_set():
+            self.metrics.store_sizes(self.store.counts()["posts"], self.store.match_counts())
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        if self.metrics is not None and event.scheduled_run_times:
+            self.metrics.late((self.clock() - max(event.scheduled_run_times)).total_seconds())
+
+    # ------------------------------------------------------------------------------------ reload (SIGHUP)
+    def _on_hangup(self) -> None:
+        if self.load is None or self._stopping.is_set():
+            log.info("signal_received signal=SIGHUP: ignored (%s)", "stopping" if self.load else "no config file")
+            return
+        log.info("signal_received signal=SIGHUP: reloading the config")
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self._reload())
+
+    async def _reload(self) -> None:
+        assert self.load is not None
+        try:
+            new = self.load()
+        except ConfigError as exc:
+            log.error("reload_failed problems=%d: the previous config keeps running", len(exc.problems))
+            for problem in exc.problems:
+                log.error("reload_problem %s", problem)
+            return
+        old = self.config
+        if new.store != old.store:
+            log.error("reload_failed store=%s: a new store needs a restart; the previous config runs on", new.store)
+            return
+        for warning in new.warnings:
+            log.warning("config_warning %s", warning)
+        if (new.defaults.per_host, new.defaults.user_agent) != (old.defaults.per_host, old.defaults.user_agent):
+            log.warning("reload_partial: defaults.per_host and defaults.user_agent apply after a restart")
+        if new.topics != old.topics:
+            retired, self.workers = self.workers, Workers(new.topics)
+            retired.retire()  # polls in flight finish with the old matcher
+        added, removed, changed = self._reschedule(old, new)
+        self.config = new
+        if self.on_reload is not None:
+            self.on_reload(new)
+        if self.metrics is not None:
+            self.metrics.scheduled(sum(1 for s in new.sources if s.enabled))
+        log.info(
+            "config_reloaded sources=%d added=%s removed=%s changed=%s topics=%s",
+            sum(1 for s in new.sources if s.enabled),
+            ",".join(added) or "-",
+            ",".join(removed) or "-",
+            ",".join(changed) or "-",
+            "changed" if new.topics != old.topics else "same",
+        )
+
+    def _reschedule(self, old: Config, new: Config) -> tuple[list[str], list[str], list[str]]:
+        """Start added sources, stop removed ones, give changed ones their new settings (and interval)."""
+        scheduler, fetcher = self._scheduler, self._fetcher
+        assert scheduler is not None and fetcher is not None
+        before = {s.name: s for s in old.sources if s.enabled}
+        after = {s.name: s for s in new.sources if s.enabled}
+        added = [name for name in after if name not in before]
+        removed = [name for name in before if name not in after]
+        changed = [name for name in after if name in before and after[name] != before[name]]
+        for name in removed:
+            scheduler.remove_job(f"source:{name}")
+        for name in added:
+            self._add_source(scheduler, fetcher, after[name], self.clock())
+        for name in changed:
+            job_id = f"source:{name}"
+            scheduler.modify_job(job_id, args=[after[name], fetcher])
+            if after[name].interval != before[name].interval:
+                scheduler.reschedule_job(job_id, trigger=_trigger(after[name]))
+        return added, removed, changed
 
     async def _heartbeat(self) -> None:
         failing = sum(1 for s in self.store.source_states() if s.failures)
@@ -227,31 +325,85 @@ class Daemon:
         self.stop()
 
 
-def alert_hooks(outbox: Outbox, clock: Callable[[], datetime]) -> tuple[AfterPoll, OnTick]:
+def _trigger(source: SourceConfig) -> IntervalTrigger:
+    seconds = source.interval.total_seconds()
+    return IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0))
+
+
+def alert_hooks(
+    outbox: Outbox | Callable[[], Outbox], clock: Callable[[], datetime], figures: Metrics | None = None
+) -> tuple[AfterPoll, OnTick]:
     """The daemon's alert work: evaluate the polled topics after a poll with new matches, everything every minute;
-    then deliver (the outbox's delivery is single-flight, so polls finishing together send each alert once)."""
+    then deliver (the outbox's delivery is single-flight, so polls finishing together send each alert once).
+    `outbox` may be a function giving the current one (a reload replaces it); `figures` counts what was done."""
+    current: Callable[[], Outbox] = outbox if callable(outbox) else (lambda: outbox)
 
     async def after_poll(results: list[RunResult], now: datetime) -> None:
-        outbox.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
-        await outbox.deliver_async(clock())
+        box = current()
+        raised = box.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
+        delivered = await box.deliver_async(clock())
+        if figures is not None:
+            figures.alerts_raised(raised)
+            figures.deliveries((d.channel, d.status) for d in delivered)
 
     async def on_tick(now: datetime) -> None:
-        outbox.evaluate(now)
-        await outbox.deliver_async(clock())
+        box = current()
+        raised = box.evaluate(now)
+        delivered = await box.deliver_async(clock())
+        if figures is not None:
+            figures.alerts_raised(raised)
+            figures.deliveries((d.channel, d.status) for d in delivered)
 
     return after_poll, on_tick
 
 
-async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
+async def run_daemon(
+    config: Config,
+    store: Store,
+    *,
+    clock: Callable[[], datetime],
+    load: Callable[[], Config] | None = None,
+    metrics: Listen | None = None,
+) -> int:
     """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
-    Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it."""
+    Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it. `load`
+    re-reads the config on SIGHUP; `metrics` serves the daemon's figures there."""
     store.lock_daemon(this_process(), clock())
-    after_poll, on_tick = alert_hooks(Outbox(config, store), clock)
-    daemon = Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick)
+    topic_changes(config, store, clock())  # logs a changed topic set, pointing at `monitor rematch`
+    outbox = Outbox(config, store)
+    figures: Metrics | None = None
+    if metrics is not None:
+        figures = Metrics()
+        try:
+            host, port = figures.serve(metrics)
+        except MonitorError:
+            store.unlock_daemon()
+            raise
+        figures.store_sizes(store.counts()["posts"], store.match_counts())
+        log.info("metrics_listening url=http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
+    after_poll, on_tick = alert_hooks(lambda: outbox, clock, figures)
+
+    def on_reload(new: Config) -> None:
+        nonlocal outbox
+        outbox = Outbox(new, store)  # channels, routing and the detector's parameters as the new config says
+        topic_changes(new, store, clock())
+
+    daemon = Daemon(
+        config,
+        store,
+        clock=clock,
+        after_poll=after_poll,
+        on_tick=on_tick,
+        load=load,
+        on_reload=on_reload,
+        metrics=figures,
+    )
     try:
         code = await daemon.run()
     finally:
         store.unlock_daemon()
+        if figures is not None:
+            figures.close()
     if daemon.fault is not None:
         raise daemon.fault
     return code

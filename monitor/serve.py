@@ -147,6 +147,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "heartbeat_at": "Its last heartbeat, written every minute (ISO 8601 UTC).",
         },
     ),
+    "topic_fingerprints": (
+        "The definition each topic's stored matches follow (`monitor rematch` records it; the daemon compares it).",
+        {
+            "topic": "The topic's name.",
+            "fingerprint": "A hash of the topic's terms and options when its matches were last applied in full.",
+            "applied_at": "When (ISO 8601 UTC).",
+        },
+    ),
     "fetches": (
         "Every HTTP request a poll made, with its outcome.",
         {

@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config import Config, SourceConfig
 from monitor.outbox import Outbox
 from monitor.pipeline import open_fetcher, poll_sources
+from monitor.rematch import topic_changes
 from monitor.store import Store
 from monitor.types import AlertKind, AlertRow, HealthDetails, RunResult
 from monitor.workers import Workers
@@ -77,6 +78,7 @@ async def poll_once(
     """`monitor poll`: every source once (our own backoff ignored), then alert evaluation and delivery.
     `on_result` is called as each source finishes (progress on a terminal). `alerts=False` (a daemon holds the
     store: alerts are its job) polls and stores only. Raises StoreCorrupt if a poll found the store damaged."""
+    topic_changes(config, store, clock())  # a changed topic set is logged, pointing at `monitor rematch`
     workers = Workers(config.topics)
     try:
         async with open_fetcher(config, workers, clock=clock) as fetcher:

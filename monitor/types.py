@@ -339,6 +339,18 @@ class WindowPost:
 
 
 @dataclass(frozen=True)
+class StuckDelivery:
+    """A delivery still pending (first try or retrying) and the age of its alert (what `monitor health` reports)."""
+
+    alert_id: int
+    channel: str
+    kind: str
+    created_at: datetime  # the alert's
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True)
 class StoreURL:
     """A store on a PostgreSQL server (`store: postgresql://user@host/db` in the config). Never holds a password:
     that comes from MONITOR_STORE_PASSWORD or libpq's environment."""

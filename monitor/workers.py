@@ -263,6 +263,7 @@ class Workers:
         self._all: set[_Worker] = set()
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._threads: ThreadPoolExecutor | None = None
+        self._retired = False  # a reload replaced these workers: each stops when its job is done
 
     @property
     def pids(self) -> list[int]:
@@ -320,7 +321,11 @@ class Workers:
                     if attempt == 2:
                         raise ParseError(f"{what} stopped the worker process twice (exit code {code})") from exc
                     continue
-                self._idle.append(worker)
+                if self._retired:
+                    self._all.discard(worker)
+                    worker.stop()
+                else:
+                    self._idle.append(worker)
                 if status == "error":
                     raise value
                 result: T = value
@@ -361,6 +366,15 @@ class Workers:
     def _discard(self, worker: _Worker) -> None:
         self._all.discard(worker)
         worker.kill()
+
+    def retire(self) -> None:
+        """Stop the workers once the jobs already given to them are done (a reload's old topics): the idle ones
+        now, a busy one when its job returns."""
+        self._retired = True
+        for worker in self._idle:
+            self._all.discard(worker)
+            worker.stop()
+        self._idle.clear()
 
     def close(self) -> None:
         """Stop the workers (a job still running is cut off: its poll is being cancelled with us)."""

@@ -122,6 +122,7 @@ def test_migrate_store_copies_a_sqlite_store_into_postgresql_with_every_count_ch
     moved = run_monitor(lite, "migrate-store", "--to", pg_url.url)
     assert moved.returncode == 0, moved.stderr
     assert "  posts: 25 rows" in moved.stdout and "every table's count checked" in moved.stdout
+    assert "  topic_fingerprints: 2 rows" in moved.stdout  # the topics the copied matches follow
     pg = configure(tmp_path / "pg", raw_server, corpus, pg_url.url)
     for query in ("Оренбург*", "java* OR microsoft"):  # the same ids, clusters and all: a copy
         assert steady(json_of(lite, "search", query), "snippet") == steady(json_of(pg, "search", query), "snippet")
@@ -131,5 +132,8 @@ def test_migrate_store_copies_a_sqlite_store_into_postgresql_with_every_count_ch
     assert exports[0] == exports[1] and exports[0].count("\n") == 25
     again = run_monitor(pg, "poll", "--format", "json")  # the copy goes on: sequences continue, nothing is new
     assert again.returncode == 0 and sum(r["new"] for r in json.loads(again.stdout)) == 0
+    assert "topics_changed" not in again.stderr  # the copy knows which topics its matches follow
+    rematched = run_monitor(pg, "rematch")
+    assert rematched.returncode == 0 and "+0 -0 matches" in rematched.stderr, rematched.stderr
     twice = run_monitor(lite, "migrate-store", "--to", pg_url.url)
     assert twice.returncode == 1 and "not empty" in twice.stderr and twice.stderr.count("\n") == 1

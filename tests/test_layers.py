@@ -31,6 +31,8 @@ LAYERS = {
     "reports": 1,
     "chartdata": 1,
     "emails": 1,
+    "topicset": 1,
+    "health": 1,
     "notices": 1,
     "links": 1,
     "collectors": 2,
@@ -39,10 +41,12 @@ LAYERS = {
     "notify": 2,
     "charts": 2,
     "series": 2,
+    "metrics": 2,
     "pipeline": 3,
     "workers": 3,
     "outbox": 3,
     "export": 3,
+    "rematch": 3,
     "service": 4,
     "daemon": 4,
     "probe": 4,
@@ -79,6 +83,7 @@ OWNERS = {
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
     "datasette": {"serve"},
+    "prometheus_client": {"metrics"},
 }
 
 
@@ -151,6 +156,8 @@ PURE = [
     "reports",
     "chartdata",
     "emails",
+    "topicset",
+    "health",
     "notices",
     "links",
 ]

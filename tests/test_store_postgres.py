@@ -18,7 +18,7 @@ from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError, StoreLocked, StoreReadOnly
 from monitor.normalize import content_hash
 from monitor.store import StoreURL, open_store
-from monitor.store.postgres import fts, redacted
+from monitor.store.postgres import fts, redacted, schema
 from monitor.types import AlertKind, Holder, Match, MatchedPost, NewAlert, Post, SourceState
 from tests import pgserver
 from tests.conftest import NOW, refused_port, run_monitor, sql, start_daemon, wait_for, write_config
@@ -46,7 +46,7 @@ def test_the_schema_has_the_contract_tables_and_views_and_migrates_once(pg_url: 
             r[0] for r in sql(store, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         }
         assert names >= CONTRACT | VIEWS
-        assert sql(store, "SELECT name FROM _monitor_migrations") == [("0001_initial",)]
+        assert sql(store, "SELECT name FROM _monitor_migrations ORDER BY name") == [(name,) for name in schema.STEPS]
         assert store.check() == []
         save(store, a_post("k1", "Сепаратисты", "Народный совет провёл заседание"))
         assert sql(store, "SELECT topic, posts, stories FROM topic_daily") == [("separatism", 1, 1)]

@@ -18,10 +18,12 @@ from monitor.store.api import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     Claim,
+    DaemonRow,
     FailureRun,
     KnownPost,
     PostFilter,
     PostRow,
+    RematchBatch,
     SaveResult,
     SearchRow,
     SourceRow,
@@ -30,7 +32,7 @@ from monitor.store.api import (
     StoreSummary,
 )
 from monitor.store.owner import this_process
-from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, StoreURL, WindowPost
+from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, StoreURL, StuckDelivery, WindowPost
 
 __all__ = [
     "ANY_POST",
@@ -43,12 +45,14 @@ __all__ = [
     "AlertStatus",
     "Claim",
     "Copied",
+    "DaemonRow",
     "DeliveryRow",
     "FailureRun",
     "Holder",
     "KnownPost",
     "PostFilter",
     "PostRow",
+    "RematchBatch",
     "SaveResult",
     "SearchRow",
     "SourceRow",
@@ -56,6 +60,7 @@ __all__ = [
     "Store",
     "StoreSummary",
     "StoreURL",
+    "StuckDelivery",
     "WindowPost",
     "copy_store",
     "open_store",

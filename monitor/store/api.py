@@ -11,7 +11,7 @@ Every failure leaves as `StoreError` or one of its subclasses (monitor.exception
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -27,9 +27,11 @@ from monitor.types import (
     DeliveryUpdate,
     FetchRecord,
     Holder,
+    Match,
     MatchedPost,
     NewAlert,
     SourceState,
+    StuckDelivery,
     WindowPost,
 )
 
@@ -158,6 +160,25 @@ class Claim:
     until: datetime
 
 
+@dataclass(frozen=True)
+class DaemonRow:
+    """The daemon that last held the store (`daemon` table): who, since when, and its last heartbeat."""
+
+    holder: str  # host:pid:start
+    started_at: datetime
+    heartbeat_at: datetime  # written by `monitor run` each minute
+
+
+@dataclass(frozen=True)
+class RematchBatch:
+    """What one `rematch_batch` did."""
+
+    last_id: int  # the highest post id read: the next batch starts after it
+    posts: int  # posts read (0: no more)
+    added: dict[str, int]  # topic -> matches added
+    removed: dict[str, int]  # topic -> matches removed
+
+
 # ------------------------------------------------------------------------------------------ the Protocol
 class SourceLog(Protocol):
     """Sources' state between polls and the fetch log."""
@@ -251,7 +272,29 @@ class DaemonLock(Protocol):
     def heartbeat(self, now: datetime) -> None: ...
 
 
-class Store(SourceLog, PostWriter, PostQueries, AlertLog, DaemonLock, Protocol):
+class Operations(Protocol):
+    """What `monitor health`, `monitor rematch` and the daemon's metrics read and write."""
+
+    def daemon_row(self) -> DaemonRow | None: ...
+    def stuck_deliveries(self, created_before: datetime) -> list[StuckDelivery]: ...
+    def match_counts(self) -> dict[str, int]: ...
+    def topic_fingerprints(self) -> dict[str, str]: ...
+    def record_topic_fingerprints(
+        self, fingerprints: Mapping[str, str], now: datetime, *, forget: Sequence[str] = ...
+    ) -> None: ...
+    def rematch_batch(
+        self,
+        *,
+        after_id: int,
+        limit: int,
+        topics: Sequence[str],
+        since: datetime | None,
+        match: Callable[[str, str], tuple[Match, ...]],
+    ) -> RematchBatch: ...
+    def drop_topic_matches(self, topics: Sequence[str]) -> dict[str, int]: ...
+
+
+class Store(SourceLog, PostWriter, PostQueries, AlertLog, DaemonLock, Operations, Protocol):
     """The whole store. Not shared across threads: open one per thread or process."""
 
     @property

@@ -27,7 +27,17 @@ from monitor.store.postgres.schema import INDEXING
 
 BATCH = 5_000
 # In order of their references. `daemon` is a running process's, and is not copied.
-TABLES = ("sources", "posts", "matches", "post_signatures", "post_bands", "fetches", "alerts", "deliveries")
+TABLES = (
+    "sources",
+    "posts",
+    "matches",
+    "post_signatures",
+    "post_bands",
+    "fetches",
+    "alerts",
+    "deliveries",
+    "topic_fingerprints",  # which topic definitions the copied matches follow (a file before 0006 has none)
+)
 IDENTITIES = ("posts", "fetches", "alerts", "deliveries")
 
 Progress = Callable[[str, int, int], None]  # (table, rows copied so far, rows in the file)
@@ -47,7 +57,7 @@ def copy_sqlite(path: Path, target: PostgresStore, progress: Progress | None = N
             for table in ("posts", "sources", "alerts"):
                 if _count(conn, table):
                     raise StoreError(f"{target.location}: not empty ({table} has rows): migrate into an empty store")
-            done = [_copy_table(source, conn, table, progress) for table in TABLES]
+            done = [_copy_table(source, conn, table, progress) for table in TABLES if _in_file(source, table)]
             _link_parents(source, conn)
             _index(conn, progress)
             for table in IDENTITIES:
@@ -75,6 +85,11 @@ def _open(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: not a monitor store to copy: {exc}") from exc
     return conn
+
+
+def _in_file(source: sqlite3.Connection, table: str) -> bool:
+    row = source.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    return row is not None
 
 
 def _count(conn: psycopg.Connection[Any], table: str) -> int:

@@ -173,8 +173,21 @@ _INITIAL = [
 ]
 
 # In order; a released step is never edited or removed. Each runs in the migrating transaction.
+_TOPIC_FINGERPRINTS = [
+    # The definition (a fingerprint of its terms) each topic's stored matches were last applied with: the daemon
+    # compares it with the config's at start and points at `monitor rematch` when they differ.
+    """CREATE TABLE topic_fingerprints (
+        topic TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    )""",
+]
+
+# In order; a released step is never edited or removed. Each runs in the migrating transaction. A step bears the
+# name of the SQLite step making the same change (what SQLite got in 0002-0005 is in 0001 here, or SQLite-only).
 STEPS: dict[str, list[str]] = {
     "0001_initial": _INITIAL,
+    "0006_topic_fingerprints": _TOPIC_FINGERPRINTS,
 }
 
 CREATE_MIGRATIONS = f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (

@@ -17,6 +17,7 @@ from monitor.store.sqlite import schema
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import mapped, store_error
 from monitor.store.sqlite.lock import LockMixin
+from monitor.store.sqlite.ops import OpsMixin
 from monitor.store.sqlite.outbox import GONE_FUNCTION, OutboxMixin
 from monitor.store.sqlite.posts import PostsMixin
 from monitor.store.sqlite.queries import QueriesMixin
@@ -26,7 +27,7 @@ BUSY_TIMEOUT_S = 30.0
 CACHE_KIB = 8_000  # SQLite page cache per connection
 
 
-class SqliteStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin, StoreBase):
+class SqliteStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin, OpsMixin, StoreBase):
     """The store in one SQLite file. Split into per-domain mixins: add a method to the one it belongs to."""
 
     def __enter__(self) -> SqliteStore:

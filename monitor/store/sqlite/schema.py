@@ -213,12 +213,25 @@ def _fts_found_by_analyst_tools(db: Database) -> None:
     db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
 
 
+def _topic_fingerprints(db: Database) -> None:
+    # The definition (a fingerprint of its terms) each topic's stored matches were last applied with: the daemon
+    # compares it with the config's at start and points at `monitor rematch` when they differ.
+    db.execute(
+        """CREATE TABLE topic_fingerprints (
+            topic TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )"""
+    )
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
     "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
     "0004_fts_found_by_analyst_tools": _fts_found_by_analyst_tools,
+    "0006_topic_fingerprints": _topic_fingerprints,
 }
 
 
