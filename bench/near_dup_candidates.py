@@ -24,6 +24,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,7 +34,7 @@ from bench.scale_store import ensure_stores, sizes_arg, store_path, use_quick_la
 STORE_CAP = 64  # MAX_CLUSTER_CANDIDATES in the store today
 
 
-def candidates(path: Path, sample: int) -> dict[str, float]:
+def candidates(path: Path, sample: int) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]

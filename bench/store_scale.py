@@ -23,8 +23,8 @@ each store's build is reported). Queries go through the CLI, each in fresh proce
   included, and the median of the three pairs' ratios;
 - the per-minute alert tick per topic: the CLI has no handle for it, so a child process (this file with
   --tick-probe) times `Outbox.evaluate(now, topics=[topic])` (one topic's spike evaluation, plus the
-  tick's health and digest checks) and the store read behind it, `Store.topic_times` (monitor internals,
-  isolated in `tick_probe`).
+  tick's health and digest checks) and the store read behind it, `Store.topic_counts` (the baseline counted
+  in SQL by bucket; monitor internals, isolated in `tick_probe`).
 Targets (issue 10): search newest p95 <= 5 ms and ranked p95 <= 100 ms (query time), stats <= 200 ms,
 tick <= 50 ms per topic, cold-poll rate at 1M within 20% of the empty store's, export memory constant.
 """
@@ -88,6 +88,7 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
     """Per-topic cost of the daemon's minute tick, in-process (monitor internals: the only place here)."""
     from datetime import UTC, datetime
 
+    from monitor.alerts import detector_params
     from monitor.config import load_config
     from monitor.outbox import Outbox
     from monitor.store import open_store
@@ -96,7 +97,8 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
     store = open_store(config.store)
     outbox = Outbox(config, store)
     now = datetime.now(UTC)
-    step, buckets = outbox.params.step, outbox.params.buckets
+    params = detector_params(config)
+    step, buckets = params.step, params.buckets
     result: dict[str, Any] = {}
     for topic in config.topics:
         evaluate, read, rows = [], [], 0
@@ -105,9 +107,9 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
             outbox.evaluate(now, topics=[topic.name])
             evaluate.append(time.perf_counter() - t)
             t = time.perf_counter()
-            rows = len(store.topic_times(topic.name, now - step * buckets, now))
+            rows = sum(store.topic_counts(topic.name, now, step, buckets).counts)
             read.append(time.perf_counter() - t)
-        result[topic.name] = {"evaluate": evaluate, "topic_times": read, "rows": rows}
+        result[topic.name] = {"evaluate": evaluate, "topic_counts": read, "rows": rows, "buckets": buckets}
     store.close()
     return result
 
@@ -191,10 +193,11 @@ def measure(
         ticks = json.loads(probe.stdout)
         worst = 0.0
         for topic, t in ticks.items():
-            p95e, p95r = percentile(t["evaluate"], 95) * 1000, percentile(t["topic_times"], 95) * 1000
+            p95e, p95r = percentile(t["evaluate"], 95) * 1000, percentile(t["topic_counts"], 95) * 1000
             worst = max(worst, p95e)
             print(f"   tick, topic {topic:<16} Outbox.evaluate p50 {percentile(t['evaluate'], 50) * 1000:7.1f} "
-                  f"p95 {p95e:7.1f} ms; topic_times p95 {p95r:7.1f} ms ({t['rows']:,} timestamps read)")  # fmt: skip
+                  f"p95 {p95e:7.1f} ms; topic_counts p95 {p95r:7.1f} ms "
+                  f"({t['rows']:,} posts in {t['buckets']:,} buckets)")  # fmt: skip
         out["tick"] = worst
     else:
         print(f"   tick: the probe failed (internals moved?): {probe.stderr.strip().splitlines()[-1:]}")
