@@ -125,9 +125,18 @@ class PostsMixin(StoreBase):
                 ],
             )
             conn.executemany("DELETE FROM matches WHERE post_id = ?", [(post_id,) for post_id, _ in changed])
+        cluster_of = {row[0]: row[10] for row in post_rows}  # an edited post's matches take theirs by trigger
         written = [(ids[sk], item) for sk, item in new_items] + changed
-        match_rows = [(post_id, m.topic, m.term) for post_id, item in written for m in item.matches]
-        conn.executemany("INSERT OR REPLACE INTO matches (post_id, topic, term) VALUES (?, ?, ?)", match_rows)
+        match_rows = [
+            (post_id, m.topic, m.term, ts(item.post.published_at), cluster_of.get(post_id))
+            for post_id, item in written
+            for m in item.matches
+        ]
+        conn.executemany(
+            "INSERT OR REPLACE INTO matches (post_id, topic, term, published_at, cluster_id) VALUES (?, ?, ?, ?, ?)",
+            match_rows,
+        )
+
         conn.executemany("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", fts_rows)
         clusters.write(conn)
         self._link_parents(conn, by_key, ids, {ids[sk] for sk, _ in new_items} | {i for i, _ in changed})
