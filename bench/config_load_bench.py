@@ -27,6 +27,7 @@ import yaml
 
 import monitor.config
 from monitor import yamldoc
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import parse_config
 from monitor.yamldoc import YamlDocument
 
@@ -104,7 +105,7 @@ def timed(text: str, reader: Callable[[str], YamlDocument]) -> float:
     monitor.config.read_yaml = reader  # type: ignore[attr-defined,assignment]
     try:
         start = time.perf_counter()
-        config = parse_config(text, base_dir=Path("/tmp"))
+        config = parse_config(text, base_dir=Path("/tmp"), source_types=SOURCE_MODELS)
         elapsed = time.perf_counter() - start
     finally:
         monitor.config.read_yaml = original  # type: ignore[attr-defined]

@@ -153,6 +153,8 @@ def world(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def control(port: int, path: str) -> str:

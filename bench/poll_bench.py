@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.corpus_gen import terms
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import parse_config
 from monitor.service import poll_once
 from monitor.store import open_store
@@ -89,7 +90,7 @@ def main() -> None:
         bare = asyncio.run(bare_fetch(urls, 2))
         print(f"baseline, plain httpx GET of every feed, nothing else: {bare:.2f} s ({args.feeds / bare:,.0f} feeds/s)")
         with tempfile.TemporaryDirectory() as tmp:
-            config = parse_config(config_text(urls), base_dir=Path(tmp))
+            config = parse_config(config_text(urls), base_dir=Path(tmp), source_types=SOURCE_MODELS)
             store = open_store(config.store)
             clock = lambda: datetime.now(UTC)  # noqa: E731
             started = time.perf_counter()

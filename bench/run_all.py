@@ -24,8 +24,8 @@ QUICK: dict[str, list[str]] = {
     "alert_latency": ["alert_latency.py", "--quick"],
     "store_scale": ["store_scale.py", "--quick"],
     "near_dup_candidates": ["near_dup_candidates.py", "--quick"],
-    "ingest_bench": ["ingest_bench.py", "--items", "1000", "--per-feed", "50"],
-    "poll_bench": ["poll_bench.py", "--feeds", "20", "--items", "20", "--hosts", "5"],
+    "ingest_bench": ["ingest_bench.py", "--items", "500", "--per-feed", "50"],
+    "poll_bench": ["poll_bench.py", "--feeds", "10", "--items", "20", "--hosts", "5"],
 }
 TIMEOUT_S = 300
 

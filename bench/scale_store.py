@@ -95,12 +95,13 @@ def product_prepare(config_path: Path) -> Callable[[bytes, str, datetime], list[
     """The product's parse -> normalise -> match -> sign for one feed's bytes (monitor internals: the only
     place this bench imports them)."""
     from monitor import dedupe
+    from monitor.collectors import SOURCE_MODELS
     from monitor.collectors.feedparse import parse_feed
     from monitor.config import load_config
     from monitor.match import Matcher
     from monitor.prepare import prepare, unique_items
 
-    matcher = Matcher(load_config(config_path).topics)
+    matcher = Matcher(load_config(config_path, source_types=SOURCE_MODELS).topics)
 
     def run(body: bytes, source: str, now: datetime) -> list[Any]:
         items, _ = unique_items(parse_feed(body, url=f"https://{source}.example/rss").items)

@@ -9,6 +9,7 @@ import email
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
 from typing import Any
@@ -20,6 +21,7 @@ class Received:
     message_id: str
     subject: str
     recipients: tuple[str, ...]
+    alert: str = ""  # the X-Monitor-Alert header: which alert this copy is ("spike #12")
 
 
 class SmtpSink:
@@ -32,14 +34,21 @@ class SmtpSink:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
+        self.on_accept: Callable[[Received], None] | None = None  # called with each message before the 250 reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook name)
         message = email.message_from_bytes(envelope.content, policy=policy.default)
         received = Received(
-            time.time(), str(message.get("Message-ID", "")), str(message.get("Subject", "")), tuple(envelope.rcpt_tos)
+            time.time(),
+            str(message.get("Message-ID", "")),
+            str(message.get("Subject", "")),
+            tuple(envelope.rcpt_tos),
+            str(message.get("X-Monitor-Alert", "")),
         )
         with self._lock:
             self.messages.append(received)
+        if self.on_accept is not None:
+            self.on_accept(received)
         return "250 Message accepted for delivery"
 
     def start(self) -> SmtpSink:
@@ -57,6 +66,14 @@ class SmtpSink:
         with self._lock:
             return list(self.messages)
 
+    def settle(self) -> None:
+        """Return once the server has handled what clients sent before now (SMTP round trips through its loop)."""
+        import smtplib
+
+        for _ in range(2):
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+                client.noop()
+
     def stop(self) -> None:
         async def close() -> None:
             if self._server is not None:
@@ -66,3 +83,5 @@ class SmtpSink:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+        self._sock.close()

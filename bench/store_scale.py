@@ -88,17 +88,16 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
     """Per-topic cost of the daemon's minute tick, in-process (monitor internals: the only place here)."""
     from datetime import UTC, datetime
 
-    from monitor.alerts import detector_params
+    from monitor.collectors import SOURCE_MODELS
     from monitor.config import load_config
     from monitor.outbox import Outbox
     from monitor.store import open_store
 
-    config = load_config(config_path)
+    config = load_config(config_path, source_types=SOURCE_MODELS)
     store = open_store(config.store)
     outbox = Outbox(config, store)
     now = datetime.now(UTC)
-    params = detector_params(config)
-    step, buckets = params.step, params.buckets
+    step, buckets = outbox.evaluator.params.step, outbox.evaluator.params.buckets
     result: dict[str, Any] = {}
     for topic in config.topics:
         evaluate, read, rows = [], [], 0

@@ -82,8 +82,10 @@ def get_config(ctx: click.Context) -> Config:
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
         path = obj["config_path"]
+        from monitor.collectors import SOURCE_MODELS
+
         try:
-            obj["config"] = load_config(path)
+            obj["config"] = load_config(path, source_types=SOURCE_MODELS)
         except ConfigError as exc:
             click.echo(f"monitor: {path}: {len(exc.problems)} problem(s) in the config:", err=True)
             for problem in exc.problems:
@@ -102,6 +104,13 @@ def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = Fals
         return open_store(config.store, create=create, readonly=readonly)
     except StoreError as exc:
         fail(str(exc))
+
+
+def _no_store_yet(config: Config) -> bool:
+    """A SQLite store whose file does not exist yet (a server's store is asked by opening it)."""
+    from monitor.store import store_exists
+
+    return store_exists(config.store) is False
 
 
 class MonitorGroup(click.Group):
@@ -293,7 +302,7 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     """`check --store`: PRAGMA quick_check over the store; one line, exit 1 when it is damaged."""
     from monitor.store import BACKUP_ADVICE
 
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"  store: none yet at {config.store} (`monitor poll` or `monitor run` creates it)", err=err)
         return
     with get_store(ctx, readonly=True) as store:
@@ -301,7 +310,8 @@ def _check_store(ctx: click.Context, config: Config, *, err: bool) -> None:
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         fail(f"{config.store}: the store is damaged ({shown}): {BACKUP_ADVICE}")
-    click.echo(f"  store ok: {config.store} (quick_check found no damage)", err=err)
+    how = "quick_check found no damage" if isinstance(config.store, Path) else "every table and view is there"
+    click.echo(f"  store ok: {config.store} ({how})", err=err)
 
 
 def _select_sources(config: Config, names: Sequence[str]) -> list[Any]:
@@ -402,6 +412,11 @@ def run(ctx: click.Context) -> None:
     show_default=True,
     help="Newest first, or best match first (FTS5 bm25).",
 )
+@click.option(
+    "--transliterate",
+    is_flag=True,
+    help="Also find the Latin spellings of the query's Cyrillic words, prefixes and phrases (Kazakh and Russian).",
+)
 @format_option
 @click.pass_context
 def search(
@@ -413,6 +428,7 @@ def search(
     until: str | None,
     limit: int,
     sort: str,
+    transliterate: bool,
     fmt: str,
 ) -> None:
     """Full-text search of titles and texts, newest first, with the match highlighted.
@@ -424,6 +440,9 @@ def search(
       a OR b, a NOT b, NEAR(a b, 5)
     No stemming; ё and е are different letters here. A query FTS5 cannot parse is searched as a phrase
     instead. Without QUERY, lists the posts the filters select (e.g. --topic T --since 1h), newest first.
+    --transliterate ORs each Cyrillic word, prefix or phrase (5 letters or more) with its most likely Latin
+    spellings (Kazakh 2021/2018/2017 and informal; Russian ICAO, GOST, BGN/PCGN, chat): Халық кеңес* also
+    finds "Halyq kenesi", "Xalyq keñesi", "Halyk kenesinin".
     """
     from monitor.store import PostFilter
 
@@ -433,7 +452,8 @@ def search(
     store = get_store(ctx, readonly=True)
     with store:
         _known_topics(get_config(ctx), topics, store)
-        rows, note = _search(store, query, where, limit=limit, order=sort)
+        searched = _transliterated(query) if transliterate and query else query
+        rows, note = _search(store, searched, where, limit=limit, order=sort)
     if note:
         click.echo(f"note: {note}", err=True)
     plain = [
@@ -468,6 +488,16 @@ def search(
         rich_cells={"snippet": snippet_cell, "published_at": lambda row, i: Text(fmt_time(row["published_at"]))},
         title=f"{len(rows)} result(s)" + (f" for {query!r}" if query else ""),
     )
+
+
+def _transliterated(query: str) -> str:
+    """The FTS5 query with its Cyrillic words also in their Latin spellings (monitor.translit.fts_query)."""
+    from monitor.translit import fts_query
+
+    expanded = fts_query(query)
+    if expanded != query:
+        log.debug("search_transliterated query=%r", expanded)
+    return expanded
 
 
 def _search(
@@ -558,7 +588,7 @@ def stats(ctx: click.Context, topics: tuple[str, ...], by: str, since: str | Non
 def status(ctx: click.Context, fmt: str) -> None:
     """Per-source health: last success, last error, consecutive failures, posts stored."""
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         click.echo(f"no store yet at {config.store}: run `monitor poll` or `monitor run`", err=True)
         rows: list[dict[str, Any]] = []
     else:
@@ -685,18 +715,25 @@ ALERT_COLUMNS = [
 @format_option
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int, fmt: str) -> None:
-    """Alerts with their delivery status, attempts and last error (newest first)."""
+    """Alerts with their delivery status, attempts and last error (newest first), and each channel's delivery.
+
+    `status` sums up the channels: sent when every channel has it, failed when one gave up. JSON rows add
+    `deliveries` (channel, status, attempts, sent_at, next_attempt_at, error); CSV and the table one
+    `channels` cell such as "email sent; analysts-telegram pending (2 tries)".
+    """
     from monitor.store.details import encode_details
     from monitor.types import AlertKind, AlertStatus
 
     config = get_config(ctx)
-    if not config.store.exists():
+    if _no_store_yet(config):
         rows: list[Any] = []
+        channels: dict[int, list[Any]] = {}
     else:
         with get_store(ctx, readonly=True) as store:
             rows = store.alerts(
                 status=AlertStatus(status) if status else None, kind=AlertKind(kind) if kind else None, limit=limit
             )
+            channels = store.deliveries_of([r.id for r in rows])
     plain = [
         {
             name: _iso_or_value(encode_details(r.details) if name == "details" else getattr(r, name))
@@ -704,30 +741,94 @@ def alerts(ctx: click.Context, status: str | None, kind: str | None, limit: int,
         }
         for r in rows
     ]
-    if fmt != "table":
-        write_rows(plain, fmt, columns=ALERT_COLUMNS)
+    for row in plain:
+        row["deliveries"] = [
+            {name: _iso_or_value(getattr(d, name)) for name in DELIVERY_COLUMNS} for d in channels.get(row["id"], [])
+        ]
+    if fmt == "json":
+        write_rows(plain, fmt)
         return
     for row in plain:
-        row["what"] = (
-            f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
-            if row["kind"] == "spike"
-            else row["source"] or (row["details"] or "")
-        )
+        row["channels"] = _channels_cell(row["deliveries"])
+    if fmt != "table":
+        write_rows(plain, fmt, columns=[*ALERT_COLUMNS, "channels"])
+        return
+    for row in plain:
+        if row["kind"] == "spike":
+            row["what"] = f"{row['topic']}: {row['count']} (exp. {row['expected']:.1f})"
+        elif row["kind"] == "campaign":
+            topic = f"{row['topic']}: " if row["topic"] else ""
+            row["what"] = f"{topic}cluster {row['cluster_id']}, {row['count']} voices"
+        else:
+            row["what"] = row["source"] or (row["details"] or "")
         row["created"] = fmt_time(row["created_at"])
         row["sent"] = fmt_time(row["sent_at"])
     write_rows(
         plain,
         "table",
-        columns=["id", "kind", "what", "created", "status", "attempts", "sent", "error"],
+        columns=["id", "kind", "what", "created", "status", "channels", "sent", "error"],
         title="alerts",
         styles={"status": "bold"},
     )
+
+
+DELIVERY_COLUMNS = ["channel", "status", "attempts", "sent_at", "next_attempt_at", "error"]
+
+
+def _channels_cell(deliveries: Sequence[Mapping[str, Any]]) -> str:
+    """`email sent; analysts-telegram pending (2 tries)`: each channel's delivery in one cell."""
+    parts = []
+    for d in deliveries:
+        count = d["attempts"]
+        tries = f" ({count} {'try' if count == 1 else 'tries'})" if d["status"] != "sent" and count else ""
+        parts.append(f"{d['channel']} {d['status']}{tries}")
+    return "; ".join(parts) or "-"
 
 
 def _iso_or_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+# ---------------------------------------------------------------------------------------------- notify
+@main.command()
+@click.option("--test", "test", is_flag=True, help="Send a test message (required: the only action for now).")
+@click.option(
+    "--channel", "names", multiple=True, metavar="NAME", help="Only this channel (repeatable): email or a notify name."
+)
+@format_option
+@click.pass_context
+def notify(ctx: click.Context, test: bool, names: tuple[str, ...], fmt: str) -> None:
+    """Send a test message to each configured channel (alerts.email and every alerts.notify), or the named ones.
+
+    Says per channel what happened; exit status 1 if any failed, 2 for an unknown channel or none configured.
+    Nothing is written to the store.
+    """
+    from monitor.outbox import test_channels
+    from monitor.outbox.channels import configured_channels
+
+    if not test:
+        raise click.UsageError("say what to do: `monitor notify --test [--channel NAME]` sends a test message")
+    config = get_config(ctx)
+    known = list(configured_channels(config))
+    if not known:
+        fail("no channel is configured: add alerts.email or alerts.notify to the config", EXIT_USAGE)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"unknown channel {', '.join(map(repr, unknown))} (channels: {', '.join(known)})", EXIT_USAGE)
+    results = test_channels(config, list(dict.fromkeys(names)), now_utc())
+    rows = [{"channel": r.channel, "status": r.status, "detail": r.detail} for r in results]
+    if fmt == "table":
+        for row in rows:
+            click.echo(
+                f"{row['channel']}: {row['status']} ({row['detail']})"
+                if row["status"] == "sent"
+                else f"{row['channel']}: FAILED: {row['detail']}"
+            )
+    else:
+        write_rows(rows, fmt, columns=["channel", "status", "detail"])
+    sys.exit(EXIT_FAILURE if any(not r.ok for r in results) else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------------------------- export / plot
@@ -881,6 +982,42 @@ def serve(ctx: click.Context, host: str, port: int, write_metadata: Path | None)
     except MonitorError as exc:
         fail(str(exc))
     sys.exit(code)
+
+
+@main.command("migrate-store")
+@click.option("--to", "target", required=True, metavar="URL", help="The PostgreSQL store: postgresql://user@host/db.")
+@click.pass_context
+def migrate_store(ctx: click.Context, target: str) -> None:
+    """Copy this config's SQLite store into an empty PostgreSQL store, in batches, and check the counts.
+
+    The password comes from MONITOR_STORE_PASSWORD or libpq's environment. Stop the daemon first; then point
+    `store:` at the URL. One transaction: a failure leaves the PostgreSQL store empty.
+    """
+    from monitor.config import store_url_problem
+    from monitor.store import StoreURL, copy_store
+
+    config = get_config(ctx)
+    if not isinstance(config.store, Path):
+        fail(f"the config's store is already {config.store}: migrate-store copies a SQLite store", EXIT_USAGE)
+    problem = (
+        store_url_problem(target)
+        if target.split(":", 1)[0].lower() in ("postgresql", "postgres")
+        else ("expected a postgresql:// URL")
+    )
+    if problem:
+        fail(f"--to: {problem}", EXIT_USAGE)
+    tty = sys.stderr.isatty()
+
+    def progress(table: str, done: int, total: int) -> None:
+        if tty:
+            click.echo(f"\r  {table}: {done:,} / {total:,}", err=True, nl=False)
+
+    copied = copy_store(config.store, StoreURL(target), progress)
+    if tty:
+        click.echo("", err=True)
+    for item in copied:
+        click.echo(f"  {item.table}: {item.rows:,} rows")
+    click.echo(f"copied {config.store} into {target}: every table's count checked; set `store: {target}` to use it")
 
 
 @main.command()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -29,7 +29,7 @@ from pydantic import (
 from monitor import __version__
 from monitor.exceptions import ConfigError
 from monitor.match import term_problem
-from monitor.types import TopicSpec
+from monitor.types import StoreURL, TopicSpec
 from monitor.units import parse_duration, parse_size
 from monitor.yamldoc import read_yaml
 from monitor.yamldoc import where as _where
@@ -67,10 +67,14 @@ class Defaults(_Strict):
     per_host: int = Field(default=2, ge=1, le=32)
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
+    # Redirects to, and addresses of, private and loopback hosts are followed by default: the operator
+    # configures the sources. false refuses them, checked on the address of every connection and redirect.
+    allow_private: bool = True
 
 
 class SourceBase(_Strict):
-    """Keys every source type accepts; fetch settings fall back to `defaults`."""
+    """Keys every source type accepts; fetch settings fall back to `defaults`. A source type adds its own
+    keys in a subclass (with `crawls_pages` False for an API, which robots.txt does not govern)."""
 
     name: str
     type: str
@@ -80,6 +84,7 @@ class SourceBase(_Strict):
     max_bytes: Size
     user_agent: str
     robots: bool
+    allow_private: bool = True  # filled from defaults.allow_private
     enabled: bool = True  # false: kept in the config and the store, not polled
     crawls_pages: ClassVar[bool] = True  # robots.txt applies by default (API types set False)
 
@@ -88,7 +93,7 @@ class SourceBase(_Strict):
     def _fill_defaults(cls, data: Any, info: ValidationInfo) -> Any:
         defaults = (info.context or {}).get("defaults")
         if isinstance(data, dict) and isinstance(defaults, Defaults):
-            for key in ("interval", "timeout", "max_bytes", "user_agent"):
+            for key in ("interval", "timeout", "max_bytes", "user_agent", "allow_private"):
                 data.setdefault(key, getattr(defaults, key))
             # robots.txt governs crawlers of web pages; an API endpoint is governed by its API terms and
             # rate-limit headers (which the API collectors obey), so API types consult it only on request.
@@ -110,90 +115,11 @@ class SourceBase(_Strict):
         return value.strip() if value else value
 
 
-class FeedSource(SourceBase):
-    type: Literal["feed"]
-    url: str
-
-
-class HtmlFields(_Strict):
-    """CSS selectors relative to one item; `"sel @attr"` reads an attribute."""
-
-    title: str | None = None
-    text: str | None = None
-    link: str | None = None
-    published: str | None = None
-    author: str | None = None
-
-
-class CommentsBlock(_Strict):
-    items: str
-    fields: HtmlFields
-
-
-class HtmlSource(SourceBase):
-    type: Literal["html"]
-    url: str
-    items: str
-    fields: HtmlFields
-    follow: str | None = None  # selector of links to open; items/fields/comments then apply to each page
-    comments: CommentsBlock | None = None
-    next: str | None = None  # selector of the "next page" link
-    max_pages: int = Field(default=3, ge=1, le=100)  # listing pages per poll (with `next`)
-    max_follow: int = Field(default=20, ge=1, le=500)  # linked pages opened per poll (with `follow`)
-    timezone: TimeZoneName = "UTC"  # for scraped dates without an offset
-
-    @model_validator(mode="after")
-    def _has_content(self) -> HtmlSource:
-        if not (self.fields.title or self.fields.text):
-            raise ValueError("fields: give at least a `title` or a `text` selector")
-        return self
-
-
-class TelegramSource(SourceBase):
-    type: Literal["telegram"]
-    channel: str = Field(pattern=r"^[A-Za-z0-9_]{3,64}$")
-    max_pages: int = Field(default=5, ge=1, le=100)  # pages read back on the first poll (?before=)
-
-
-class MastodonSource(SourceBase):
-    type: Literal["mastodon"]
-    crawls_pages: ClassVar[bool] = False
-    url: str  # a hashtag timeline, an account's statuses or /api/v2/search
-
-
-class RedditSource(SourceBase):
-    type: Literal["reddit"]
-    crawls_pages: ClassVar[bool] = False
-    url: str  # a listing or search `.json` address
-    comments: bool = False  # also read each new post's comment thread
-    max_comment_threads: int = Field(default=10, ge=1, le=100)
-
-
-class VkSource(SourceBase):
-    type: Literal["vk"]
-    crawls_pages: ClassVar[bool] = False
-    domain: str | None = None  # the community's short name (vk.com/<domain>) ...
-    owner_id: int | None = None  # ... or its numeric id (negative for communities)
-    token_env: str = "VK_SERVICE_TOKEN"  # name of the environment variable holding the service token
-    count: int = Field(default=50, ge=1, le=100)
-    api_version: str = "5.199"
-
-    @model_validator(mode="after")
-    def _has_owner(self) -> VkSource:
-        if (self.domain is None) == (self.owner_id is None):
-            raise ValueError("give exactly one of `domain` or `owner_id`")
-        return self
-
-
-SourceConfig = FeedSource | HtmlSource | TelegramSource | MastodonSource | RedditSource | VkSource
-SOURCE_TYPES: dict[str, type[SourceBase]] = {
-    "feed": FeedSource,
-    "html": HtmlSource,
-    "telegram": TelegramSource,
-    "mastodon": MastodonSource,
-    "reddit": RedditSource,
-    "vk": VkSource,
-}
+# Every source type's model subclasses SourceBase and lives beside its collector (monitor/collectors/<type>.py);
+# the registry there (monitor.collectors.SOURCE_TYPES) names them, and `load_config` takes its models.
+SourceConfig = SourceBase
+SourceSection = _Strict  # base of a mapping nested in a source (html's `fields`): unknown keys are errors
+SourceModels = Mapping[str, type[SourceBase]]  # source type name -> its config model
 
 
 ALERT_KINDS = ("spike", "campaign", "health", "digest")
@@ -305,10 +231,13 @@ class NotifyChannel(_Routed):
 
 
 class CampaignConfig(_Strict):
-    """A near-duplicate cluster spread by `min_voices` voices within `within` of its first post is an alert."""
+    """A near-duplicate cluster spread by `min_voices` voices within `within` of its first post is an alert.
 
-    min_voices: int = Field(default=3, ge=2)  # distinct (source, author) voices
-    within: Duration = timedelta(minutes=30)
+    Defaults chosen on bench/campaigns.py (README, "Campaign alerts"): 4 voices within 10 min found every
+    generated campaign with 7x fewer false campaigns from wire copy and press releases than 3 within 30 min."""
+
+    min_voices: int = Field(default=4, ge=2)  # distinct (source, author) voices
+    within: Duration = timedelta(minutes=10)
     topics_only: bool = True  # only clusters with at least one post matching a topic
 
 
@@ -352,18 +281,19 @@ class HealthConfig(_Strict):
 
 
 class Config(_Strict):
-    """The whole validated configuration. `store` is absolute (relative paths are from the config file)."""
+    """The whole validated configuration. `store` is an absolute path (relative paths are from the config file)
+    or a PostgreSQL URL."""
 
     path: Path | None = None  # the file it was read from
-    store: Path
+    store: Path | StoreURL
     topics: tuple[TopicSpec, ...]
-    sources: tuple[SourceConfig, ...]
+    sources: tuple[SourceBase, ...]  # each an instance of its type's model
     defaults: Defaults = Defaults()
     alerts: AlertsConfig = AlertsConfig()
     health: HealthConfig = HealthConfig()
     warnings: tuple[str, ...] = ()
 
-    def source(self, name: str) -> SourceConfig:
+    def source(self, name: str) -> SourceBase:
         for source in self.sources:
             if source.name == name:
                 return source
@@ -371,10 +301,29 @@ class Config(_Strict):
 
 
 TOP_LEVEL_KEYS = ("store", "topics", "sources", "defaults", "alerts", "health")
+STORE_URL_SCHEMES = ("postgresql", "postgres")
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; ConfigError lists every problem with its location."""
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with a `store:` URL (None when it can be used): a password in the file above all."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a usable PostgreSQL URL ({exc}), e.g. postgresql://monitor@db.example.org/monitor"
+    if parts.password is not None:
+        return (
+            "the URL holds a password: remove it from the file and set MONITOR_STORE_PASSWORD "
+            "(or PGPASSWORD, or ~/.pgpass) instead"
+        )
+    if "password" in {k.lower() for k, _ in parse_qsl(parts.query)}:
+        return "the URL holds a password parameter: set MONITOR_STORE_PASSWORD (or ~/.pgpass) instead"
+    return None
+
+
+def load_config(path: str | Path, *, source_types: SourceModels) -> Config:
+    """Read and validate a config file; ConfigError lists every problem with its location.
+    `source_types` are the models of the source types there are (monitor.collectors.SOURCE_MODELS)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -382,15 +331,15 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{file}: no such config file (give --config PATH or set MONITOR_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read: {exc}") from exc
-    return parse_config(text, base_dir=file.resolve().parent, path=file.resolve())
+    return parse_config(text, base_dir=file.resolve().parent, path=file.resolve(), source_types=source_types)
 
 
-def parse_config(text: str, *, base_dir: Path, path: Path | None = None) -> Config:
+def parse_config(text: str, *, base_dir: Path, path: Path | None = None, source_types: SourceModels) -> Config:
     document = read_yaml(text)
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError("the config file must be a mapping with keys such as topics: and sources:")
-    builder = _Builder(data, document.lines, list(document.problems))
+    builder = _Builder(data, document.lines, list(document.problems), source_types)
     config = builder.build(base_dir, path)
     if builder.problems:
         raise ConfigError(builder.problems)
@@ -401,8 +350,15 @@ def parse_config(text: str, *, base_dir: Path, path: Path | None = None) -> Conf
 class _Builder:
     """Validates section by section so that every problem is reported, each with its location."""
 
-    def __init__(self, data: dict[str, Any], lines: dict[tuple[str | int, ...], int], problems: list[str]):
+    def __init__(
+        self,
+        data: dict[str, Any],
+        lines: dict[tuple[str | int, ...], int],
+        problems: list[str],
+        source_types: SourceModels,
+    ):
         self.data = data
+        self.source_types = source_types
         self.lines = lines
         self.problems = list(problems)
         self.warnings: list[str] = []
@@ -463,11 +419,17 @@ class _Builder:
                 first[name] = index
         return alerts
 
-    def store(self, base_dir: Path) -> Path | None:
+    def store(self, base_dir: Path) -> Path | StoreURL | None:
         raw = self.data.get("store", "storage/monitor.db")
         if not isinstance(raw, str) or not raw.strip():
             self.error(("store",), "expected the path of the SQLite file, e.g. storage/monitor.db")
             return None
+        if raw.split(":", 1)[0].lower() in STORE_URL_SCHEMES:
+            problem = store_url_problem(raw.strip())
+            if problem:
+                self.error(("store",), problem)
+                return None
+            return StoreURL(raw.strip())
         store = Path(raw).expanduser()
         return store if store.is_absolute() else base_dir / store
 
@@ -516,7 +478,7 @@ class _Builder:
             name=name, any=groups["any"], all=groups["all"], none=groups["none"], transliterate=transliterate
         )
 
-    def sources(self, defaults: Defaults) -> tuple[SourceConfig, ...]:
+    def sources(self, defaults: Defaults) -> tuple[SourceBase, ...]:
         raw = self.data.get("sources")
         if raw is None:
             self.error(("sources",), "expected a list of sources (each with name, type and url)")
@@ -524,34 +486,44 @@ class _Builder:
         if not isinstance(raw, list):
             self.error(("sources",), "expected a list of sources")
             return ()
-        result: list[SourceConfig] = []
-        seen: dict[str, int] = {}
+        self.duplicate_names(raw)
+        result: list[SourceBase] = []
         for index, item in enumerate(raw):
             loc: tuple[str | int, ...] = ("sources", index)
             if not isinstance(item, dict):
                 self.error(loc, "expected a mapping with name, type and url")
                 continue
             kind = item.get("type")
-            model = SOURCE_TYPES.get(str(kind)) if kind is not None else None
+            model = self.source_types.get(str(kind)) if kind is not None else None
             if model is None:
-                supported = ", ".join(SOURCE_TYPES)
-                self.error((*loc, "type"), f"unknown source type {kind!r} (supported: {supported})")
+                supported = ", ".join(self.source_types)
+                what = "a source needs a type" if kind is None else f"unknown source type {kind!r}"
+                self.error((*loc, "type"), f"{what} (supported: {supported})")
                 continue
             try:
                 source = model.model_validate(dict(item), context={"defaults": defaults})
             except ValidationError as exc:
                 self._report(exc, loc)
                 continue
-            if source.name in seen:
-                self.error((*loc, "name"), f"duplicate source name {source.name!r} (also sources[{seen[source.name]}])")
-            seen[source.name] = index
             if source.interval < POLITE_INTERVAL and _public(source.url or "https://t.me/"):
                 self.warnings.append(
                     f"{_where((*loc, 'interval'), self.lines)}: {source.interval.total_seconds():g}s is a short "
                     "interval for a public host; it may see this as abuse"
                 )
-            result.append(source)  # type: ignore[arg-type]  # model is one of SOURCE_TYPES
+            result.append(source)
         return tuple(result)
+
+    def duplicate_names(self, raw: list[Any]) -> None:
+        """Names are checked on the raw list, so that a duplicate is reported with every other problem."""
+        seen: dict[str, int] = {}
+        for index, item in enumerate(raw):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                self.error(("sources", index, "name"), f"duplicate source name {name!r} (also sources[{seen[name]}])")
+            else:
+                seen[name] = index
 
 
 def _public(url: str) -> bool:

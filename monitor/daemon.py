@@ -27,7 +27,7 @@ from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import MonitorError
 from monitor.outbox import Outbox
-from monitor.pipeline import run_source
+from monitor.pipeline import open_fetcher, run_source
 from monitor.store import Store, this_process
 from monitor.types import RunResult
 from monitor.workers import Workers
@@ -43,6 +43,7 @@ TICK = timedelta(minutes=1)
 
 T = TypeVar("T")
 AfterPoll = Callable[[list[RunResult], datetime], Awaitable[None]]
+OnTick = Callable[[datetime], Awaitable[None]]
 
 
 class Daemon:
@@ -55,7 +56,7 @@ class Daemon:
         *,
         clock: Callable[[], datetime],
         after_poll: AfterPoll | None = None,
-        on_tick: Callable[[datetime], Awaitable[None]] | None = None,
+        on_tick: OnTick | None = None,
     ):
         self.config = config
         self.store = store
@@ -77,12 +78,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        async with Fetcher(
-            per_host=self.config.defaults.per_host,
-            user_agent=self.config.defaults.user_agent,
-            clock=self.clock,
-            offload=self.workers.parse,
-        ) as fetcher:
+        async with open_fetcher(self.config, self.workers, clock=self.clock) as fetcher:
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule(scheduler, fetcher, sources)
             scheduler.start()
@@ -109,7 +105,7 @@ class Daemon:
         for index, source in enumerate(sources):
             seconds = source.interval.total_seconds()
             scheduler.add_job(
-                self._poll,
+                self.poll_job,
                 IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0)),
                 args=[source, fetcher],
                 id=f"source:{source.name}",
@@ -125,7 +121,7 @@ class Daemon:
             id="tick",
             max_instances=1,
             coalesce=True,
-            next_run_time=start + TICK,
+            next_run_time=start,  # at once: a restarted daemon delivers what a killed one left pending
         )
         scheduler.add_job(
             self._heartbeat,
@@ -142,7 +138,8 @@ class Daemon:
             coalesce=True,
         )
 
-    async def _poll(self, source: SourceConfig, fetcher: Fetcher) -> None:
+    async def poll_job(self, source: SourceConfig, fetcher: Fetcher) -> None:
+        """One scheduled poll of `source`, then `after_poll` if it brought new matches (the scheduler's job)."""
         if self._stopping.is_set():
             return
         result = await self._tracked(
@@ -230,11 +227,9 @@ class Daemon:
         self.stop()
 
 
-async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
-    """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
-    Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it."""
-    store.lock_daemon(this_process(), clock())
-    outbox = Outbox(config, store)
+def alert_hooks(outbox: Outbox, clock: Callable[[], datetime]) -> tuple[AfterPoll, OnTick]:
+    """The daemon's alert work: evaluate the polled topics after a poll with new matches, everything every minute;
+    then deliver (the outbox's delivery is single-flight, so polls finishing together send each alert once)."""
 
     async def after_poll(results: list[RunResult], now: datetime) -> None:
         outbox.evaluate(now, topics=sorted({t for r in results for t in r.topics}))
@@ -244,6 +239,14 @@ async def run_daemon(config: Config, store: Store, *, clock: Callable[[], dateti
         outbox.evaluate(now)
         await outbox.deliver_async(clock())
 
+    return after_poll, on_tick
+
+
+async def run_daemon(config: Config, store: Store, *, clock: Callable[[], datetime]) -> int:
+    """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
+    Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it."""
+    store.lock_daemon(this_process(), clock())
+    after_poll, on_tick = alert_hooks(Outbox(config, store), clock)
     daemon = Daemon(config, store, clock=clock, after_poll=after_poll, on_tick=on_tick)
     try:
         code = await daemon.run()

@@ -1,5 +1,5 @@
-"""Delivery rules: whether a claimed delivery is still worth sending, what a send's outcome writes, when a
-failed one is tried again, and how an alert's status sums up its deliveries.
+"""Delivery rules: which channels an alert goes to, whether a claimed delivery is still worth sending, what a
+send's outcome writes, when a failed one is tried again, and how an alert's status sums up its deliveries.
 
 Pure: does no I/O; takes rows, outcomes and `now`, returns what to write. The outbox claims a delivery in the
 store, asks here, writes the answer and sends.
@@ -18,6 +18,29 @@ RETRY_CAP = timedelta(hours=1)
 # A pending alert older than this when it could first be sent is not sent any more: it is stale news.
 STALE_AFTER = timedelta(hours=24)
 EMAIL = "email"  # the channel name of `alerts.email`
+UNROUTED = "routed to no channel: no channel's topics and kinds take this alert (alerts.email, alerts.notify)"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which alerts one channel takes (`topics`/`kinds` of its config block; None takes every one)."""
+
+    channel: str  # `email` or a notify channel's name
+    topics: tuple[str, ...] | None = None
+    kinds: tuple[str, ...] | None = None
+
+
+def takes(route: Route, kind: str, topic: str | None) -> bool:
+    """The routing rule. `kinds` applies to every alert. `topics` applies to alerts that have a topic (spike,
+    campaign alerts about a topic); alerts without one (health, digest) are governed by `kinds` alone."""
+    if route.kinds is not None and kind not in route.kinds:
+        return False
+    return route.topics is None or topic is None or topic in route.topics
+
+
+def channels_for(routes: Sequence[Route], kind: str, topic: str | None) -> tuple[str, ...]:
+    """The channels an alert of this kind and topic goes to, in the routes' order."""
+    return tuple(r.channel for r in routes if takes(r, kind, topic))
 
 
 @dataclass(frozen=True)

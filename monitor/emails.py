@@ -51,6 +51,8 @@ class SpikeReport:
     zone: tzinfo
     zone_name: str
     has_chart: bool = False
+    posts_link: str | None = None  # the window's posts in Datasette (alerts.link_base); None: name the command
+    alert_link: str | None = None  # the alert's row in Datasette
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class HealthReport:
     since: datetime | None  # first failure of that run of failures
     url: str | None
     zone: tzinfo
+    link: str | None = None  # the source's failed requests in Datasette (alerts.link_base)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class DigestReport:
     failing: tuple[tuple[str, int, str], ...]  # (source, consecutive failures, last error)
     zone: tzinfo
     zone_name: str
+    link: str | None = None  # the latest matches in Datasette (alerts.link_base)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -192,6 +196,25 @@ def _copies_line(post: AlertPost) -> str:
 
 
 # ------------------------------------------------------------------------------------------ spike
+def _window_pointer(report: SpikeReport) -> list[str]:
+    """Where the window's posts are: a link into Datasette with `alerts.link_base`, else the command."""
+    if report.posts_link:
+        return [f"Every post of the window: {report.posts_link}"] + (
+            [f"The alert: {report.alert_link}"] if report.alert_link else []
+        )
+    return [f"Every post of the window: monitor search --topic {report.topic} --since {_minute(report.window_start)}"]
+
+
+def _window_pointer_html(report: SpikeReport) -> str:
+    if report.posts_link:
+        alert = f' · <a href="{escape(report.alert_link)}">the alert</a>' if report.alert_link else ""
+        return f'<a href="{escape(report.posts_link)}">Every post of the window</a>{alert}'
+    return (
+        "Every post of the window:\n<code>monitor search --topic "
+        f"{escape(report.topic)} --since {escape(_minute(report.window_start))}</code>"
+    )
+
+
 def spike_email(report: SpikeReport) -> EmailBody:
     window = report.window_end - report.window_start
     subject = spike_subject(report.topic, report.count, report.expected, window)
@@ -236,8 +259,7 @@ def spike_email(report: SpikeReport) -> EmailBody:
     lines += [
         "--",
         f"Alert #{report.alert_id} from monitor. The chart (7 days, posts per hour) is attached.",
-        f"Every post of the window: monitor search --topic {report.topic} --since "
-        f"{report.window_start.strftime('%Y-%m-%dT%H:%MZ')}",
+        *_window_pointer(report),
     ]
     return EmailBody(
         subject=subject, text="\n".join(lines), html=_spike_html(report, subject, span, how_unusual, summary)
@@ -291,8 +313,7 @@ def _spike_html(report: SpikeReport, subject: str, span: str, how_unusual: str, 
 <h3 style="margin-bottom:0">Top stories</h3>
 <table style="border-collapse:collapse;width:100%">{"".join(rows)}</table>
 <h3 style="margin-bottom:0">Sources</h3><ul>{source_items}</ul>
-<p style="font-size:12px;color:#52606d">Alert #{report.alert_id} from monitor. Every post of the window:
-<code>monitor search --topic {escape(report.topic)} --since {escape(_minute(report.window_start))}</code></p>
+<p style="font-size:12px;color:#52606d">Alert #{report.alert_id} from monitor. {_window_pointer_html(report)}</p>
 </body></html>
 """
 
@@ -337,6 +358,7 @@ def health_email(report: HealthReport) -> EmailBody:
             detail,
             "",
             f"Address: {report.url or '-'}",
+            *([f"Failed requests: {report.link}"] if report.link else []),
             "--",
             f"Health alert #{report.alert_id} from monitor. You get one email when a source breaks and "
             "one when it recovers.",
@@ -347,7 +369,8 @@ def health_email(report: HealthReport) -> EmailBody:
         f'<body style="font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px">'
         f'<h2>{escape(headline)}</h2><p style="white-space:pre-line">{escape(detail)}</p>'
         f"<p>Address: {escape(report.url or '-')}</p>"
-        f'<p style="font-size:12px;color:#52606d">Health alert #{report.alert_id} from monitor.</p></body></html>'
+        + (f'<p><a href="{escape(report.link)}">Failed requests</a></p>' if report.link else "")
+        + f'<p style="font-size:12px;color:#52606d">Health alert #{report.alert_id} from monitor.</p></body></html>'
     )
     return EmailBody(subject=subject, text=text, html=html)
 
@@ -391,6 +414,8 @@ def digest_email(report: DigestReport) -> EmailBody:
         lines += [f"  - {name}: {n} failed polls in a row; {error}" for name, n, error in report.failing]
     else:
         lines.append("Every source answered at its last poll.")
+    if report.link:
+        lines += ["", f"Latest matches: {report.link}"]
     alerts_html = "".join(f"<li>{escape(a)}</li>" for a in report.alerts) or "<li>none</li>"
     failing_html = (
         "".join(f"<li>{escape(n)}: {k} failed polls; {escape(e)}</li>" for n, k, e in report.failing) or "<li>none</li>"
@@ -400,7 +425,9 @@ def digest_email(report: DigestReport) -> EmailBody:
         f'<body style="font-family:Helvetica,Arial,sans-serif;color:#1f2933;max-width:720px">'
         f"<h2>Daily digest, {escape(report.day)}</h2>{''.join(html_topics)}"
         f"<h3>Alerts in the last 24 hours</h3><ul>{alerts_html}</ul>"
-        f"<h3>Sources failing</h3><ul>{failing_html}</ul></body></html>"
+        f"<h3>Sources failing</h3><ul>{failing_html}</ul>"
+        + (f'<p><a href="{escape(report.link)}">Latest matches</a></p>' if report.link else "")
+        + "</body></html>"
     )
     return EmailBody(subject=subject, text="\n".join(lines), html=html)
 
@@ -409,3 +436,17 @@ def top_stories(posts: Sequence[AlertPost], limit: int) -> tuple[AlertPost, ...]
     """Most-carried stories first, then the newest."""
     ranked = sorted(posts, key=lambda p: (-p.copies, -p.published_at.timestamp()))
     return tuple(ranked[:limit])
+
+
+def test_email(channel: str, now: datetime, config_path: str | None) -> EmailBody:
+    """`monitor notify --test`: says where it comes from, so a recipient knows it is not an alert."""
+    where = f" (config {config_path})" if config_path else ""
+    text = (
+        f"A test message from monitor{where} to the channel {channel!r}, sent {now:%Y-%m-%d %H:%M} UTC.\n"
+        "Alerts routed to this channel will arrive here. This is not an alert."
+    )
+    html = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>[monitor] test message</title></head>'
+        f"<body><p>{escape(text)}</p></body></html>"
+    )
+    return EmailBody(subject="[monitor] test message", text=text, html=html)

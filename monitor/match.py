@@ -25,19 +25,28 @@ The term syntax is DESIGN.md's ("Term syntax"); where it is silent, this module 
 - Reported term: for each matched topic, the `any` term whose match starts earliest in the post (the
   title comes first); on a tie, the one listed first in the config.
 
+- `transliterate: true` (a topic option): each of the topic's terms with Cyrillic letters (at least
+  `translit.MIN_LETTERS` of them) also matches its Latin renderings, under the same rules (whole words,
+  `*`, phrases); `translit` says which schemes apply and why. The reported term is the configured one.
+
 How: an Aho-Corasick automaton over the folded post finds each occurrence of every term's first word
 (the part before any `*`); only those candidates are checked in Python for word boundaries and, for a
-phrase, the words that follow. Cost per post: one linear scan plus a few steps per candidate.
+phrase, the words that follow. Cost per post: one linear scan plus a few steps per candidate. A term's
+Latin renderings add keys to the same automaton (the first characters of its first word's renderings,
+a bounded set: `translit.first_keys`), and a candidate there is checked with one compiled expression
+per word (a per-letter alternation), so the scan itself costs the same.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
 
+from monitor import translit
 from monitor.exceptions import ConfigError
 from monitor.types import Match, TopicSpec
 
@@ -52,17 +61,19 @@ _STRESS_MARKS = ("\u0301", "\u0300")
 # Joins title and text: a separator that no phrase crosses (a NUL inside a post becomes a space).
 _TITLE_END = "\x00"
 _MIN_PREFIX = 2
-# Kinds of compiled term: one whole word, one prefix (`word*`), several words.
-_WORD, _PREFIX, _PHRASE = 0, 1, 2
+# Kinds of compiled term: one whole word, one prefix (`word*`), several words, Latin renderings of a term.
+_WORD, _PREFIX, _PHRASE, _LATIN = 0, 1, 2, 3
 # Letters by falling frequency in Russian, English and Kazakh text, interleaved (see _build_automaton).
 _LETTER_ORDER = "оeаеtыaиoінiтnсsрhлвrдdкlқмcuбпmуwжяfғgзьyйгpbvшчkjңхxqәzөю'үц0ұщ1һэ2ф3ъ456789"
 _FREQUENT_SEPARATORS = " \n,."
 _NEVER = "\x01"  # a control character that never follows a separator in real text
+_YO = "\ue000"  # stands for ё while a term is folded (a private-use character passes fold unchanged)
 
 _category = unicodedata.category
 _normalize = unicodedata.normalize
 
 Word = tuple[str, bool]  # (folded literal, is a prefix: the term wrote `literal*`)
+LatinWord = tuple["re.Pattern[str]", bool]  # (the renderings of one word, matched at its start; is a prefix)
 
 
 def fold(text: str) -> str:
@@ -159,9 +170,42 @@ def _rest_matches(s: str, pos: int, n: int, words: tuple[Word, ...]) -> bool:
     return True
 
 
-def _parse_term(term: str) -> tuple[Word, ...] | str:
-    """The folded words of a term, read like a post's words, or why the term is invalid."""
-    text = fold(term)
+def _latin_matches(s: str, pos: int, n: int, words: tuple[LatinWord, ...]) -> bool:
+    """Whether the renderings of `words` match from `pos` (a word start): each word whole (or a prefix),
+    the later ones after a gap, as in `_rest_matches`."""
+    for index, (pattern, prefix) in enumerate(words):
+        if index:
+            while pos < n and not s[pos].isalnum():
+                if s[pos] == _TITLE_END:
+                    return False
+                pos += 1
+        found = pattern.match(s, pos)
+        if found is None:
+            return False
+        pos = found.end()
+        if prefix:
+            pos = _word_end(s, pos, n)
+        elif not _ends_word(s, pos, n):  # the expression has checked letters and apostrophes; marks too
+            return False
+    return True
+
+
+def _latin(words: tuple[Word, ...]) -> tuple[frozenset[str], tuple[LatinWord, ...]] | None:
+    """The Latin renderings of a parsed term: the automaton keys of its first word, and one expression per
+    word; None when the term has no Cyrillic to render or too few letters (translit.transliterable)."""
+    literals = [literal for literal, _ in words]
+    if not translit.transliterable(literals):
+        return None
+    compiled = tuple(
+        (re.compile(translit.latin_pattern(literal, prefix, literals)), prefix) for literal, prefix in words
+    )
+    return translit.first_keys(literals[0], literals), compiled
+
+
+def _parse_term(term: str, keep_yo: bool = False) -> tuple[Word, ...] | str:
+    """The folded words of a term, read like a post's words, or why the term is invalid. `keep_yo` keeps ё
+    apart from е (its Latin renderings differ: yo, jo, io)."""
+    text = fold(term.replace("ё", _YO).replace("Ё", _YO)).replace(_YO, "ё") if keep_yo else fold(term)
     words: list[Word] = []
     current: list[str] = []
     for index, char in enumerate(text):
@@ -199,11 +243,12 @@ def term_problem(term: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Topic:
-    """A topic compiled to pattern ids (one id per distinct folded term, shared across topics)."""
+    """A topic compiled to pattern ids (one id per distinct folded term, shared across topics); a term with
+    Latin renderings has two ids, either of which matches it."""
 
     name: str
     any: tuple[tuple[int, str], ...]  # (pattern id, the term as configured), in config order
-    all: tuple[int, ...]
+    all: tuple[tuple[int, ...], ...]  # per term, its ids
     none: tuple[int, ...]
 
 
@@ -215,34 +260,46 @@ class Matcher:
         A topic without `any` terms never matches."""
         problems: list[str] = []
         pattern_ids: dict[tuple[Word, ...], int] = {}
+        latin_ids: dict[tuple[Word, ...], int] = {}  # terms whose Latin renderings are patterns too
+        latin_patterns: dict[int, tuple[frozenset[str], tuple[LatinWord, ...]]] = {}
 
-        def compile_terms(topic: TopicSpec, group: str, terms: tuple[str, ...]) -> list[tuple[int, str]]:
+        def compile_terms(topic: TopicSpec, group: str, terms: tuple[str, ...]) -> list[tuple[tuple[int, ...], str]]:
             compiled = []
             for index, term in enumerate(terms):
                 parsed = _parse_term(term)
                 if isinstance(parsed, str):
                     problems.append(f"topics.{topic.name}.{group}[{index}]: {parsed}")
-                else:
-                    compiled.append((pattern_ids.setdefault(parsed, len(pattern_ids)), term))
+                    continue
+                ids = [pattern_ids.setdefault(parsed, len(pattern_ids) + len(latin_ids))]
+                if topic.transliterate:
+                    spelled = _parse_term(term, keep_yo=True)
+                    assert not isinstance(spelled, str)  # the same words as `parsed`
+                    if spelled not in latin_ids and (latin := _latin(spelled)) is not None:
+                        latin_ids[spelled] = len(pattern_ids) + len(latin_ids)
+                        latin_patterns[latin_ids[spelled]] = latin
+                    if spelled in latin_ids:
+                        ids.append(latin_ids[spelled])
+                compiled.append((tuple(ids), term))
             return compiled
 
         self._topics = tuple(
             _Topic(
                 name=topic.name,
-                any=tuple(compile_terms(topic, "any", topic.any)),
-                all=tuple(pid for pid, _ in compile_terms(topic, "all", topic.all)),
-                none=tuple(pid for pid, _ in compile_terms(topic, "none", topic.none)),
+                any=tuple((pid, term) for ids, term in compile_terms(topic, "any", topic.any) for pid in ids),
+                all=tuple(ids for ids, _ in compile_terms(topic, "all", topic.all)),
+                none=tuple(pid for ids, _ in compile_terms(topic, "none", topic.none) for pid in ids),
             )
             for topic in topics
         )
         if problems:
             raise ConfigError(problems)
-        self._any_topics: list[list[int]] = [[] for _ in pattern_ids]  # pattern id -> topics listing it
+        count = len(pattern_ids) + len(latin_ids)
+        self._any_topics: list[list[int]] = [[] for _ in range(count)]  # pattern id -> topics listing it
         for index, topic in enumerate(self._topics):
             for pid, _ in topic.any:
                 if index not in self._any_topics[pid]:
                     self._any_topics[pid].append(index)
-        self._automaton = _build_automaton(pattern_ids) if pattern_ids else None
+        self._automaton = _build_automaton(pattern_ids, latin_patterns) if count else None
 
     def match(self, title: str, text: str) -> tuple[Match, ...]:
         """One Match(topic, term) per matched topic, in config order; `term` is the configured `any`
@@ -263,8 +320,9 @@ class Matcher:
         matches = []
         for index in sorted(candidates):
             topic = self._topics[index]
-            if any(pid in found for pid in topic.none) or not all(pid in found for pid in topic.all):
+            if any(pid in found for pid in topic.none) or not all(any(p in found for p in ids) for ids in topic.all):
                 continue
+            # a term's ids sit next to each other in `any`, so `order` still ranks terms as configured
             hits = [(found[pid], order, term) for order, (pid, term) in enumerate(topic.any) if pid in found]
             matches.append(Match(topic=topic.name, term=min(hits)[2]))
         return tuple(matches)
@@ -281,11 +339,14 @@ def _scan(automaton: ahocorasick.Automaton, s: str) -> dict[int, int]:
             if before.isalnum() or ((before == "'" or before >= "\u0300") and not _starts_word(s, start)):
                 continue
         for pid, kind, words in patterns:
-            if pid in found:
-                continue
-            if kind == _PREFIX or (kind == _WORD and _ends_word(s, last + 1, n)):
-                found[pid] = start  # a key's hits come in order of their end: the first is the earliest
-            elif kind == _PHRASE and _rest_matches(s, last + 1, n, words):
+            if pid in found and (kind != _LATIN or found[pid] <= start):
+                continue  # a key's hits come in order of their end, the first is the earliest (Latin keys vary)
+            if (
+                kind == _PREFIX
+                or (kind == _WORD and _ends_word(s, last + 1, n))
+                or (kind == _PHRASE and _rest_matches(s, last + 1, n, words))
+                or (kind == _LATIN and _latin_matches(s, start, n, words))
+            ):
                 found[pid] = start
     return found
 
@@ -295,13 +356,18 @@ def _rank(char: str) -> int:
     return index if index >= 0 else len(_LETTER_ORDER) + ord(char)
 
 
-def _build_automaton(pattern_ids: dict[tuple[Word, ...], int]) -> ahocorasick.Automaton:
-    """Key: a pattern's first literal; value: (key length, ((pattern id, kind, words), ...)) for the
-    patterns sharing that key."""
-    by_key: dict[str, list[tuple[int, int, tuple[Word, ...]]]] = {}
+def _build_automaton(
+    pattern_ids: dict[tuple[Word, ...], int], latin: dict[int, tuple[frozenset[str], tuple[LatinWord, ...]]]
+) -> ahocorasick.Automaton:
+    """Key: a pattern's first literal (for Latin renderings: each of their keys); value: (key length,
+    ((pattern id, kind, words), ...)) for the patterns sharing that key."""
+    by_key: dict[str, list[tuple[int, int, tuple[Word, ...] | tuple[LatinWord, ...]]]] = {}
     for words, pid in pattern_ids.items():
         kind = _PHRASE if len(words) > 1 else _PREFIX if words[0][1] else _WORD
         by_key.setdefault(words[0][0], []).append((pid, kind, words))
+    for pid, (keys, latin_words) in latin.items():
+        for key in keys:
+            by_key.setdefault(key, []).append((pid, _LATIN, latin_words))
     automaton = ahocorasick.Automaton()
     # A trie node searches its children in insertion order: frequent characters first, and keys that
     # never match to put the frequent separators at the root's head, scan ~10% faster (measured).

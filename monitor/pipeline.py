@@ -9,13 +9,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from monitor.collectors import COLLECTORS
+from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
-from monitor.config import SourceConfig
-from monitor.exceptions import FetchError, MonitorError, ParseError, StoreError
+from monitor.config import Config, SourceConfig
+from monitor.exceptions import FetchError, MonitorError, ParseError, RobotsDisallowed, StoreError
 from monitor.match import Matcher
 from monitor.prepare import Known, prepare, unique_items
 from monitor.store import Store
@@ -27,9 +27,36 @@ log = logging.getLogger("monitor.pipeline")
 MAX_CONCURRENT_SOURCES = 16  # sources polled at once by one pass (memory: each holds its response and items)
 
 
+def open_fetcher(config: Config, workers: Workers, *, clock: Callable[[], datetime]) -> Fetcher:
+    """The one place a Fetcher is composed (daemon, `monitor poll` and `check --probe` use it): the config's
+    per-host limit and user agent, and the workers that parse off the event loop, bounded in time."""
+    return Fetcher(
+        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
+    )
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A failed poll the store could not take either (a full disk): written before that source's next poll."""
+
+    state: SourceState
+    source_type: str
+    source_url: str | None
+    fetches: tuple[FetchRecord, ...]
+    now: datetime
+
+
+# (store, source) -> its last failure not yet written. Per process, one per source (the latest), so it is bounded.
+_unrecorded: dict[tuple[str, str], Unrecorded] = {}
+
+
 def limits_of(source: SourceConfig) -> RequestLimits:
     return RequestLimits(
-        timeout=source.timeout, max_bytes=source.max_bytes, user_agent=source.user_agent, robots=source.robots
+        timeout=source.timeout,
+        max_bytes=source.max_bytes,
+        user_agent=source.user_agent,
+        robots=source.robots,
+        allow_private=source.allow_private,
     )
 
 
@@ -47,16 +74,17 @@ async def run_source(
     failure backoff, never the server's Retry-After. With `workers`, large batches are prepared in a
     worker process (their matcher is built from the same topics)."""
     started = time.monotonic()
+    _record_unrecorded(store, source.name)
     state = store.source_state(source.name)
     session = fetcher.session(source.name, limits_of(source))
     waiting = _waiting_until(state, now, respect_backoff)
     if waiting is not None:
         return RunResult(source.name, ok=True, skipped=True, error=f"waiting until {waiting:%Y-%m-%d %H:%M:%SZ}")
-    collector = COLLECTORS.get(source.type)
-    if collector is None:
+    kind = SOURCE_TYPES.get(source.type)
+    if kind is None:
         return RunResult(source.name, ok=False, error=f"no collector for source type {source.type!r} in this version")
     try:
-        collected = await collector(source, session, state, now)
+        collected = await kind.collect(source, session, state, now)
         items, keys = unique_items(collected.items)
         known = _known(store, source.name, keys)
         matched = (
@@ -72,11 +100,13 @@ async def run_source(
             fetches=_with_warnings(session.records, collected.warnings),
             now=now,
         )
+    except RobotsDisallowed as exc:
+        return _skip(source, store, state, session, exc, now, started)
     except (FetchError, ParseError) as exc:
         return _fail(source, store, state, session, exc, now, started)
-    except StoreError as exc:
+    except StoreError as exc:  # the poll went fine, the store could not take it (a full disk): a failure of the poll
         log.error("store_failed source=%s error=%s", source.name, exc)
-        return RunResult(source.name, ok=False, error=f"store: {exc}", duration_ms=_ms(started))
+        return _fail(source, store, state, session, exc, now, started, prefix="store: ")
     except Exception as exc:  # a bug in a collector must not stop the other sources
         log.exception("collector_crashed source=%s", source.name)
         return _fail(source, store, state, session, exc, now, started, prefix="internal error: ")
@@ -151,6 +181,29 @@ def _with_warnings(records: Sequence[FetchRecord], warnings: Sequence[str]) -> l
     return rows
 
 
+def _skip(
+    source: SourceConfig,
+    store: Store,
+    state: SourceState,
+    session: Session,
+    exc: RobotsDisallowed,
+    now: datetime,
+    started: float,
+) -> RunResult:
+    """robots.txt refuses the source's address: a skip, not a failure. No failure is counted, no backoff
+    starts, so no health alert follows; `last_error` says why (shown by `monitor status`) until a poll
+    succeeds again."""
+    skipped = replace(state, last_error=f"skipped by robots.txt: {exc}", last_error_at=now)
+    try:
+        store.record_failure(
+            state=skipped, source_type=source.type, source_url=source.url, fetches=session.records, now=now
+        )
+    except MonitorError as store_exc:
+        log.error("store_failed source=%s error=%s", source.name, store_exc)
+    log.warning("source_skipped source=%s reason=%r", source.name, str(exc))
+    return RunResult(source.name, ok=True, skipped=True, error=str(exc), duration_ms=_ms(started))
+
+
 def _fail(
     source: SourceConfig,
     store: Store,
@@ -175,10 +228,31 @@ def _fail(
     records = _mark_last_failed(session.records, message, source, now)
     try:
         store.record_failure(state=failed, source_type=source.type, source_url=source.url, fetches=records, now=now)
-    except MonitorError as store_exc:
-        log.error("store_failed source=%s error=%s", source.name, store_exc)
+    except MonitorError as store_exc:  # kept, and written before the source's next poll (once space returns)
+        log.error("store_failed source=%s error=%s: the failure is written at its next poll", source.name, store_exc)
+        _unrecorded[(store.location, source.name)] = Unrecorded(failed, source.type, source.url, tuple(records), now)
     log.warning("source_failed source=%s failures=%d error=%r", source.name, failures, message)
     return RunResult(source.name, ok=False, error=message, duration_ms=_ms(started))
+
+
+def _record_unrecorded(store: Store, name: str) -> None:
+    """Write the source's failure that the store could not take last time, if any (and if it can now)."""
+    pending = _unrecorded.get((store.location, name))
+    if pending is None:
+        return
+    try:
+        store.record_failure(
+            state=pending.state,
+            source_type=pending.source_type,
+            source_url=pending.source_url,
+            fetches=pending.fetches,
+            now=pending.now,
+        )
+    except MonitorError as exc:
+        log.warning("store_failed source=%s error=%s: the earlier failure is still unwritten", name, exc)
+        return
+    del _unrecorded[(store.location, name)]
+    log.info("failure_recorded source=%s at=%s (the store takes writes again)", name, pending.now.isoformat())
 
 
 def _mark_last_failed(

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.collectors import COLLECTORS
+from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, ParseError
-from monitor.pipeline import limits_of
+from monitor.pipeline import limits_of, open_fetcher
 from monitor.types import SourceState
+from monitor.workers import Workers
 
 log = logging.getLogger("monitor.probe")
 
@@ -71,16 +72,18 @@ class ProbeReport:
 async def probe_sources(
     config: Config, sources: Sequence[SourceConfig], *, clock: Callable[[], datetime]
 ) -> list[ProbeReport]:
-    async with Fetcher(
-        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock
-    ) as fetcher:
-        return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
+    workers = Workers(config.topics)  # parsing off the event loop and bounded in time, as in a poll
+    try:
+        async with open_fetcher(config, workers, clock=clock) as fetcher:
+            return list(await asyncio.gather(*(_probe(s, fetcher, clock()) for s in sources)))
+    finally:
+        workers.close()
 
 
 async def _probe(source: SourceConfig, fetcher: Fetcher, now: datetime) -> ProbeReport:
     session = fetcher.session(source.name, limits_of(source))
     try:
-        collected = await COLLECTORS[source.type](source, session, SourceState(name=source.name), now)
+        collected = await SOURCE_TYPES[source.type].collect(source, session, SourceState(name=source.name), now)
     except (FetchError, ParseError) as exc:
         return ProbeReport(source.name, source.type, answer=str(exc))
     except Exception as exc:  # a collector's bug must not hide the other sources' reports

@@ -39,9 +39,11 @@ from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
+from monitor import links
 from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.store import open_store
+from monitor.types import StoreURL
 
 log = logging.getLogger("monitor.serve")
 
@@ -312,6 +314,18 @@ QUERIES: dict[str, tuple[str, str, str]] = {
             LIMIT 500
         """),
     ),
+    "alert_posts": (
+        "Posts of one alert",
+        "The posts a spike alert counted: its topic's matches published in its window, oldest first (the link "
+        "in alert messages when alerts.link_base is set).",
+        _sql("""
+            SELECT p.published_at, p.source, p.title, p.url, m.term, p.cluster_id AS story, p.id AS post_id
+            FROM alerts a JOIN matches m ON m.topic = a.topic JOIN posts p ON p.id = m.post_id
+            WHERE a.id = :alert_id AND p.published_at >= a.window_start AND p.published_at <= a.window_end
+            ORDER BY p.published_at, p.id
+            LIMIT 500
+        """),
+    ),
     "undelivered_alerts": (
         "Alerts not (yet) delivered",
         "Pending alerts (with their next attempt) and failed ones (with the last delivery error).",
@@ -457,6 +471,7 @@ PARAMETERS = {
     "source": "a configured source name",
     "story": "a story's cluster_id (see shared_stories)",
     "post_id": "the article's id (posts.id)",
+    "alert_id": "the alert's id (alerts.id)",
     "q": 'FTS5 syntax: whole words, case-insensitive in every script, word* for prefixes (inflections), "a phrase", '
     "OR, NOT",
 }
@@ -464,7 +479,17 @@ PARAMETERS = {
 
 def database_name(config: Config) -> str:
     """The name Datasette gives the store (the file's stem): its URL path and its key in the metadata."""
-    return config.store.stem
+    return links.database_name(store_file(config))
+
+
+def store_file(config: Config) -> Path:
+    """The SQLite file to serve. Datasette reads SQLite files only, so a PostgreSQL store is refused, saying so."""
+    if isinstance(config.store, StoreURL):
+        raise MonitorError(
+            f"`monitor serve` serves a SQLite store only, and this config's store is {config.store}: "
+            "query PostgreSQL with psql or any SQL client (the same tables and views), or serve a SQLite copy"
+        )
+    return config.store
 
 
 def _topic_links(config: Config) -> str:
@@ -514,7 +539,7 @@ def metadata(config: Config) -> dict[str, Any]:
         "health of every source. Read-only: the daemon keeps writing while you read. Times are ISO 8601 UTC.",
         "databases": {
             database_name(config): {
-                "description": f"The store {config.store.name}. Configured topics: {_topic_summary(config)}.",
+                "description": f"The store {store_file(config).name}. Configured topics: {_topic_summary(config)}.",
                 "tables": tables,
                 "queries": queries,
             }
@@ -532,6 +557,7 @@ def write_metadata(config: Config, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- serving
 def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | None) -> int:
     """`monitor serve`: write the metadata file and return 0, or serve the store read-only until a signal."""
+    store_file(config)  # before anything else: a PostgreSQL store cannot be served
     if metadata_only is not None:
         write_metadata(config, metadata_only)
         sys.stdout.write(f"wrote {metadata_only}: {len(TABLES)} tables and views, {len(QUERIES)} canned queries\n")
@@ -541,9 +567,9 @@ def serve_store(config: Config, *, host: str, port: int, metadata_only: Path | N
         from datasette.app import Datasette  # noqa: PLC0415
     except ImportError as exc:
         raise MonitorError(f"`monitor serve` needs Datasette, the optional extra: {EXTRA_HINT} ({exc})") from exc
-    _check_store(config.store)
+    _check_store(store_file(config))
     sock = _listen(host, port)
-    datasette = Datasette(files=[str(config.store)], metadata=metadata(config), settings=SETTINGS)
+    datasette = Datasette(files=[str(store_file(config))], metadata=metadata(config), settings=SETTINGS)
     app = HostCheck(datasette.app(), host_rule(host, sock.getsockname()[0]))
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.outbox import Outbox
-from monitor.pipeline import poll_sources
+from monitor.pipeline import open_fetcher, poll_sources
 from monitor.store import Store
 from monitor.types import AlertKind, AlertRow, HealthDetails, RunResult
 from monitor.workers import Workers
@@ -80,9 +79,7 @@ async def poll_once(
     store: alerts are its job) polls and stores only. Raises StoreCorrupt if a poll found the store damaged."""
     workers = Workers(config.topics)
     try:
-        async with Fetcher(
-            per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
-        ) as fetcher:
+        async with open_fetcher(config, workers, clock=clock) as fetcher:
             results = await poll_sources(
                 sources,
                 fetcher=fetcher,
@@ -116,4 +113,7 @@ def _describe(alert: AlertRow) -> str:
         details = alert.details
         state = f" {details.state.value}" if isinstance(details, HealthDetails) else ""
         return f"source {alert.source}{state}"
+    if alert.kind is AlertKind.CAMPAIGN:
+        topic = f"{alert.topic}: " if alert.topic else ""
+        return f"{topic}campaign, cluster {alert.cluster_id} spread by {alert.count} voices"
     return "daily digest" if alert.kind is AlertKind.DIGEST else alert.kind.value

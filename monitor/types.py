@@ -222,7 +222,17 @@ class DigestDetails:
     day: str  # the local date (ISO) the digest covers up to
 
 
-AlertDetails = HealthDetails | DigestDetails | None
+@dataclass(frozen=True)
+class CampaignDetails:
+    """`alerts.details` of a campaign alert: the posts that made it one."""
+
+    first_post: int  # posts.id of the cluster's first post (by published time)
+    crossing_post: int  # posts.id of the post by which `voices` distinct voices were reached
+    voices: int  # distinct (source, author) voices at that moment
+    posts: tuple[int, ...] = ()  # posts.id of each voice's first post, in order, up to the crossing post
+
+
+AlertDetails = HealthDetails | DigestDetails | CampaignDetails | None
 
 
 @dataclass(frozen=True)
@@ -326,3 +336,31 @@ class WindowPost:
     published_at: datetime
     cluster_id: int | None
     term: str
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A store on a PostgreSQL server (`store: postgresql://user@host/db` in the config). Never holds a password:
+    that comes from MONITOR_STORE_PASSWORD or libpq's environment."""
+
+    url: str  # postgresql://..., as configured
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class ClusterPost:
+    """One post of a near-duplicate cluster, as the campaign rule and the campaign message read it."""
+
+    id: int  # posts.id
+    cluster_id: int
+    source: str
+    author: str | None
+    published_at: datetime  # aware UTC
+    first_seen_at: datetime  # aware UTC: when a poll first stored it
+    url: str | None
+    title: str
+    text: str
+    content_hash: str  # equal hashes: the same wording (after normalisation)
+    topics: tuple[str, ...] = ()  # the topics it matches, sorted

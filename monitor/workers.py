@@ -1,24 +1,45 @@
-"""CPU work in a worker process: parsing large responses and preparing large batches (normalise, match, sign).
+"""CPU work in worker processes, bounded in time: parsing responses and preparing large batches.
 
-SQLite writes stay in the main process; the parsing and matching of the next poll run beside them on the
-other core (measured on the ingest bench: see README, "Performance"). Small jobs run inline, where a
-round trip to the worker would cost more than it saves. A worker that dies is replaced, and the job that
-was lost runs inline: a broken pool never loses a poll.
+Why processes: parsing (lxml, selectolax) and matching hold the GIL and are CPU-bound, and one hostile
+page must never freeze the event loop that fetches for every other source. Why our own small worker
+and not a ProcessPoolExecutor: an executor cannot stop one job that runs too long; stopping it breaks
+the whole pool. Here each job has a time limit; a worker that overruns is killed (SIGKILL) and replaced,
+its job fails with ParseTimeout, and the other sources go on.
+
+A worker is `python -c "...serve()"`, started by this process (no forkserver, no resource tracker): it
+reads jobs from its stdin and writes results to its stdout, one length-prefixed pickle each, one job at
+a time. It dies with its parent: a parent-death signal on Linux (prctl PR_SET_PDEATHSIG, SIGKILL) and,
+everywhere, a thread watching that the parent is still its parent, and end of file on stdin.
+
+Small jobs run inline, where a round trip would cost more than it saves; their cost is bounded by
+the parsers' structure limits (collectors/structure.py: depth, tags and attributes of HTML; libxml2's
+limits and MAX_ITEMS for feeds) on inputs below MIN_BYTES. A worker lost between jobs is replaced and
+the job sent to the new one; a job that loses two workers fails with ParseError (it would crash us too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import json
 import logging
-import multiprocessing
 import os
+import pickle
+import select
 import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from monitor.exceptions import ParseError, ParseTimeout
 from monitor.match import Matcher
 from monitor.prepare import Known, prepare
 from monitor.types import MatchedPost, RawItem, TopicSpec
@@ -28,19 +49,21 @@ log = logging.getLogger("monitor.workers")
 T = TypeVar("T")
 MIN_ITEMS = 16  # batches smaller than this are prepared inline (a round trip costs about what 5 items do)
 MIN_BYTES = 16_000  # responses smaller than this are parsed inline (a 16 KB feed holds about 15 items)
+PARSE_LIMIT = 30.0  # seconds for one parse when the caller gives none (the fetcher passes the source's timeout)
+PREPARE_LIMIT = 120.0  # seconds for normalising, matching and signing one batch (5,000 items take about 2 s)
+START_LIMIT = 60.0  # seconds a new worker gets to import and compile the topics, apart from its first job
+STOP_WAIT = 2.0  # seconds a closing worker gets to exit on its own before it is killed
+_FRAME = struct.Struct(">Q")
+_CHUNK = 1 << 16
+_PATH_ENV = "MONITOR_WORKER_SYS_PATH"
+_PARENT_ENV = "MONITOR_WORKER_PARENT"
+_BOOT = (
+    "import json, os, sys; sys.path[:0] = json.loads(os.environ.pop('MONITOR_WORKER_SYS_PATH', '[]')); "
+    "from monitor.workers import serve; serve()"
+)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-_matcher: Matcher | None = None  # the worker process's own matcher, built once by _start
-
-
-def _start(topics: Sequence[TopicSpec]) -> None:
-    global _matcher  # noqa: PLW0603  # one matcher per worker process, compiled once
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _matcher = Matcher(topics)
-
-
-def _prepare_in_worker(items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
-    assert _matcher is not None
-    return prepare(items, source, known, now, _matcher)
+_matcher: Matcher | None = None  # the worker process's own matcher, built from the topics sent first
 
 
 def default_processes() -> int:
@@ -48,75 +71,303 @@ def default_processes() -> int:
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
+class _OverrunError(Exception):
+    """The job passed its time limit."""
+
+
+class _LostError(Exception):
+    """The worker process ended (or its pipe broke) before answering."""
+
+
+# ---------------------------------------------------------------- the worker process
+
+
+def serve() -> None:
+    """The worker's main loop: read a job, run it, write its result; return at end of file on stdin."""
+    global _matcher  # noqa: PLW0603  # one matcher per worker process, compiled once
+    parent = int(os.environ.pop(_PARENT_ENV, "0") or 0)
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the main process's to handle;
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # this process ends with its stdin or its parent
+    results = os.dup(1)
+    os.dup2(2, 1)  # a stray print() must not corrupt the result stream
+    while True:
+        try:
+            message = pickle.loads(_read(0, None))
+        except _LostError:
+            return
+        if message[0] == "topics":
+            _matcher = Matcher(message[1])
+            _write(results, pickle.dumps(("ready", None)), None)
+            continue
+        fn, args, kwargs = message[1:]
+        try:
+            reply: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+        except Exception as exc:
+            if not isinstance(exc, ParseError):
+                exc.add_note(f"in the worker process:\n{traceback.format_exc()}")
+            reply = ("error", exc)
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable result or exception: say what it was
+            data = pickle.dumps(("error", ParseError(f"worker result could not be sent: {type(exc).__name__}")))
+        try:
+            _write(results, data, None)
+        except _LostError:
+            return
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the parent dies (Linux), and a watch thread everywhere; exit now if it is gone already."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent and os.getppid() != parent:
+        os._exit(0)  # the parent died before the signal was armed
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    if parent:
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _prepare_in_worker(items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
+    assert _matcher is not None, "the worker got no topics"
+    return prepare(items, source, known, now, _matcher)
+
+
+def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    return fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- frames over pipes, with a deadline
+
+
+def _write(fd: int, data: bytes, deadline: float | None) -> None:
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:
+        _wait(fd, deadline, write=True)
+        try:
+            sent = os.write(fd, view[:_CHUNK])
+        except (BrokenPipeError, OSError) as exc:
+            raise _LostError(str(exc)) from exc
+        view = view[sent:]
+
+
+def _read(fd: int, deadline: float | None) -> bytes:
+    (size,) = _FRAME.unpack(_read_exactly(fd, _FRAME.size, deadline))
+    return _read_exactly(fd, size, deadline)
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
+    chunks: list[bytes] = []
+    left = size
+    while left:
+        _wait(fd, deadline, write=False)
+        try:
+            chunk = os.read(fd, min(left, _CHUNK))
+        except OSError as exc:
+            raise _LostError(str(exc)) from exc
+        if not chunk:
+            raise _LostError("end of file")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _wait(fd: int, deadline: float | None, *, write: bool) -> None:
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _OverrunError
+    try:
+        ready = select.select([], [fd], [], remaining)[1] if write else select.select([fd], [], [], remaining)[0]
+    except (OSError, ValueError) as exc:  # the pipe was closed under us (the worker is being stopped)
+        raise _LostError(str(exc)) from exc
+    if not ready:
+        raise _OverrunError
+
+
+# ---------------------------------------------------------------- the main process's side
+
+
+class _Worker:
+    """One worker process; one job at a time (calls run in a thread of `Workers`)."""
+
+    def __init__(self, topics: tuple[TopicSpec, ...]) -> None:
+        env = {**os.environ, _PATH_ENV: json.dumps(sys.path), _PARENT_ENV: str(os.getpid())}
+        self.process = subprocess.Popen(  # started from the event loop's thread: the parent-death signal
+            [sys.executable, "-c", _BOOT],  # fires when the thread that forked the child ends
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        self._topics: tuple[TopicSpec, ...] | None = topics  # sent with the first job, not to block here
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def call(self, job: tuple[Any, ...], time_limit: float) -> tuple[str, Any]:
+        """Send one job and wait for its reply (blocking). Raises _OverrunError or _LostError."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        jobs, results = self.process.stdin.fileno(), self.process.stdout.fileno()
+        if self._topics is not None:  # start-up (imports, the matcher) is not charged to the first job
+            started = time.monotonic() + START_LIMIT
+            _write(jobs, pickle.dumps(("topics", self._topics)), started)
+            _read(results, started)
+            self._topics = None
+        deadline = time.monotonic() + time_limit
+        _write(jobs, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), deadline)
+        reply: tuple[str, Any] = pickle.loads(_read(results, deadline))
+        return reply
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self._reap(None)
+
+    def stop(self) -> None:
+        """Close its stdin (it exits at end of file), then kill it if it does not go in STOP_WAIT."""
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        if not self._reap(STOP_WAIT):
+            self.kill()
+
+    def _reap(self, timeout: float | None) -> bool:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        return True
+
+
 class Workers:
-    """A lazily started pool of worker processes for one config's topics."""
+    """Worker processes for one config's topics, started on first use; `close()` stops them."""
 
     def __init__(self, topics: Sequence[TopicSpec], *, processes: int | None = None) -> None:
         self.topics = tuple(topics)
         self.matcher = Matcher(self.topics)
         self.processes = default_processes() if processes is None else processes
-        self._pool: ProcessPoolExecutor | None = None
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._threads: ThreadPoolExecutor | None = None
 
-    def _executor(self) -> ProcessPoolExecutor | None:
-        if self.processes <= 0:
-            return None
-        if self._pool is None:
-            try:
-                context = multiprocessing.get_context("forkserver")  # no fork of a process that runs threads
-            except ValueError:  # no forkserver on this platform (Windows): work inline
-                log.info("workers_unavailable: no forkserver here; parsing and matching run in the main process")
-                self.processes = 0
-                return None
-            self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_start, initargs=(self.topics,)
-            )
-        return self._pool
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (for measurements and tests)."""
+        return [w.pid for w in self._all if w.process.poll() is None]
 
     async def prepare(self, items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
-        if len(items) < MIN_ITEMS:
+        """Normalise, match and sign `items` (prepare.prepare), in a worker when the batch is large."""
+        if len(items) < MIN_ITEMS or self.processes <= 0:
             return prepare(items, source, known, now, self.matcher)
+        job: tuple[Any, ...] = (_prepare_in_worker, (list(items), source, dict(known), now), {})
         return await self._run(
-            _prepare_in_worker,
+            job,
+            PREPARE_LIMIT,
+            f"preparing {len(items)} posts of {source}",
             lambda: prepare(items, source, known, now, self.matcher),
-            items,
-            source,
-            dict(known),
-            now,
         )
 
-    async def parse(self, size: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn(*args, **kwargs)` (a pure, picklable function such as parse_feed), in a worker when `size` is large."""
-        if size < MIN_BYTES:
+    async def parse(
+        self, size: int, fn: Callable[..., T], /, *args: Any, time_limit: float = PARSE_LIMIT, **kwargs: Any
+    ) -> T:
+        """`fn(*args, **kwargs)` (a pure, picklable function such as parse_feed), in a worker when `size`
+        (bytes) is large; ParseTimeout after `time_limit` seconds."""
+        if size < MIN_BYTES or self.processes <= 0:
             return fn(*args, **kwargs)
-        return await self._run(_call, lambda: fn(*args, **kwargs), fn, args, kwargs)
+        return await self._run((_call, (fn, args, kwargs), {}), time_limit, "parsing", lambda: fn(*args, **kwargs))
 
-    async def _run(self, remote: Callable[..., T], inline: Callable[[], T], *args: Any) -> T:
-        pool = self._executor()
-        if pool is None:
-            return inline()
+    async def _run(self, job: tuple[Any, ...], time_limit: float, what: str, inline: Callable[[], T]) -> T:
+        async with self._slot():
+            for attempt in (1, 2):
+                worker = self._take()
+                if worker is None:  # no worker can start here: work inline from now on
+                    return inline()
+                loop = asyncio.get_running_loop()
+                try:
+                    status, value = await loop.run_in_executor(self._executor(), worker.call, ("job", *job), time_limit)
+                except asyncio.CancelledError:
+                    self._discard(worker)  # its thread sees the pipe close and ends
+                    raise
+                except _OverrunError:
+                    self._discard(worker)
+                    log.warning(
+                        "worker_overrun what=%r limit_s=%g: the worker was killed and replaced", what, time_limit
+                    )
+                    raise ParseTimeout(
+                        f"{what} took longer than {time_limit:g} s; stopped (the response may be hostile or "
+                        "enormous: its structure is checked for that, see the README)"
+                    ) from None
+                except _LostError as exc:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        worker.process.wait(0.5)  # it closed its pipe: it is ending, with its own exit code
+                    self._discard(worker)
+                    code = worker.process.returncode
+                    log.warning("worker_lost what=%r exit=%s attempt=%d: starting a new worker", what, code, attempt)
+                    if attempt == 2:
+                        raise ParseError(f"{what} stopped the worker process twice (exit code {code})") from exc
+                    continue
+                self._idle.append(worker)
+                if status == "error":
+                    raise value
+                result: T = value
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(max(self.processes, 1)))
+        return self._slots[1]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max(self.processes, 1), thread_name_prefix="monitor-worker")
+        return self._threads
+
+    def _take(self) -> _Worker | None:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.process.poll() is None:
+                return worker
+            log.warning(
+                "worker_lost pid=%d exit=%s: it ended between jobs; starting a new one",
+                worker.pid,
+                worker.process.poll(),
+            )
+            self._discard(worker)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, remote, *args)
-        except BrokenProcessPool:
-            log.warning("worker_lost: restarting the worker pool; this job runs inline")
-            self._discard()
-            return inline()
-        except (OSError, RuntimeError) as exc:  # the pool cannot start here: work inline from now on
+            worker = _Worker(self.topics)
+        except OSError as exc:
             log.warning("workers_unavailable error=%r: parsing and matching run in the main process", str(exc))
-            self._discard()
             self.processes = 0
-            return inline()
+            return None
+        self._all.add(worker)
+        return worker
 
-    def _discard(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+    def _discard(self, worker: _Worker) -> None:
+        self._all.discard(worker)
+        worker.kill()
 
     def close(self) -> None:
-        """Stop the workers; jobs still queued are dropped (their polls are cancelled with the daemon)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    return fn(*args, **kwargs)
+        """Stop the workers (a job still running is cut off: its poll is being cancelled with us)."""
+        for worker in list(self._all):
+            worker.stop()
+        self._all.clear()
+        self._idle.clear()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None

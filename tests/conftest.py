@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,15 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.message import EmailMessage, Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import Config, parse_config
-from monitor.store import Store
+from monitor.store import Store, StoreURL, open_store
 from monitor.store.sqlite import SqliteStore, open_sqlite
+from tests import pgserver
 
 REPO = Path(__file__).resolve().parents[1]
 # The capture corpus ships with the tests (tests/corpus/PROVENANCE.md); MONITOR_CORPUS points elsewhere.
@@ -43,8 +49,64 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
         yield opened
 
 
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgserver.Cluster]:
+    """A throwaway PostgreSQL cluster for the whole session (skipped, saying why, when there is no server)."""
+    reason = pgserver.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = pgserver.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pgserver.Cluster) -> StoreURL:
+    """A fresh, empty database of the session's cluster, as a store URL."""
+    return StoreURL(pg_cluster.url(pg_cluster.new_database()))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Path | StoreURL:
+    """Where a new store goes, on each backend in turn: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        url: StoreURL = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "monitor.db"
+
+
+@pytest.fixture
+def any_store(backend: Path | StoreURL) -> Iterator[Store]:
+    """A new store on each backend in turn."""
+    with open_store(backend) as opened:
+        yield opened
+
+
+def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run SQL on the store's own database, behind its back (`?` placeholders on both backends): what an
+    analyst's tool would do. Returns the rows (none for a statement without a result)."""
+    if isinstance(store, SqliteStore):
+        return store.conn.execute(query, params).fetchall()
+    with store.pool.connection() as conn:  # type: ignore[attr-defined]
+        cursor = conn.execute(query.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def body_of(message: Message, kind: str) -> str:
+    """The text of a mail's `plain` or `html` body part (the test fails if there is none)."""
+    assert isinstance(message, EmailMessage), "parse the mail with the default policy"
+    part = message.get_body((kind,))
+    assert part is not None, f"no {kind} part"
+    return str(part.get_content())
+
+
 def make_config(tmp_path: Path, body: str) -> Config:
-    return parse_config(textwrap.dedent(body), base_dir=tmp_path, path=tmp_path / "config.yaml")
+    return parse_config(
+        textwrap.dedent(body), base_dir=tmp_path, path=tmp_path / "config.yaml", source_types=SOURCE_MODELS
+    )
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -148,11 +210,25 @@ def respond(status: int = 200, body: bytes = b"", headers: dict[str, str] | None
     return handler
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_RESERVED: dict[int, socket.socket] = {}  # port -> its bound socket, held until the session ends
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections and stays ours: bound, never listening, kept open for the whole
+    session (no bind-release-reuse race: nothing else can take it). `SmtpServer(port)` may later listen on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    _RESERVED[port] = sock
+    return port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_reserved_ports() -> Iterator[None]:
+    yield
+    for sock in _RESERVED.values():
+        sock.close()
+    _RESERVED.clear()
 
 
 class MailSink:
@@ -166,8 +242,11 @@ class MailSink:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.fail_with: str | None = None
         self.stall_rcpt = 0.0
+        self.on_accept: Callable[[bytes], None] | None = None  # called with each message before the 250 reply
+        self.rcpt_seen = threading.Event()  # a client has reached RCPT (a send is under way)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.rcpt_seen.set()
         if self.stall_rcpt:
             import asyncio
 
@@ -180,29 +259,60 @@ class MailSink:
             return self.fail_with
         self.messages.append(envelope.content)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if self.on_accept is not None:
+            self.on_accept(envelope.content)
         return "250 Message accepted for delivery"
 
-    def parsed(self) -> list[object]:
+    def parsed(self) -> list[EmailMessage]:
         import email
         from email import policy
 
-        return [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        messages = [email.message_from_bytes(m, policy=policy.default) for m in self.messages]
+        return [m for m in messages if isinstance(m, EmailMessage)]  # policy.default parses to EmailMessage
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        from aiosmtpd.controller import Controller
+    """A real aiosmtpd server on 127.0.0.1, in a thread of the test process. It listens on a socket bound to port 0
+    and kept (or on a `refused_port()` given as `port`: the SMTP server "comes up" on a port that refused before)."""
 
+    def __init__(self, port: int | None = None) -> None:
         self.sink = MailSink()
-        self.port = port or closed_port()
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.port = port or refused_port()
+        self._sock = _RESERVED.pop(self.port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="smtp-server", daemon=True)
+        self._server: asyncio.AbstractServer | None = None
 
     def start(self) -> SmtpServer:
-        self.controller.start()
+        from aiosmtpd.smtp import SMTP
+
+        self._thread.start()
+
+        async def create() -> asyncio.AbstractServer:
+            return await self._loop.create_server(lambda: SMTP(self.sink, hostname="127.0.0.1"), sock=self._sock)
+
+        self._server = asyncio.run_coroutine_threadsafe(create(), self._loop).result(10)
         return self
 
+    def settle(self) -> None:
+        """Return once the server has handled what clients sent before now (one SMTP round trip through its loop)."""
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            client.noop()
+
     def stop(self) -> None:
-        self.controller.stop()
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._sock.close()
+        self._loop.close()
 
 
 @pytest.fixture
@@ -242,3 +352,178 @@ def run_once(source: Any, store: Store, now: datetime = NOW) -> Any:
             return await run_source(source, fetcher=fetcher, store=store, matcher=Matcher(()), now=now)
 
     return asyncio.run(go())
+
+
+class HookServer:
+    """A webhook receiver on 127.0.0.1 for Apprise's `json://`, `form://` and `ntfy://` (an ntfy-compatible
+    endpoint): every POST/PUT it accepts is kept, parsed to (path, title, message, files).
+
+    `status` is the reply (200 accepts; anything else refuses and keeps nothing). `hold`, when set, runs before
+    the reply (a slow or stalled service); a request it returns False for is refused with 503."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.refused = 0
+        self.status = 200
+        self.hold: Callable[[dict[str, Any]], bool] | None = None
+        self._lock = threading.Lock()
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _receive(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                message = parse_hook(self.path, self.headers.get("Content-Type", ""), body)
+                accepted = server.status == 200 and (server.hold is None or server.hold(message))
+                with server._lock:
+                    if accepted:
+                        server.messages.append(message)
+                    else:
+                        server.refused += 1
+                reply = b'{"ok": true}' if accepted else b'{"error": "unavailable"}'
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the sender was killed meanwhile
+                    self.send_response(200 if accepted else (server.status if server.status != 200 else 503))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+
+            def do_POST(self) -> None:  # the stdlib's handler names
+                self._receive()
+
+            def do_PUT(self) -> None:
+                self._receive()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, scheme: str, path: str) -> str:
+        """An Apprise URL for this receiver: `json`, `form` or `ntfy` (then `path` is the ntfy topic)."""
+        return f"{scheme}://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def parse_hook(path: str, content_type: str, body: bytes) -> dict[str, Any]:
+    import base64
+    import email
+    import json
+    from email import policy
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(path)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    found: dict[str, Any] = {"path": parts.path, "title": "", "message": "", "files": {}}
+    if content_type.startswith("application/json"):
+        data = json.loads(body)
+        found["title"], found["message"] = data.get("title", ""), data.get("message", "")
+        found["topic"] = data.get("topic")  # ntfy without an attachment posts JSON naming its topic
+        for item in data.get("attachments") or ():
+            found["files"][item["filename"]] = base64.b64decode(item["base64"])
+    elif content_type.startswith("multipart/form-data"):
+        parsed = email.message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=policy.default
+        )
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            filename = part.get_filename()
+            payload = part.get_payload(decode=True)
+            if filename:
+                found["files"][filename] = payload
+            elif name in ("title", "message"):
+                found[name] = bytes(payload).decode("utf-8")
+    else:  # ntfy with an attachment: the file is the body, the text rides in the query
+        found["title"], found["message"] = query.get("title", ""), query.get("message", "")
+        if "filename" in query:
+            found["files"][query["filename"]] = body
+    return found
+
+
+@pytest.fixture
+def hook() -> Iterator[HookServer]:
+    server = HookServer()
+    yield server
+    server.close()
+
+
+def cli(config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """`monitor --config CONFIG ARGS` in this process with click's CliRunner (no subprocess where no signal or
+    kill is needed), run from `cwd` (default: the config's directory). Exceptions propagate (a traceback fails
+    the test); the root logger and the working directory are restored. Returns click's Result."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    here = Path.cwd()
+    try:
+        os.chdir(cwd or config.parent)
+        return CliRunner().invoke(
+            main, ["--config", str(config), *args], catch_exceptions=False, env=env, prog_name="monitor"
+        )
+    finally:
+        os.chdir(here)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def invoke(
+    config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cli` with `run_monitor`'s answer (returncode, stdout, stderr): the in-process twin of a subprocess."""
+    result = cli(config, *args, cwd=cwd, env=env)
+    return subprocess.CompletedProcess(["monitor", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def sqlite_file(config: Any) -> Path:
+    """The SQLite file of a test config's store (tests that read the file itself)."""
+    assert isinstance(config.store, Path), f"a SQLite store expected, not {config.store}"
+    return config.store
+
+
+def start_daemon(config: Path, log: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`monitor [options] run` on `config` in a session of its own (the daemon and its worker process are killed
+    together by the `daemons` fixture), its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            monitor_cmd(config, *options, "run"),
+            cwd=config.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+            start_new_session=True,
+        )
+
+
+def wait_for(condition: Callable[[], bool], what: str, log: Path | None = None, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds (bounded by `timeout`); on failure, say what and show the log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    tail = f"; log:\n{log.read_text(errors='replace')[-3000:]}" if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}{tail}")
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Daemon processes a test starts (each in its own session); killed with their children at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -18,7 +18,13 @@ from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store, open_store
 from monitor.types import AlertKind, FetchRecord, FetchStatus, HealthDetails, Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW, SmtpServer, closed_port, make_config, monitor_cmd, write_config
+from tests.conftest import NOW, SmtpServer, body_of, make_config, monitor_cmd, refused_port, write_config
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The outbox's tests run on each backend (SQLite, PostgreSQL)."""
+    return any_store
 
 
 def config(tmp_path: Path, smtp_port: int | None, extra_alerts: str = "", topics: str = "") -> Config:
@@ -119,7 +125,7 @@ def test_a_spike_sends_exactly_one_email_that_tells_the_story(tmp_path: Path, st
     assert isinstance(message, EmailMessage)
     assert message["Subject"].startswith("[monitor] separatism: 14 posts in the last hour (expected ")
     assert message.get_content_type() == "multipart/alternative"
-    text = message.get_body(("plain",)).get_content()
+    text = body_of(message, "plain")
     assert "SUMMARY: separatism - 14 posts" in text and "*separatist*" in text and "https://example.org/b" in text
     alert = store.alert(raised[0].id)
     assert alert.status == "sent" and alert.attempts == 1 and alert.sent_at == NOW
@@ -144,7 +150,7 @@ def test_the_chart_is_an_inline_png_referenced_by_the_html(tmp_path: Path, store
     cid = images[0]["Content-ID"].strip("<>")
     assert images[0].get_content_disposition() == "inline"
     assert images[0].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f'src="cid:{cid}"' in html_part.get_content()
+    assert html_part is not None and f'src="cid:{cid}"' in html_part.get_content()
 
 
 def test_a_steady_topic_sends_nothing(tmp_path: Path, store: Store, smtp: SmtpServer) -> None:
@@ -181,7 +187,7 @@ def test_cooldown_then_a_new_spike_alerts_again(tmp_path: Path, store: Store, sm
 
 
 def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store) -> None:
-    port = closed_port()
+    port = refused_port()
     steady_history(store)
     burst(store)
     outbox = Outbox(config(tmp_path, port), store)
@@ -204,7 +210,7 @@ def test_smtp_down_then_up_sends_exactly_one_email(tmp_path: Path, store: Store)
         assert len(server.sink.messages) == 1
         row = store.alert(alert_id)
         assert row.status == "sent" and row.attempts == 2
-        assert server.sink.parsed()[0]["Message-ID"] == row.message_id  # type: ignore[index]
+        assert server.sink.parsed()[0]["Message-ID"] == row.message_id
     finally:
         server.stop()
 
@@ -246,7 +252,7 @@ def test_scraped_text_cannot_inject_headers_or_script(tmp_path: Path, store: Sto
     assert isinstance(message, EmailMessage)
     assert message["Bcc"] is None and message["X-Evil"] is None
     assert sorted(smtp.sink.envelopes[0][1]) == ["analyst@example.org", "second@example.org"]
-    html = message.get_body(("html",)).get_content()
+    html = body_of(message, "html")
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert b"\r\nBcc:" not in raw
 
@@ -271,7 +277,7 @@ def test_a_cyrillic_topic_and_kazakh_title_decode_in_the_received_message(
     message = smtp.sink.parsed()[0]
     assert isinstance(message, EmailMessage)
     assert message["Subject"] == "[monitor] халық-кеңесі: 5 posts in the last hour (expected 0.0)"
-    text = message.get_body(("plain",)).get_content()
+    text = body_of(message, "plain")
     assert title in text and "*Халық кеңесі*" in text
     assert all(ord(c) < 128 for c in smtp.sink.messages[0].decode("ascii"))  # properly encoded on the wire
 
@@ -313,7 +319,7 @@ def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(
         outbox.deliver(NOW + timedelta(minutes=10 * n))
     assert len(smtp.sink.messages) == 1
     broken = smtp.sink.parsed()[0]
-    assert "source news is failing (3 polls in a row)" in broken["Subject"]  # type: ignore[index]
+    assert "source news is failing (3 polls in a row)" in broken["Subject"]
     later = NOW + timedelta(hours=2)
     store.save_poll(
         state=SourceState(name="news", last_ok_at=later),
@@ -326,7 +332,7 @@ def test_a_broken_source_sends_one_health_email_and_one_when_it_recovers(
     outbox.evaluate(later)
     outbox.deliver(later)
     assert len(smtp.sink.messages) == 2
-    assert smtp.sink.parsed()[1]["Subject"] == "[monitor] source news works again"  # type: ignore[index]
+    assert smtp.sink.parsed()[1]["Subject"] == "[monitor] source news works again"
     details = [a.details for a in store.alerts(kind=AlertKind.HEALTH)]
     assert [d.state for d in details if isinstance(d, HealthDetails)] == ["recovered", "broken"]
 
@@ -344,7 +350,7 @@ def test_the_daily_digest_is_sent_once_at_its_time(tmp_path: Path, store: Store,
     digest = smtp.sink.parsed()[0]
     assert isinstance(digest, EmailMessage)
     assert digest["Subject"].startswith("[monitor] daily digest 2026-03-02: separatism")
-    text = digest.get_body(("plain",)).get_content()
+    text = body_of(digest, "plain")
     assert "separatism:" in text and "per day" in text and "Every source answered" in text
     assert len(outbox.evaluate(at_8 + timedelta(days=1))) == 1
 
@@ -352,7 +358,7 @@ def test_the_daily_digest_is_sent_once_at_its_time(tmp_path: Path, store: Store,
 @pytest.mark.slow
 def test_killed_mid_send_and_restarted_sends_no_duplicate(tmp_path: Path) -> None:
     """A poll killed while the SMTP conversation is under way, then run again: exactly one email."""
-    port = closed_port()
+    port = refused_port()
     path = write_config(
         tmp_path,
         f"""
@@ -360,7 +366,7 @@ store: store.db
 topics:
   separatism: [separatist*]
 sources:
-  - {{name: news, type: feed, url: "http://127.0.0.1:{closed_port()}/rss"}}
+  - {{name: news, type: feed, url: "http://127.0.0.1:{refused_port()}/rss"}}
 alerts:
   min_count: 3
   email: {{host: 127.0.0.1, port: {port}, sender: m@example.org, to: [a@example.org], timeout: 30s}}
@@ -388,7 +394,7 @@ alerts:
                 rows = store.alerts()
                 message_id = rows[0].message_id if rows else None
         assert message_id is not None
-        time.sleep(1.0)
+        assert server.sink.rcpt_seen.wait(30)  # the client waits at RCPT: the send is under way
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert server.sink.messages == []
@@ -399,7 +405,7 @@ alerts:
         assert done.returncode == 0, done.stderr
         assert len(server.sink.messages) == 1
         received = server.sink.parsed()[0]
-        assert received["Message-ID"] == message_id  # type: ignore[index]
+        assert received["Message-ID"] == message_id
         with open_store(tmp_path / "store.db") as store:
             (alert,) = store.alerts()
             assert alert.status == "sent" and alert.message_id == message_id
@@ -426,5 +432,5 @@ def test_an_html_source_whose_selectors_stop_matching_raises_one_health_alert(
         outbox.deliver(when)
     assert len(smtp.sink.messages) == 1
     message = smtp.sink.parsed()[0]
-    assert message["Subject"] == "[monitor] source news answers but yields nothing usable"  # type: ignore[index]
-    assert "matched nothing" in message.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    assert message["Subject"] == "[monitor] source news answers but yields nothing usable"
+    assert "matched nothing" in body_of(message, "plain")

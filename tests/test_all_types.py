@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, RawServer, respond, run_monitor, write_config
+from tests.conftest import REPO, RawServer, invoke, respond, write_config
 
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -80,7 +80,7 @@ sources:
 """,
     )
     env = {"VK_SERVICE_TOKEN": "test-token-never-stored"}
-    first = run_monitor(config, "poll", "--format", "json", env=env)
+    first = invoke(config, "poll", "--format", "json", env=env)
     assert first.returncode == 0, first.stderr
     rows = {r["source"]: r for r in json.loads(first.stdout)}
     assert all(r["status"] == "ok" for r in rows.values()), rows
@@ -106,7 +106,7 @@ sources:
     assert "test-token-never-stored" not in dump
     db.close()
     # a second poll stores nothing again
-    second = run_monitor(config, "poll", "--format", "json", env=env)
+    second = invoke(config, "poll", "--format", "json", env=env)
     assert second.returncode == 0
     assert sum(r["new"] for r in json.loads(second.stdout)) == 0
     db = sqlite3.connect(str(tmp_path / "store.db"))
@@ -125,7 +125,7 @@ def test_status_shows_each_type(tmp_path: Path, kind: str) -> None:
         "vk": "domain: club",
     }[kind]
     config = write_config(tmp_path, f"topics: {{t: [x]}}\nsources:\n  - name: s\n    type: {kind}\n    {extra}\n")
-    result = run_monitor(config, "status", "--format", "json")
+    result = invoke(config, "status", "--format", "json")
     assert result.returncode == 0
     (row,) = json.loads(result.stdout)
     assert row["type"] == kind and row["state"] == "never polled"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.store import open_store
-from tests.conftest import run_monitor, write_config
+from tests.conftest import invoke, write_config
 from tests.test_export import add
 
 SECRETS_CONFIG = """
@@ -31,7 +31,7 @@ SECRET_NAMES = ("MONITOR_TEST_VK_TOKEN", "MONITOR_TEST_SMTP_PASSWORD", "MONITOR_
 def test_check_warns_about_secrets_the_environment_lacks_and_still_exits_0(tmp_path: Path) -> None:
     config = write_config(tmp_path, SECRETS_CONFIG)
     assert not any(name in os.environ for name in SECRET_NAMES)  # the test's own names: unset here
-    result = run_monitor(config, "check")
+    result = invoke(config, "check")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert warnings == [
@@ -47,7 +47,7 @@ def test_check_warns_about_secrets_the_environment_lacks_and_still_exits_0(tmp_p
         "MONITOR_TEST_SMTP_PASSWORD": "pw",
         "MONITOR_TEST_NOTIFY_TG": "json://x",
     }
-    quiet = run_monitor(config, "check", env=secrets)
+    quiet = invoke(config, "check", env=secrets)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
     assert not any(value in quiet.stdout + quiet.stderr for value in secrets.values())  # never echoed
 
@@ -62,7 +62,7 @@ def test_check_refuses_an_invalid_to_address(tmp_path: Path) -> None:
           email: {host: h, sender: m@example.org, to: [a@example.org, "analyst at example.org"]}
         """,
     )
-    result = run_monitor(config, "check")
+    result = invoke(config, "check")
     assert result.returncode == 2
     assert "alerts.email.to[1] (line 5): 'analyst at example.org' is not an email address" in result.stderr
 
@@ -95,11 +95,11 @@ def topics_config(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("command", TOPIC_COMMANDS)
 def test_an_unknown_topic_is_exit_2_naming_the_known_ones(topics_config: Path, command: str) -> None:
     args = TOPIC_COMMANDS[command]
-    result = run_monitor(topics_config, *args, "--topic", "nosuch")
+    result = invoke(topics_config, *args, "--topic", "nosuch")
     assert result.returncode == 2, result.stderr
     assert "no topic named nosuch (known: peoples-council, retired, separatism)" in result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
-    known = run_monitor(topics_config, *args, "--topic", "retired")
+    known = invoke(topics_config, *args, "--topic", "retired")
     assert known.returncode == 0, known.stderr
 
 

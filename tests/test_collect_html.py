@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from monitor.collectors.fetch import Fetcher
 from monitor.collectors.html import (
     MAX_TRACKED,
     REVISIT_FOR,
+    HtmlSource,
     Tracked,
     dump_cursor,
     load_cursor,
@@ -33,12 +35,12 @@ from monitor.collectors.html import (
     parse_page,
     plan_follow,
 )
-from monitor.collectors.selectors import FieldSpec, absolute_url, parse_spec
-from monitor.config import HtmlSource
-from monitor.exceptions import FetchError, ParseError
+from monitor.collectors.links import absolute_url
+from monitor.collectors.selectors import FieldSpec, parse_spec
+from monitor.exceptions import ConfigError, FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, FetchRecord, RawItem, SourceState
 from tests.conftest import CORPUS, NOW, make_config
 
@@ -421,10 +423,9 @@ def test_a_missing_field_is_reported_only_when_no_item_has_it(tmp_path: Path) ->
     assert [m.role for m in parse_page(html, "https://h.kz/", source, NOW).misses] == ["fields.text", "fields.author"]
 
 
-def test_an_invalid_selector_is_a_parse_error(tmp_path: Path) -> None:
-    source = html_source(tmp_path, "https://h.kz/", "items: 'div['\nfields: {title: h2}")
-    with pytest.raises(ParseError, match="invalid CSS selector"):
-        parse_page("<div></div>", "https://h.kz/", source, NOW)
+def test_an_invalid_selector_never_reaches_the_parser(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.items \(line \d+\): invalid CSS selector 'div\['"):
+        html_source(tmp_path, "https://h.kz/", "items: 'div['\nfields: {title: h2}")
 
 
 html_soup = st.lists(
@@ -564,14 +565,21 @@ robots: false
 """
 
 
+def article_handler(n: int, comments: dict[int, int] | None) -> Callable[[Request], Response]:
+    """Article n with `comments[n]` comments (default 1), read at each request (a test may add comments meanwhile)."""
+
+    def handler(request: Request) -> Response:
+        return Response(article_page(n, (comments or {}).get(n, 1)), content_type="text/html")
+
+    return handler
+
+
 def serve_site(httpserver: HTTPServer, articles: int, comments: dict[int, int] | None = None) -> None:
     httpserver.expect_request("/news").respond_with_data(
         listing_page([f"/a{n}" for n in range(1, articles + 1)]), content_type="text/html; charset=utf-8"
     )
     for n in range(1, articles + 1):
-        httpserver.expect_request(f"/a{n}").respond_with_handler(
-            lambda request, n=n: Response(article_page(n, (comments or {}).get(n, 1)), content_type="text/html")
-        )
+        httpserver.expect_request(f"/a{n}").respond_with_handler(article_handler(n, comments))
 
 
 def requested(httpserver: HTTPServer, since: int = 0) -> list[str]:
@@ -611,9 +619,7 @@ def test_a_304_listing_still_revisits_recent_pages_for_new_comments(httpserver: 
 
     httpserver.expect_request("/news").respond_with_handler(listing)
     for n in (1, 2):
-        httpserver.expect_request(f"/a{n}").respond_with_handler(
-            lambda request, n=n: Response(article_page(n, comments[n]), content_type="text/html")
-        )
+        httpserver.expect_request(f"/a{n}").respond_with_handler(article_handler(n, comments))
     source = html_source(tmp_path, httpserver.url_for("/news"), FOLLOW)
     first = ok(collect(source)[0])
     assert first.etag == '"v1"' and len(first.items) == 4
@@ -741,7 +747,7 @@ def test_a_304_without_follow_is_not_modified(httpserver: HTTPServer, tmp_path: 
 
 
 def test_comments_are_stored_under_their_article_and_a_second_poll_adds_nothing(
-    httpserver: HTTPServer, tmp_path: Path, store: Store
+    httpserver: HTTPServer, tmp_path: Path, store: SqliteStore
 ) -> None:
     serve_site(httpserver, articles=2, comments={1: 2, 2: 1})
     source = html_source(tmp_path, httpserver.url_for("/news"), FOLLOW)

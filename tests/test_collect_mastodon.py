@@ -24,9 +24,9 @@ from werkzeug import Request, Response
 
 from monitor.collectors import mastodon
 from monitor.collectors.fetch import Fetcher, RequestLimits
-from monitor.config import MastodonSource
+from monitor.collectors.mastodon import MastodonSource
 from monitor.exceptions import FetchError, ParseError
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, RawItem, RunResult, SourceState
 from tests.conftest import NOW, collect_once, make_config, run_once
 from tests.goldens import check_golden
@@ -68,7 +68,7 @@ def collect(source: MastodonSource, state: SourceState | None = None) -> tuple[C
     return collect_once(mastodon.collect, source, state, limits=LIMITS)
 
 
-def run(source: MastodonSource, store: Store, now: datetime = NOW) -> RunResult:
+def run(source: MastodonSource, store: SqliteStore, now: datetime = NOW) -> RunResult:
     result: RunResult = run_once(source, store, now)
     return result
 
@@ -259,7 +259,9 @@ def test_paging_is_bounded_and_the_next_poll_continues(tmp_path: Path, httpserve
     assert timeline.queries[mastodon.MAX_PAGES]["min_id"] == [result.cursor]
 
 
-def test_429_gives_retry_after_and_the_pipeline_waits(tmp_path: Path, httpserver: HTTPServer, store: Store) -> None:
+def test_429_gives_retry_after_and_the_pipeline_waits(
+    tmp_path: Path, httpserver: HTTPServer, store: SqliteStore
+) -> None:
     httpserver.expect_request("/api/v1/timelines/public").respond_with_data(
         "Too many requests", status=429, headers={"Retry-After": "120"}
     )
@@ -321,7 +323,7 @@ async def _collect_raising(source: MastodonSource) -> Collected:
 
 
 def test_boosts_of_one_status_are_stored_once(
-    tmp_path: Path, httpserver: HTTPServer, store: Store, corpus: Path
+    tmp_path: Path, httpserver: HTTPServer, store: SqliteStore, corpus: Path
 ) -> None:
     public = load(corpus, "timelines_public_localhost.json")
     original, other = public[1], public[2]

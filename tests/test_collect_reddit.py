@@ -24,9 +24,10 @@ from werkzeug import Request, Response
 
 from monitor.collectors import reddit
 from monitor.collectors.fetch import Fetcher, RequestLimits
-from monitor.config import RedditSource
+from monitor.collectors.paging import DEFAULT_RATE_WAIT
+from monitor.collectors.reddit import RedditSource
 from monitor.exceptions import FetchError, ParseError
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, RawItem, RunResult, SourceState
 from tests.conftest import NOW, collect_once, make_config, run_once
 from tests.goldens import check_golden
@@ -60,7 +61,7 @@ def collect(source: RedditSource, state: SourceState | None = None) -> tuple[Col
     return collect_once(reddit.collect, source, state, limits=LIMITS)
 
 
-def run(source: RedditSource, store: Store, now: datetime = NOW) -> RunResult:
+def run(source: RedditSource, store: SqliteStore, now: datetime = NOW) -> RunResult:
     result: RunResult = run_once(source, store, now)
     return result
 
@@ -279,7 +280,7 @@ def test_comment_threads_are_bounded_and_read_again_only_when_they_grow(
 
 
 def test_rate_limit_headers_stop_the_poll_and_set_retry_at(
-    tmp_path: Path, httpserver: HTTPServer, corpus: Path, store: Store
+    tmp_path: Path, httpserver: HTTPServer, corpus: Path, store: SqliteStore
 ) -> None:
     httpserver.expect_request("/r/askreddit/new.json").respond_with_data(
         (corpus / "api/reddit/r-askreddit_new_limit100.json").read_bytes(),
@@ -298,6 +299,21 @@ def test_rate_limit_headers_stop_the_poll_and_set_retry_at(
     assert state.retry_at == NOW + timedelta(seconds=120) and state.health == result.health
     requests = len(httpserver.log)
     assert run(source, store, NOW + timedelta(seconds=60)).skipped and len(httpserver.log) == requests
+
+
+@pytest.mark.parametrize("reset", ["1e300", "99999999999999", "inf", "soon"])
+def test_a_rate_limit_reset_past_the_calendar_or_unreadable_waits_the_default(
+    tmp_path: Path, httpserver: HTTPServer, corpus: Path, reset: str
+) -> None:
+    """A reset no clock can hold (1e300 overflowed datetime and crashed the collector) waits DEFAULT_RATE_WAIT."""
+    httpserver.expect_request("/r/askreddit/new.json").respond_with_data(
+        (corpus / "api/reddit/r-askreddit_new_limit100.json").read_bytes(),
+        content_type=JSON,
+        headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": reset},
+    )
+    result, _ = collect(source_for(tmp_path, httpserver.url_for("/r/askreddit/new.json")))
+    assert isinstance(result, Collected) and len(result.items) == 100
+    assert result.retry_at == NOW + DEFAULT_RATE_WAIT
 
 
 def test_429_gives_retry_after(tmp_path: Path, httpserver: HTTPServer) -> None:
@@ -340,7 +356,7 @@ def test_the_cassette_response_served_as_recorded(tmp_path: Path, httpserver: HT
 
 
 def test_comments_are_linked_to_their_post_and_a_second_poll_adds_nothing(
-    tmp_path: Path, httpserver: HTTPServer, corpus: Path, store: Store
+    tmp_path: Path, httpserver: HTTPServer, corpus: Path, store: SqliteStore
 ) -> None:
     page = load(corpus, "comments_2gmzqe.json")
     listing = page[0]  # a Listing holding the one post

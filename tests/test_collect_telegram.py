@@ -22,12 +22,11 @@ from werkzeug import Request, Response
 
 from monitor.collectors import telegram
 from monitor.collectors.fetch import Fetcher
-from monitor.collectors.telegram import page_url, parse_channel_page, parse_count
-from monitor.config import TelegramSource
+from monitor.collectors.telegram import TelegramSource, page_url, parse_channel_page, parse_count
 from monitor.exceptions import FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, FetchRecord, RawItem, RunResult, SourceState
 from tests.conftest import CORPUS, NOW, make_config
 
@@ -286,7 +285,7 @@ def test_a_304_is_not_modified(httpserver: HTTPServer, tmp_path: Path) -> None:
 # --- through the real pipeline -----------------------------------------------------------------------------
 
 
-def poll(source: TelegramSource, store: Store, tmp_path: Path) -> RunResult:
+def poll(source: TelegramSource, store: SqliteStore, tmp_path: Path) -> RunResult:
     matcher = Matcher(make_config(tmp_path, TOPICS + "sources: []").topics)
 
     async def go() -> RunResult:
@@ -297,7 +296,7 @@ def poll(source: TelegramSource, store: Store, tmp_path: Path) -> RunResult:
 
 
 def test_polls_store_each_message_once_and_an_edit_updates_its_row(
-    httpserver: HTTPServer, tmp_path: Path, store: Store
+    httpserver: HTTPServer, tmp_path: Path, store: SqliteStore
 ) -> None:
     channel = Channel(newest=45)
     channel.texts[44] = "В соцсетях появилась «декларация Народного совета»"

@@ -24,11 +24,12 @@ from werkzeug import Request, Response
 
 from monitor.collectors import vk
 from monitor.collectors.fetch import Fetcher, RequestLimits
-from monitor.config import Config, VkSource
+from monitor.collectors.vk import VkSource
+from monitor.config import Config
 from monitor.exceptions import FetchError, ParseError
 from monitor.match import Matcher
 from monitor.pipeline import poll_sources
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, RunResult, SourceState
 from tests.conftest import NOW, collect_once, make_config, run_once
 from tests.goldens import check_golden
@@ -72,7 +73,7 @@ def collect(source: VkSource, state: SourceState | None = None) -> tuple[Collect
     return collect_once(vk.collect, source, state, limits=LIMITS)
 
 
-def run(source: VkSource, store: Store, now: datetime = NOW) -> RunResult:
+def run(source: VkSource, store: SqliteStore, now: datetime = NOW) -> RunResult:
     result: RunResult = run_once(source, store, now)
     return result
 
@@ -208,7 +209,7 @@ def test_request_url_carries_no_token(tmp_path: Path) -> None:
 
 
 def test_without_the_token_only_the_vk_source_fails(
-    tmp_path: Path, httpserver: HTTPServer, store: Store, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, httpserver: HTTPServer, store: SqliteStore, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VK_SERVICE_TOKEN", raising=False)
     httpserver.expect_request("/api/v1/timelines/tag/hoot").respond_with_data(
@@ -239,7 +240,7 @@ def test_without_the_token_only_the_vk_source_fails(
 def test_the_token_goes_in_a_header_and_nowhere_else(
     tmp_path: Path,
     httpserver: HTTPServer,
-    store: Store,
+    store: SqliteStore,
     corpus: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -267,7 +268,7 @@ def test_the_token_goes_in_a_header_and_nowhere_else(
 
 
 def test_rate_limit_error_sets_retry_at(
-    tmp_path: Path, httpserver: HTTPServer, store: Store, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, httpserver: HTTPServer, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VK_SERVICE_TOKEN", TOKEN)
     httpserver.expect_request("/method/wall.get").respond_with_json(
@@ -306,7 +307,7 @@ def test_first_poll_one_page_later_polls_page_back_to_the_cursor(
 
 
 def test_a_second_poll_adds_nothing(
-    tmp_path: Path, httpserver: HTTPServer, store: Store, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, httpserver: HTTPServer, store: SqliteStore, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VK_SERVICE_TOKEN", TOKEN)
     httpserver.expect_request("/method/wall.get").respond_with_data(

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.config import CampaignConfig, FeedSource, HtmlSource, NotifyChannel, load_config
+from monitor.collectors import SOURCE_MODELS
+from monitor.collectors.feed import FeedSource
+from monitor.collectors.html import HtmlSource
+from monitor.config import CampaignConfig, NotifyChannel, load_config
 from monitor.exceptions import ConfigError
 from monitor.units import format_duration, parse_duration, parse_size, parse_when
 from tests.conftest import NOW, REPO, make_config
@@ -116,7 +119,7 @@ def test_the_contract_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_the_shipped_config_is_valid() -> None:
-    config = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "config.yaml", source_types=SOURCE_MODELS)
     assert {t.name for t in config.topics} == {"separatism", "peoples-council"}
     assert len(config.sources) >= 5
     assert config.store == REPO / "storage" / "monitor.db"
@@ -301,7 +304,7 @@ def test_unquoted_digest_time_and_timezone(tmp_path: Path) -> None:
 
 def test_load_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
-        load_config(tmp_path / "nope.yaml")
+        load_config(tmp_path / "nope.yaml", source_types=SOURCE_MODELS)
 
 
 @pytest.mark.parametrize(
@@ -391,11 +394,11 @@ def test_alert_routing_keys_default_to_everything_and_campaigns_on(tmp_path: Pat
     alerts = make_config(tmp_path, ROUTED + "  email: {host: h, sender: a@b.org, to: c@d.org}\n").alerts
     assert alerts.email is not None and (alerts.email.topics, alerts.email.kinds) == (None, None)
     assert alerts.notify == ()
-    assert alerts.campaign == CampaignConfig(min_voices=3, within=timedelta(minutes=30), topics_only=True)
+    assert alerts.campaign == CampaignConfig(min_voices=4, within=timedelta(minutes=10), topics_only=True)
     assert alerts.link_base is None
     assert make_config(tmp_path, ROUTED + "  campaign: null\n  notify: null\n").alerts.campaign is None
     partial = make_config(tmp_path, ROUTED + "  campaign: {min_voices: 5}\n").alerts.campaign
-    assert partial == CampaignConfig(min_voices=5, within=timedelta(minutes=30), topics_only=True)
+    assert partial == CampaignConfig(min_voices=5, within=timedelta(minutes=10), topics_only=True)
 
 
 def test_email_routing_and_every_to_address_are_validated(tmp_path: Path) -> None:
@@ -492,3 +495,140 @@ def test_link_base_is_an_http_address(tmp_path: Path, value: str, expected: str)
     else:
         problems = problems_of(tmp_path, body)
         assert len(problems) == 1 and problems[0].startswith("alerts.link_base (line 5)") and expected in problems[0]
+
+
+def test_allow_private_defaults_to_true_and_can_be_turned_off(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        defaults: {allow_private: false}
+        sources:
+          - {name: f, type: feed, url: "https://e.org/f"}
+          - {name: mine, type: feed, url: "http://10.0.0.5/f", allow_private: true}
+    """,
+    )
+    assert [config.source(n).allow_private for n in ("f", "mine")] == [False, True]
+    assert (
+        make_config(tmp_path, 'topics: {t: [x]}\nsources: [{name: f, type: feed, url: "https://e.org/"}]')
+        .sources[0]
+        .allow_private
+    )
+
+
+def test_a_duplicate_name_is_reported_with_the_other_errors_in_one_run(tmp_path: Path) -> None:
+    """Before, a duplicate was found only once every other error in that source was fixed."""
+    problems = problems_of(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - {name: news, type: feed, url: "https://e.org/1"}
+          - {name: news, type: feed, url: "ftp://e.org/2", interval: soon}
+          - {name: news, type: html, url: "https://e.org/3", items: "article[[[", fields: {title: h2}}
+    """,
+    )
+    assert problems[:2] == [
+        "sources[1].name (line 5): duplicate source name 'news' (also sources[0])",
+        "sources[2].name (line 6): duplicate source name 'news' (also sources[0])",
+    ]
+    text = "\n".join(problems)
+    assert "sources[1].url (line 5)" in text and "sources[1].interval (line 5)" in text
+    assert "sources[2].items (line 6): invalid CSS selector 'article[[['" in text
+    assert len(problems) == 5
+
+
+def test_invalid_css_selectors_are_config_errors_with_their_lines(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - name: city
+            type: html
+            url: https://e.org/news
+            items: article[[[
+            follow: "a.headline[ @href"
+            next: "a.next"
+            fields:
+              title: "h2 >"
+              text: .body
+              link: "@id"
+              author: ":nosuch(x) @title"
+            comments:
+              items: "li::before"
+              fields: {text: .c}
+    """,
+    )
+    assert sorted(problems) == [
+        "sources[0].comments.items (line 16): invalid CSS selector 'li::before'",
+        "sources[0].fields.author (line 14): invalid CSS selector ':nosuch(x)'",
+        "sources[0].fields.title (line 11): invalid CSS selector 'h2 >'",
+        "sources[0].follow (line 8): invalid CSS selector 'a.headline['",
+        "sources[0].items (line 7): invalid CSS selector 'article[[['",
+    ]
+
+
+def test_a_selector_spec_of_only_an_attribute_reads_the_item_itself_but_items_need_css(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - {name: c, type: html, url: "https://e.org/", items: "@id", fields: {title: h2, link: "@id"}}
+    """,
+    )
+    assert problems == ["sources[0].items (line 4): empty CSS selector '@id'"]
+
+
+@pytest.mark.parametrize("written", ["somechannel", "@somechannel", " @somechannel "])
+def test_a_telegram_channel_may_be_written_with_its_at_sign(tmp_path: Path, written: str) -> None:
+    config = make_config(tmp_path, f'topics: {{t: [x]}}\nsources: [{{name: tg, type: telegram, channel: "{written}"}}]')
+    assert getattr(config.sources[0], "channel", None) == "somechannel"
+
+
+def test_a_bad_telegram_channel_gets_a_plain_message(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, 'topics: {t: [x]}\nsources: [{name: tg, type: telegram, channel: "@a b"}]')
+    assert problems == [
+        "sources[0].channel (line 2): '@a b' is not a channel name: give the name from t.me/NAME "
+        "(3 to 64 letters, digits or _, with or without a leading @)"
+    ]
+
+
+def test_monitor_check_reports_an_invalid_selector_with_its_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "topics: {t: [x]}\nsources:\n  - name: city\n    type: html\n    url: https://e.org/\n"
+        "    items: article[[[\n    fields: {title: h2}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["--config", str(path), "check"])
+    assert result.exit_code == 2
+    assert "sources[0].items (line 6): invalid CSS selector 'article[[['" in result.output
+
+
+POSTGRES_BODY = """
+store: {store}
+topics: {{t: [x]}}
+sources: [{{name: a, type: feed, url: "https://example.org/rss"}}]
+"""
+
+
+def test_a_postgresql_url_selects_that_store_and_never_holds_a_password(tmp_path: Path) -> None:
+    from monitor.types import StoreURL
+
+    config = make_config(tmp_path, POSTGRES_BODY.format(store="postgresql://monitor@db.example.org/monitor"))
+    assert config.store == StoreURL("postgresql://monitor@db.example.org/monitor")
+    for bad, said in (
+        ("postgresql://monitor:secret@db.example.org/monitor", "MONITOR_STORE_PASSWORD"),
+        ('"postgresql://db.example.org/monitor?password=secret"', "MONITOR_STORE_PASSWORD"),
+        ("postgresql://db.example.org:port/monitor", "not a usable PostgreSQL URL"),
+    ):
+        with pytest.raises(ConfigError) as failed:
+            make_config(tmp_path, POSTGRES_BODY.format(store=bad))
+        assert failed.value.problems[0].startswith("store (line 2):") and said in failed.value.problems[0]
+        assert "secret" not in str(failed.value)

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -19,42 +18,20 @@ from monitor.exceptions import StoreLocked
 from monitor.store import this_process
 from monitor.store.sqlite import open_sqlite
 from monitor.types import AlertKind, Holder, NewAlert
-from tests.conftest import NOW, RawServer, SmtpServer, closed_port, monitor_cmd, run_monitor, write_config
+from tests.conftest import (
+    NOW,
+    RawServer,
+    SmtpServer,
+    refused_port,
+    run_monitor,
+    start_daemon,
+    wait_for,
+    write_config,
+)
 
 FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
 <item><guid>a1</guid><title>Separatist rally</title><link>http://example.org/a1</link></item>
 </channel></rss>"""
-
-
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            monitor_cmd(config, "run"),
-            cwd=config.parent,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-            start_new_session=True,  # the daemon and its worker process: killed together by the test
-        )
-
-
-def wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def offline_config(tmp_path: Path) -> Path:
@@ -64,7 +41,7 @@ def offline_config(tmp_path: Path) -> Path:
 store: store.db
 topics: {{t: [x]}}
 sources:
-  - {{name: offline, type: feed, url: "http://127.0.0.1:{closed_port()}/feed", interval: 1h, robots: false}}
+  - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed", interval: 1h, robots: false}}
 """,
     )
 
@@ -83,7 +60,7 @@ def test_a_second_daemon_exits_1_naming_the_holder_until_the_first_dies(
     tmp_path: Path, daemons: list[subprocess.Popen[bytes]]
 ) -> None:
     config = offline_config(tmp_path)
-    first = start(config, tmp_path / "first.log")
+    first = start_daemon(config, tmp_path / "first.log")
     daemons.append(first)
     wait_for(lambda: holder_pid(tmp_path / "store.db") == first.pid, "the first daemon to hold the store")
     second = run_monitor(config, "run", timeout=60)
@@ -94,7 +71,7 @@ def test_a_second_daemon_exits_1_naming_the_holder_until_the_first_dies(
 
     os.killpg(first.pid, signal.SIGKILL)  # the OS releases the lock of a process however it dies
     first.wait(10)
-    third = start(config, tmp_path / "third.log")
+    third = start_daemon(config, tmp_path / "third.log")
     daemons.append(third)
     wait_for(lambda: holder_pid(tmp_path / "store.db") == third.pid, "a new daemon after the first was killed")
     third.send_signal(signal.SIGTERM)
@@ -177,7 +154,7 @@ sources:
   - {{name: slow, type: feed, url: "{raw_server.url("/slow")}", interval: 1h, robots: false}}
 """,
     )
-    proc = start(config, tmp_path / "run.log")
+    proc = start_daemon(config, tmp_path / "run.log")
     daemons.append(proc)
     assert asked.wait(30), (tmp_path / "run.log").read_text()
     signalled = time.monotonic()

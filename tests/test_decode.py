@@ -13,6 +13,7 @@ from monitor.collectors.decode import (
     charset_from_content_type,
     choose_encoding,
     declared_encoding,
+    decode,
     decode_body,
     gunzip_if_gzip,
 )
@@ -138,3 +139,44 @@ def test_corrupt_gzip_is_a_parse_error() -> None:
 @given(st.binary(max_size=2000), st.one_of(st.none(), st.text(max_size=60)))
 def test_decode_never_raises(body: bytes, content_type: str | None) -> None:
     assert isinstance(decode_body(body, content_type), str)
+
+
+# --- UTF-8 with damage: the label and most of the bytes agree -------------------------------------------------
+
+
+def cut_mid_character(text: str) -> bytes:
+    """UTF-8 of `text` with its last character cut after its first byte (a feed truncating a title)."""
+    data = text.encode("utf-8")
+    return data[: len(data) - len(text[-1].encode("utf-8")) + 1]
+
+
+@pytest.mark.parametrize("content_type", ["application/rss+xml; charset=utf-8", "text/html; charset=UTF-8", None])
+def test_one_bad_byte_in_labelled_utf8_is_replaced_not_read_as_koi8(content_type: str | None) -> None:
+    label = "" if content_type else '<meta charset="utf-8">'
+    body = f"<p>{label}{RUSSIAN}</p><p>".encode() + cut_mid_character("Сепаратисты") + b"</p>"
+    decoded = decode(body, content_type)
+    assert decoded.encoding == "utf-8"
+    assert RUSSIAN in decoded.text and "Сепаратист\ufffd" in decoded.text
+    assert decoded.warning is not None and decoded.warning.startswith("1 invalid UTF-8 byte sequence replaced")
+    assert choose_encoding(body, content_type) == "utf-8"
+
+
+def test_many_cut_titles_still_read_as_utf8_with_the_count() -> None:
+    titles = [cut_mid_character(f"Сепаратисты {n} заявили") for n in range(5)]
+    body = b"<?xml version='1.0' encoding='utf-8'?><rss>" + b"".join(b"<t>" + t + b"</t>" for t in titles) + b"</rss>"
+    decoded = decode(body, None)
+    assert decoded.encoding == "utf-8" and decoded.text.count("Сепаратисты") == 5
+    assert decoded.warning is not None and decoded.warning.startswith("5 invalid UTF-8 byte sequences")
+
+
+@pytest.mark.parametrize("codec", ["cp1251", "koi8-r", "latin-1"])
+def test_a_utf8_label_on_legacy_bytes_is_still_a_lie(codec: str) -> None:
+    text = RUSSIAN if codec != "latin-1" else "Les séparatistes ont déclaré: « ça suffit », été après été, à Zürich."
+    body = f"<html><body><p>{text}</p><p>{text}</p></body></html>".encode(codec)
+    decoded = decode(body, "text/html; charset=utf-8")
+    assert decoded.encoding != "utf-8" and text in decoded.text and decoded.warning is None
+
+
+def test_valid_utf8_gets_no_warning() -> None:
+    assert decode(PAGE.format(RUSSIAN).encode(), "text/html; charset=utf-8").warning is None
+    assert decode("a literal \ufffd in the text".encode(), "text/plain; charset=utf-8").warning is None

@@ -26,7 +26,7 @@ from monitor.normalize import content_hash
 from monitor.store import PostFilter, PostRow, Store, open_store
 from monitor.store.sqlite import SqliteStore
 from monitor.types import Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW, run_monitor, write_config
+from tests.conftest import NOW, invoke, run_monitor, write_config
 
 KAZAKH = 'Халық кеңесі: "тәуелсіздік" туралы мәлімдеме, қала әкімдігі үнсіз'
 RUSSIAN = "Сепаратисты объявили «Народный совет»;\nвторая строка, с запятой\r\nи третья"
@@ -88,9 +88,9 @@ def filled(store: Store) -> Store:
 
 
 def export(store: Store, out: Path | None, fmt: str = "csv", bom: bool = False, **overrides: Any) -> int:
-    where = PostFilter(
-        **{"matching_only": True, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}}
-    )
+    fields: dict[str, Any] = {"matching_only": True}
+    fields.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    where = PostFilter(**fields)
     return export_posts(store, fmt=fmt, output=out, where=where, bom=bom)
 
 
@@ -121,6 +121,7 @@ def test_csv_round_trips_cyrillic_kazakh_quotes_and_line_breaks(filled: Store, t
     assert ru["text"] == RUSSIAN  # quotes, semicolon, LF and CRLF inside a field survive
     assert ru["source"] == "wire" and ru["extra"] == "" and ru["updated_at"] == "" and ru["parent_id"] == ""
     assert en["text"] == ENGLISH and en["topics"] == "peoples-council"
+    assert isinstance(filled, SqliteStore)
     stored = filled.conn.execute("SELECT id, published_at, cluster_id FROM posts WHERE key = 'kz'").fetchone()
     assert (int(kz["id"]), kz["published_at"], int(kz["cluster_id"])) == stored
 
@@ -286,7 +287,7 @@ def test_memory_stays_flat_on_20000_posts(tmp_path: Path) -> None:
 
 
 # Text a scraper could bring back: any printable or control character, quotes, separators, line breaks.
-cell_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+cell_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 @given(title=cell_text, text=cell_text, author=st.none() | cell_text, terms=st.lists(cell_text, max_size=3))
@@ -353,7 +354,7 @@ def cli_config(tmp_path: Path) -> Path:
 
 def test_cli_exports_csv_to_a_file(cli_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
-    result = run_monitor(cli_config, "export", "--format", "csv", "-o", str(out))
+    result = invoke(cli_config, "export", "--format", "csv", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert f"2 posts exported to {out}" in result.stderr
@@ -362,7 +363,7 @@ def test_cli_exports_csv_to_a_file(cli_config: Path, tmp_path: Path) -> None:
 
 
 def test_cli_exports_jsonl_to_stdout_in_utf8_whatever_the_locale(cli_config: Path) -> None:
-    result = run_monitor(
+    result = invoke(
         cli_config,
         "export",
         "--format",
@@ -381,19 +382,19 @@ def test_cli_exports_jsonl_to_stdout_in_utf8_whatever_the_locale(cli_config: Pat
 
 def test_cli_filters_by_topic_and_time_and_adds_a_bom(cli_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "sep.csv"
-    result = run_monitor(
+    result = invoke(
         cli_config, "export", "--topic", "separatism", "--since", "2026-02-28T00:00:00Z", "--bom", "-o", str(out)
     )
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(BOM.encode() + b"id,")
     with out.open(encoding="utf-8-sig", newline="") as handle:
         assert [r["key"] for r in csv.DictReader(handle)] == ["ru"]
-    late = run_monitor(cli_config, "export", "--format", "jsonl", "--since", "2026-03-01T07:00:00Z", "--all")
+    late = invoke(cli_config, "export", "--format", "jsonl", "--since", "2026-03-01T07:00:00Z", "--all")
     assert [json.loads(line)["key"] for line in late.stdout.splitlines()] == ["none"]
 
 
 def test_cli_cannot_write_is_a_clear_error(cli_config: Path, tmp_path: Path) -> None:
-    result = run_monitor(cli_config, "export", "-o", str(tmp_path / "missing" / "out.csv"))
+    result = invoke(cli_config, "export", "-o", str(tmp_path / "missing" / "out.csv"))
     assert result.returncode == 1
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
 
@@ -407,7 +408,7 @@ def test_cli_refuses_to_replace_a_symlink_and_leaves_it_and_its_file(cli_config:
     target.write_text("keep me\n", encoding="utf-8")
     link = tmp_path / "link.csv"
     link.symlink_to(target)
-    result = run_monitor(cli_config, "export", "-o", str(link))
+    result = invoke(cli_config, "export", "-o", str(link))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"{link} is a symbolic link (to {target})" in result.stderr
     assert link.is_symlink() and target.read_text(encoding="utf-8") == "keep me\n"
@@ -441,7 +442,7 @@ def test_cli_refuses_special_files(cli_config: Path, tmp_path: Path, kind: str) 
 
 
 def test_cli_dash_is_standard_output(cli_config: Path, tmp_path: Path) -> None:
-    result = run_monitor(cli_config, "export", "--format", "jsonl", "-o", "-", cwd=tmp_path)
+    result = invoke(cli_config, "export", "--format", "jsonl", "-o", "-", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["key"] for line in result.stdout.splitlines()] == ["kz", "ru"]
     assert not (tmp_path / "-").exists()

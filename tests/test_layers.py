@@ -19,18 +19,24 @@ LAYERS = {
     "yamldoc": 1,
     "normalize": 1,
     "match": 1,
+    "translit": 1,
     "dedupe": 1,
     "spikes": 1,
     "dates": 1,
     "prepare": 1,
     "alerts": 1,
+    "campaigns": 1,
+    "campaign_message": 1,
     "delivery": 1,
     "reports": 1,
     "chartdata": 1,
     "emails": 1,
+    "notices": 1,
+    "links": 1,
     "collectors": 2,
     "store": 2,
     "mail": 2,
+    "notify": 2,
     "charts": 2,
     "series": 2,
     "pipeline": 3,
@@ -49,20 +55,27 @@ LAYERS = {
 }
 # Components of one layer that may use each other.
 SIBLINGS = {frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
+# One module per source type: its config model (pydantic) beside its collector, registered in collectors/__init__.
+SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", "mastodon", "reddit", "vk")}
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
+    "httpcore": {"collectors.fetch"},
+    "protego": {"collectors.fetch"},
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
     "sqlite_utils": {"store.sqlite.schema"},
-    "sqlite3": {"store.sqlite"},  # the backend package (and only it): the rest depends on the Store Protocol
+    "sqlite3": {"store.sqlite", "store.postgres.migrate"},  # the backend (and the copy out of it into PostgreSQL)
+    "psycopg": {"store.postgres"},  # likewise the PostgreSQL backend
+    "psycopg_pool": {"store.postgres"},
     "fcntl": {"store.sqlite.lock"},
     "apscheduler": {"daemon"},
     "click": {"cli"},
     "yaml": {"yamldoc"},
-    "pydantic": {"config"},
+    "pydantic": {"config", *SOURCE_MODULES},
     "smtplib": {"mail"},
+    "apprise": {"notify"},
     "matplotlib": {"charts"},
     "ahocorasick": {"match"},
     "datasette": {"serve"},
@@ -78,7 +91,7 @@ def modules() -> list[tuple[str, ast.Module]]:
 
 
 def imported(tree: ast.Module) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -138,8 +151,20 @@ PURE = [
     "reports",
     "chartdata",
     "emails",
+    "notices",
+    "links",
 ]
-IO_MODULES = {"socket", "httpx", "sqlite3", "sqlite_utils", "smtplib", "subprocess", "urllib.request", "requests"}
+IO_MODULES = {
+    "socket",
+    "httpx",
+    "sqlite3",
+    "sqlite_utils",
+    "smtplib",
+    "subprocess",
+    "urllib.request",
+    "requests",
+    "apprise",
+}
 
 
 @pytest.mark.parametrize("name", PURE)
@@ -158,14 +183,44 @@ def test_pure_modules_do_no_io(name: str) -> None:
     assert not opened, f"monitor.{name} opens files"
 
 
+BACKENDS = ("sqlite", "postgres")  # monitor.store.<backend>: each opened by `open_store` alone
+
+
 @pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
-def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module) -> None:
-    """Callers depend on the Store Protocol (monitor.store); the backend is imported by monitor.store alone, and
-    the Protocol's module knows no backend."""
-    backend = {t for t in imported(tree) if t.startswith("monitor.store.sqlite")}
-    if name.startswith("store.sqlite"):
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_only_open_store_picks_the_store_backend(name: str, tree: ast.Module, backend_name: str) -> None:
+    """Callers depend on the Store Protocol (monitor.store); a backend is imported by monitor.store alone (and by
+    itself), and neither the Protocol's module nor the other backend knows it."""
+    package = f"monitor.store.{backend_name}"
+    backend = {t for t in imported(tree) if t == package or t.startswith(package + ".")}
+    if name.startswith(f"store.{backend_name}"):
         return
-    if name == "store":  # open_store
-        assert backend <= {"monitor.store.sqlite", "monitor.store.sqlite.open_sqlite"}
+    if name == "store":  # open_store (and copy_store, from SQLite into PostgreSQL)
+        allowed = {package, f"{package}.open_{backend_name}", "monitor.store.postgres.PostgresStore"}
+        allowed |= {"monitor.store.postgres.migrate", "monitor.store.postgres.migrate.copy_sqlite"}
+        assert backend <= allowed
         return
-    assert not backend, f"monitor.{name} imports the SQLite backend {sorted(backend)}: use monitor.store"
+    assert not backend, f"monitor.{name} imports the {backend_name} backend {sorted(backend)}: use monitor.store"
+
+
+def test_a_source_type_is_one_module_and_one_registry_entry() -> None:
+    from monitor import config
+    from monitor.collectors import SOURCE_MODELS, SOURCE_TYPES
+
+    assert {f"collectors.{name}" for name in SOURCE_TYPES} == SOURCE_MODULES
+    for name, kind in SOURCE_TYPES.items():
+        assert kind.model.__module__ == kind.collect.__module__ == f"monitor.collectors.{name}"
+        assert issubclass(kind.model, config.SourceBase) and SOURCE_MODELS[name] is kind.model
+    in_config = {v for v in vars(config).values() if isinstance(v, type) and issubclass(v, config.SourceBase)}
+    assert in_config == {config.SourceBase}  # config knows no source type by name
+
+
+def test_the_fetcher_is_composed_in_one_place() -> None:
+    """Daemon, `monitor poll` and `check --probe` get their Fetcher from pipeline.open_fetcher, so that a new
+    setting (a limit, a hook) is wired once."""
+    callers = set()
+    for name, tree in modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Fetcher":
+                callers.add(name)
+    assert callers == {"pipeline"}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor import probe
-from monitor.collectors import COLLECTORS
+from monitor.collectors import SOURCE_TYPES
 from tests.conftest import NOW, RawServer, make_config, respond
 
 
@@ -21,7 +22,8 @@ def test_a_crashing_collector_is_reported_and_the_rest_go_on(
     async def broken(*args: Any) -> Any:
         raise KeyError("a bug")
 
-    monkeypatch.setitem(COLLECTORS, "mastodon", broken)  # a bug stands in for any collector fault
+    # a bug stands in for any collector fault
+    monkeypatch.setitem(SOURCE_TYPES, "mastodon", replace(SOURCE_TYPES["mastodon"], collect=broken))
     config = make_config(
         tmp_path,
         f"""

@@ -31,7 +31,7 @@ from monitor.config import Config
 from monitor.exceptions import MonitorError
 from monitor.match import Matcher
 from monitor.normalize import content_hash
-from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store
+from monitor.serve import QUERIES, HostRule, database_name, host_rule, metadata, parameters, serve_store, store_file
 from monitor.store import Store, open_store, this_process
 from monitor.types import (
     AlertKind,
@@ -184,7 +184,7 @@ def config(tmp_path: Path) -> Config:
 def store_path(config: Config) -> Path:
     with open_store(config.store) as store:
         fill(store, config)
-    return config.store
+    return store_file(config)
 
 
 def run_query(path: Path, name: str, **values: object) -> list[dict[str, Any]]:
@@ -260,7 +260,7 @@ def test_topic_names_are_escaped_in_the_query_descriptions(config: Config) -> No
 
 # ---------------------------------------------------------------------------------------------- canned queries
 def test_every_canned_query_runs_on_a_real_store_with_its_parameters_blank(store_path: Path) -> None:
-    needs_a_value = {"story_posts", "comments", "search"}
+    needs_a_value = {"story_posts", "comments", "search", "alert_posts"}
     for name in QUERIES:
         rows = run_query(store_path, name)
         assert bool(rows) == (name not in needs_a_value), name
@@ -302,6 +302,15 @@ def test_canned_queries_find_the_known_rows(store_path: Path) -> None:
         "caravanserai",
     ]
 
+    # the spike alert's posts (the link of alert messages with alerts.link_base): its topic, in its window
+    in_window = [
+        r["post_id"]
+        for r in run_query(store_path, "latest_matches", topic="separatism")
+        if "2026-03-01T11:00:00Z" <= r["published_at"] <= "2026-03-01T12:00:00Z"
+    ]
+    alert_posts = run_query(store_path, "alert_posts", alert_id=1)
+    assert in_window and sorted(r["post_id"] for r in alert_posts) == sorted(in_window)
+    assert run_query(store_path, "alert_posts", alert_id=2) == []  # a health alert counts no posts
     assert [r["status"] for r in run_query(store_path, "recent_alerts")] == ["pending", "sent"]
     assert [r["kind"] for r in run_query(store_path, "recent_alerts", status="sent")] == ["spike"]
     assert [r["error"] for r in run_query(store_path, "undelivered_alerts")] == ["SMTP 451 try later"]
@@ -326,7 +335,7 @@ def test_metadata_option_writes_the_file_and_exits_0(tmp_path: Path, config: Con
     done = run_monitor(tmp_path / "config.yaml", "serve", "--metadata", str(out))
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text(encoding="utf-8")) == metadata(config)
-    assert not config.store.exists()  # writing the metadata needs no store (nor Datasette)
+    assert not store_file(config).exists()  # writing the metadata needs no store (nor Datasette)
 
 
 def test_without_datasette_the_message_names_the_extra_and_exit_is_1(tmp_path: Path, store_path: Path) -> None:
@@ -352,7 +361,7 @@ def test_serve_store_raises_naming_the_extra(monkeypatch: pytest.MonkeyPatch, co
 def test_no_store_yet_is_a_clear_error(tmp_path: Path, config: Config) -> None:
     done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and "no store yet" in done.stderr
-    assert not config.store.exists()  # serving never creates (or migrates) the store
+    assert not store_file(config).exists()  # serving never creates (or migrates) the store
 
 
 @pytest.mark.parametrize(
@@ -363,10 +372,10 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(
     tmp_path: Path, config: Config, content: bytes | None, message: str
 ) -> None:
     if content is None:
-        with contextlib.closing(sqlite3.connect(config.store)) as conn:  # SQLite, but not monitor's
+        with contextlib.closing(sqlite3.connect(store_file(config))) as conn:  # SQLite, but not monitor's
             conn.execute("CREATE TABLE other (a)")
     else:
-        config.store.write_bytes(content)
+        store_file(config).write_bytes(content)
     done = run_monitor(tmp_path / "config.yaml", "serve", "--port", "0")
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
 
@@ -487,6 +496,25 @@ def test_the_store_is_served_read_only_and_shows_what_the_daemon_writes_meanwhil
     refused.value.close()  # an HTTPError holds the response's socket
     assert refused.value.code == 400
     assert get_json(f"{served.base}/monitor/posts.json?_shape=array&_size=1")[0]["title"] == title
+
+
+def test_the_links_of_alert_messages_open_in_the_served_store(served: Served, config: Config) -> None:
+    """alerts.link_base = where `monitor serve` runs: every link an alert message carries opens a page there."""
+    from monitor.links import alert_links
+
+    with open_store(config.store, readonly=True) as store:
+        spike, health = sorted(store.alerts(), key=lambda a: a.id)
+    spike_links = alert_links(served.base, database_name(config), spike)
+    health_links = alert_links(served.base, database_name(config), health)
+    assert spike_links is not None and health_links is not None
+    for url in (spike_links.alert, spike_links.posts, health_links.alert, health_links.posts):
+        assert get(url).startswith(b"<!DOCTYPE html>"), url
+    path, _, query = spike_links.posts.partition("?")
+    posts = get_json(f"{path}.json?{query}&_shape=array")
+    assert posts and {p["title"] for p in posts} <= set(SEPARATISM_TITLES)
+    path, _, query = health_links.posts.partition("?")
+    assert [r["source"] for r in get_json(f"{path}.json?{query}&_shape=array")] == ["some-channel"]
+    assert get_json(f"{spike_links.alert}.json?_shape=array")[0]["topic"] == "separatism"
 
 
 def test_scraped_markup_is_escaped_in_the_served_pages(served: Served, config: Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from dataclasses import replace
@@ -15,10 +16,17 @@ from hypothesis import strategies as st
 from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
-from monitor.store import PostFilter, open_store
-from monitor.store.sqlite import SqliteStore
+from monitor.store import PostFilter, Store
+from monitor.store.sqlite import open_sqlite
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
-from tests.conftest import NOW
+from tests.conftest import NOW, sql
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every test of this module that takes `store` runs on each backend (SQLite, PostgreSQL)."""
+    return any_store
+
 
 ARTICLE = (
     "Deputies discussed separatism and regional autonomy at the evening session of the council, "
@@ -54,9 +62,7 @@ def matched(p: Post, *topics: str) -> MatchedPost:
     return MatchedPost(p, tuple(Match(t, "separatism") for t in topics), dedupe.signature(p.title, p.text))
 
 
-def save(
-    store: SqliteStore, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()
-) -> object:
+def save(store: Store, *posts: MatchedPost, source: str = "feed-a", fetches: tuple[FetchRecord, ...] = ()) -> object:
     return store.save_poll(
         state=SourceState(name=source),
         source_type="feed",
@@ -69,8 +75,8 @@ def save(
 
 def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    open_store(path).close()
-    with open_store(path) as store:  # opening again migrates nothing and loses nothing
+    open_sqlite(path).close()
+    with open_sqlite(path) as store:  # opening again migrates nothing and loses nothing
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
         assert {
             "posts",
@@ -83,41 +89,41 @@ def test_schema_has_the_contract_tables_and_is_idempotent(tmp_path: Path) -> Non
             "topic_daily",
             "post_topics",
         } <= names
-        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        migrations = store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+        assert sql(store, "PRAGMA journal_mode")[0][0] == "wal"
+        migrations = sql(store, "SELECT count(*) FROM _sqlite_migrations")[0][0]
         assert migrations >= 1
 
 
-def test_a_post_is_stored_once_and_matches_with_it(store: SqliteStore) -> None:
+def test_a_post_is_stored_once_and_matches_with_it(store: Store) -> None:
     first = save(store, matched(post("a1"), "separatism"))
     again = save(store, matched(post("a1"), "separatism"))
     assert first.new_posts == 1 and first.matches == 1 and first.topics == ("separatism",)  # type: ignore[attr-defined]
     assert again.new_posts == 0 and again.updated_posts == 0  # type: ignore[attr-defined]
     assert store.counts()["posts"] == 1
-    assert store.conn.execute("SELECT topic, term FROM matches").fetchall() == [("separatism", "separatism")]
+    assert sql(store, "SELECT topic, term FROM matches") == [("separatism", "separatism")]
 
 
-def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_matches(store: SqliteStore) -> None:
+def test_an_edited_post_updates_its_row_keeps_first_seen_and_refreshes_fts_and_matches(store: Store) -> None:
     save(store, matched(post("a1", first_seen=timedelta(hours=2)), "separatism"))
-    first_seen = store.conn.execute("SELECT first_seen_at FROM posts").fetchone()[0]
+    first_seen = sql(store, "SELECT first_seen_at FROM posts")[0][0]
     edited = post("a1", title="Council session (updated)", text="Only road works were discussed.")
     result = save(store, matched(edited))
     assert result.updated_posts == 1 and result.new_posts == 0  # type: ignore[attr-defined]
-    row = store.conn.execute("SELECT title, first_seen_at, updated_at FROM posts").fetchone()
+    row = sql(store, "SELECT title, first_seen_at, updated_at FROM posts")[0]
     assert row[0] == "Council session (updated)" and row[1] == first_seen and row[2] is not None
     assert store.counts()["matches"] == 0  # the edit no longer matches
     assert [r.id for r in store.search("road")] == [1]
     assert store.search("separatism") == []  # the old text left the index
 
 
-def test_fts_stays_in_step_on_delete(store: SqliteStore) -> None:
+def test_fts_stays_in_step_on_delete(store: Store) -> None:
     save(store, matched(post("a1")))
-    store.conn.execute("DELETE FROM posts")
+    sql(store, "DELETE FROM posts")
     assert store.search("separatism") == []
-    assert store.conn.execute("SELECT count(*) FROM matches").fetchone()[0] == 0
+    assert sql(store, "SELECT count(*) FROM matches")[0][0] == 0
 
 
-def test_search_highlights_filters_and_orders_newest_first(store: SqliteStore) -> None:
+def test_search_highlights_filters_and_orders_newest_first(store: Store) -> None:
     save(
         store,
         matched(post("old", published_delta=timedelta(days=3)), "separatism"),
@@ -138,7 +144,7 @@ def test_search_highlights_filters_and_orders_newest_first(store: SqliteStore) -
         store.search('"unbalanced')
 
 
-def test_exact_and_near_copies_share_a_cluster_across_sources(store: SqliteStore) -> None:
+def test_exact_and_near_copies_share_a_cluster_across_sources(store: Store) -> None:
     save(store, matched(post("a1")))
     save(store, matched(post("b1", source="feed-b")), source="feed-b")  # identical text
     near = ARTICLE.replace("evening", "late evening") + " (Reuters)"
@@ -155,26 +161,26 @@ def test_exact_and_near_copies_share_a_cluster_across_sources(store: SqliteStore
         ),
         source="feed-d",
     )
-    clusters = dict(store.conn.execute("SELECT source, cluster_id FROM posts").fetchall())
+    clusters = dict(sql(store, "SELECT source, cluster_id FROM posts"))
     assert clusters["feed-a"] == clusters["feed-b"] == clusters["feed-c"] == 1
     assert clusters["feed-d"] != 1
     stats = store.stats(by="day")
     assert stats == []  # no matches stored: stats count matching posts only
 
 
-def test_comments_link_to_their_article(store: SqliteStore) -> None:
+def test_comments_link_to_their_article(store: Store) -> None:
     article = post("art")
     comment = post("art#c1", title="", text="I was there, it was a separatist gathering.", parent_key="art")
     save(store, matched(comment), matched(article))  # order within a poll does not matter
-    rows = dict(store.conn.execute("SELECT key, parent_id FROM posts").fetchall())
-    art_id = store.conn.execute("SELECT id FROM posts WHERE key = 'art'").fetchone()[0]
+    rows = dict(sql(store, "SELECT key, parent_id FROM posts"))
+    art_id = sql(store, "SELECT id FROM posts WHERE key = 'art'")[0][0]
     assert rows["art#c1"] == art_id and rows["art"] is None
     later = post("art#c2", title="", text="A later comment", parent_key="art")
     save(store, matched(later))  # the article was stored by an earlier poll
-    assert store.conn.execute("SELECT parent_id FROM posts WHERE key = 'art#c2'").fetchone()[0] == art_id
+    assert sql(store, "SELECT parent_id FROM posts WHERE key = 'art#c2'")[0][0] == art_id
 
 
-def test_stats_count_posts_and_stories_per_bucket(store: SqliteStore) -> None:
+def test_stats_count_posts_and_stories_per_bucket(store: Store) -> None:
     save(
         store,
         matched(post("a1"), "separatism"),
@@ -193,7 +199,7 @@ def test_stats_count_posts_and_stories_per_bucket(store: SqliteStore) -> None:
     assert weekly[0].bucket == "2026-02-23"  # the Monday of NOW's week (NOW is Sunday 1 March 2026)
 
 
-def test_poll_is_all_or_nothing(store: SqliteStore) -> None:
+def test_poll_is_all_or_nothing(store: Store) -> None:
     bad = matched(post("x2"))
     bad = replace(bad, post=replace(bad.post, title=None))  # type: ignore[arg-type]  # NOT NULL fails mid-poll
     with pytest.raises(StoreError):
@@ -207,7 +213,7 @@ def test_poll_is_all_or_nothing(store: SqliteStore) -> None:
     assert store.source_rows() == []
 
 
-def test_source_state_round_trips(store: SqliteStore) -> None:
+def test_source_state_round_trips(store: Store) -> None:
     state = SourceState(
         name="s",
         etag='"e"',
@@ -224,7 +230,7 @@ def test_source_state_round_trips(store: SqliteStore) -> None:
 
 def test_readers_are_not_blocked_by_a_writer(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with open_store(path) as writer:
+    with open_sqlite(path) as writer:
         save(writer, matched(post("a1")))
         writer.conn.execute("BEGIN IMMEDIATE")
         writer.conn.execute("UPDATE posts SET title = 'changing'")
@@ -246,12 +252,15 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a usable SQLite store"):
-        open_store(path)
+        open_sqlite(path)
 
 
 def test_missing_store_for_readers(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store yet"):
-        open_store(tmp_path / "none.db", create=False)
+        open_sqlite(tmp_path / "none.db", create=False)
+
+
+_EXAMPLES = itertools.count()
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -260,21 +269,19 @@ def test_missing_store_for_readers(tmp_path: Path) -> None:
         st.tuples(st.sampled_from(["k1", "k2", "k3", "k4"]), st.text(min_size=1, max_size=40)), min_size=1, max_size=12
     )
 )
-def test_storing_posts_twice_adds_nothing(
-    tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str]]
-) -> None:
-    path = tmp_path_factory.mktemp("h") / "s.db"
-    with open_store(path) as store:
-        batch = [matched(post(key, text=text)) for key, text in entries]
-        save(store, *batch)
-        before = store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall()
-        result = save(store, *batch)
-        assert result.new_posts == 0 and result.updated_posts == 0  # type: ignore[attr-defined]
-        assert store.conn.execute("SELECT * FROM posts ORDER BY id").fetchall() == before
-        assert len(before) == len({k for k, _ in entries})
+def test_storing_posts_twice_adds_nothing(store: Store, entries: list[tuple[str, str]]) -> None:
+    source = f"h{next(_EXAMPLES)}"  # one store for every example: each writes a source of its own
+    batch = [matched(post(key, source=source, text=text)) for key, text in entries]
+    save(store, *batch, source=source)
+    mine = f"SELECT * FROM posts WHERE source = '{source}' ORDER BY id"
+    before = sql(store, mine)
+    result = save(store, *batch, source=source)
+    assert result.new_posts == 0 and result.updated_posts == 0  # type: ignore[attr-defined]
+    assert sql(store, mine) == before
+    assert len(before) == len({k for k, _ in entries})
 
 
-def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: SqliteStore) -> None:
+def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store: Store) -> None:
     save(
         store,
         matched(post("kk", title="ХАЛЫҚ КЕҢЕСІ жиналды", text="Петропавлда мәлімдеме жасалды.")),
@@ -288,19 +295,19 @@ def test_search_in_kazakh_and_russian_with_prefixes_case_and_latin_accents(store
     assert len(store.search("cafe")) == 1  # Latin accents are folded
 
 
-def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: SqliteStore) -> None:
+def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: Store) -> None:
     fetches = tuple(
         FetchRecord("feed-a", "https://example.org/rss", NOW - timedelta(days=days), FetchStatus.OK, 200)
         for days in (200, 100, 10, 0)
     )
     save(store, matched(post("a1")), fetches=fetches)
     assert store.prune_fetches(NOW - timedelta(days=90)) == 2
-    started = [r[0] for r in store.conn.execute("SELECT started_at FROM fetches ORDER BY started_at")]
+    started = [r[0] for r in sql(store, "SELECT started_at FROM fetches ORDER BY started_at")]
     assert started == ["2026-02-19T12:00:00Z", "2026-03-01T12:00:00Z"]
     assert store.counts()["posts"] == 1 and store.source_state("feed-a").name == "feed-a"
 
 
-def test_source_states_lists_every_source_without_counting(store: SqliteStore) -> None:
+def test_source_states_lists_every_source_without_counting(store: Store) -> None:
     save(store, source="feed-b")
     save(store, matched(post("a1")))
     assert [s.name for s in store.source_states()] == ["feed-a", "feed-b"]

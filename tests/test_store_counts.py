@@ -6,11 +6,13 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from monitor.store import PostFilter, open_store
+from monitor.store.sqlite import open_sqlite
 from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
 from monitor.types import SourceState
 from tests.conftest import NOW
@@ -37,7 +39,7 @@ def previous_store(path: Path) -> None:
     conn.close()
 
 
-def counts(path: Path, *, readonly: bool = False) -> tuple[object, ...]:
+def counts(path: Path, *, readonly: bool = False) -> tuple[Any, ...]:
     with open_store(path, readonly=readonly) as store:
         series = store.topic_counts("flu", NOW, timedelta(hours=1), 24 * 7)
         return (
@@ -70,7 +72,7 @@ def test_previous_store_counts_the_same_read_only_and_after_migrating(tmp_path: 
 
 def test_carried_time_and_cluster_follow_every_writer(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with open_store(path) as store:
+    with open_sqlite(path) as store:
         store.save_poll(
             state=SourceState(name="feed-a"),
             source_type="feed",

@@ -1,86 +1,144 @@
-"""The worker process: the same posts as inline preparation, and a lost worker loses no poll."""
+"""The worker processes: the same results as inline work, a time limit that kills and replaces, a lost worker
+that loses no poll, and no worker that outlives its parent (real processes, SIGKILL, /proc)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from monitor.collectors.feedparse import parse_feed
+from monitor.exceptions import ParseError, ParseTimeout
 from monitor.prepare import prepare, unique_items
-from monitor.types import TopicSpec
+from monitor.types import RawItem, TopicSpec
 from monitor.workers import MIN_BYTES, MIN_ITEMS, Workers
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 
 TOPICS = (TopicSpec("world", ("world", "мир*")), TopicSpec("war", ("war", "войн*")))
+BIG = b"x" * MIN_BYTES  # a body large enough to go to the worker
+
+
+def burn(body: bytes, seconds: float) -> int:
+    """A parse that takes `seconds` of CPU (stands in for a page that costs minutes)."""
+    end = time.monotonic() + seconds
+    spins = 0
+    while time.monotonic() < end:
+        spins += 1
+    return spins
+
+
+def refuse(body: bytes) -> int:
+    raise ParseError("not a feed: a test")
+
+
+def crash(body: bytes) -> int:
+    missing: dict[str, int] = {}
+    return missing["bug"]  # a bug in a parser
+
+
+def exit_hard(body: bytes) -> int:
+    os._exit(3)  # a parser that takes its process down (a crash in a C library)
+
+
+def my_pid(body: bytes) -> int:
+    return os.getpid()
 
 
 @pytest.fixture
-def items(corpus: Path) -> list:  # type: ignore[type-arg]
+def items(corpus: Path) -> list[RawItem]:
     feed = parse_feed((corpus / "rss/en_nytimes-world.xml").read_bytes(), url="https://www.nytimes.com/")
     unique, _ = unique_items(feed.items)
     assert len(unique) >= MIN_ITEMS
     return unique
 
 
-def test_the_worker_prepares_exactly_what_inline_preparation_does(items: list) -> None:  # type: ignore[type-arg]
-    workers = Workers(TOPICS, processes=1)
-    try:
-        remote = asyncio.run(workers.prepare(items, "nyt", {}, NOW))
-        assert workers._pool is not None  # the batch really went to the worker
-    finally:
-        workers.close()
-    inline = prepare(items, "nyt", {}, NOW, workers.matcher)
-    assert remote == inline and any(p.matches for p in remote)
+@pytest.fixture
+def workers() -> object:
+    pool = Workers(TOPICS, processes=1)
+    yield pool
+    pool.close()
 
 
-def test_large_bodies_are_parsed_in_the_worker(corpus: Path) -> None:
+def test_the_worker_prepares_exactly_what_inline_preparation_does(items: list[RawItem], workers: Workers) -> None:
+    remote = asyncio.run(workers.prepare(items, "nyt", {}, NOW))
+    assert workers.pids  # the batch really went to a worker
+    assert remote == prepare(items, "nyt", {}, NOW, workers.matcher) and any(p.matches for p in remote)
+
+
+def test_large_bodies_are_parsed_in_the_worker(corpus: Path, workers: Workers) -> None:
     body = (corpus / "rss/en_dawn-pk_escaped-html.xml").read_bytes()
     assert len(body) >= MIN_BYTES
-    workers = Workers(TOPICS, processes=1)
-    try:
-        parsed = asyncio.run(workers.parse(len(body), parse_feed, body, url="https://www.dawn.com/"))
-        assert workers._pool is not None
-    finally:
-        workers.close()
+    parsed = asyncio.run(workers.parse(len(body), parse_feed, body, url="https://www.dawn.com/"))
+    assert asyncio.run(workers.parse(len(BIG), my_pid, BIG)) in workers.pids
     assert parsed == parse_feed(body, url="https://www.dawn.com/")
 
 
-def test_a_killed_worker_is_replaced_and_the_job_runs_inline(
-    items: list,  # type: ignore[type-arg]
-    caplog: pytest.LogCaptureFixture,
+def test_small_bodies_are_parsed_inline(workers: Workers) -> None:
+    assert asyncio.run(workers.parse(10, my_pid, b"x")) == os.getpid() and workers.pids == []
+
+
+def test_a_job_over_its_time_limit_is_killed_and_the_worker_replaced(workers: Workers) -> None:
+    async def go() -> tuple[int, BaseException, int]:
+        first = await workers.parse(len(BIG), my_pid, BIG)
+        try:
+            await workers.parse(len(BIG), burn, BIG, 600.0, time_limit=1.0)  # a job that wants 10 minutes
+        except ParseTimeout as exc:
+            error: BaseException = exc
+        after = await workers.parse(len(BIG), my_pid, BIG)
+        return first, error, after
+
+    first, error, after = asyncio.run(go())
+    assert str(error).startswith("parsing took longer than 1 s; stopped")
+    assert _is_zombie_or_gone(first)  # the worker was killed, not waited for
+    assert after != first and workers.pids == [after]  # a fresh worker does the next job
+
+
+def test_a_killed_worker_is_replaced_and_the_job_sent_to_the_new_one(
+    items: list[RawItem], workers: Workers, caplog: pytest.LogCaptureFixture
 ) -> None:
-    workers = Workers(TOPICS, processes=1)
-
-    async def go() -> tuple[list, list]:  # type: ignore[type-arg]
+    async def go() -> tuple[list[object], list[object]]:
         first = await workers.prepare(items, "nyt", {}, NOW)
-        pool = workers._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in workers.pids:
             os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
         second = await workers.prepare(items, "nyt", {}, NOW)
-        return first, second
+        return list(first), list(second)
 
-    try:
-        with caplog.at_level("WARNING"):
-            first, second = asyncio.run(go())
-    finally:
-        workers.close()
+    with caplog.at_level("WARNING"):
+        first, second = asyncio.run(go())
     assert first == second
     assert "worker_lost" in caplog.text
 
 
-def test_no_workers_means_inline(items: list) -> None:  # type: ignore[type-arg]
+def test_errors_in_the_worker_come_back_as_they_were_raised(workers: Workers) -> None:
+    with pytest.raises(ParseError, match="not a feed: a test"):
+        asyncio.run(workers.parse(len(BIG), refuse, BIG))
+    with pytest.raises(KeyError) as info:
+        asyncio.run(workers.parse(len(BIG), crash, BIG))
+    assert any("in the worker process" in note for note in getattr(info.value, "__notes__", []))
+    assert asyncio.run(workers.parse(len(BIG), my_pid, BIG)) in workers.pids  # the worker survived both
+
+
+def test_a_job_that_takes_its_worker_down_twice_fails_alone(workers: Workers) -> None:
+    with pytest.raises(ParseError, match=r"parsing stopped the worker process twice \(exit code 3\)"):
+        asyncio.run(workers.parse(len(BIG), exit_hard, BIG))
+    assert asyncio.run(workers.parse(len(BIG), my_pid, BIG)) in workers.pids
+
+
+def test_no_workers_means_inline(items: list[RawItem]) -> None:
     workers = Workers(TOPICS, processes=0)
     result = asyncio.run(workers.prepare(items, "nyt", {}, NOW))
-    assert workers._pool is None and result == prepare(items, "nyt", {}, NOW, workers.matcher)
+    assert workers.pids == [] and result == prepare(items, "nyt", {}, NOW, workers.matcher)
 
 
-def test_known_unchanged_items_are_skipped_and_changed_ones_keep_first_seen(items: list) -> None:  # type: ignore[type-arg]
+def test_known_unchanged_items_are_skipped_and_changed_ones_keep_first_seen(items: list[RawItem]) -> None:
     workers = Workers(TOPICS, processes=0)
     first = prepare(items, "nyt", {}, NOW, workers.matcher)
     earlier = NOW.replace(year=2025)
@@ -90,3 +148,82 @@ def test_known_unchanged_items_are_skipped_and_changed_ones_keep_first_seen(item
     known[changed_key] = (earlier, "0" * 32)
     again = prepare(items, "nyt", known, NOW, workers.matcher)
     assert [p.post.key for p in again] == [changed_key] and again[0].post.first_seen_at == earlier
+
+
+def test_close_stops_every_worker(workers: Workers) -> None:
+    pid = asyncio.run(workers.parse(len(BIG), my_pid, BIG))
+    workers.close()
+    assert _wait_gone([pid], 10) == []
+
+
+# --- no orphans: a parent killed with SIGKILL takes its workers with it ---------------------------------------
+
+PARENT = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from monitor.workers import Workers
+    from tests.test_workers import BIG, my_pid
+    workers = Workers((), processes=1)
+    pid = asyncio.run(workers.parse(len(BIG), my_pid, BIG))
+    print(pid, flush=True)
+    time.sleep(300)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_worker_dies_with_its_parent_after_sigkill() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert _parent_of(worker) == parent.pid
+        parent.kill()
+        parent.wait(10)
+        assert _wait_gone([worker], 10) == []
+        assert _group(parent.pid) == []  # nothing at all is left of its process group
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _is_zombie_or_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes (not zombies) in process group `pgid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive after waiting up to `seconds` for them to end (bounded, polled)."""
+    deadline = time.monotonic() + seconds
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if not _is_zombie_or_gone(p)]
+        if alive:
+            time.sleep(0.1)
+    return alive

@@ -6,6 +6,11 @@ HTTP ``Content-Type`` charset; the document's own label (XML declaration, ``<met
 ``<meta http-equiv>``); and last, detection. Detection knows the region: Cyrillic single-byte text is
 told apart as windows-1251 or KOI8-R by letter case (the two code pages swap upper and lower case),
 and only other text goes to charset-normalizer.
+
+A body labelled UTF-8 whose bytes are mostly UTF-8 with a few broken sequences (a feed that cuts its
+titles mid-character, common in this region) is UTF-8: the broken bytes become U+FFFD and `decode`
+says how many in its warning. A UTF-8 label on bytes that are mostly not UTF-8 is a lie and is passed
+over, as before.
 """
 
 from __future__ import annotations
@@ -13,16 +18,17 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
-
-from charset_normalizer import from_bytes
+from dataclasses import dataclass
 
 from monitor.exceptions import ParseError
 
 __all__ = [
     "MAX_GUNZIP_BYTES",
+    "Decoded",
     "charset_from_content_type",
     "choose_encoding",
     "declared_encoding",
+    "decode",
     "decode_body",
     "gunzip_if_gzip",
 ]
@@ -58,6 +64,17 @@ _META = re.compile(rb"<meta\b[^>]{0,500}?charset\s*=\s*[\"']?\s*([\w.:+-]+)", re
 _HIGH_RUN = re.compile(rb"[\x80-\xff]{2,}")
 _HIGH = re.compile(rb"[\x80-\xff]")
 _SNIFF = 256 * 1024  # bytes looked at by the Cyrillic heuristic
+_MOSTLY = 4  # a UTF-8 label holds when valid multi-byte characters outnumber broken sequences this many times
+_REPLACEMENT = "\ufffd"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A body as text, the codec used, and a warning when bytes had to be replaced."""
+
+    text: str
+    encoding: str
+    warning: str | None = None
 
 
 def gunzip_if_gzip(body: bytes, *, max_bytes: int = MAX_GUNZIP_BYTES) -> bytes:
@@ -108,6 +125,8 @@ def choose_encoding(body: bytes, content_type: str | None = None) -> str:
     if body.isascii() or _is_utf8(body):
         return "utf-8"
     for label in (charset_from_content_type(content_type), declared_encoding(body)):
+        if label == "utf-8" and _mostly_utf8(body):
+            return "utf-8"  # a few broken sequences in UTF-8 text: decode_text replaces them and says so
         if label is None or label.startswith(("utf-8", "utf-16", "utf-32")):
             continue  # a UTF label on bytes that are not that UTF is a lie
         if label in _LATIN_FAMILY and _looks_cyrillic(body):
@@ -116,19 +135,40 @@ def choose_encoding(body: bytes, content_type: str | None = None) -> str:
     return detect_encoding(body)
 
 
-def decode_body(body: bytes, content_type: str | None = None) -> str:
-    """Decode an HTML, XML, JSON or text body to str; undecodable bytes become U+FFFD, a BOM is dropped."""
+def decode(body: bytes, content_type: str | None = None) -> Decoded:
+    """Decode an HTML, XML, JSON or text body; undecodable bytes become U+FFFD (counted in the warning),
+    a BOM is dropped."""
     encoding = choose_encoding(body, content_type)
     bom = _bom(body)
     if bom is not None:
         body = body[bom[1] :]
-    return body.decode(encoding, "replace")
+    text = body.decode(encoding, "replace")
+    if encoding != "utf-8" or _REPLACEMENT not in text:
+        return Decoded(text, encoding)
+    broken = text.count(_REPLACEMENT) - body.count(b"\xef\xbf\xbd")  # minus U+FFFD the body itself holds
+    if broken <= 0:
+        return Decoded(text, encoding)
+    first = text.index(_REPLACEMENT)
+    plural = "s" if broken > 1 else ""
+    return Decoded(
+        text,
+        encoding,
+        f"{broken} invalid UTF-8 byte sequence{plural} replaced by U+FFFD (the first at character {first:,}); "
+        "the rest was read as the UTF-8 the body is labelled",
+    )
+
+
+def decode_body(body: bytes, content_type: str | None = None) -> str:
+    """`decode(...).text`: for callers that keep no warnings."""
+    return decode(body, content_type).text
 
 
 def detect_encoding(body: bytes) -> str:
     """Guess the codec of a body that is not UTF-8 and names no usable charset."""
     if _looks_cyrillic(body):
         return _cyrillic_code_page(body[:_SNIFF])
+    from charset_normalizer import from_bytes  # noqa: PLC0415  # loaded when a body needs a guess (rare), not to read config
+
     best = from_bytes(body[:_SNIFF]).best()
     name = _codec(best.encoding) if best is not None else None
     if name is None or (name in _LATIN_CODE_PAGES and _decodes(body, "cp1252")):
@@ -178,6 +218,15 @@ def _is_utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    """Valid multi-byte UTF-8 characters outnumber the broken sequences by far: UTF-8 with some damage."""
+    sample = body[:_SNIFF]
+    text = sample.decode("utf-8", "replace")
+    broken = text.count(_REPLACEMENT) - sample.count(b"\xef\xbf\xbd")
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - broken
+    return multibyte > 0 and multibyte >= _MOSTLY * broken
 
 
 def _looks_cyrillic(body: bytes) -> bool:

@@ -16,6 +16,10 @@ How a body is read (measured against feedparser and fastfeedparser in bench/feed
 Security: the XML parser never expands entities, never loads a DTD or anything from the network or
 the file system (billion-laughs and XXE documents stay inert), keeps libxml2's size and depth
 limits (huge_tree off), and at most MAX_ITEMS items are read.
+
+Nothing is hidden: `ParsedFeed.warnings` says when bytes were replaced while decoding, items were cut at
+MAX_ITEMS, the document was read leniently (recover mode), it nested past libxml2's depth limit (an
+error when that left no item at all), or it declared entities that were left unexpanded.
 """
 
 from __future__ import annotations
@@ -25,22 +29,25 @@ import html.entities
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 from lxml import etree
 
-from monitor.collectors.decode import choose_encoding, gunzip_if_gzip
+from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text, tidy_text
+from monitor.collectors.links import absolute_url
 from monitor.dates import parse_date
 from monitor.exceptions import ParseError
 from monitor.types import RawItem
 
-__all__ = ["MAX_ITEMS", "ParsedFeed", "parse_feed"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "ParsedFeed", "parse_feed"]
+
+T = TypeVar("T")
 
 MAX_ITEMS = 5000  # items read from one feed; a real feed has tens, a hostile one is cut here
 
@@ -72,6 +79,7 @@ class ParsedFeed:
     link: str | None  # the site's link, absolute
     format: str  # "rss2" (also RSS 0.91/0.92) | "rss1" | "rss090" | "atom" (also 0.3) | "jsonfeed"
     items: tuple[RawItem, ...]
+    warnings: tuple[str, ...] = ()  # what was kept despite a fault: bytes replaced, items cut, read leniently
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -81,11 +89,16 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         raise ParseError("empty document")
     if _is_json(body, content_type):
         return _parse_json_feed(body, url=url, content_type=content_type)
-    root = _parse_xml(body, content_type)
+    root, notes = _parse_xml(body, content_type)
     try:
-        return _read_tree(root, url)
+        feed = _read_tree(root, url)
     except ValueError as exc:  # lxml refusing text it kept in recover mode; items are guarded one by one
         raise ParseError(f"unreadable XML content: {exc}") from exc
+    if notes.too_deep and not feed.items:
+        raise ParseError(
+            f"the feed nests elements more than {MAX_DEPTH} levels deep ({notes.too_deep}); no item could be read"
+        )
+    return replace(feed, warnings=(*notes.lines, *feed.warnings))
 
 
 # ---------------------------------------------------------------- XML: bytes -> tree
@@ -106,6 +119,10 @@ _UNQUOTED_TAG = re.compile(rb"<[A-Za-z_][^<>]*?\s[\w:.-]+\s*=\s*[^\s\"'<>=]")
 _START_TAG = re.compile(rb"<[A-Za-z_][^<>]*>")
 _ATTR = re.compile(rb"(\s[\w:.-]+\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s\"'<>=]+)")
 _TRUNCATED_TAIL = re.compile(rb"<[^>]*\Z")  # a document cut inside a tag, comment or CDATA opener
+_ENTITY_DECL = re.compile(rb"<!ENTITY\s", re.IGNORECASE)
+_DTD_HEAD = 1 << 20  # a DOCTYPE with entity declarations comes before the root element, near the start
+_EXCESSIVE_DEPTH = "Excessive depth"  # libxml2's message once a document passes its depth limit
+MAX_DEPTH = 256  # libxml2's own limit on element depth (huge_tree off)
 
 
 def _parser(*, recover: bool) -> etree.XMLParser:
@@ -123,42 +140,72 @@ def _parser(*, recover: bool) -> etree.XMLParser:
     )
 
 
-def _parse_xml(body: bytes, content_type: str | None) -> Any:
-    data = _to_utf8(body, content_type)
+@dataclass
+class _Notes:
+    """What reading the XML had to put up with, for the feed's warnings."""
+
+    lines: list[str]
+    too_deep: str | None = None  # where the document passed libxml2's depth limit (MAX_DEPTH), if it did
+
+
+def _parse_xml(body: bytes, content_type: str | None) -> tuple[Any, _Notes]:
+    data, decode_warning = _to_utf8(body, content_type)
+    notes = _Notes([decode_warning] if decode_warning else [])
     if _HTML_START.match(data):
         raise ParseError("not a feed: HTML page")
     if not _ELEMENT_START.search(data):
         if not _COMMENT.sub(b"", data).strip():
             raise ParseError("empty document")
         raise ParseError("not a feed: neither XML nor JSON")
+    if _ENTITY_DECL.search(data, 0, _DTD_HEAD):
+        notes.lines.append(
+            "the feed declares its own XML entities (<!ENTITY ...>): they are left unexpanded, a defence "
+            "against entity bombs, so text made of them is missing"
+        )
     try:
-        return etree.fromstring(data, _parser(recover=False))
+        return etree.fromstring(data, _parser(recover=False)), notes
     except etree.XMLSyntaxError as exc:
         first_error = exc
+    errors = [first_error]
     repaired = _repair(data)
     if repaired != data:
         try:
-            return etree.fromstring(repaired, _parser(recover=False))
-        except etree.XMLSyntaxError:
-            pass
+            return etree.fromstring(repaired, _parser(recover=False)), notes
+        except etree.XMLSyntaxError as exc:
+            errors.append(exc)
     try:
         root = etree.fromstring(repaired, _parser(recover=True))
     except etree.XMLSyntaxError:
         root = None
     if root is None:
         raise ParseError(_xml_error(first_error))
-    return root
+    deep = next((e for e in errors if _EXCESSIVE_DEPTH in str(e.msg or e)), None)
+    if deep is not None:
+        notes.too_deep = f"from line {deep.lineno}" if deep.lineno else "somewhere"
+        notes.lines.append(
+            f"the feed nests elements more than {MAX_DEPTH} levels deep ({notes.too_deep}); what lies deeper "
+            "was not read"
+        )
+    else:
+        notes.lines.append(
+            f"the feed is not well-formed ({_xml_error(first_error)}); it was read leniently: items may be "
+            "missing or incomplete"
+        )
+    return root, notes
 
 
-def _to_utf8(body: bytes, content_type: str | None) -> bytes:
-    """The body as UTF-8 bytes with no BOM and no XML declaration (the charset is decided here)."""
+def _to_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """The body as UTF-8 bytes with no BOM and no XML declaration (the charset is decided here), and the
+    decoder's warning when bytes had to be replaced."""
+    warning = None
     if b"\x00" not in body[:4] and (body.isascii() or _valid_utf8(body)):
         data = body  # the common case: nothing to convert
     else:
-        encoding = choose_encoding(body, content_type)
-        data = body.decode(encoding, "replace").lstrip("\ufeff").encode("utf-8")
+        decoded = decode(body, content_type)
+        data = decoded.text.lstrip("\ufeff").encode("utf-8")
+        warning = decoded.warning
     data = _XML_DECL.sub(b"", data, count=1)
-    return data.lstrip()
+    return data.lstrip(), warning
 
 
 def _valid_utf8(body: bytes) -> bool:
@@ -298,22 +345,6 @@ def _xml_base(el: Any, url: str) -> str | None:
     return base
 
 
-def _absolute(link: str | None, base: str) -> str | None:
-    if not link:
-        return None
-    link = link.strip()
-    if not link:
-        return None
-    if link.startswith(("https://", "http://")) and " " not in link:
-        return link  # already absolute: urljoin would only cost time
-    try:
-        resolved = urljoin(base, link)
-        scheme = urlsplit(resolved).scheme.lower()
-    except ValueError:
-        return None
-    return resolved if scheme in ("http", "https") else None
-
-
 def _text(el: Any) -> str:
     """The element's content as a string: its text, or its markup when it holds child elements."""
     if len(el) == 0:
@@ -345,11 +376,23 @@ def _read_rss(root: Any, url: str, fmt: str) -> ParsedFeed:
             if local == "title" and title is None:
                 title = _one_line(html_to_text(_text(el))) or None
             elif local == "link" and link is None and (el.text or "").strip():
-                link = _absolute(el.text, _base(el, ctx))
+                link = absolute_url(el.text, _base(el, ctx))
     ctx.site = link or url
-    items = _rss_item_elements(root, channel)
-    parsed = tuple(item for el in islice(items, MAX_ITEMS) if (item := _guarded(_rss_item, el, ctx)) is not None)
-    return ParsedFeed(title=title, link=link, format=fmt, items=parsed)
+    elements, cut = _capped(_rss_item_elements(root, channel))
+    parsed = tuple(item for el in elements if (item := _guarded(_rss_item, el, ctx)) is not None)
+    return ParsedFeed(title=title, link=link, format=fmt, items=parsed, warnings=cut)
+
+
+def _capped(elements: Iterable[T]) -> tuple[list[T], tuple[str, ...]]:
+    """The first MAX_ITEMS elements, and a warning when there were more (counted, not read)."""
+    rest = iter(elements)
+    kept = list(islice(rest, MAX_ITEMS))
+    more = sum(1 for _ in rest)
+    if not more:
+        return kept, ()
+    return kept, (
+        f"the feed holds {MAX_ITEMS + more:,} items: only the first {MAX_ITEMS:,} were read (the cap per feed)",
+    )
 
 
 def _guarded(read: Callable[..., RawItem | None], el: Any, *args: Any) -> RawItem | None:
@@ -416,9 +459,9 @@ def _rss_item(item: Any, ctx: _Context) -> RawItem | None:
         elif ns in MEDIA_NSS:
             _media_field(fields, local, el)
     base = _base(item, ctx)
-    link = _absolute(fields.link, base) or _absolute(fields.atom_link, base)
+    link = absolute_url(fields.link, base) or absolute_url(fields.atom_link, base)
     if link is None and fields.guid and fields.guid_is_link:
-        link = _absolute(fields.guid, base) if fields.guid.startswith(("http://", "https://")) else None
+        link = absolute_url(fields.guid, base) if fields.guid.startswith(("http://", "https://")) else None
     dates = fields.dates or {}
     published = _first_date(dates.get(key) for key in _RSS_DATE_ORDER)
     return _make_item(fields, link, published)
@@ -536,13 +579,11 @@ def _read_atom(root: Any, url: str) -> ParsedFeed:
         feed_author = None
     has_base = bool(root.xpath("boolean(//@xml:base)"))
     ctx = _Context(url=url, site=url, core_nss=_ATOM_NSS, has_xml_base=has_base)
-    link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
+    link = absolute_url(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     ctx.site = link or url
-    entries = (el for ns, local, el in _children(root) if local == "entry" and ns in _ATOM_NSS)
-    parsed = tuple(
-        item for el in islice(entries, MAX_ITEMS) if (item := _guarded(_atom_entry, el, ctx, feed_author)) is not None
-    )
-    return ParsedFeed(title=title, link=link, format="atom", items=parsed)
+    entries, cut = _capped(el for ns, local, el in _children(root) if local == "entry" and ns in _ATOM_NSS)
+    parsed = tuple(item for el in entries if (item := _guarded(_atom_entry, el, ctx, feed_author)) is not None)
+    return ParsedFeed(title=title, link=link, format="atom", items=parsed, warnings=cut)
 
 
 def _is_alternate(el: Any) -> bool:
@@ -574,7 +615,7 @@ def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None) -> RawItem |
             fields.date(local, el.text)
         elif local == "author" and fields.author is None:
             fields.author = _atom_person(el)
-    link = _absolute(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
+    link = absolute_url(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     dates = fields.dates or {}
     published = _first_date(dates.get(key) for key in ("published", "issued", "created", "updated", "modified"))
     if fields.author is None:
@@ -634,8 +675,8 @@ def _is_json(body: bytes, content_type: str | None) -> bool:
 
 
 def _parse_json_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
-    encoding = choose_encoding(body, content_type)
-    text = body.decode(encoding, "replace").lstrip("\ufeff")
+    decoded = decode(body, content_type)
+    text = decoded.text.lstrip("\ufeff")
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -643,15 +684,19 @@ def _parse_json_feed(body: bytes, *, url: str, content_type: str | None) -> Pars
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise ParseError("not a feed: JSON without an 'items' list")
     title = _str(doc.get("title"))
-    link = _absolute(_str(doc.get("home_page_url")), url)
+    link = absolute_url(_str(doc.get("home_page_url")), url)
     site = link or url
     feed_author = _json_author(doc)
+    entries, cut = _capped(doc["items"])
     items = tuple(
         item
-        for entry in islice(doc["items"], MAX_ITEMS)
+        for entry in entries
         if isinstance(entry, dict) and (item := _json_item(entry, site, feed_author)) is not None
     )
-    return ParsedFeed(title=_one_line(title) if title else None, link=link, format="jsonfeed", items=items)
+    warnings = (*([decoded.warning] if decoded.warning else []), *cut)
+    return ParsedFeed(
+        title=_one_line(title) if title else None, link=link, format="jsonfeed", items=items, warnings=warnings
+    )
 
 
 def _json_item(entry: dict[str, Any], site: str, feed_author: str | None) -> RawItem | None:
@@ -664,7 +709,7 @@ def _json_item(entry: dict[str, Any], site: str, feed_author: str | None) -> Raw
         if value:
             fields.text(html.escape(value, quote=False).replace("\n", "<br>") if escape else value)
     fields.author = _json_author(entry) or feed_author
-    link = _absolute(_str(entry.get("url")), site) or _absolute(_str(entry.get("external_url")), site)
+    link = absolute_url(_str(entry.get("url")), site) or absolute_url(_str(entry.get("external_url")), site)
     published = _first_date((_str(entry.get("date_published")), _str(entry.get("date_modified"))))
     return _make_item(fields, link, published)
 

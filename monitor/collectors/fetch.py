@@ -2,40 +2,68 @@
 
 One shared `httpx.AsyncClient`; concurrent across hosts, at most `per_host` requests at once within a host;
 timeouts (per operation and in total, so a server trickling bytes cannot hold a poll); a size cap enforced
-while streaming; at most 5 redirects, http and https only; an identifying User-Agent; conditional GET;
-robots.txt cached per host. Every httpx error leaves as `FetchError` with a one-line reason, and every
-request becomes a `FetchRecord` for the `fetches` table.
+while streaming; at most 5 redirects, each to http or https only; an identifying User-Agent; conditional
+GET; robots.txt (RFC 9309, with `*` and `$` wildcards, through protego) cached per origin; and, when a
+source sets `allow_private: false`, no connection to a private, loopback or link-local address, checked
+on the address each connection is made to (every hop; so a name that resolves differently later cannot
+slip by) and on the peer of a reused connection.
+
+Every foreign error leaves as one of the `FetchError` subclasses of monitor.exceptions, chosen by one
+table (`ERROR_TABLE`), with a one-line reason; every request becomes a `FetchRecord` for `fetches`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
+import ipaddress
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
+from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
+from protego import Protego
 
-from monitor.exceptions import FetchError
+from monitor.exceptions import (
+    DecodeError,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    NetworkError,
+    PrivateAddressRefused,
+    ResponseTooLarge,
+    RobotsDisallowed,
+    TooManyRedirects,
+    UnsupportedAddress,
+)
 from monitor.types import FetchRecord, FetchStatus
 
 log = logging.getLogger("monitor.fetch")
 
 T = TypeVar("T")
-Offload = Callable[..., Awaitable[Any]]  # (size, fn, *args, **kwargs) -> fn's result
+Offload = Callable[..., Awaitable[Any]]  # (size, fn, *args, time_limit=seconds, **kwargs) -> fn's result
 
 MAX_REDIRECTS = 5
 ROBOTS_TTL = timedelta(hours=12)
 ROBOTS_MAX_BYTES = 512_000
 MAX_RETRY_AFTER = timedelta(days=1)  # a server asking for more is capped: we will ask again tomorrow
+_SCHEMES = ("http", "https")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ALLOW_PRIVATE = "monitor.allow_private"  # request extension: the source's allow_private, seen by the hooks
+# The hop being sent when private addresses are refused (its URL), else None: set by the request hook and read
+# by the connection guard, which runs in the same task (httpcore connects in the requesting task).
+_REFUSING: contextvars.ContextVar[str | None] = contextvars.ContextVar("monitor_refusing_private", default=None)
+_SHOWN_URL = 200  # characters of a foreign URL quoted in an error
 
 
 @dataclass(frozen=True)
@@ -69,10 +97,11 @@ class Response:
 class RequestLimits:
     """Per-source settings for each request."""
 
-    timeout: timedelta = timedelta(seconds=30)
+    timeout: timedelta = timedelta(seconds=30)  # also the limit on parsing one response (workers.py)
     max_bytes: int = 10_000_000
     user_agent: str = "monitor"
     robots: bool = True
+    allow_private: bool = True  # false: refuse private, loopback and link-local addresses
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -94,30 +123,66 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, min(seconds, MAX_RETRY_AFTER.total_seconds()))
 
 
-def _reason(exc: BaseException, url: str, limits: RequestLimits) -> str:
-    """One clear line for an httpx / network error."""
+# ---------------------------------------------------------------- foreign errors -> the FetchError tree
+
+Reason = Callable[[BaseException, str, RequestLimits], str]
+
+
+def _timed_out(exc: BaseException, url: str, limits: RequestLimits) -> str:
+    return f"timed out after {limits.timeout.total_seconds():g}s ({type(exc).__name__})"
+
+
+def _cannot_connect(exc: BaseException, url: str, limits: RequestLimits) -> str:
     host = urlsplit(url).hostname or url
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return f"timed out after {limits.timeout.total_seconds():g}s ({type(exc).__name__})"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"too many redirects (more than {MAX_REDIRECTS})"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return f"unsupported address (http and https only): {text}"
-    if isinstance(exc, httpx.ConnectError):
-        causes = list(_chain(exc))
-        if any(isinstance(c, socket.gaierror) for c in causes):
-            return f"cannot resolve host {host}"
-        if any(isinstance(c, ConnectionRefusedError) for c in causes):
-            return f"connection refused by {host}"
-        if any(isinstance(c, ssl.SSLError) for c in causes):
-            return f"TLS error with {host}: {text}"
-        return f"cannot connect to {host}: {text}"
-    if isinstance(exc, httpx.DecodingError):
-        return f"response body could not be decoded: {text}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{host} broke the HTTP protocol: {text}"
-    return f"{type(exc).__name__}: {text}"
+    causes = list(_chain(exc))
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return f"cannot resolve host {host}"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"connection refused by {host}"
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return f"TLS error with {host}: {_text(exc)}"
+    return f"cannot connect to {host}: {_text(exc)}"
+
+
+def _broke_protocol(exc: BaseException, url: str, limits: RequestLimits) -> str:
+    return f"{urlsplit(url).hostname or url} broke the HTTP protocol: {_text(exc)}"
+
+
+def _other(exc: BaseException, url: str, limits: RequestLimits) -> str:
+    return f"{type(exc).__name__}: {_text(exc)}"
+
+
+# First matching row wins: subclasses before their bases.
+ERROR_TABLE: tuple[tuple[type[BaseException], type[FetchError], Reason], ...] = (
+    (httpx.TimeoutException, FetchTimeout, _timed_out),
+    (TimeoutError, FetchTimeout, _timed_out),
+    (httpx.TooManyRedirects, TooManyRedirects, lambda e, u, _: f"too many redirects (more than {MAX_REDIRECTS})"),
+    (httpx.UnsupportedProtocol, UnsupportedAddress, lambda e, u, _: f"not an http(s) address: {_shown(u)}"),
+    (httpx.InvalidURL, UnsupportedAddress, lambda e, u, _: f"invalid address {_shown(u)}: {_text(e)}"),
+    (httpx.ConnectError, NetworkError, _cannot_connect),
+    (httpx.DecodingError, DecodeError, lambda e, u, _: f"response body could not be decoded: {_text(e)}"),
+    (httpx.RemoteProtocolError, NetworkError, _broke_protocol),
+    (ssl.SSLError, NetworkError, lambda e, u, _: f"TLS error with {urlsplit(u).hostname}: {_text(e)}"),
+    (httpx.HTTPError, NetworkError, _other),
+    (OSError, NetworkError, _other),
+)
+MAPPED = tuple(row[0] for row in ERROR_TABLE)
+
+
+def map_error(exc: BaseException, url: str, limits: RequestLimits) -> FetchError:
+    """The FetchError for a foreign error raised while fetching `url` (raise it `from exc`)."""
+    for foreign, ours, reason in ERROR_TABLE:
+        if isinstance(exc, foreign):
+            return ours(reason(exc, url, limits), url=url)
+    return NetworkError(_other(exc, url, limits), url=url)
+
+
+def _text(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())
+
+
+def _shown(url: str) -> str:
+    return url if len(url) <= _SHOWN_URL else url[: _SHOWN_URL - 1] + "…"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -130,9 +195,135 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen += 1
 
 
+# ---------------------------------------------------------------- addresses
+
+
+def address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why `address` is not a public one ("a loopback address", ...), or None when it is public."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return "not a public address"
+    if address.is_private:
+        return "a private address"
+    return None if address.is_global else "not a public address"
+
+
+def _refusal(url: str, host: str, address: str, kind: str) -> PrivateAddressRefused:
+    shown = host if host == address else f"{host} ({address})"
+    return PrivateAddressRefused(
+        f"refused {_shown(url)}: {shown} is {kind} (allow_private is false for this source)", url=url
+    )
+
+
+async def _note_hop(request: httpx.Request) -> None:
+    """Request hook, every hop: tell the connection guard whether this hop may reach a private address."""
+    _REFUSING.set(None if request.extensions.get(_ALLOW_PRIVATE, True) else str(request.url))
+
+
+async def _public_addresses(url: str, host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, when every one is public; else PrivateAddressRefused naming one."""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return [host]  # unresolvable: connecting fails with the usual clear "cannot resolve host"
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
+        kind = address_kind(address)
+        if kind is not None:
+            raise _refusal(url, host, str(address), kind)
+    return list(dict.fromkeys(str(a) for a in addresses))
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to checked public addresses while a hop refuses private
+    ones: the address checked is the address connected to (no DNS rebinding between check and connect)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self.inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        url = _REFUSING.get()
+        if url is None:
+            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        addresses = await _public_addresses(url, host, port)
+        for address in addresses[:-1]:
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        return await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
+    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
+        raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
+    pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    return transport
+
+
+async def _check_response(response: httpx.Response) -> None:
+    """Response hook, every hop: a redirect must lead to http(s); with allow_private false, the address
+    actually connected to must be public (DNS may have changed since the request hook resolved it)."""
+    request = response.request
+    if response.status_code in _REDIRECTS and "location" in response.headers:
+        target = urljoin(str(request.url), response.headers["location"].strip())
+        if urlsplit(target).scheme.lower() not in _SCHEMES:
+            raise UnsupportedAddress(
+                f"redirected to {_shown(target)}, which is not an http(s) address", url=str(request.url)
+            )
+    if request.extensions.get(_ALLOW_PRIVATE, True) or _proxied(str(request.url)):
+        return
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not peer:
+        return
+    address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    kind = address_kind(address)
+    if kind is not None:
+        raise _refusal(str(request.url), request.url.host, str(address), kind)
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment sends `url` through a proxy (then the peer is the proxy, not the site)."""
+    proxies = urllib.request.getproxies()
+    scheme = urlsplit(url).scheme
+    if not (proxies.get(scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(urlsplit(url).hostname or "")
+
+
+# ---------------------------------------------------------------- the fetcher
+
+
 @dataclass
 class _RobotsEntry:
-    parser: RobotFileParser | None  # None: no usable robots.txt, everything allowed
+    rules: Protego | None  # None: no usable robots.txt, everything allowed
     fetched: float
 
 
@@ -150,20 +341,22 @@ class Fetcher:
         offload: Offload | None = None,
     ) -> None:
         self.per_host = per_host
-        self.offload = offload  # runs large parses in a worker process (workers.Workers.parse)
+        self.offload = offload  # runs parses in a worker process, bounded in time (workers.Workers.parse)
         self.user_agent = user_agent
         self.clock = clock
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._robots_off_logged: set[str] = set()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
+            limits=limits,
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-            transport=transport,
+            transport=transport or _guarded_transport(limits),
             trust_env=True,
+            event_hooks={"request": [_note_hop], "response": [_check_response]},
         )
 
     async def aclose(self) -> None:
@@ -188,10 +381,9 @@ class Fetcher:
         return self._host_slots[host]
 
     async def request(self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None) -> Response:
-        """GET `url` within the host's slot. Raises FetchError (with http_status / retry_after when known)."""
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise FetchError(f"unsupported address (http and https only): {url}")
+        """GET `url` within the host's slot. Raises a FetchError subclass (monitor.exceptions)."""
+        if urlsplit(url).scheme.lower() not in _SCHEMES:
+            raise UnsupportedAddress(f"not an http(s) address: {_shown(url)}", url=url)
         async with self._slot(url):
             started = time.monotonic()
             try:
@@ -199,16 +391,20 @@ class Fetcher:
                     return await self._stream(url, limits, headers or {}, started)
             except FetchError:
                 raise
-            except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ssl.SSLError, OSError) as exc:
-                raise FetchError(_reason(exc, url, limits)) from exc
+            except MAPPED as exc:
+                raise map_error(exc, url, limits) from exc
 
     async def _stream(self, url: str, limits: RequestLimits, headers: Mapping[str, str], started: float) -> Response:
         seconds = limits.timeout.total_seconds()
         request_headers = {"User-Agent": limits.user_agent, **headers}
-        async with self._client.stream("GET", url, headers=request_headers, timeout=httpx.Timeout(seconds)) as resp:
+        async with self._client.stream(
+            "GET",
+            url,
+            headers=request_headers,
+            timeout=httpx.Timeout(seconds),
+            extensions={_ALLOW_PRIVATE: limits.allow_private},
+        ) as resp:
             final_url = str(resp.url)
-            if urlsplit(final_url).scheme not in ("http", "https"):
-                raise FetchError(f"redirected to an unsupported address: {final_url}")
             lower_headers = {k.lower(): v for k, v in resp.headers.items()}
             if resp.status_code == 304:
                 return Response(final_url, 304, lower_headers, b"", int((time.monotonic() - started) * 1000))
@@ -218,15 +414,17 @@ class Fetcher:
                     if resp.status_code in (429, 503)
                     else None
                 )
-                raise FetchError(
+                raise HTTPStatusError(
                     f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
+                    url=final_url,
                     http_status=resp.status_code,
                     retry_after=retry_after,
                 )
             declared = lower_headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limits.max_bytes and "content-encoding" not in lower_headers:
-                raise FetchError(
+                raise ResponseTooLarge(
                     f"response of {int(declared):,} bytes is over the {limits.max_bytes:,}-byte cap",
+                    url=final_url,
                     http_status=resp.status_code,
                 )
             chunks: list[bytes] = []
@@ -234,8 +432,9 @@ class Fetcher:
             async for chunk in resp.aiter_bytes():  # decoded bytes: a gzip bomb hits the cap too
                 size += len(chunk)
                 if size > limits.max_bytes:
-                    raise FetchError(
+                    raise ResponseTooLarge(
                         f"response over the {limits.max_bytes:,}-byte cap (stopped reading)",
+                        url=final_url,
                         http_status=resp.status_code,
                         bytes_read=size,
                     )
@@ -244,31 +443,43 @@ class Fetcher:
             return Response(final_url, resp.status_code, lower_headers, b"".join(chunks), elapsed)
 
     async def allowed(self, url: str, limits: RequestLimits) -> bool:
-        """Whether robots.txt of the url's host lets our user agent fetch it (cached per host)."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        """Whether robots.txt of the url's origin lets our user agent fetch it (cached per origin)."""
+        origin = _origin(url)
         lock = self._robots_locks.setdefault(origin, asyncio.Lock())
         async with lock:
             entry = self._robots.get(origin)
             if entry is None or time.monotonic() - entry.fetched > ROBOTS_TTL.total_seconds():
                 entry = _RobotsEntry(await self._read_robots(origin, limits), time.monotonic())
                 self._robots[origin] = entry
-        if entry.parser is None:
+        if entry.rules is None:
             return True
-        agent = limits.user_agent.split("/")[0] or "*"
-        return entry.parser.can_fetch(agent, url)
+        return bool(entry.rules.can_fetch(url, robots_agent(limits.user_agent)))
 
-    async def _read_robots(self, origin: str, limits: RequestLimits) -> RobotFileParser | None:
+    async def _read_robots(self, origin: str, limits: RequestLimits) -> Protego | None:
         robots_limits = replace(limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15)))
         try:
             resp = await self.request(f"{origin}/robots.txt", robots_limits)
         except FetchError as exc:
-            # 4xx: no rules. Network trouble: the real request will report it; do not block on robots.
+            # 4xx: no rules (RFC 9309). Network trouble and 5xx: the real request will report it; a site
+            # that is down must count as failing, not as skipped, so that its operator hears of it.
             log.debug("robots_unavailable origin=%s error=%s", origin, exc)
             return None
-        parser = RobotFileParser()
-        parser.parse(resp.body.decode("utf-8", "replace").splitlines())
-        return parser
+        return parse_robots(resp.body)
+
+
+def parse_robots(body: bytes) -> Protego:
+    """robots.txt rules as RFC 9309 reads them (groups by user agent, longest match, `*` and `$`)."""
+    return Protego.parse(body.decode("utf-8", "replace"))
+
+
+def robots_agent(user_agent: str) -> str:
+    """The product token robots.txt groups are matched against: "monitor/0.1 (+url)" -> "monitor"."""
+    return user_agent.split("/", 1)[0].split(maxsplit=1)[0] if user_agent.strip() else "*"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @dataclass
@@ -288,7 +499,8 @@ class Session:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """GET with conditional headers; a 304 comes back as a Response with `not_modified`. Raises FetchError."""
+        """GET with conditional headers; a 304 comes back as a Response with `not_modified`. Raises FetchError
+        (RobotsDisallowed, recorded as a skipped fetch, when robots.txt refuses the address)."""
         started_at = self.fetcher.clock()
         request_headers = dict(headers or {})
         if etag:
@@ -297,16 +509,12 @@ class Session:
             request_headers["If-Modified-Since"] = last_modified
         t0 = time.monotonic()
         if self.limits.robots and not await self.fetcher.allowed(url, self.limits):
-            self.records.append(
-                FetchRecord(
-                    self.source,
-                    url,
-                    started_at,
-                    FetchStatus.SKIPPED,
-                    error="robots.txt disallows this address",
-                )
+            refusal = RobotsDisallowed(
+                f"robots.txt of {_origin(url)} disallows {_shown(url)} (set robots: false on the source to override)",
+                url=url,
             )
-            raise FetchError(f"robots.txt disallows {url} (set robots: false on the source to override)")
+            self.records.append(FetchRecord(self.source, url, started_at, FetchStatus.SKIPPED, error=str(refusal)))
+            raise refusal
         try:
             resp = await self.fetcher.request(url, self.limits, headers=request_headers)
         except FetchError as exc:
@@ -330,10 +538,13 @@ class Session:
         return resp
 
     async def parse(self, fn: Callable[..., T], body: bytes, /, **kwargs: Any) -> T:
-        """`fn(body, **kwargs)`: a pure parser, run in a worker process when the body is large and one is set."""
+        """`fn(body, **kwargs)`: a pure, picklable parser, run in a worker process bounded by the source's
+        timeout when the fetcher has one (inline otherwise, bounded by the parsers' structure limits)."""
         if self.fetcher.offload is None:
             return fn(body, **kwargs)
-        result: T = await self.fetcher.offload(len(body), fn, body, **kwargs)
+        result: T = await self.fetcher.offload(
+            len(body), fn, body, time_limit=self.limits.timeout.total_seconds(), **kwargs
+        )
         return result
 
     def note_items(self, count: int) -> None:

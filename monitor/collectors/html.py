@@ -52,30 +52,37 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag
 from zoneinfo import ZoneInfo
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from pydantic import Field, field_validator, model_validator
 
-from monitor.collectors.decode import decode_body, gunzip_if_gzip
-from monitor.collectors.fetch import Response, Session
+from monitor.collectors.decode import Decoded, decode, gunzip_if_gzip
+from monitor.collectors.links import absolute_url
+from monitor.collectors.paging import Pages
 from monitor.collectors.selectors import (
     FieldSpec,
-    absolute_url,
     document,
     nodes_with,
     page_base,
     parse_spec,
     select,
+    selector_problem,
     spec_text,
 )
-from monitor.config import CommentsBlock, HtmlFields, HtmlSource
+from monitor.config import SourceBase, SourceSection, TimeZoneName
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
 from monitor.normalize import canonical_url
 from monitor.types import Collected, RawItem, SourceState
 
-ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+if TYPE_CHECKING:  # selectolax and httpx are loaded to poll, not to read the config
+    from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+    from monitor.collectors.fetch import Response, Session
+
+HEADERS = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}
 REVISIT_FOR = timedelta(days=3)  # pages first seen this recently are opened again for new comments
 MAX_TRACKED = 300  # links remembered in the cursor
 MAX_LINKS_PER_PAGE = 300  # follow links read from one listing page
@@ -85,6 +92,69 @@ _DATE_ATTRS = ("datetime", "title", "content", "data-time", "data-timestamp")
 _ANCHOR_ATTRS = ("id", "name")  # "@id" as a link means "#<id>" on this page
 _FIELD_NAMES = ("title", "text", "link", "published", "author")
 _HTML_TYPES = ("html", "xml", "text/plain")
+
+
+# --- the source's configuration -----------------------------------------------------------------------
+
+
+def _selector(spec: str | None, *, allow_self: bool = False) -> str | None:
+    """A pydantic validator's body: the spec unchanged, or ValueError naming the invalid selector."""
+    if spec is None:
+        return None
+    problem = selector_problem(spec, allow_self=allow_self)
+    if problem:
+        raise ValueError(problem)
+    return spec
+
+
+class HtmlFields(SourceSection):
+    """CSS selectors relative to one item; `"sel @attr"` reads an attribute, `"@attr"` the item's own."""
+
+    title: str | None = None
+    text: str | None = None
+    link: str | None = None
+    published: str | None = None
+    author: str | None = None
+
+    @field_validator("title", "text", "link", "published", "author")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _selector(value, allow_self=True)
+
+
+class CommentsBlock(SourceSection):
+    items: str
+    fields: HtmlFields
+
+    @field_validator("items")
+    @classmethod
+    def _compiles(cls, value: str) -> str | None:
+        return _selector(value)
+
+
+class HtmlSource(SourceBase):
+    """`type: html`: posts read from a page (or the pages it links to) with CSS selectors."""
+
+    url: str
+    items: str
+    fields: HtmlFields
+    follow: str | None = None  # selector of links to open; items/fields/comments then apply to each page
+    comments: CommentsBlock | None = None
+    next: str | None = None  # selector of the "next page" link
+    max_pages: int = Field(default=3, ge=1, le=100)  # listing pages per poll (with `next`)
+    max_follow: int = Field(default=20, ge=1, le=500)  # linked pages opened per poll (with `follow`)
+    timezone: TimeZoneName = "UTC"  # for scraped dates without an offset
+
+    @field_validator("items", "follow", "next")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _selector(value)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> HtmlSource:
+        if not (self.fields.title or self.fields.text):
+            raise ValueError("fields: give at least a `title` or a `text` selector")
+        return self
 
 
 # --- pure parsing -----------------------------------------------------------------------------------
@@ -108,6 +178,7 @@ class PageResult:
     comments: int  # how many of `items` are comments
     next_url: str | None  # the `next` link, when configured and found
     misses: tuple[Miss, ...]
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 @dataclass(frozen=True)
@@ -117,6 +188,7 @@ class ListingResult:
     links: tuple[str, ...]  # canonical (normalize.canonical_url), unique, in page order
     next_url: str | None
     misses: tuple[Miss, ...]
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 @dataclass(frozen=True)
@@ -145,7 +217,7 @@ class _Fields:
 
 def parse_page(html: str, url: str, source: HtmlSource, now: datetime) -> PageResult:
     """Items and comments of one page (the listing without `follow`, else a followed page)."""
-    tree = document(html)
+    tree, cut = document(html)
     page = _Page(url=url, base=page_base(tree, url), tz=ZoneInfo(source.timezone), now=now)
     misses: list[Miss] = []
     comment_nodes = select(tree, source.comments.items) if source.comments else []
@@ -162,12 +234,12 @@ def parse_page(html: str, url: str, source: HtmlSource, now: datetime) -> PageRe
         comments, comment_misses = _read_comments(comment_nodes, source.comments, parent, page)
         misses += comment_misses
     next_url = _next_url(tree, source.next, page) if source.next else None
-    return PageResult(tuple(posts + comments), len(comments), next_url, tuple(misses))
+    return PageResult(tuple(posts + comments), len(comments), next_url, tuple(misses), _cut_note(cut, url))
 
 
 def parse_listing(html: str, url: str, source: HtmlSource) -> ListingResult:
     """The `follow` links and the `next` link of one listing page."""
-    tree = document(html)
+    tree, cut = document(html)
     page = _Page(url=url, base=page_base(tree, url), tz=ZoneInfo(source.timezone), now=None)
     links: list[str] = []
     misses: list[Miss] = []
@@ -177,7 +249,11 @@ def parse_listing(html: str, url: str, source: HtmlSource) -> ListingResult:
         if not links:
             misses.append(Miss("follow", source.follow, url))
     next_url = _next_url(tree, source.next, page) if source.next else None
-    return ListingResult(tuple(links), next_url, tuple(misses))
+    return ListingResult(tuple(links), next_url, tuple(misses), _cut_note(cut, url))
+
+
+def _cut_note(cut: str | None, url: str) -> tuple[str, ...]:
+    return (f"{url}: {cut}",) if cut else ()
 
 
 def _links(nodes: Iterable[LexborNode], spec: FieldSpec, page: _Page, own_url: str) -> list[str]:
@@ -409,72 +485,81 @@ def plan_follow(
 # --- fetching -------------------------------------------------------------------------------------------
 
 
+def read_page(body: bytes, *, content_type: str | None, url: str, source: HtmlSource, now: datetime) -> PageResult:
+    """One response body -> its items and comments (pure; runs in a worker process)."""
+    decoded = _decode(body, content_type)
+    page = parse_page(decoded.text, url, source, now)
+    return replace(page, warnings=_with(decoded.warning, page.warnings, url))
+
+
+def read_listing(body: bytes, *, content_type: str | None, url: str, source: HtmlSource) -> ListingResult:
+    """One listing body -> its `follow` and `next` links (pure; runs in a worker process)."""
+    decoded = _decode(body, content_type)
+    listing = parse_listing(decoded.text, url, source)
+    return replace(listing, warnings=_with(decoded.warning, listing.warnings, url))
+
+
+def _decode(body: bytes, content_type: str | None) -> Decoded:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind and not any(part in kind for part in _HTML_TYPES):
+        raise ParseError(f"content type {kind} is not HTML")
+    return decode(gunzip_if_gzip(body), content_type)
+
+
+def _with(warning: str | None, warnings: tuple[str, ...], url: str) -> tuple[str, ...]:
+    return (f"{url}: {warning}", *warnings) if warning else warnings
+
+
 @dataclass
 class _Poll:
-    """One poll's requests and findings."""
+    """One poll's pages (paging.Pages: items, warnings, when to stop) and its selector misses."""
 
     source: HtmlSource
-    session: Session
-    now: datetime
-    items: list[RawItem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    pages: Pages
     misses: list[Miss] = field(default_factory=list)
     content_pages: int = 0  # pages read with items/fields/comments
-    retry_after: float | None = None
 
-    async def fetch(self, url: str, what: str) -> tuple[Response, str] | None:
-        """A later page: a failure is a warning and None; a rate limit also stops the poll's requests."""
-        if self.retry_after is not None:
+    async def content(self, resp: Response, what: str) -> PageResult | None:
+        page = await self.pages.parse(
+            resp,
+            read_page,
+            what=what,
+            content_type=resp.content_type,
+            url=resp.url,
+            source=self.source,
+            now=self.pages.now,
+        )
+        if page is None:
             return None
-        try:
-            resp = await self.session.get(url, headers={"Accept": ACCEPT})
-            return resp, _decode(resp)
-        except FetchError as exc:
-            self.warnings.append(f"could not read {what} {url}: {exc}")
-            if exc.retry_after is not None:
-                self.retry_after = exc.retry_after
-            return None
-        except ParseError as exc:
-            self.warnings.append(f"could not read {what} {url}: {exc}")
-            return None
-
-    def read_content(self, resp: Response, html: str) -> PageResult:
-        page = parse_page(html, resp.url, self.source, self.now)
-        self.session.note_items(len(page.items))
-        self.items.extend(page.items)
+        self.pages.session.note_items(len(page.items))
+        self.pages.items.extend(page.items)
+        self.pages.warnings.extend(page.warnings)
         self.misses.extend(page.misses)
         self.content_pages += 1
         return page
 
-    def read_listing(self, resp: Response, html: str) -> ListingResult:
-        listing = parse_listing(html, resp.url, self.source)
-        self.session.note_items(len(listing.links))
+    async def read(self, resp: Response, what: str) -> tuple[str | None, tuple[str, ...]] | None:
+        """Read one listing page: its next link and follow links; None when it could not be read."""
+        if not self.source.follow:
+            page = await self.content(resp, what)
+            return (page.next_url, ()) if page is not None else None
+        listing = await self.pages.parse(
+            resp, read_listing, what=what, content_type=resp.content_type, url=resp.url, source=self.source
+        )
+        if listing is None:
+            return None
+        self.pages.session.note_items(len(listing.links))
+        self.pages.warnings.extend(listing.warnings)
         self.misses.extend(listing.misses)
-        return listing
-
-    def read(self, resp: Response, html: str) -> tuple[str | None, tuple[str, ...]]:
-        """Read one listing page; its next link and follow links."""
-        if self.source.follow:
-            listing = self.read_listing(resp, html)
-            return listing.next_url, listing.links
-        return self.read_content(resp, html).next_url, ()
-
-
-def _decode(resp: Response) -> str:
-    kind = (resp.content_type or "").split(";")[0].strip().lower()
-    if kind and not any(part in kind for part in _HTML_TYPES):
-        raise ParseError(f"content type {kind} is not HTML")
-    return decode_body(gunzip_if_gzip(resp.body), resp.content_type)
+        return listing.next_url, listing.links
 
 
 async def collect(source: HtmlSource, session: Session, state: SourceState, now: datetime) -> Collected:
-    poll = _Poll(source, session, now)
-    first = await session.get(
-        source.url, etag=state.etag, last_modified=state.last_modified, headers={"Accept": ACCEPT}
-    )
+    poll = _Poll(source, Pages(session, now))
+    first = await poll.pages.first(source.url, etag=state.etag, last_modified=state.last_modified, headers=HEADERS)
     links: list[str] = []
     if not first.not_modified:
-        links = await _read_listing(poll, first, _decode(first))
+        links = await _read_listing(poll, first)
     elif source.follow is None:
         return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
     etag = state.etag if first.not_modified else first.etag
@@ -483,56 +568,60 @@ async def collect(source: HtmlSource, session: Session, state: SourceState, now:
     opened = 0
     if source.follow:
         cursor, opened = await _follow(poll, links, state.cursor)
-    return Collected(
-        items=tuple(poll.items),
+    summaries = _summaries(poll.misses, poll.content_pages)
+    poll.pages.warnings.extend(summaries)
+    return poll.pages.collected(
         etag=etag,
         last_modified=last_modified,
         cursor=cursor,
         not_modified=first.not_modified and opened == 0,
-        warnings=tuple(poll.warnings) + tuple(_summaries(poll.misses, poll.content_pages)),
-        health=_health(_summaries(poll.misses, poll.content_pages)),
-        retry_at=now + timedelta(seconds=poll.retry_after) if poll.retry_after is not None else None,
+        health=_health(summaries) or poll.pages.health,
     )
 
 
-async def _read_listing(poll: _Poll, first: Response, html: str) -> list[str]:
+async def _read_listing(poll: _Poll, first: Response) -> list[str]:
     """Read the listing's pages (page one already fetched); the follow links of all of them."""
-    next_url, links = poll.read(first, html)
+    read = await poll.read(first, "listing")
+    assert read is not None  # the first page's ParseError goes up
+    next_url, links = read
     all_links = list(links)
     visited = {urldefrag(poll.source.url).url, urldefrag(first.url).url}
     for _ in range(poll.source.max_pages - 1):
         if not next_url or next_url in visited:
             break
         visited.add(next_url)
-        fetched = await poll.fetch(next_url, "next page")
-        if fetched is None:
+        resp = await poll.pages.get(next_url, what="next page", headers=HEADERS)
+        read = await poll.read(resp, "next page") if resp is not None else None
+        if read is None:
             break
-        next_url, links = poll.read(*fetched)
+        next_url, links = read
         all_links.extend(links)
     return list(dict.fromkeys(all_links))
 
 
 async def _follow(poll: _Poll, links: list[str], cursor: str | None) -> tuple[str, int]:
-    """Open the planned pages; the new cursor and how many pages were read."""
-    plan, tracked = plan_follow(load_cursor(cursor), links, poll.now, poll.source.max_follow)
-    stamp = int(poll.now.timestamp())
+    """Open the planned pages; the new cursor and how many pages were read. A failing page is a warning;
+    the poll fails only when every page it tried failed."""
+    pages = poll.pages
+    plan, tracked = plan_follow(load_cursor(cursor), links, pages.now, poll.source.max_follow)
+    stamp = int(pages.now.timestamp())
     read = failed = 0
     first_error: str | None = None
     for url in plan:
+        if pages.stopped:
+            break
         tracked[url] = replace(tracked[url], opened=stamp)
-        fetched = await poll.fetch(url, "linked page")
-        if fetched is None:
+        warned = len(pages.warnings)
+        resp = await pages.get(url, what="linked page", headers=HEADERS)
+        page = await poll.content(resp, "linked page") if resp is not None else None
+        if page is None:
             failed += 1
-            first_error = first_error or (poll.warnings[-1] if poll.warnings else None)
-            if poll.retry_after is not None:
-                break
+            first_error = first_error or (pages.warnings[warned] if len(pages.warnings) > warned else None)
             continue
-        poll.read_content(*fetched)
         read += 1
     if plan and read == 0:
-        raise FetchError(
-            f"every linked page failed ({failed} tried); first: {first_error}", retry_after=poll.retry_after
-        )
+        retry_after = (pages.retry_at - pages.now).total_seconds() if pages.retry_at is not None else None
+        raise FetchError(f"every linked page failed ({failed} tried); first: {first_error}", retry_after=retry_after)
     return dump_cursor(tracked, keep=links), read
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 
-from selectolax.lexbor import LexborHTMLParser
+from monitor.collectors.structure import bound_html
 
 __all__ = ["html_to_text", "looks_like_html", "tidy_text"]
 
@@ -37,14 +37,19 @@ def looks_like_html(text: str) -> bool:
     return _TAG_START.search(text) is not None
 
 
-def html_to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment (or of plain text, tidied); never raises."""
+def html_to_text(fragment: str, *, checked: bool = False) -> str:
+    """Plain text of an HTML fragment (or of plain text, tidied); never raises. A fragment past the
+    structure limits (structure.py) is read up to them; `checked`: it comes from a page already bounded."""
     if not fragment:
         return ""
     fragment = fragment[:_MAX_INPUT]
+    if not checked:
+        fragment = bound_html(fragment)[0]
     if not looks_like_html(fragment):
         return _defuse(tidy_text(html.unescape(fragment) if "&" in fragment else fragment))
     marked = _BLOCK_TAG.sub(_BREAK + "<", fragment.replace(_BREAK, ""))  # constant: no Python per match
+    from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415  # loaded to parse, not to read the config
+
     tree = LexborHTMLParser(marked)
     if _DROPPED_TAG.search(fragment):
         tree.strip_tags(_DROPPED, recursive=True)

@@ -25,24 +25,48 @@ and the media descriptions (alt text).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.fetch import Response, Session
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.jsonapi import describe, load_json, text_or_none
-from monitor.config import MastodonSource
+from monitor.collectors.links import same_origin
+from monitor.collectors.paging import Pages
+from monitor.config import SourceBase
 from monitor.dates import parse_date
-from monitor.exceptions import FetchError, ParseError
+from monitor.exceptions import ParseError
 from monitor.types import Collected, RawItem, SourceState
 
-__all__ = ["MAX_PAGES", "PAGE_LIMIT", "api_url", "collect", "parse_statuses", "status_item", "statuses_of"]
+if TYPE_CHECKING:  # httpx is loaded to poll, not to read the config
+    from monitor.collectors.fetch import Session
+
+__all__ = [
+    "MAX_PAGES",
+    "PAGE_LIMIT",
+    "MastodonSource",
+    "StatusPage",
+    "api_url",
+    "collect",
+    "parse_statuses",
+    "read_page",
+    "status_item",
+    "statuses_of",
+]
+
+
+class MastodonSource(SourceBase):
+    """`type: mastodon`: a hashtag timeline, an account's statuses or /api/v2/search, on any instance."""
+
+    crawls_pages: ClassVar[bool] = False
+    url: str
+
 
 PAGE_LIMIT = 40  # the API's maximum page size for statuses
 MAX_PAGES = 5  # pages read per poll once a cursor exists (the first poll reads one)
-ACCEPT = "application/json"
+HEADERS = {"Accept": "application/json"}
 _PAGING_PARAMS = frozenset({"min_id", "since_id", "max_id", "limit"})
 _ID = re.compile(r"[0-9A-Za-z]{1,64}")
 _TAG_PAGE = re.compile(r"^/tags/([^/]+)/?$")
@@ -193,76 +217,51 @@ def link_rel(header: str | None, rel: str) -> str | None:
     return None
 
 
-def _same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
-
-
 # ---------------------------------------------------------------- the collector
 
 
-@dataclass
-class _Poll:
-    """What one poll has read so far."""
+@dataclass(frozen=True)
+class StatusPage:
+    """One API page: its posts, and the timeline id of every status on it (paging counts and follows these)."""
 
-    items: list[RawItem]
-    newest: str | None
-    warnings: list[str]
-    retry_at: datetime | None = None
-    health: str | None = None
+    items: tuple[RawItem, ...]
+    ids: tuple[str, ...]
+
+
+def read_page(body: bytes, *, content_type: str | None) -> StatusPage:
+    """One response body -> its statuses as RawItems (pure; runs in a worker process)."""
+    statuses = statuses_of(load_json(body, content_type, "the Mastodon API"))
+    items = tuple(item for status in statuses if (item := status_item(status)) is not None)
+    return StatusPage(items, tuple(str(status["id"]) for status in statuses))
 
 
 async def collect(source: MastodonSource, session: Session, state: SourceState, now: datetime) -> Collected:
     base = api_url(source.url)
     cursor = state.cursor if state.cursor and _ID.fullmatch(state.cursor) else None
-    poll = _Poll(items=[], newest=cursor, warnings=[])
+    pages = Pages(session, now)
+    newest = cursor
     url = page_url(base, min_id=cursor)
-    pages = MAX_PAGES if cursor else 1
-    for page in range(pages):
-        try:
-            resp = await session.get(url, headers={"Accept": ACCEPT})
-        except FetchError as exc:
-            if page == 0:
-                raise
-            poll.warnings.append(f"stopped after {page} pages: {exc}")
-            if exc.retry_after:
-                poll.retry_at = now + timedelta(seconds=exc.retry_after)
+    limit = MAX_PAGES if cursor else 1
+    for page in range(limit):
+        resp = await pages.first(url, headers=HEADERS) if page == 0 else await pages.get(url, headers=HEADERS)
+        read = await pages.parse(resp, read_page, content_type=resp.content_type) if resp is not None else None
+        if read is None:
             break
-        statuses = statuses_of(load_json(resp, "the Mastodon API"))
-        session.note_items(len(statuses))
-        _take(poll, statuses)
-        if _rate_limited(poll, resp, now) or len(statuses) < PAGE_LIMIT:
+        session.note_items(len(read.ids))
+        pages.items.extend(read.items)
+        newest = _newest(newest, read.ids)
+        if pages.stopped or len(read.ids) < PAGE_LIMIT:
             break
-        if page == pages - 1:
-            poll.warnings.append(f"more than {pages * PAGE_LIMIT} new statuses: the rest on the next poll")
+        if page == limit - 1:
+            pages.capped(f"more than {limit * PAGE_LIMIT} new statuses: the rest on the next poll")
             break
-        prev = link_rel(resp.headers.get("link"), "prev")
-        url = prev if prev and _same_origin(prev, url) else page_url(base, min_id=poll.newest)
-    return Collected(
-        items=tuple(poll.items),
-        cursor=poll.newest,
-        warnings=tuple(poll.warnings),
-        health=poll.health,
-        retry_at=poll.retry_at,
-    )
+        prev = link_rel(resp.headers.get("link"), "prev") if resp is not None else None
+        url = prev if prev and same_origin(prev, url) else page_url(base, min_id=newest)
+    return pages.collected(cursor=newest)
 
 
-def _take(poll: _Poll, statuses: list[dict[str, Any]]) -> None:
-    for status in statuses:
-        status_id = str(status["id"])
-        if _ID.fullmatch(status_id) and (poll.newest is None or id_key(status_id) > id_key(poll.newest)):
-            poll.newest = status_id
-        item = status_item(status)
-        if item is not None:
-            poll.items.append(item)
-
-
-def _rate_limited(poll: _Poll, resp: Response, now: datetime) -> bool:
-    """Mastodon's X-RateLimit-Remaining at 0: no more requests until X-RateLimit-Reset."""
-    remaining = resp.headers.get("x-ratelimit-remaining", "").strip()
-    if not remaining.isdigit() or int(remaining) > 0:
-        return False
-    reset = parse_date(resp.headers.get("x-ratelimit-reset", ""))
-    poll.retry_at = reset if reset is not None and reset > now else now + timedelta(minutes=5)
-    poll.health = f"rate-limited until {poll.retry_at:%Y-%m-%d %H:%M:%SZ}"
-    return True
+def _newest(newest: str | None, ids: Sequence[str]) -> str | None:
+    for status_id in ids:
+        if _ID.fullmatch(status_id) and (newest is None or id_key(status_id) > id_key(newest)):
+            newest = status_id
+    return newest

@@ -27,28 +27,46 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.fetch import Response, Session
+from pydantic import Field
+
 from monitor.collectors.htmltext import html_to_text, tidy_text
-from monitor.collectors.jsonapi import describe, load_json, text_or_none
-from monitor.config import RedditSource
-from monitor.exceptions import FetchError, ParseError
+from monitor.collectors.jsonapi import describe, epoch_time, load_json, number, text_or_none
+from monitor.collectors.paging import Pages
+from monitor.config import SourceBase
+from monitor.exceptions import ParseError
 from monitor.types import Collected, RawItem, SourceState
+
+if TYPE_CHECKING:  # httpx is loaded to poll, not to read the config
+    from monitor.collectors.fetch import Session
 
 __all__ = [
     "FIRST_LIMIT",
     "MAX_PAGES",
     "NEXT_LIMIT",
+    "RedditSource",
     "Submission",
     "collect",
     "comments_url",
     "listing_url",
     "parse_comments",
     "parse_listing",
+    "read_comments",
+    "read_listing",
 ]
+
+
+class RedditSource(SourceBase):
+    """`type: reddit`: a listing or search `.json` address; `comments` also reads new comment threads."""
+
+    crawls_pages: ClassVar[bool] = False
+    url: str
+    comments: bool = False
+    max_comment_threads: int = Field(default=10, ge=1, le=100)
+
 
 SITE = "https://www.reddit.com"  # permalinks are relative to it
 FIRST_LIMIT = 100  # posts on the first poll's one page (the API's maximum)
@@ -57,7 +75,6 @@ MAX_PAGES = 3  # listing pages per poll
 COMMENT_LIMIT = 200  # comments asked for per thread
 MAX_COMMENTS_PER_THREAD = 500  # comments read from one thread response, nested ones included
 MAX_TRACKED_THREADS = 300  # threads whose comment count the cursor remembers
-DEFAULT_RESET = 60.0  # seconds to wait when Reddit says "0 left" but not for how long
 _GONE = frozenset({"[deleted]", "[removed]"})
 _OWN_PARAMS = frozenset({"limit", "after", "before", "raw_json", "count"})  # set by the collector itself
 
@@ -137,7 +154,7 @@ def _submission(post: dict[str, Any]) -> Submission | None:
     name, post_id = text_or_none(post.get("name")), text_or_none(post.get("id"))
     if name is None or post_id is None:
         return None
-    created = _number(post.get("created_utc"))
+    created = number(post.get("created_utc"))
     text = _markdown_text(post, "selftext")
     link = text_or_none(post.get("url"))
     is_link_post = post.get("is_self") is False and link is not None and not _is_reddit_permalink(link)
@@ -157,7 +174,7 @@ def _submission(post: dict[str, Any]) -> Submission | None:
         title=tidy_text(text_or_none(post.get("title")) or "").replace("\n", " "),
         text=text,
         author=_author(post),
-        published=_time(created),
+        published=epoch_time(created),
         extra=tuple(extra),
     )
     comments = post.get("num_comments")
@@ -182,7 +199,7 @@ def _comment(comment: dict[str, Any], post_guid: str | None, post_permalink: str
         title="",
         text=text,
         author=_author(comment),
-        published=_time(_number(comment.get("created_utc"))),
+        published=epoch_time(comment.get("created_utc")),
         parent_ref=post_guid,
         extra=tuple(extra),
     )
@@ -205,19 +222,6 @@ def _is_reddit_permalink(url: str) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     return (host == "reddit.com" or host.endswith(".reddit.com")) and "/comments/" in parts.path
-
-
-def _time(created: float | None) -> datetime | None:
-    if created is None:
-        return None
-    try:
-        return datetime.fromtimestamp(created, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 # ---------------------------------------------------------------- addresses and cursor (pure)
@@ -260,7 +264,7 @@ class _Cursor:
             return cls()
         threads = data.get("threads")
         return cls(
-            newest=_number(data.get("newest")),
+            newest=number(data.get("newest")),
             threads={str(k): v for k, v in threads.items() if isinstance(v, int)} if isinstance(threads, dict) else {},
         )
 
@@ -270,118 +274,77 @@ class _Cursor:
 
 # ---------------------------------------------------------------- the collector
 
+HTML_HINT = " (blocked, or not a .json address?)"
+HEADERS = {"Accept": "application/json"}
 
-@dataclass
-class _Poll:
-    """What one poll has read so far."""
 
-    items: list[RawItem] = field(default_factory=list)
-    posts: list[Submission] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    retry_at: datetime | None = None
-    health: str | None = None
-    stopped: bool = False  # rate-limited or failing: make no more requests
+def read_listing(body: bytes, *, content_type: str | None) -> tuple[list[Submission], str | None]:
+    """One listing response -> its posts and ``after`` (pure; runs in a worker process)."""
+    return parse_listing(load_json(body, content_type, "Reddit", HTML_HINT))
+
+
+def read_comments(body: bytes, *, content_type: str | None, post_guid: str | None) -> list[RawItem]:
+    """One comment page -> its comments (pure; runs in a worker process)."""
+    return parse_comments(load_json(body, content_type, "Reddit", HTML_HINT), post_guid=post_guid)
 
 
 async def collect(source: RedditSource, session: Session, state: SourceState, now: datetime) -> Collected:
     cursor = _Cursor.load(state.cursor)
-    poll = _Poll()
-    await _read_listing(source, session, cursor, poll, now)
-    newest = max([p.created for p in poll.posts] + ([cursor.newest] if cursor.newest is not None else []), default=None)
-    if source.comments and not poll.stopped:
-        await _read_threads(source, session, cursor, poll, now)
+    pages = Pages(session, now)
+    posts = await _read_listing(source, pages, cursor)
+    newest = max([p.created for p in posts] + ([cursor.newest] if cursor.newest is not None else []), default=None)
+    if source.comments:
+        await _read_threads(source, pages, cursor, posts)
     cursor.newest = newest
-    cursor.threads = _bounded_threads(cursor.threads, poll.posts)
-    return Collected(
-        items=tuple(poll.items),
-        cursor=cursor.dump(),
-        warnings=tuple(poll.warnings),
-        health=poll.health,
-        retry_at=poll.retry_at,
-    )
+    cursor.threads = _bounded_threads(cursor.threads, posts)
+    return pages.collected(cursor=cursor.dump())
 
 
-async def _read_listing(source: RedditSource, session: Session, cursor: _Cursor, poll: _Poll, now: datetime) -> None:
+async def _read_listing(source: RedditSource, pages: Pages, cursor: _Cursor) -> list[Submission]:
     first = cursor.newest is None
     url = listing_url(source.url, limit=FIRST_LIMIT if first else NEXT_LIMIT)
-    pages = 1 if first else MAX_PAGES
-    for page in range(pages):
-        resp = await _get(session, url, poll, now, first_request=page == 0)
-        if resp is None:
-            return
-        posts, after = parse_listing(load_json(resp, "Reddit", " (blocked, or not a .json address?)"))
-        session.note_items(len(posts))
-        poll.posts.extend(posts)
-        poll.items.extend(p.item for p in posts)
+    limit = 1 if first else MAX_PAGES
+    found: list[Submission] = []
+    for page in range(limit):
+        resp = await pages.first(url, headers=HEADERS) if page == 0 else await pages.get(url, headers=HEADERS)
+        read = await pages.parse(resp, read_listing, content_type=resp.content_type) if resp is not None else None
+        if read is None:
+            break
+        posts, after = read
+        pages.session.note_items(len(posts))
+        found.extend(posts)
+        pages.items.extend(p.item for p in posts)
         all_new = bool(posts) and all(p.created > (cursor.newest or 0) for p in posts)
-        if poll.stopped or first or not all_new or after is None:
-            return
-        if page == pages - 1:
-            poll.warnings.append(f"more than {len(poll.posts)} new posts since the last poll: older ones skipped")
-            return
+        if pages.stopped or first or not all_new or after is None:
+            break
+        if page == limit - 1:
+            pages.capped(f"more than {len(found)} new posts since the last poll: older ones skipped")
+            break
         url = listing_url(source.url, limit=FIRST_LIMIT, after=after)
+    return found
 
 
-async def _read_threads(source: RedditSource, session: Session, cursor: _Cursor, poll: _Poll, now: datetime) -> None:
-    unique = {p.id: p for p in poll.posts}  # pages can overlap when posts arrive between requests
+async def _read_threads(source: RedditSource, pages: Pages, cursor: _Cursor, posts: list[Submission]) -> None:
+    unique = {p.id: p for p in posts}  # pages can overlap when posts arrive between requests
     grown = sorted(
         (p for p in unique.values() if p.comments > cursor.threads.get(p.id, 0)), key=lambda p: p.created, reverse=True
     )
     for post in grown[: source.max_comment_threads]:
-        resp = await _get(session, comments_url(source.url, post.id), poll, now, first_request=False)
-        if resp is None:
-            if poll.stopped:
-                return
-            cursor.threads[post.id] = post.comments  # a removed or forbidden thread: do not ask again
-            continue
-        try:
-            comments = parse_comments(
-                load_json(resp, "Reddit", " (blocked, or not a .json address?)"), post_guid=post.item.guid
-            )
-        except ParseError as exc:  # one odd thread must not cost the listing already read
-            poll.warnings.append(f"comments of {post.item.guid}: {exc}")
-            cursor.threads[post.id] = post.comments
-            continue
-        session.note_items(len(comments))
-        poll.items.extend(comments)
-        cursor.threads[post.id] = post.comments
-        if poll.stopped:
+        what = f"the comments of {post.item.guid}"
+        resp = await pages.get(comments_url(source.url, post.id), what=what, headers=HEADERS)
+        if resp is None and pages.stopped:
+            return  # rate-limited or the site is in trouble: the rest wait for the next poll
+        comments = (
+            await pages.parse(resp, read_comments, what=what, content_type=resp.content_type, post_guid=post.item.guid)
+            if resp is not None
+            else None
+        )
+        cursor.threads[post.id] = post.comments  # read, or removed, forbidden or odd: do not ask again
+        if comments is not None:
+            pages.session.note_items(len(comments))
+            pages.items.extend(comments)
+        if pages.stopped:
             return
-
-
-async def _get(session: Session, url: str, poll: _Poll, now: datetime, *, first_request: bool) -> Response | None:
-    """GET one page. The poll's first request fails the poll; a later failure keeps what was read."""
-    try:
-        resp = await session.get(url, headers={"Accept": "application/json"})
-    except FetchError as exc:
-        if first_request:
-            raise
-        poll.warnings.append(f"{url}: {exc}")
-        if exc.http_status is None or exc.http_status in (429, 503) or exc.http_status >= 500:
-            poll.stopped = True  # the site is struggling or limiting us: stop for this poll
-            if exc.retry_after:
-                poll.retry_at = now + timedelta(seconds=exc.retry_after)
-        return None
-    _check_rate_limit(resp, poll, now)
-    return resp
-
-
-def _check_rate_limit(resp: Response, poll: _Poll, now: datetime) -> None:
-    """Reddit's X-Ratelimit-Remaining below 1: no more requests until X-Ratelimit-Reset seconds pass."""
-    remaining = _float(resp.headers.get("x-ratelimit-remaining"))
-    if remaining is None or remaining >= 1:
-        return
-    reset = _float(resp.headers.get("x-ratelimit-reset"))
-    poll.retry_at = now + timedelta(seconds=reset if reset is not None and reset > 0 else DEFAULT_RESET)
-    poll.health = f"rate-limited until {poll.retry_at:%Y-%m-%d %H:%M:%SZ}"
-    poll.stopped = True
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _bounded_threads(threads: dict[str, int], posts: list[Submission]) -> dict[str, int]:

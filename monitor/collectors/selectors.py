@@ -12,21 +12,25 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from urllib.parse import urldefrag, urljoin, urlsplit
-
-from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+from functools import cache
+from typing import TYPE_CHECKING
 
 from monitor.collectors.htmltext import html_to_text
+from monitor.collectors.links import absolute_url
+from monitor.collectors.structure import bound_html
 from monitor.exceptions import ParseError
+
+if TYPE_CHECKING:  # selectolax is loaded to check a selector or parse a page, not to read a config without one
+    from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 __all__ = [
     "FieldSpec",
-    "absolute_url",
     "document",
     "nodes_with",
     "page_base",
     "parse_spec",
     "select",
+    "selector_problem",
     "spec_text",
     "spec_values",
 ]
@@ -58,13 +62,40 @@ def parse_spec(spec: str, *, default_attr: str | None = None) -> FieldSpec:
     return FieldSpec(spec, default_attr)
 
 
-def document(html: str) -> LexborHTMLParser:
-    return LexborHTMLParser(html)
+def selector_problem(spec: str, *, allow_self: bool = False) -> str | None:
+    """Why a configured spec cannot be used (an invalid or empty CSS selector), or None when it can.
+    `allow_self`: a spec of only `@attr`, which reads the item's own element, is fine here."""
+    parsed = parse_spec(spec)
+    if not parsed.css:
+        return None if allow_self and parsed.attr else f"empty CSS selector {spec!r}"
+    from selectolax.lexbor import SelectolaxError  # noqa: PLC0415  # see TYPE_CHECKING above
+
+    try:
+        _compiler().css(parsed.css)
+    except SelectolaxError:
+        return f"invalid CSS selector {parsed.css!r}"
+    return None
+
+
+@cache
+def _compiler() -> LexborHTMLParser:
+    """An empty document: compiling a selector against it finds syntax errors."""
+    return document("")[0]
+
+
+def document(html: str) -> tuple[LexborHTMLParser, str | None]:
+    """The parsed page, cut first at any structure limit (structure.py), and the warning when it was cut."""
+    from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415  # see TYPE_CHECKING above
+
+    bounded, warning = bound_html(html)
+    return LexborHTMLParser(bounded), warning
 
 
 def select(context: LexborNode | LexborHTMLParser, css: str, *, excluded: Collection[int] = ()) -> list[LexborNode]:
     """Nodes under `context` matching `css` (not `context` itself), in document order, skipping any
     inside an `excluded` node (by `mem_id`). ParseError for an invalid selector."""
+    from selectolax.lexbor import LexborNode, SelectolaxError  # noqa: PLC0415  # see TYPE_CHECKING above
+
     try:
         found = context.css(css)
     except SelectolaxError as exc:
@@ -128,7 +159,7 @@ def spec_text(
 
 def _value(node: LexborNode, attr: str | None) -> str:
     if attr is None:
-        return html_to_text(node.html or "")
+        return html_to_text(node.html or "", checked=True)
     value = node.attributes.get(attr)
     return value.strip() if value else ""
 
@@ -147,20 +178,3 @@ def page_base(tree: LexborHTMLParser, page_url: str) -> str:
         if resolved:
             return resolved
     return page_url
-
-
-def absolute_url(value: str | None, base: str, *, keep_fragment: bool = True) -> str | None:
-    """`value` resolved against `base` when the result is http(s), else None (mailto:, javascript:, ...)."""
-    if not value:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        url = urljoin(base, value)
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url if keep_fragment else urldefrag(url).url

@@ -26,22 +26,51 @@ Service messages (channel created, photo changed, ...) are skipped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from selectolax.lexbor import LexborNode
+from pydantic import Field, field_validator
 
-from monitor.collectors.decode import decode_body, gunzip_if_gzip
-from monitor.collectors.fetch import Response, Session
+from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text
-from monitor.collectors.selectors import absolute_url, document, select
-from monitor.config import TelegramSource
+from monitor.collectors.links import absolute_url
+from monitor.collectors.paging import Pages
+from monitor.collectors.selectors import document, select
+from monitor.config import SourceBase
 from monitor.dates import parse_date
-from monitor.exceptions import FetchError
 from monitor.types import Collected, RawItem, SourceState
 
-ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+if TYPE_CHECKING:  # selectolax and httpx are loaded to poll, not to read the config
+    from selectolax.lexbor import LexborNode
+
+    from monitor.collectors.fetch import Session
+
+_CHANNEL = re.compile(r"^[A-Za-z0-9_]{3,64}$")
+
+
+class TelegramSource(SourceBase):
+    """`type: telegram`: a public channel's web preview, by its name (`channel: somechannel`)."""
+
+    channel: str
+    max_pages: int = Field(default=5, ge=1, le=100)  # pages read back on the first poll (?before=)
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name = value.strip().removeprefix("@")  # "@name" is how Telegram itself writes a channel
+        if not _CHANNEL.fullmatch(name):
+            raise ValueError(
+                f"{value!r} is not a channel name: give the name from t.me/NAME "
+                "(3 to 64 letters, digits or _, with or without a leading @)"
+            )
+        return name
+
+
+HEADERS = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}
 MESSAGE = "div.tgme_widget_message[data-post]"
 REPLY_TEXT_CHARS = 200
 _MEDIA = (  # (kind, class of its element), in the order they are listed in `media`
@@ -67,11 +96,12 @@ class ChannelPage:
     ids: tuple[int, ...]  # message ids of `items`, same order
     older_url: str | None  # `<link rel="prev">`: there are older messages
     title: str | None  # the channel's title
+    warnings: tuple[str, ...] = ()  # faults of the page itself (broken bytes, a structure cut)
 
 
 def parse_channel_page(html: str, url: str) -> ChannelPage:
     """Messages of a t.me/s/ page; `url` is the page's address (for relative links)."""
-    tree = document(html)
+    tree, cut = document(html)
     title = _channel_title(
         tree.css_first(".tgme_channel_info_header_title"), tree.css_first('meta[property="og:title"]')
     )
@@ -84,7 +114,7 @@ def parse_channel_page(html: str, url: str) -> ChannelPage:
             items.append(parsed[1])
     prev = tree.css_first('link[rel="prev"]')
     older = absolute_url(prev.attributes.get("href"), url) if prev is not None else None
-    return ChannelPage(tuple(items), tuple(ids), older, title)
+    return ChannelPage(tuple(items), tuple(ids), older, title, (f"{url}: {cut}",) if cut else ())
 
 
 def _channel_title(header: LexborNode | None, og: LexborNode | None) -> str | None:
@@ -127,7 +157,7 @@ def _text(node: LexborNode, excluded: frozenset[int]) -> str:
     parts = []
     body = select(node, ".tgme_widget_message_text.js-message_text", excluded=excluded)
     if body:  # the first is the outermost: the page nests a copy inside it
-        parts.append(html_to_text(body[0].html or ""))
+        parts.append(html_to_text(body[0].html or "", checked=True))
     for selector in (
         ".tgme_widget_message_poll_question",
         ".tgme_widget_message_poll_option_text",
@@ -217,62 +247,61 @@ def _cursor_id(cursor: str | None) -> int | None:
     return int(cursor) if cursor and cursor.strip().isdigit() else None
 
 
-def _decode(resp: Response) -> str:
-    return decode_body(gunzip_if_gzip(resp.body), resp.content_type)
+def read_channel_page(body: bytes, *, content_type: str | None, url: str) -> ChannelPage:
+    """One response body -> its messages (pure; runs in a worker process)."""
+    decoded = decode(gunzip_if_gzip(body), content_type)
+    page = parse_channel_page(decoded.text, url)
+    return replace(page, warnings=(f"{url}: {decoded.warning}", *page.warnings)) if decoded.warning else page
 
 
 async def collect(source: TelegramSource, session: Session, state: SourceState, now: datetime) -> Collected:
     url = source.url or f"https://t.me/s/{source.channel}"
     last_seen = _cursor_id(state.cursor)
-    first = await session.get(url, etag=state.etag, last_modified=state.last_modified, headers={"Accept": ACCEPT})
+    pages = Pages(session, now)
+    first = await pages.first(url, etag=state.etag, last_modified=state.last_modified, headers=HEADERS)
     if first.not_modified:
         return Collected(items=(), etag=state.etag, last_modified=state.last_modified, not_modified=True)
-    page = parse_channel_page(_decode(first), first.url)
+    page = await pages.parse(first, read_channel_page, content_type=first.content_type, url=first.url)
+    assert page is not None  # the first response's ParseError goes up
     session.note_items(len(page.items))
+    pages.warnings.extend(page.warnings)
     if not page.items:
         note = f"no messages ({MESSAGE}) on {first.url}: the channel has no public preview, or the page layout changed"
         return Collected(items=(), etag=first.etag, last_modified=first.last_modified, warnings=(note,), health=note)
-    items, newest, warnings, retry_after = await _page_back(source, session, url, page, last_seen)
-    return Collected(
-        items=tuple(items),
-        etag=first.etag,
-        last_modified=first.last_modified,
-        cursor=str(max(newest, last_seen or 0)),
-        warnings=tuple(warnings),
-        retry_at=now + timedelta(seconds=retry_after) if retry_after is not None else None,
-    )
+    newest = await _page_back(source, pages, url, page, last_seen)
+    return pages.collected(etag=first.etag, last_modified=first.last_modified, cursor=str(max(newest, last_seen or 0)))
 
 
-async def _page_back(
-    source: TelegramSource, session: Session, url: str, page: ChannelPage, last_seen: int | None
-) -> tuple[list[RawItem], int, list[str], float | None]:
-    """Read older pages while needed (module docstring): all items, the newest id, warnings, Retry-After."""
-    items = list(page.items)
+async def _page_back(source: TelegramSource, pages: Pages, url: str, page: ChannelPage, last_seen: int | None) -> int:
+    """Read older pages while needed (module docstring) into `pages`; the newest message id."""
+    pages.items.extend(page.items)
     newest, oldest = max(page.ids), min(page.ids)
-    warnings: list[str] = []
-    retry_after: float | None = None
-    pages = 1
+    read = 1
     older = page.older_url
-    while older and (last_seen is None or oldest > last_seen + 1) and pages < source.max_pages:
+    while older and (last_seen is None or oldest > last_seen + 1) and read < source.max_pages:
         address = page_url(url, oldest)
-        try:
-            resp = await session.get(address, headers={"Accept": ACCEPT})
-        except FetchError as exc:
-            warnings.append(f"could not read older messages {address}: {exc}")
-            retry_after = exc.retry_after
+        resp = await pages.get(address, what="older messages", headers=HEADERS)
+        page_read = (
+            await pages.parse(
+                resp, read_channel_page, what="older messages", content_type=resp.content_type, url=resp.url
+            )
+            if resp is not None
+            else None
+        )
+        if page_read is None:
             break
-        page = parse_channel_page(_decode(resp), resp.url)
-        session.note_items(len(page.items))
-        fresh = [(n, item) for n, item in zip(page.ids, page.items, strict=True) if n < oldest]
+        pages.session.note_items(len(page_read.items))
+        pages.warnings.extend(page_read.warnings)
+        fresh = [(n, item) for n, item in zip(page_read.ids, page_read.items, strict=True) if n < oldest]
         if not fresh:
             break  # the server ignored `before`: no progress, stop
-        items.extend(item for _, item in fresh)
+        pages.items.extend(item for _, item in fresh)
         oldest = min(n for n, _ in fresh)
-        older = page.older_url
-        pages += 1
+        older = page_read.older_url
+        read += 1
     if last_seen is not None and oldest > last_seen + 1 and older:
-        warnings.append(
-            f"stopped at message {oldest} after {pages} page(s) without reaching message {last_seen} "
+        pages.capped(
+            f"stopped at message {oldest} after {read} page(s) without reaching message {last_seen} "
             "seen last time: messages in between may be missed (raise max_pages or poll more often)"
         )
-    return items, newest, warnings, retry_after
+    return newest

@@ -28,19 +28,53 @@ from __future__ import annotations
 import html
 import os
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from monitor.collectors.fetch import Session
+from pydantic import Field, model_validator
+
 from monitor.collectors.htmltext import tidy_text
-from monitor.collectors.jsonapi import describe, load_json
-from monitor.config import VkSource
-from monitor.exceptions import FetchError, ParseError
+from monitor.collectors.jsonapi import describe, epoch_time, integer, load_json
+from monitor.collectors.paging import Pages
+from monitor.config import SourceBase
+from monitor.exceptions import APIError, FetchError, ParseError
 from monitor.types import Collected, RawItem, SourceState
 
-__all__ = ["API_URL", "MAX_PAGES", "api_error", "collect", "parse_wall", "request_url", "wall_item"]
+if TYPE_CHECKING:  # httpx is loaded to poll, not to read the config
+    from monitor.collectors.fetch import Session
+
+__all__ = [
+    "API_URL",
+    "MAX_PAGES",
+    "VkSource",
+    "WallPage",
+    "api_error",
+    "collect",
+    "parse_wall",
+    "read_wall",
+    "request_url",
+    "wall_item",
+]
+
+
+class VkSource(SourceBase):
+    """`type: vk`: a community or user wall by `domain` or `owner_id`, with a service token from `token_env`."""
+
+    crawls_pages: ClassVar[bool] = False
+    domain: str | None = None  # the community's short name (vk.com/<domain>) ...
+    owner_id: int | None = None  # ... or its numeric id (negative for communities)
+    token_env: str = "VK_SERVICE_TOKEN"  # name of the environment variable holding the service token
+    count: int = Field(default=50, ge=1, le=100)
+    api_version: str = "5.199"
+
+    @model_validator(mode="after")
+    def _has_owner(self) -> VkSource:
+        if (self.domain is None) == (self.owner_id is None):
+            raise ValueError("give exactly one of `domain` or `owner_id`")
+        return self
+
 
 API_URL = "https://api.vk.com/method/wall.get"
 SITE = "https://vk.com"
@@ -56,15 +90,15 @@ _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
 # ---------------------------------------------------------------- parsing (pure)
 
 
-def api_error(data: object) -> FetchError | None:
-    """The FetchError for a decoded VK error answer (``{"error": {...}}``), else None."""
+def api_error(data: object) -> APIError | None:
+    """The APIError for a decoded VK error answer (``{"error": {...}}``), else None."""
     if not (isinstance(data, dict) and isinstance(data.get("error"), dict)):
         return None
     error = data["error"]
     code = error.get("error_code")
     message = " ".join(str(error.get("error_msg") or "unknown error").split())[:300]
     retry = RATE_LIMITS.get(code) if isinstance(code, int) else None
-    return FetchError(f"VK API error {code}: {message}", retry_after=retry)
+    return APIError(f"VK API error {code}: {message}", code=code if isinstance(code, int) else None, retry_after=retry)
 
 
 def parse_wall(data: object) -> list[RawItem]:
@@ -78,7 +112,7 @@ def parse_wall(data: object) -> list[RawItem]:
 
 def wall_item(post: dict[str, Any], names: dict[int, str] | None = None) -> RawItem | None:
     """One wall post; `names` maps owner/author ids (negative for communities) to display names."""
-    owner, post_id = _int(post.get("owner_id")), _int(post.get("id"))
+    owner, post_id = integer(post.get("owner_id")), integer(post.get("id"))
     if owner is None or post_id is None:
         return None
     names = names or {}
@@ -95,8 +129,8 @@ def wall_item(post: dict[str, Any], names: dict[int, str] | None = None) -> RawI
         url=f"{SITE}/wall{owner}_{post_id}",
         title="",
         text="\n".join(p for p in parts if p),
-        author=names.get(_int(post.get("from_id")) or owner) or names.get(owner),
-        published=_time(post.get("date")),
+        author=names.get(integer(post.get("from_id")) or owner) or names.get(owner),
+        published=epoch_time(post.get("date")),
         extra=tuple(extra),
     )
 
@@ -117,12 +151,12 @@ def _names(response: dict[str, Any]) -> dict[int, str]:
     """Display names by id: users positive, communities negative (as from_id/owner_id use them)."""
     names: dict[int, str] = {}
     for profile in response.get("profiles") or []:
-        if isinstance(profile, dict) and (pid := _int(profile.get("id"))) is not None:
+        if isinstance(profile, dict) and (pid := integer(profile.get("id"))) is not None:
             name = " ".join(str(profile.get(k) or "") for k in ("first_name", "last_name")).strip()
             if name:
                 names[pid] = name
     for group in response.get("groups") or []:
-        if isinstance(group, dict) and (gid := _int(group.get("id"))) is not None:
+        if isinstance(group, dict) and (gid := integer(group.get("id"))) is not None:
             name = str(group.get("name") or group.get("screen_name") or "").strip()
             if name:
                 names[-abs(gid)] = name
@@ -130,8 +164,8 @@ def _names(response: dict[str, Any]) -> dict[int, str]:
 
 
 def _repost_text(original: dict[str, Any], names: dict[int, str]) -> str:
-    owner, post_id = _int(original.get("owner_id")), _int(original.get("id"))
-    who = names.get(_int(original.get("from_id")) or owner or 0) or names.get(owner or 0)
+    owner, post_id = integer(original.get("owner_id")), integer(original.get("id"))
+    who = names.get(integer(original.get("from_id")) or owner or 0) or names.get(owner or 0)
     where = f"{SITE}/wall{owner}_{post_id}" if owner is not None and post_id is not None else ""
     head = "Repost" + (f" from {who}" if who else "") + (f" ({where})" if where else "") + ":"
     body = [_clean(original.get("text")), *_attachment_lines(original)]
@@ -190,25 +224,6 @@ def _clean(value: object) -> str:
     return tidy_text(_MENTION.sub(r"\1", text))
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
 # ---------------------------------------------------------------- the request (pure)
 
 
@@ -227,12 +242,26 @@ def request_url(source: VkSource, *, offset: int = 0) -> str:
 # ---------------------------------------------------------------- the collector
 
 
-@dataclass
-class _Poll:
-    items: list[RawItem] = field(default_factory=list)
-    newest: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    retry_at: datetime | None = None
+@dataclass(frozen=True)
+class WallPage:
+    """One wall.get answer: its posts, the ids of those not pinned, how many posts it held; or VK's error."""
+
+    items: tuple[RawItem, ...] = ()
+    ids: tuple[int, ...] = ()
+    posts: int = 0
+    error: APIError | None = None
+
+
+def read_wall(body: bytes, *, content_type: str | None) -> WallPage:
+    """One response body -> its posts, or the API error VK answered with HTTP 200 (pure; in a worker)."""
+    data = load_json(body, content_type, "the VK API")
+    error = api_error(data)
+    if error is not None:
+        return WallPage(error=error)
+    posts, names = _wall_items(data)
+    ids = tuple(i for p in posts if not p.get("is_pinned") and (i := integer(p.get("id"))) is not None)
+    items = tuple(item for p in posts if (item := wall_item(p, names)) is not None)
+    return WallPage(items, ids, len(posts))
 
 
 async def collect(source: VkSource, session: Session, state: SourceState, now: datetime) -> Collected:
@@ -242,40 +271,30 @@ async def collect(source: VkSource, session: Session, state: SourceState, now: d
             f"environment variable {source.token_env} is not set: put the service token "
             "of a VK app (its settings page, 'Service token') in it"
         )
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     cursor = int(state.cursor) if state.cursor and state.cursor.isdigit() else None
-    poll = _Poll(newest=cursor)
-    pages = MAX_PAGES if cursor is not None else 1
-    for page in range(pages):
-        try:
-            data = await _call(session, request_url(source, offset=page * source.count), token)
-        except FetchError as exc:
+    newest = cursor
+    pages = Pages(session, now)
+    limit = MAX_PAGES if cursor is not None else 1
+    for page in range(limit):
+        url = request_url(source, offset=page * source.count)
+        resp = await pages.first(url, headers=headers) if page == 0 else await pages.get(url, headers=headers)
+        wall = await pages.parse(resp, read_wall, content_type=resp.content_type) if resp is not None else None
+        if wall is None:
+            break
+        if wall.error is not None:  # the token is masked should VK quote it
+            error = APIError(
+                str(wall.error).replace(token, "***"), code=wall.error.code, retry_after=wall.error.retry_after
+            )
             if page == 0:
-                raise
-            poll.warnings.append(f"stopped after {page} pages: {exc}")
-            poll.retry_at = now + timedelta(seconds=exc.retry_after) if exc.retry_after else None
+                raise error
+            pages.failed("page", url, error)
             break
-        posts, names = _wall_items(data)
-        session.note_items(len(posts))
-        ids = [i for p in posts if not p.get("is_pinned") and (i := _int(p.get("id"))) is not None]
-        poll.items.extend(item for p in posts if (item := wall_item(p, names)) is not None)
-        poll.newest = max([*ids, *([poll.newest] if poll.newest is not None else [])], default=None)
-        if cursor is None or len(posts) < source.count or not ids or min(ids) <= cursor:
+        session.note_items(wall.posts)
+        pages.items.extend(wall.items)
+        newest = max([*wall.ids, *([newest] if newest is not None else [])], default=None)
+        if cursor is None or wall.posts < source.count or not wall.ids or min(wall.ids) <= cursor:
             break
-        if page == pages - 1:
-            poll.warnings.append(f"more than {pages * source.count} new posts since the last poll: older ones skipped")
-    return Collected(
-        items=tuple(poll.items),
-        cursor=str(poll.newest) if poll.newest is not None else None,
-        warnings=tuple(poll.warnings),
-        retry_at=poll.retry_at,
-    )
-
-
-async def _call(session: Session, url: str, token: str) -> object:
-    """One API call; VK's in-band errors become FetchError with the token masked."""
-    resp = await session.get(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-    data = load_json(resp, "the VK API")
-    error = api_error(data)
-    if error is not None:
-        raise FetchError(str(error).replace(token, "***"), retry_after=error.retry_after)
-    return data
+        if page == limit - 1:
+            pages.capped(f"more than {limit * source.count} new posts since the last poll: older ones skipped")
+    return pages.collected(cursor=str(newest) if newest is not None else None)

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
+from monitor.collectors import SOURCE_MODELS
 from monitor.config import Config, load_config
 from monitor.demo.configtext import DB_NAME, config_text
 from monitor.demo.mailbox import Mailbox
@@ -94,7 +95,7 @@ def _run(folder: Path, clock: Callable[[], datetime], progress: _Progress, start
         with _step("write the config", progress):
             config_path = folder / CONFIG
             config_path.write_text(config_text(site.base, mailbox.port, _zone(), now), encoding="utf-8")
-            config = load_config(config_path)
+            config = load_config(config_path, source_types=SOURCE_MODELS)
         with _step("open the store", progress):
             store = open_store(config.store, create=True)
             stack.callback(store.close)
@@ -113,7 +114,7 @@ def _run(folder: Path, clock: Callable[[], datetime], progress: _Progress, start
             return Facts(
                 site=site.base,
                 stored=read_facts(store, config, [r.result for r in first.results], alert.window_end),
-                store=config.store,
+                store=Path(str(config.store)),  # the demo's own config: always a SQLite file
                 config=config_path,
                 mail=_mail_facts(alert, message, config, mailbox.port, eml, png),
                 second_poll_new=sum(r.result.new_posts for r in second.results),

@@ -1,8 +1,9 @@
 """The outbox: alerts are written to the store first, then delivered on each channel, exactly once.
 
-Split by job: `evaluate` (which alerts are due: reads, asks `monitor.alerts`, inserts), `deliver` (claims,
-asks `monitor.delivery`, sends, writes the outcome) and `content` (what a message says: reads, builds with
-`monitor.reports` and `monitor.emails`). `Outbox` wires them for one config and store.
+Split by job: `evaluate` (which alerts are due: reads, asks `monitor.alerts`, inserts one delivery per channel
+that takes the alert), `deliver` (claims, asks `monitor.delivery`, sends, writes the outcome), `content` (what a
+message says: reads, builds with `monitor.reports`, `monitor.emails` and `monitor.notices`), `channels` (email
+and the Apprise channels) and `testing` (`monitor notify --test`). `Outbox` wires them for one config and store.
 """
 
 from __future__ import annotations
@@ -15,31 +16,28 @@ from datetime import datetime
 from monitor import mail
 from monitor.alerts import detector_params
 from monitor.config import Config
+from monitor.outbox.channels import Channel, EmailChannel, NotifyChannel, Sender, configured_channels, mail_settings
+from monitor.outbox.channels import routes as channel_routes
 from monitor.outbox.content import Content
-from monitor.outbox.deliver import Channel, Deliverer, Delivery, EmailChannel, Sender
+from monitor.outbox.deliver import Deliverer, Delivery
 from monitor.outbox.evaluate import Evaluator
+from monitor.outbox.testing import TestResult, test_channels
 from monitor.store import Store
 from monitor.types import AlertRow
 
 log = logging.getLogger("monitor.outbox")
 
-__all__ = ["Channel", "Delivery", "EmailChannel", "Outbox", "detector_params", "mail_settings"]
-
-
-def mail_settings(config: Config) -> mail.MailSettings | None:
-    email = config.alerts.email
-    if email is None:
-        return None
-    return mail.MailSettings(
-        host=email.host,
-        port=email.effective_port,
-        tls=email.tls,
-        sender=email.sender,
-        to=tuple(email.to),
-        username=email.username,
-        password_env=email.password_env,
-        timeout_s=email.timeout.total_seconds(),
-    )
+__all__ = [
+    "Channel",
+    "Delivery",
+    "EmailChannel",
+    "NotifyChannel",
+    "Outbox",
+    "TestResult",
+    "detector_params",
+    "mail_settings",
+    "test_channels",
+]
 
 
 class Outbox:
@@ -49,15 +47,18 @@ class Outbox:
         self.config = config
         self.store = store
         self.settings = mail_settings(config)
-        channels: dict[str, Channel] = {}
-        if self.settings is None:
+        channels = configured_channels(config, sender)
+        if not channels:
             log.info("mail_off reason='no alerts.email in the config': alerts are recorded, not mailed")
-        else:
-            channels["email"] = EmailChannel(self.settings, sender)
+        elif self.settings is None:
+            log.info("mail_off reason='no alerts.email in the config': alerts go to the notify channels only")
         self.channels = tuple(channels)
+        self.routes = channel_routes(config)
         self.content = Content(config, store)
-        self.evaluator = Evaluator(config, store, self.channels)
-        self.deliverer = Deliverer(store, self.content, channels, max_attempts=config.alerts.max_attempts)
+        self.evaluator = Evaluator(config, store, self.routes)
+        self.deliverer = Deliverer(
+            store, self.content, channels, max_attempts=config.alerts.max_attempts, routes=self.routes
+        )
 
     def evaluate(self, now: datetime, *, topics: Sequence[str] | None = None) -> list[AlertRow]:
         """Add the spike, health and digest alerts due now; returns the new rows."""

@@ -1,19 +1,27 @@
-"""Content: what an alert's message says, read from the store and built by the pure report and email modules.
+"""Content: what an alert's message says, read from the store and built by the pure report, email and notice
+modules, once per alert for every channel (`Told`: the email, and the notice for the notify channels).
 
-The spike email's chart is drawn from `chartdata`, the same bucket counts and detector band as `monitor plot`.
+The spike's chart is drawn from `chartdata`, the same bucket counts and detector band as `monitor plot`; it is
+the email's inline image and the notices' attachment. With `alerts.link_base` both link into Datasette.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import OrderedDict
 from datetime import datetime, timedelta
+from pathlib import PurePath
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from monitor import emails, reports
+from monitor import campaign_message, emails, notices, reports
 from monitor.alerts import detector_params
 from monitor.chartdata import bucket_grid, chart_data
 from monitor.config import Config
 from monitor.exceptions import MonitorError
+from monitor.links import AlertLinks, alert_links, database_name
+from monitor.outbox.channels import Told
 from monitor.store import PostFilter, Store
 from monitor.types import AlertKind, AlertRow, DigestDetails, EmailBody
 from monitor.units import from_iso
@@ -21,6 +29,7 @@ from monitor.units import from_iso
 log = logging.getLogger("monitor.outbox")
 
 CHART_SPAN = timedelta(days=7)
+KEPT = 32  # alerts whose messages are kept, so that every channel sends what was built once
 
 
 class Content:
@@ -32,18 +41,38 @@ class Content:
         self.params = detector_params(config)
         self.zone = ZoneInfo(config.alerts.timezone)
         self.zone_name = config.alerts.timezone
+        self.database = database_name(_store_name(config))
+        self._told: OrderedDict[int, Told] = OrderedDict()
+
+    def tell(self, alert: AlertRow, now: datetime) -> Told:
+        """The alert's email and notice, built once (cached for the next channels). Raises MonitorError when the
+        alert cannot be told (an unknown kind)."""
+        if alert.id in self._told:
+            return self._told[alert.id]
+        links = alert_links(self.config.alerts.link_base, self.database, alert)
+        if alert.kind is AlertKind.SPIKE:
+            told = self.spike(alert, links)
+        elif alert.kind is AlertKind.HEALTH:
+            health = dataclasses.replace(self.health_report(alert), link=links.posts if links else None)
+            told = Told(emails.health_email(health), notices.health_notice(health))
+        elif alert.kind is AlertKind.DIGEST:
+            digest = dataclasses.replace(self.digest_report(alert, now), link=links.posts if links else None)
+            told = Told(emails.digest_email(digest), notices.digest_notice(digest))
+        elif alert.kind is AlertKind.CAMPAIGN:
+            campaign = dataclasses.replace(self.campaign_report(alert), link=links.posts if links else None)
+            told = Told(campaign_message.campaign_email(campaign), campaign_message.campaign_notice(campaign))
+        else:
+            raise MonitorError(f"no message for alerts of kind {alert.kind.value!r} in this version")
+        self._told[alert.id] = told
+        while len(self._told) > KEPT:
+            self._told.popitem(last=False)
+        return told
 
     def body(self, alert: AlertRow, now: datetime) -> EmailBody:
-        """Raises MonitorError when the alert cannot be told (an unknown kind)."""
-        if alert.kind is AlertKind.SPIKE:
-            return self.spike(alert)
-        if alert.kind is AlertKind.HEALTH:
-            return emails.health_email(self.health_report(alert))
-        if alert.kind is AlertKind.DIGEST:
-            return emails.digest_email(self.digest_report(alert, now))
-        raise MonitorError(f"no email for alerts of kind {alert.kind.value!r} in this version")
+        """The alert's email. Raises MonitorError when the alert cannot be told (an unknown kind)."""
+        return self.tell(alert, now).email
 
-    def spike(self, alert: AlertRow) -> EmailBody:
+    def spike(self, alert: AlertRow, links: AlertLinks | None = None) -> Told:
         assert alert.topic and alert.window_start and alert.window_end, "a spike alert has a topic and a window"
         posts = self.store.window_posts(alert.topic, alert.window_start, alert.window_end)
         chart = self.chart(alert)
@@ -55,8 +84,11 @@ class Content:
             zone_name=self.zone_name,
             has_chart=chart is not None,
         )
+        if links is not None:
+            report = dataclasses.replace(report, posts_link=links.posts, alert_link=links.alert)
         body = emails.spike_email(report)
-        return EmailBody(body.subject, body.text, body.html, ((emails.CHART_CID, chart),) if chart else ())
+        email = EmailBody(body.subject, body.text, body.html, ((emails.CHART_CID, chart),) if chart else ())
+        return Told(email, notices.spike_notice(report, chart))
 
     def chart(self, alert: AlertRow) -> bytes | None:
         """The topic's posts per hour over the last 7 days with the detector's band; None if it cannot be drawn."""
@@ -86,6 +118,14 @@ class Content:
             log.warning("chart_failed alert=%d error=%r", alert.id, str(exc))
             return None
 
+    def campaign_report(self, alert: AlertRow) -> campaign_message.CampaignReport:
+        """Raises MonitorError when the cluster has no posts left (deleted from the store by hand)."""
+        assert alert.cluster_id is not None, "a campaign alert names its cluster"
+        posts = self.store.cluster_posts(alert.cluster_id)
+        if not posts:
+            raise MonitorError(f"cluster {alert.cluster_id} of campaign alert #{alert.id} has no posts in the store")
+        return campaign_message.campaign_report(alert, posts, zone=self.zone, zone_name=self.zone_name)
+
     def health_report(self, alert: AlertRow) -> emails.HealthReport:
         assert alert.source, "a health alert names its source"
         try:
@@ -111,3 +151,10 @@ class Content:
         return reports.digest_report(
             day, topics, raised, self.store.source_states(), zone=self.zone, zone_name=self.zone_name
         )
+
+
+def _store_name(config: Config) -> PurePath:
+    """The store as Datasette names it: a SQLite file's stem, or a PostgreSQL store's database name."""
+    if isinstance(config.store, PurePath):
+        return config.store
+    return PurePath(urlsplit(config.store.url).path.strip("/") or "monitor")

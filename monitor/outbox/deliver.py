@@ -1,10 +1,12 @@
 """Deliver: claim each due delivery in the store, decide with `monitor.delivery`, send, write the outcome.
 
-Exactly once. Within a process, delivery is single-flight: a call that arrives while a pass runs asks for one
-more pass instead of sending beside it (several polls finishing together do not each send). Across processes
-the store's claim holds: one owner per delivery, with a lease, and the Message-ID fixed at the first claim.
-The one window left: a process killed after the server accepted a message and before `sent` is committed
-sends it again when delivery resumes, with the same Message-ID (README: Alerts, "Delivery").
+Exactly once per channel. Within a process, delivery is single-flight: a call that arrives while a pass runs asks
+for one more pass instead of sending beside it (several polls finishing together do not each send). Within a
+pass each channel drains its own deliveries beside the others, so a dead or slow webhook never delays the email
+(each delivery has its own attempts and backoff). Across processes the store's claim holds: one owner per
+delivery, with a lease, and the message id fixed at the first claim. The one window left: a process killed
+after the server accepted a message and before `sent` is committed sends it again when delivery resumes, with
+the same Message-ID for an email (README: Alerts, "Delivery").
 """
 
 from __future__ import annotations
@@ -13,25 +15,26 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 
-from monitor import delivery, mail
-from monitor.exceptions import MailError, MonitorError
+from monitor import delivery
+from monitor.exceptions import MailError, MonitorError, NotifyError
+from monitor.outbox.channels import Channel, EmailChannel, NotifyChannel, Sender
 from monitor.outbox.content import Content
 from monitor.store import Claim, Store, this_process
-from monitor.types import AlertRow, DeliveryUpdate, EmailBody
+from monitor.types import DeliveryUpdate
 
 log = logging.getLogger("monitor.outbox")
 
 MIN_LEASE = timedelta(minutes=10)  # a claim outlives any send: another host takes it over only after this
-MAX_PER_PASS = 10_000  # deliveries claimed by one pass at most (a bound on the loop)
+MAX_PER_PASS = 10_000  # deliveries claimed by one channel in one pass at most (a bound on the loop)
 MAIL_OFF = "mail is off (no alerts.email in the config)"
+UNCONFIGURED = "not sent: the channel {channel!r} is not in the config (any more); it goes out if it is added back"
 
-Sender = Callable[[EmailMessage, mail.MailSettings], list[str]]
+__all__ = ["Channel", "Deliverer", "Delivery", "EmailChannel", "NotifyChannel", "Sender"]
 
 
 @dataclass(frozen=True)
@@ -45,54 +48,26 @@ class Delivery:
     channel: str = delivery.EMAIL
 
     def line(self) -> str:
-        return f"alert #{self.alert_id} ({self.kind}): {self.status}{': ' + self.detail if self.detail else ''}"
-
-
-class Channel(Protocol):
-    """A way out for alerts: composes a message for one alert and sends it (blocking; run in a thread)."""
-
-    name: str
-    timeout_s: float
-
-    def new_message_id(self) -> str: ...
-    def compose(self, alert: AlertRow, body: EmailBody, message_id: str, now: datetime) -> object: ...
-    def send(self, message: Any) -> list[str]: ...
-
-
-class EmailChannel:
-    """`alerts.email`: SMTP through `mail`; returns the recipients the server refused while accepting the rest."""
-
-    name = delivery.EMAIL
-
-    def __init__(self, settings: mail.MailSettings, sender: Sender = mail.send) -> None:
-        self.settings = settings
-        self.sender = sender
-        self.timeout_s = settings.timeout_s
-
-    def new_message_id(self) -> str:
-        return mail.new_message_id(self.settings.sender)
-
-    def compose(self, alert: AlertRow, body: EmailBody, message_id: str, now: datetime) -> EmailMessage:
-        return mail.compose(
-            body,
-            self.settings,
-            message_id=message_id,
-            now=now,
-            headers=[("X-Monitor-Alert", f"{alert.kind.value} #{alert.id}")],
-        )
-
-    def send(self, message: Any) -> list[str]:
-        assert isinstance(message, EmailMessage)
-        return self.sender(message, self.settings)
+        where = "" if self.channel == delivery.EMAIL else f" on {self.channel}"
+        return f"alert #{self.alert_id} ({self.kind}){where}: {self.status}{': ' + self.detail if self.detail else ''}"
 
 
 class Deliverer:
     """Delivers every due alert on each configured channel, single-flight within the process."""
 
-    def __init__(self, store: Store, content: Content, channels: Mapping[str, Channel], *, max_attempts: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        content: Content,
+        channels: Mapping[str, Channel],
+        *,
+        max_attempts: int,
+        routes: Sequence[delivery.Route] = (),
+    ) -> None:
         self.store = store
         self.content = content
         self.channels = dict(channels)
+        self.routes = tuple(routes) or tuple(delivery.Route(name) for name in self.channels)
         self.max_attempts = max_attempts
         self.owner = this_process()
         slowest = max((c.timeout_s for c in self.channels.values()), default=0.0)
@@ -120,13 +95,30 @@ class Deliverer:
             if waiting:
                 self.store.note_undelivered(MAIL_OFF)
             return [Delivery(a.id, a.kind.value, "off", "mail is off") for a in waiting]
-        names = list(self.channels)
-        self.store.add_deliveries(names)
-        new_id = next(iter(self.channels.values())).new_message_id
+        self._route_waiting()
+        self.store.note_unconfigured(list(self.channels), UNCONFIGURED)
+        drained = await asyncio.gather(*(self._drain(name, now) for name in self.channels), return_exceptions=True)
+        results: list[Delivery] = []
+        for outcome in drained:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a store failure: every channel's own work is already written
+            results += outcome
+        return results
+
+    def _route_waiting(self) -> None:
+        """Alerts recorded while no channel was configured get the channels that take them now."""
+        waiting = self.store.undelivered()
+        if waiting:
+            plan = {a.id: delivery.channels_for(self.routes, a.kind.value, a.topic) for a in waiting}
+            self.store.add_deliveries(plan, unrouted=delivery.UNROUTED)
+
+    async def _drain(self, name: str, now: datetime) -> list[Delivery]:
+        """Send this channel's due deliveries one after another (its own order and pace)."""
+        channel = self.channels[name]
         results = []
         for _ in range(MAX_PER_PASS):
             claim = self.store.claim_delivery(
-                channels=names, owner=self.owner, now=now, lease=self.lease, message_id=new_id()
+                channels=[name], owner=self.owner, now=now, lease=self.lease, message_id=channel.new_message_id()
             )
             if claim is None:
                 break
@@ -141,7 +133,8 @@ class Deliverer:
             return self._finish(claim, stale, "failed", "stale")
         try:
             assert row.message_id is not None, "a claim assigns the Message-ID"
-            message = channel.compose(alert, self.content.body(alert, now), row.message_id, now)
+            told = self.content.tell(alert, now)
+            message = channel.compose(told, row.message_id, now, f"{alert.kind.value} #{alert.id}")
         except MonitorError as exc:  # a bad address, an unknown kind: retrying cannot help
             update = delivery.cannot_compose(row, str(exc))
             return self._finish(claim, update, "failed", update.error or "")
@@ -195,12 +188,12 @@ class Deliverer:
 def _send(channel: Channel, message: object) -> delivery.SendOutcome:
     try:
         return delivery.SendOutcome(refused=tuple(channel.send(message)))
-    except MailError as exc:
+    except (MailError, NotifyError) as exc:
         return delivery.SendOutcome(error=str(exc))
 
 
 async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
-    """Run blocking work in a daemon thread: a stuck SMTP server cannot delay the daemon's shutdown."""
+    """Run blocking work in a daemon thread: a stuck server cannot delay the daemon's shutdown."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 
@@ -214,7 +207,7 @@ async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
         with contextlib.suppress(RuntimeError):  # the loop closed while we worked: nobody waits any more
             loop.call_soon_threadsafe(_settle, future, result, error)
 
-    threading.Thread(target=target, name="monitor-smtp", daemon=True).start()
+    threading.Thread(target=target, name="monitor-send", daemon=True).start()
     return await future
 
 

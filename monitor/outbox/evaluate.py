@@ -1,7 +1,9 @@
-"""Evaluate: which spike, health and digest alerts are due now, written to the outbox with their deliveries.
+"""Evaluate: which spike, campaign, health and digest alerts are due now, written to the outbox with their
+deliveries (one per channel whose topics and kinds take the alert: `delivery.channels_for`).
 
-Reads the store (bucket counts counted in SQL, source states, the last alert of each kind), asks the pure
-decisions in `monitor.alerts`, and inserts what they return; each insert returns its row.
+Reads the store (bucket counts counted in SQL, fresh near-duplicate clusters, source states, the last alert of
+each kind), asks the pure decisions in `monitor.alerts` and `monitor.campaigns`, and inserts what they return;
+each insert returns its row.
 """
 
 from __future__ import annotations
@@ -12,34 +14,47 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor import alerts as decide
+from monitor import campaigns, delivery
 from monitor.config import Config
 from monitor.store import Store
-from monitor.types import AlertKind, AlertRow, DigestDetails, HealthDetails, NewAlert
+from monitor.types import AlertKind, AlertRow, ClusterPost, DigestDetails, HealthDetails, NewAlert
 
 log = logging.getLogger("monitor.outbox")
 
 
 class Evaluator:
-    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel."""
+    """Raises the alerts that are due for one config and store; each new alert gets a delivery per channel that
+    takes it (with no channel configured it waits, pending, for one; with channels but none taking it, it is
+    recorded as routed to no channel)."""
 
-    def __init__(self, config: Config, store: Store, channels: Sequence[str]) -> None:
+    def __init__(self, config: Config, store: Store, routes: Sequence[delivery.Route]) -> None:
         self.config = config
         self.store = store
-        self.channels = tuple(channels)
+        self.routes = tuple(routes)
         self.params = decide.detector_params(config)
         self.zone = ZoneInfo(config.alerts.timezone)
+        self.campaign_rule = campaigns.rule_of(config)
 
     def evaluate(self, now: datetime, *, topics: Sequence[str] | None = None) -> list[AlertRow]:
-        """Add the spike (of `topics`, default all), health and digest alerts due now; returns the new rows."""
-        found = self._spikes(now, topics) + self._health(now) + self._digest(now)
-        created = [self.store.insert_alert(a, created_at=now, channels=self.channels) for a in found]
+        """Add the spike (of `topics`, default all), campaign, health and digest alerts due now; returns new rows."""
+        found = self._spikes(now, topics) + self._campaigns(now) + self._health(now) + self._digest(now)
+        created = [
+            self.store.insert_alert(
+                a,
+                created_at=now,
+                channels=delivery.channels_for(self.routes, a.kind.value, a.topic),
+                unrouted=delivery.UNROUTED if self.routes else None,
+            )
+            for a in found
+        ]
         for row in created:
             log.info(
-                "alert_raised id=%d kind=%s topic=%s source=%s count=%s expected=%s",
+                "alert_raised id=%d kind=%s topic=%s source=%s cluster=%s count=%s expected=%s",
                 row.id,
                 row.kind.value,
                 row.topic,
                 row.source,
+                row.cluster_id,
                 row.count,
                 row.expected,
             )
@@ -54,6 +69,19 @@ class Evaluator:
             previous = self.store.last_alert(AlertKind.SPIKE, topic=name)
             last[name] = previous.created_at if previous else None
         return decide.spike_alerts(series, last, self.params)
+
+    def _campaigns(self, now: datetime) -> list[NewAlert]:
+        rule = self.campaign_rule
+        if rule is None:
+            return []
+        posts = self.store.fresh_clusters(
+            campaigns.candidates_since(now, rule), min_voices=rule.min_voices, topics_only=rule.topics_only
+        )
+        clusters: dict[int, list[ClusterPost]] = {}
+        for post in posts:
+            clusters.setdefault(post.cluster_id, []).append(post)
+        alerted = self.store.campaign_clusters(list(clusters)) if clusters else set()
+        return campaigns.campaign_alerts(clusters, alerted, rule, now)
 
     def _health(self, now: datetime) -> list[NewAlert]:
         configured = {s.name: s.type for s in self.config.sources if s.enabled}

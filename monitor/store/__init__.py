@@ -6,8 +6,11 @@ sqlite3: a second backend implements the Protocol and `open_store` opens it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.exceptions import StoreError
 from monitor.store.api import (
     ANY_POST,
     BACKUP_ADVICE,
@@ -27,7 +30,7 @@ from monitor.store.api import (
     StoreSummary,
 )
 from monitor.store.owner import this_process
-from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, WindowPost
+from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, Holder, StoreURL, WindowPost
 
 __all__ = [
     "ANY_POST",
@@ -39,6 +42,7 @@ __all__ = [
     "AlertRow",
     "AlertStatus",
     "Claim",
+    "Copied",
     "DeliveryRow",
     "FailureRun",
     "Holder",
@@ -51,15 +55,52 @@ __all__ = [
     "StatsRow",
     "Store",
     "StoreSummary",
+    "StoreURL",
     "WindowPost",
+    "copy_store",
     "open_store",
+    "store_exists",
     "this_process",
 ]
 
 
-def open_store(path: Path, *, create: bool = True, readonly: bool = False) -> Store:
-    """Open the store at `path`: created and migrated unless `readonly` (reading commands, which then work on a
-    store they cannot write). Raises StoreError (or a subclass) with a one-line reason."""
-    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415  # the backend is chosen here, and only here
+@dataclass(frozen=True)
+class Copied:
+    """One table copied by `copy_store`."""
 
-    return open_sqlite(path, create=create, readonly=readonly)
+    table: str
+    rows: int  # copied, equal to the source's count (checked)
+
+
+def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False) -> Store:
+    """Open the store at `where` (a SQLite file, or a PostgreSQL database by URL): created and migrated unless
+    `readonly` (reading commands, which then work on a store they cannot write). Raises StoreError (or a
+    subclass) with a one-line reason."""
+    # The backend is chosen here, and only here.
+    if isinstance(where, StoreURL):
+        try:
+            from monitor.store.postgres import open_postgres  # noqa: PLC0415  # only for a PostgreSQL store
+        except ImportError as exc:
+            raise StoreError(
+                f"{where}: a PostgreSQL store needs psycopg: pip install 'monitor[postgres]' ({exc})"
+            ) from exc
+        return open_postgres(where.url, create=create, readonly=readonly)
+    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415
+
+    return open_sqlite(where, create=create, readonly=readonly)
+
+
+def store_exists(where: Path | StoreURL) -> bool | None:
+    """Whether a SQLite store's file exists yet; None for a server's store (opening it tells)."""
+    return where.exists() if isinstance(where, Path) else None
+
+
+def copy_store(source: Path, target: StoreURL, progress: Callable[[str, int, int], None] | None = None) -> list[Copied]:
+    """Copy the SQLite store `source` into the empty PostgreSQL store `target` (created and migrated), counts checked:
+    (table, rows) per table. `progress(table, done, total)` is called after each batch. Raises StoreError."""
+    from monitor.store.postgres import PostgresStore  # noqa: PLC0415  # only for a PostgreSQL store
+    from monitor.store.postgres.migrate import copy_sqlite  # noqa: PLC0415
+
+    with open_store(target) as store:
+        assert isinstance(store, PostgresStore)
+        return [Copied(c.table, c.rows) for c in copy_sqlite(source, store, progress)]

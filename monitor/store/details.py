@@ -1,7 +1,8 @@
 """`alerts.details` as stored: the typed details of each alert kind, to and from JSON, in this one place.
 
 The JSON keys are the analyst's contract (README, "The store"): health alerts `state`, `type`, `failures`,
-`error`, `since`; digests `day`. Rows written before the details were typed (`broken_since`) still read.
+`error`, `since`; digests `day`; campaigns `first_post`, `crossing_post`, `voices`, `posts` (posts.id values).
+Rows written before the details were typed (`broken_since`) still read.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.types import AlertDetails, AlertKind, DigestDetails, HealthDetails, HealthState
+from monitor.types import AlertDetails, AlertKind, CampaignDetails, DigestDetails, HealthDetails, HealthState
 from monitor.units import from_iso, iso
 
 
@@ -28,6 +29,15 @@ def encode_details(details: AlertDetails) -> str | None:
         )
     if isinstance(details, DigestDetails):
         return json.dumps({"day": details.day})
+    if isinstance(details, CampaignDetails):
+        return json.dumps(
+            {
+                "first_post": details.first_post,
+                "crossing_post": details.crossing_post,
+                "voices": details.voices,
+                "posts": list(details.posts),
+            }
+        )
     return None
 
 
@@ -53,4 +63,14 @@ def decode_details(kind: AlertKind, text: str | None) -> AlertDetails:
             return HealthDetails(state=HealthState.BROKEN, source_type="", failures=0)
     if kind is AlertKind.DIGEST and data.get("day"):
         return DigestDetails(day=str(data["day"]))
+    if kind is AlertKind.CAMPAIGN:
+        try:
+            return CampaignDetails(
+                first_post=int(data["first_post"]),
+                crossing_post=int(data["crossing_post"]),
+                voices=int(data["voices"]),
+                posts=tuple(int(p) for p in data.get("posts") or ()),
+            )
+        except (KeyError, ValueError, TypeError):  # edited by hand: the alert still names its cluster
+            return None
     return None

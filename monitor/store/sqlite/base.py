@@ -5,22 +5,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import StoreCorrupt, StoreError
 from monitor.store.sqlite.errors import mapped, store_error
-from monitor.units import from_iso, iso
-
-
-def ts(when: datetime | None) -> str | None:
-    """A time as stored: ISO 8601 UTC text, whole seconds."""
-    return iso(when.replace(microsecond=0)) if when is not None else None
-
-
-def dt(text: str | None) -> datetime | None:
-    return from_iso(text) if text else None
 
 
 class StoreBase:

@@ -8,11 +8,9 @@ becomes `QueryError`, and only where a query is searched (`fts_query=True`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from monitor.exceptions import (
     QueryError,
@@ -23,6 +21,9 @@ from monitor.exceptions import (
     StoreReadOnly,
 )
 from monitor.store.api import BACKUP_ADVICE
+from monitor.store.wrapping import wrapped
+
+__all__ = ["mapped", "store_error", "wrapped"]
 
 # SQLite's primary result codes (the low byte of an extended code), and what each means to a user.
 _TABLE: dict[int, tuple[type[StoreError], str]] = {
@@ -62,26 +63,3 @@ def mapped(path: Path, doing: str, *, fts_query: bool = False) -> Iterator[None]
         yield
     except sqlite3.Error as exc:
         raise store_error(exc, path, doing, fts_query=fts_query) from exc
-
-
-class MapsErrors(Protocol):
-    def mapped(self, doing: str, *, fts_query: bool = False) -> contextlib.AbstractContextManager[None]: ...
-
-
-S = TypeVar("S", bound=MapsErrors)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def wrapped(doing: str) -> Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], R]]:
-    """A method decorator: the method's sqlite3 errors leave as StoreError (`doing` says what failed)."""
-
-    def decorate(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-        @functools.wraps(method)
-        def inner(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            with self.mapped(doing):
-                return method(self, *args, **kwargs)
-
-        return inner
-
-    return decorate

@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor.exceptions import StoreLocked, StoreReadOnly
-from monitor.store.sqlite.base import StoreBase, ts
+from monitor.store.rows import ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.types import Holder
 
 # A `monitor poll` checking for a daemon takes the lock for an instant: a daemon starting then waits this long.

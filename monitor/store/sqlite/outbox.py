@@ -10,60 +10,20 @@ rewritten from the alert's deliveries in the same transaction (the rule is `deli
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import delivery
 from monitor.exceptions import StoreError
 from monitor.store.api import Claim
-from monitor.store.details import decode_details, encode_details
-from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.details import encode_details
+from monitor.store.rows import alert_of, delivery_of, ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import AlertKind, AlertRow, AlertStatus, DeliveryRow, DeliveryUpdate, Holder, NewAlert
-from monitor.units import from_iso
 
 GONE_FUNCTION = "monitor_holder_gone"  # SQL function: is this claim's owner a dead process of this host?
-
-
-def alert_of(row: dict[str, Any]) -> AlertRow:
-    kind = AlertKind(row["kind"])
-    return AlertRow(
-        id=row["id"],
-        kind=kind,
-        topic=row["topic"],
-        source=row["source"],
-        window_start=dt(row["window_start"]),
-        window_end=dt(row["window_end"]),
-        count=row["count"],
-        expected=row["expected"],
-        score=row["score"],
-        created_at=from_iso(row["created_at"]),
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        sent_at=dt(row["sent_at"]),
-        error=row["error"],
-        next_attempt_at=dt(row["next_attempt_at"]),
-        message_id=row["message_id"],
-        details=decode_details(kind, row["details"]),
-        cluster_id=row["cluster_id"],
-    )
-
-
-def delivery_of(row: dict[str, Any]) -> DeliveryRow:
-    return DeliveryRow(
-        id=row["id"],
-        alert_id=row["alert_id"],
-        channel=row["channel"],
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        next_attempt_at=dt(row["next_attempt_at"]),
-        sent_at=dt(row["sent_at"]),
-        error=row["error"],
-        message_id=row["message_id"],
-        claimed_by=row["claimed_by"],
-        claim_until=dt(row["claim_until"]),
-    )
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -73,8 +33,12 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 class OutboxMixin(StoreBase):
     # ------------------------------------------------------------------ alerts
-    def insert_alert(self, alert: NewAlert, *, created_at: datetime, channels: Sequence[str]) -> AlertRow:
-        """Add an alert and one pending delivery per channel, in one transaction; returns the row as stored."""
+    def insert_alert(
+        self, alert: NewAlert, *, created_at: datetime, channels: Sequence[str], unrouted: str | None = None
+    ) -> AlertRow:
+        """Add an alert and one pending delivery per channel, in one transaction; returns the row as stored.
+        With no channel and an `unrouted` note, the alert is recorded as done (`sent`, no delivery) with the note:
+        channels are configured but none takes it. With no channel and no note it waits for one (`pending`)."""
         with self.transaction("record the alert") as conn:
             (row,) = _rows(
                 conn.execute(
@@ -99,6 +63,8 @@ class OutboxMixin(StoreBase):
             conn.executemany(
                 "INSERT INTO deliveries (alert_id, channel) VALUES (?, ?)", [(row["id"], c) for c in channels]
             )
+            if not channels and unrouted:
+                (row,) = _rows(conn.execute(_UNROUTED_SQL + " RETURNING *", (unrouted, row["id"])))
         return alert_of(row)
 
     @wrapped("read the alerts")
@@ -142,12 +108,43 @@ class OutboxMixin(StoreBase):
         )
         return [alert_of(r) for r in rows]
 
+    @wrapped("read the alerts")
+    def campaign_clusters(self, cluster_ids: Sequence[int]) -> set[int]:
+        """Those of `cluster_ids` that already have a campaign alert (one alert per cluster, ever)."""
+        found: set[int] = set()
+        ids = list(dict.fromkeys(cluster_ids))
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 500]
+            found.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT DISTINCT cluster_id FROM alerts WHERE kind = 'campaign' "
+                    f"AND cluster_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return found
+
     # ------------------------------------------------------------------ deliveries
     @wrapped("read the deliveries")
     def deliveries(self, alert_id: int) -> list[DeliveryRow]:
         return [
             delivery_of(r) for r in self.all("SELECT * FROM deliveries WHERE alert_id = ? ORDER BY id", (alert_id,))
         ]
+
+    @wrapped("read the deliveries")
+    def deliveries_of(self, alert_ids: Sequence[int]) -> dict[int, list[DeliveryRow]]:
+        """Each alert's deliveries (in channel order of creation); an alert without any maps to []."""
+        found: dict[int, list[DeliveryRow]] = {i: [] for i in alert_ids}
+        ids = list(found)
+        for start in range(0, len(ids), 500):  # SQLite's bound on parameters
+            chunk = ids[start : start + 500]
+            rows = self.all(
+                f"SELECT * FROM deliveries WHERE alert_id IN ({','.join('?' * len(chunk))}) ORDER BY id", tuple(chunk)
+            )
+            for row in rows:
+                found[row["alert_id"]].append(delivery_of(row))
+        return found
 
     @wrapped("read the alerts")
     def undelivered(self) -> list[AlertRow]:
@@ -158,23 +155,28 @@ class OutboxMixin(StoreBase):
         )
         return [alert_of(r) for r in rows]
 
-    def add_deliveries(self, channels: Sequence[str]) -> int:
-        """Give the channels to pending alerts recorded while there was none (mail configured later)."""
-        if not channels:
+    def add_deliveries(self, plan: Mapping[int, Sequence[str]], *, unrouted: str) -> int:
+        """Give pending alerts recorded while there was no channel (mail configured later) the channels `plan`
+        routes them to; one routed to none is recorded as done with the `unrouted` note. Returns the alerts given."""
+        if not plan:
             return 0
         with self.transaction("add deliveries") as conn:
-            ids = [
+            waiting = {
                 r[0]
                 for r in conn.execute(
                     """SELECT id FROM alerts a WHERE status = 'pending'
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id)"""
                 )
-            ]
+            }
+            ids = [i for i in plan if i in waiting]  # another process may have given them their channels
             conn.executemany(
-                "INSERT INTO deliveries (alert_id, channel) VALUES (?, ?)", [(i, c) for i in ids for c in channels]
+                "INSERT INTO deliveries (alert_id, channel) VALUES (?, ?)", [(i, c) for i in ids for c in plan[i]]
             )
             for alert_id in ids:
-                _summarise(conn, alert_id)
+                if plan[alert_id]:
+                    _summarise(conn, alert_id)
+                else:
+                    conn.execute(_UNROUTED_SQL, (unrouted, alert_id))
         return len(ids)
 
     def note_undelivered(self, error: str) -> int:
@@ -185,6 +187,24 @@ class OutboxMixin(StoreBase):
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id)""",
                 (error,),
             ).rowcount
+
+    def note_unconfigured(self, channels: Sequence[str], note: str) -> int:
+        """Say why pending deliveries on a channel that is not configured (any more) are not sent: `note` with
+        `{channel}` filled in, once per delivery. They stay pending: the channel configured again sends them."""
+        marks = ",".join("?" * len(channels))
+        with self.transaction("note the deliveries") as conn:
+            rows = conn.execute(
+                f"""SELECT id, alert_id, channel FROM deliveries WHERE status = 'pending' AND error IS NULL
+                    AND channel NOT IN ({marks})""",
+                tuple(channels),
+            ).fetchall()
+            for delivery_id, _, channel in rows:
+                conn.execute(
+                    "UPDATE deliveries SET error = ? WHERE id = ?", (note.format(channel=channel), delivery_id)
+                )
+            for alert_id in {r[1] for r in rows}:
+                _summarise(conn, alert_id)
+        return len(rows)
 
     def claim_delivery(
         self, *, channels: Sequence[str], owner: Holder, now: datetime, lease: timedelta, message_id: str
@@ -236,6 +256,10 @@ class OutboxMixin(StoreBase):
             if done:
                 _summarise(conn, claim.delivery.alert_id)
         return bool(done)
+
+
+# An alert that no configured channel takes: done, with the note saying why nobody received it.
+_UNROUTED_SQL = "UPDATE alerts SET status = 'sent', attempts = 0, sent_at = NULL, error = ? WHERE id = ?"
 
 
 def _summarise(conn: sqlite3.Connection, alert_id: int) -> None:

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from monitor import dedupe
 from monitor.store.api import KnownPost, SaveResult
-from monitor.store.sqlite.base import StoreBase, ts
+from monitor.store.rows import ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.clusters import PollClusters
 from monitor.store.sqlite.sources import write_fetches, write_source
 from monitor.types import FetchRecord, MatchedPost, Post, SourceState

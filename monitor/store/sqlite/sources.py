@@ -6,32 +6,12 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from monitor.store.api import FailureRun, SourceRow
-from monitor.store.sqlite.base import StoreBase, dt, ts
+from monitor.store.rows import dt, source_row_of, state_of, ts
+from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import FetchRecord, SourceState
-
-
-def state_of(name: str, row: dict[str, Any] | None) -> SourceState:
-    if row is None:
-        return SourceState(name=name)
-    return SourceState(
-        name=name,
-        etag=row["etag"],
-        last_modified=row["last_modified"],
-        last_ok_at=dt(row["last_ok_at"]),
-        last_error=row["last_error"],
-        last_error_at=dt(row["last_error_at"]),
-        failures=row["failures"] or 0,
-        next_poll_at=dt(row["next_poll_at"]),
-        retry_at=dt(row["retry_at"]),
-        cursor=row["cursor"],
-        last_post_at=dt(row["last_post_at"]),
-        health=row["health"],
-        warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
-    )
 
 
 class SourcesMixin(StoreBase):
@@ -66,16 +46,7 @@ class SourcesMixin(StoreBase):
                       (SELECT max(f.started_at) FROM fetches f WHERE f.source = s.name) AS last_fetch_at
                FROM sources s ORDER BY s.name"""
         )
-        return [
-            SourceRow(
-                state=state_of(r["name"], r),
-                type=r["type"] or "",
-                url=r["url"],
-                posts=r["posts"],
-                last_fetch_at=dt(r["last_fetch_at"]),
-            )
-            for r in rows
-        ]
+        return [source_row_of(r) for r in rows]
 
     def prune_fetches(self, before: datetime) -> int:
         """Delete fetch-log rows started before `before`; returns how many (the log would grow without end)."""
