@@ -1,22 +1,29 @@
 """Counts by time from the matches alone (migration 0005): a store of the previous version migrates with the same
-counts, a read-only store not yet migrated still counts, and the carried columns follow any writer's edits."""
+counts, a read-only store not yet migrated still counts, and the carried columns follow any writer's edits on
+both backends; ranked search's pool of newest matches."""
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlite_utils
+from click.testing import CliRunner
 from sqlite_utils.migrations import Migrations
 
-from monitor.store import PostFilter, open_store
-from monitor.store.sqlite import open_sqlite
+from monitor.cli import main
+from monitor.store import PostFilter, Store, open_store
+from monitor.store.api import RANK_POOL
+from monitor.store.postgres import queries as postgres_queries
+from monitor.store.rows import ts
+from monitor.store.sqlite import queries as sqlite_queries
 from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
-from monitor.types import SourceState
-from tests.conftest import NOW
-from tests.test_store import matched, post
+from tests.conftest import NOW, sql
+from tests.test_store import ARTICLE, matched, post, save
 
 PREVIOUS = [name for name in STEPS if name < "0005"]
 
@@ -70,26 +77,69 @@ def test_previous_store_counts_the_same_read_only_and_after_migrating(tmp_path: 
     assert "matches_topic_published" in plan
 
 
-def test_carried_time_and_cluster_follow_every_writer(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    with open_sqlite(path) as store:
-        store.save_poll(
-            state=SourceState(name="feed-a"),
-            source_type="feed",
-            source_url=None,
-            posts=[matched(post("a1"), "separatism")],
-            fetches=(),
-            now=NOW,
-        )
-        row = store.conn.execute("SELECT m.published_at, m.cluster_id, p.published_at, p.cluster_id "
-                                 "FROM matches m JOIN posts p ON p.id = m.post_id").fetchone()  # fmt: skip
-        assert row[:2] == row[2:]
-        # An analyst's own SQL: a match written without the columns, a post's time edited.
-        store.conn.execute("INSERT INTO matches (post_id, topic, term) VALUES (1, 'flu', 'x')")
-        store.conn.execute("UPDATE posts SET published_at = '2020-01-01T00:00:00Z', cluster_id = 77 WHERE id = 1")
-        rows = store.conn.execute("SELECT topic, published_at, cluster_id FROM matches ORDER BY topic").fetchall()
-        assert rows == [("flu", "2020-01-01T00:00:00Z", 77), ("separatism", "2020-01-01T00:00:00Z", 77)]
-        assert [(r.topic, r.bucket) for r in store.stats(by="day")] == [
-            ("flu", "2020-01-01"),
-            ("separatism", "2020-01-01"),
-        ]
+def carried(store: Store) -> list[tuple[Any, ...]]:
+    """Each match's carried (published_at, cluster_id) beside its post's, by topic and post."""
+    return sql(
+        store,
+        """SELECT m.post_id, m.topic, m.published_at, m.cluster_id, p.published_at, p.cluster_id
+           FROM matches m JOIN posts p ON p.id = m.post_id ORDER BY m.post_id, m.topic""",
+    )
+
+
+def in_step(rows: list[tuple[Any, ...]]) -> bool:
+    return all(r[2:4] == r[4:6] for r in rows)
+
+
+def test_carried_time_and_cluster_follow_every_writer(any_store: Store) -> None:
+    store = any_store
+    save(store, matched(post("a1"), "separatism"))
+    near = ARTICLE.replace("evening", "late evening") + " (Reuters)"  # joins a1's cluster
+    save(store, matched(post("b1", source="feed-b", text=near), "separatism", "flu"), source="feed-b")
+    rows = carried(store)
+    assert len(rows) == 3 and in_step(rows)
+    assert {r[3] for r in rows} == {1}  # the near copy's matches carry the cluster it joined
+    # The feed edits b1: a new text and a later time, and its matches change.
+    edited = replace(post("b1", source="feed-b", text=near + " Updated."), published_at=NOW - timedelta(minutes=5))
+    save(store, matched(edited, "fuel"), source="feed-b")
+    rows = carried(store)
+    assert [r[1] for r in rows] == ["separatism", "fuel"] and in_step(rows)
+    assert rows[1][2] == ts(edited.published_at)
+    # An analyst's own SQL: a match written without the columns, a post's time and cluster edited.
+    sql(store, "INSERT INTO matches (post_id, topic, term) VALUES (1, 'flu', 'x')")
+    sql(store, "UPDATE posts SET published_at = '2020-01-01T00:00:00Z', cluster_id = 77 WHERE id = 1")
+    rows = carried(store)
+    assert in_step(rows)
+    assert [r[1:4] for r in rows if r[0] == 1] == [
+        ("flu", "2020-01-01T00:00:00Z", 77),
+        ("separatism", "2020-01-01T00:00:00Z", 77),
+    ]
+    assert [(r.topic, r.bucket, r.posts, r.stories) for r in store.stats(by="day")] == [
+        ("flu", "2020-01-01", 1, 1),
+        ("fuel", edited.published_at.strftime("%Y-%m-%d"), 1, 1),
+        ("separatism", "2020-01-01", 1, 1),
+    ]
+    assert store.topic_count("fuel", NOW - timedelta(hours=1), NOW) == (1, 1)
+    assert store.topic_names() == {"flu", "fuel", "separatism"}
+
+
+def test_ranked_search_ranks_the_newest_pool_of_matches(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past RANK_POOL matches, --sort rank leaves the older ones out (documented in `monitor search --help`),
+    however well they rank; newest first still finds them. The same on both backends."""
+    for module in (sqlite_queries, postgres_queries):
+        monkeypatch.setattr(module, "RANK_POOL", 3)
+    store = any_store
+    best = "Separatism separatism separatism: the council on separatism."  # the best ranked, stored first
+    texts = [best, *(f"Item {n} on the weather and, once, separatism in passing." for n in range(4))]
+    save(store, *(matched(post(f"k{n}", title="News", text=t)) for n, t in enumerate(texts)))
+    ranked = [r.id for r in store.search("separatism", order="rank", limit=2)]
+    assert len(ranked) == 2 and set(ranked) <= {3, 4, 5}  # of the 3 newest matches: not post 1, the best
+    assert len(store.search("separatism", limit=10)) == 5
+    assert store.search("separatism", order="rank", limit=5)[0].id == 1  # a limit past the pool widens it
+    monkeypatch.setattr(sqlite_queries, "RANK_POOL", 10)
+    monkeypatch.setattr(postgres_queries, "RANK_POOL", 10)
+    assert store.search("separatism", order="rank", limit=2)[0].id == 1
+
+
+def test_search_help_states_the_rank_pool() -> None:
+    text = " ".join(CliRunner().invoke(main, ["search", "--help"]).output.split())
+    assert f"{RANK_POOL:,} most recently stored" in text

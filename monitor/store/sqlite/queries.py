@@ -20,6 +20,7 @@ from monitor.store.api import (
     EXPORT_CHUNK,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    RANK_POOL,
     PostFilter,
     PostRow,
     SearchRow,
@@ -46,7 +47,6 @@ _TOPICS = """WITH RECURSIVE t(topic) AS (
                  SELECT (SELECT min(topic) FROM matches WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL)
              SELECT topic FROM t WHERE topic IS NOT NULL"""
 _FTS_SOURCE = "posts_fts JOIN posts p ON p.id = posts_fts.rowid"
-RANK_POOL = 10_000  # --sort rank orders this many of the most recently stored matches by bm25
 _WALK_POSTS = 5_000  # newest posts a newest-first search walks before it reads every match instead
 _WALK_MIN_MATCHES = 500
 _WALK_MAX_LIMIT = 100
