@@ -101,14 +101,14 @@ def pure_read(text: str) -> YamlDocument:
 
 
 def timed(text: str, reader: Callable[[str], YamlDocument]) -> float:
-    original = monitor.config.read_yaml
-    monitor.config.read_yaml = reader  # type: ignore[assignment]
+    original = monitor.config.read_yaml  # type: ignore[attr-defined]
+    monitor.config.read_yaml = reader  # type: ignore[attr-defined,assignment]
     try:
         start = time.perf_counter()
         config = parse_config(text, base_dir=Path("/tmp"), source_types=SOURCE_MODELS)
         elapsed = time.perf_counter() - start
     finally:
-        monitor.config.read_yaml = original
+        monitor.config.read_yaml = original  # type: ignore[attr-defined]
     assert len(config.sources) > 0
     return elapsed
 

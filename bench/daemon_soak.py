@@ -154,14 +154,14 @@ def mail_report(db: Path, received: list[Received]) -> list[str]:
             copies = max(copies, by_subject_topic.get(topic, 0))
         per_alert.append((kind, topic or source, status, copies))
     spike_alerts = [p for p in per_alert if p[0] == "spike" and str(p[1]).startswith("spike-")]
-    counts = defaultdict(int)
+    counts: defaultdict[int, int] = defaultdict(int)
     for *_, copies in per_alert:
         counts[copies] += 1
     lines.append(
         f"alerts in the store: {len(alerts)} ({len(spike_alerts)} for the world's spikes); emails received: "
         f"{len(received)}; alerts by emails each: {dict(sorted(counts.items()))}"
     )
-    statuses = defaultdict(int)
+    statuses: defaultdict[str, int] = defaultdict(int)
     for _, _, status, _ in per_alert:
         statuses[status] += 1
     lines.append(f"alert statuses: {dict(statuses)}")

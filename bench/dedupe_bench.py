@@ -351,17 +351,17 @@ def bench_false_merges(articles: list[Article]) -> None:
     for i in range(n - 1):  # every pair, not only the LSH candidates
         sims = (matrix[i + 1 :] == matrix[i]).mean(axis=1)
         best[i] = max(best[i], sims.max())
-        above += [(float(sims[k]), i, i + 1 + k) for k in np.flatnonzero(sims >= 0.5)]
-    merged = [(s, i, j) for s, i, j in above if s >= dedupe.THRESHOLD and (i, j) in candidates]
+        above += [(float(sims[k]), i, i + 1 + int(k)) for k in np.flatnonzero(sims >= 0.5)]
+    merged = [(score, i, j) for score, i, j in above if score >= dedupe.THRESHOLD and (i, j) in candidates]
     print(
         f"   LSH candidate pairs: {len(candidates):,}; pairs with similarity >= 0.5: {len(above)}; "
-        f">= THRESHOLD ({dedupe.THRESHOLD}): {sum(s >= dedupe.THRESHOLD for s, _, _ in above)}"
+        f">= THRESHOLD ({dedupe.THRESHOLD}): {sum(score >= dedupe.THRESHOLD for score, _, _ in above)}"
     )
     rate = len(merged) / (n * (n - 1) / 2)
     print(f"   false merges (candidate and >= THRESHOLD): {len(merged)} = {rate:.2e} of pairs")
-    for s, i, j in sorted(above, reverse=True)[:6]:
+    for score, i, j in sorted(above, reverse=True)[:6]:
         a, b = signed[i][0], signed[j][0]
-        print(f"   {s:.3f}  {a[0]}: {a[2][:60]!r}\n          {b[0]}: {b[2][:60]!r}")
+        print(f"   {score:.3f}  {a[0]}: {a[2][:60]!r}\n          {b[0]}: {b[2][:60]!r}")
 
 
 # --- shingle kinds (exact Jaccard, slow) ----------------------------------------------------------

@@ -1,11 +1,15 @@
 """Ingest benchmark: parse -> normalise -> match (1,000 terms) -> sign -> store with FTS, on generated feeds.
 
-    .venv/bin/python bench/ingest_bench.py [--items 50000] [--per-feed 100] [--long]
+    .venv/bin/python bench/ingest_bench.py [--items 50000] [--per-feed 100] [--long] [--templates]
 
 Runs the pipeline's own stages (`workers.Workers.parse` and `.prepare`, `store.save_poll`) twice in this
 process: inline (one core, the baseline) and with the worker process (parsing and matching beside the
-SQLite writes). Prints posts/s for each, per-stage time of the inline run, bare SQLite inserts for scale,
-and peak memory (max RSS of this process and, separately, of the worker).
+SQLite writes). Prints posts/s for each, per-stage time of the inline run, the SQL statements the store
+ran per new post (Python-level execute/executemany calls), bare SQLite inserts for scale, and peak memory
+(max RSS of this process and, separately, of the worker). Then the same feeds again into the inline store:
+every item is already stored (all duplicates), items/s of parse + lookup + skip + save.
+`--templates`: items from bench/template_gen.py (template sentences, syndicated copies: the dedupe's hard
+case) instead of Zipf-distributed words.
 """
 
 from __future__ import annotations
@@ -17,18 +21,47 @@ import sqlite3
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import corpus_gen
-from bench.corpus_gen import NOW, feed, terms
+from bench import corpus_gen, template_gen
+from bench.corpus_gen import NOW, terms
 from monitor.collectors.feedparse import parse_feed
 from monitor.pipeline import prepare_posts
 from monitor.prepare import unique_items
 from monitor.store import Store, open_store
 from monitor.types import SourceState
 from monitor.workers import Workers
+
+TEMPLATES = False  # --templates
+
+
+def feed(index: int, items: int, now: datetime) -> bytes:
+    if TEMPLATES:
+        return template_gen.rss(index, template_gen.items(index, items, now))
+    return corpus_gen.feed(index, items, now)
+
+
+class CountingConnection:
+    """The store's connection with its execute/executemany calls counted (the bench looks inside)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.calls = 0
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        self.calls += 1
+        return self._conn.execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        self.calls += 1
+        return self._conn.executemany(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
 
 
 def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
@@ -41,10 +74,12 @@ def save(store: Store, index: int, posts: list) -> int:  # type: ignore[type-arg
     ).new_posts
 
 
-def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple[int, dict[str, float], float]:
+def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple[int, dict[str, float], float, int]:
     store = open_store(path)
+    counting = CountingConnection(store.conn)  # type: ignore[attr-defined]
+    store.conn = counting  # type: ignore[attr-defined]
     stage = {"parse": 0.0, "prepare": 0.0, "store": 0.0}
-    total = 0
+    total = store_calls = 0
     for index in range(count):
         body = feed(index, per_feed, NOW)
         t = time.perf_counter()
@@ -54,10 +89,33 @@ def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple
         posts = prepare_posts(items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
         stage["prepare"] += time.perf_counter() - t
         t = time.perf_counter()
+        before = counting.calls
         total += save(store, index, posts)
         stage["store"] += time.perf_counter() - t
+        store_calls += counting.calls - before
     store.close()
-    return total, stage, sum(stage.values())
+    return total, stage, sum(stage.values()), store_calls
+
+
+def duplicate_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple[int, float, float]:
+    """The same feeds again: every item is stored already. (items, seconds of parsing, seconds of the rest:
+    normalise, look up the stored keys, skip, save the poll)."""
+    store = open_store(path)
+    bodies = [feed(index, per_feed, NOW) for index in range(count)]  # generated up front: not timed
+    items_seen = 0
+    parse_s = rest_s = 0.0
+    for index, body in enumerate(bodies):
+        t = time.perf_counter()
+        items = parse_feed(body, url=f"https://site{index}.example/rss").items
+        parse_s += time.perf_counter() - t
+        t = time.perf_counter()
+        posts = prepare_posts(items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
+        assert not posts, "a duplicate item was prepared as new"
+        save(store, index, posts)
+        rest_s += time.perf_counter() - t
+        items_seen += len(items)
+    store.close()
+    return items_seen, parse_s, rest_s
 
 
 async def worker_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple[int, float]:
@@ -93,7 +151,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--per-feed", type=int, default=100)
     parser.add_argument("--long", action="store_true", help="items four times longer (about 2 KB)")
+    parser.add_argument("--templates", action="store_true", help="template-style items (bench/template_gen.py)")
     args = parser.parse_args()
+    global TEMPLATES  # noqa: PLW0603  # read by feed() in every run
+    TEMPLATES = args.templates
     if args.long:
         corpus_gen.LONG = 4
     count = args.items // args.per_feed
@@ -101,18 +162,26 @@ def main() -> None:
     sizes = [len(i.title) + len(i.text) for i in sample]
     print(
         f"corpus: {count} feeds x {args.per_feed} items = {count * args.per_feed:,} items; title + text "
-        f"{sum(sizes) / len(sizes):.0f} characters on average; 1,000 terms in 50 topics"
+        f"{sum(sizes) / len(sizes):.0f} characters on average; 1,000 terms in 50 topics; "
+        f"{'template-style' if TEMPLATES else 'Zipf-word'} text"
     )
     workers = Workers(terms(1000), processes=1)
     with tempfile.TemporaryDirectory() as tmp:
         baseline = bare_inserts(Path(tmp) / "bare.db", count, args.per_feed)
-        total, stage, inline_s = inline_run(Path(tmp) / "inline.db", count, args.per_feed, workers)
+        total, stage, inline_s, calls = inline_run(Path(tmp) / "inline.db", count, args.per_feed, workers)
         inline_peak = peak_mib()
         print(f"bare SQLite inserts, no matching/clustering/FTS: {baseline:,.0f} posts/s")
         print(f"inline (one core): {total:,} posts in {inline_s:.2f} s = {total / inline_s:,.0f} posts/s")
         for name, seconds in stage.items():
             print(f"  stage {name:<8} {seconds:6.2f} s  {total / seconds:>9,.0f} posts/s")
+        print(f"  store: {calls:,} SQL statements (execute/executemany calls) = {calls / total:.2f} per new post")
         print(f"  peak memory of this process so far: {inline_peak:.0f} MiB")
+        dups, parse_s, rest_s = duplicate_run(Path(tmp) / "inline.db", count, args.per_feed, workers)
+        print(
+            f"all duplicates (the same feeds again): {dups:,} items in {parse_s + rest_s:.2f} s = "
+            f"{dups / (parse_s + rest_s):,.0f} items/s; parse {dups / parse_s:,.0f} items/s, "
+            f"normalise + lookup + skip + save {dups / rest_s:,.0f} items/s"
+        )
         total2, worker_s = asyncio.run(worker_run(Path(tmp) / "workers.db", count, args.per_feed, workers))
         db = sqlite3.connect(str(Path(tmp) / "workers.db"))
         matches, clusters = db.execute(

@@ -42,7 +42,8 @@ def run(name: str) -> tuple[str, int, float, str]:
         )
         code, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
-        code, output = -1, f"timed out after {TIMEOUT_S} s\n{exc.stdout or ''}"
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        code, output = -1, f"timed out after {TIMEOUT_S} s\n{partial}"
     return name, code, time.perf_counter() - started, str(output)
 
 

@@ -447,7 +447,7 @@ def _metrics_address(value: str, public: bool) -> Any:
     type=click.Choice(["newest", "rank"]),
     default="newest",
     show_default=True,
-    help="Newest first, or best match first (FTS5 bm25).",
+    help="Newest first, or best match first (FTS5 bm25) among the 10,000 most recently stored matches.",
 )
 @click.option(
     "--transliterate",
@@ -477,6 +477,9 @@ def search(
       a OR b, a NOT b, NEAR(a b, 5)
     No stemming; ё and е are different letters here. A query FTS5 cannot parse is searched as a phrase
     instead. Without QUERY, lists the posts the filters select (e.g. --topic T --since 1h), newest first.
+    --sort rank ranks only the 10,000 most recently stored posts matching QUERY (before --topic, --source,
+    --since and --until filter them): an older match is not shown, however well it ranks; narrow QUERY, or
+    use the default newest-first order, which reads every match.
     --transliterate ORs each Cyrillic word, prefix or phrase (5 letters or more) with its most likely Latin
     spellings (Kazakh 2021/2018/2017 and informal; Russian ICAO, GOST, BGN/PCGN, chat): Халық кеңес* also
     finds "Halyq kenesi", "Xalyq keñesi", "Halyk kenesinin".

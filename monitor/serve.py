@@ -86,6 +86,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "post_id": "The matching post (posts.id).",
             "topic": "The configured topic name.",
             "term": "The configured term that matched first.",
+            "published_at": "The post's posts.published_at, kept beside the match so counts by time read no posts.",
+            "cluster_id": "The post's posts.cluster_id (its near-duplicate cluster), kept beside the match likewise.",
         },
     ),
     "posts_fts": (

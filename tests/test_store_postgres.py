@@ -53,6 +53,28 @@ def test_the_schema_has_the_contract_tables_and_views_and_migrates_once(pg_url: 
         assert sql(store, "SELECT topics FROM post_topics") == [('["separatism"]',)]
 
 
+def test_a_store_of_the_first_version_gets_the_carried_columns_filled(pg_url: StoreURL) -> None:
+    """Migration 0005 on a store holding matches: each gets its post's time and cluster, and the index."""
+    with open_store(pg_url) as store:
+        save(store, a_post("k1", "Сепаратисты", "Народный совет"), a_post("k2", "Сепаратисты", "Другой текст"))
+        sql(store, "UPDATE posts SET published_at = '2020-01-0' || id || 'T00:00:00Z', cluster_id = 40 + id")
+    with open_store(pg_url) as store:  # back to the first version's schema, as a store written before 0005
+        sql(
+            store,
+            """DROP TRIGGER matches_take_post_fields ON matches; DROP TRIGGER matches_follow_posts ON posts;
+               DROP FUNCTION matches_take_post_fields; DROP FUNCTION matches_follow_posts;
+               ALTER TABLE matches DROP COLUMN published_at, DROP COLUMN cluster_id;
+               DELETE FROM _monitor_migrations WHERE name = '0005_matches_carry_time_and_cluster'""",
+        )
+    with open_store(pg_url) as store:  # migrated on open
+        assert sql(store, "SELECT post_id, published_at, cluster_id FROM matches ORDER BY post_id") == [
+            (1, "2020-01-01T00:00:00Z", 41),
+            (2, "2020-01-02T00:00:00Z", 42),
+        ]
+        assert sql(store, "SELECT indexname FROM pg_indexes WHERE indexname = 'matches_topic_published'")
+        assert [(r.bucket, r.posts) for r in store.stats(by="day")] == [("2020-01-01", 1), ("2020-01-02", 1)]
+
+
 def test_location_never_shows_a_password_and_the_password_comes_from_the_environment(
     pg_cluster: pgserver.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

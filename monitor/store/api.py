@@ -35,6 +35,9 @@ from monitor.types import (
     WindowPost,
 )
 
+# `search(order="rank")` ranks only the RANK_POOL most recently stored posts matching the query (the cost of
+# ranking grows with the matches: a common word matches half the store); older matches are not returned.
+RANK_POOL = 10_000
 EXPORT_CHUNK = 256  # rows fetched at a time by `iter_posts`: memory stays flat on any store size
 HIGHLIGHT_START = "\x02"  # marks the match in `SearchRow.snippet`: control characters no scraped text keeps
 HIGHLIGHT_END = "\x03"

@@ -130,13 +130,18 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
         if changed:
             cursor.execute("DELETE FROM matches WHERE post_id = ANY(%s)", ([ids[key] for key, _ in changed],))
         terms: dict[tuple[int, str], str] = {}  # one row per post and topic (the last match wins)
+        carried: dict[
+            int, tuple[str | None, int | None]
+        ] = {}  # post id -> the published_at and cluster_id its matches carry
         for key, item in [*new_items, *changed]:
             terms.update({(ids[key], m.topic): m.term for m in item.matches})
             topics.update(m.topic for m in item.matches)
+            carried[ids[key]] = (ts(item.post.published_at), None)
+        carried.update({row[0]: (row[7], row[10]) for row in post_rows})  # an edited post's take theirs by trigger
         _copy(
             cursor,
-            "matches (post_id, topic, term)",
-            [(post_id, topic, term) for (post_id, topic), term in terms.items()],
+            "matches (post_id, topic, term, published_at, cluster_id)",
+            [(post_id, topic, term, *carried[post_id]) for (post_id, topic), term in terms.items()],
         )
         _copy(
             cursor,

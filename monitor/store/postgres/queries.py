@@ -19,6 +19,7 @@ from monitor.store.api import (
     EXPORT_CHUNK,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    RANK_POOL,
     PostFilter,
     PostRow,
     SearchRow,
@@ -32,10 +33,16 @@ from monitor.store.rows import CLUSTER_POST_COLUMNS, WINDOW_POST_COLUMNS, cluste
 from monitor.types import ClusterPost, CountSeries, WindowPost
 
 _BUCKETS = {
-    "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
-    "day": "substr(p.published_at, 1, 10)",
-    "week": "to_char(date_trunc('week', substr(p.published_at, 1, 10)::date), 'YYYY-MM-DD')",
+    "hour": "substr({m}.published_at, 1, 13) || ':00:00Z'",
+    "day": "substr({m}.published_at, 1, 10)",
+    "week": "to_char(date_trunc('week', substr({m}.published_at, 1, 10)::date), 'YYYY-MM-DD')",
 }
+# The distinct topics by a loose index scan: one index seek per topic instead of reading every match.
+_TOPICS = """WITH RECURSIVE t(topic) AS (
+                 SELECT min(topic) FROM matches
+                 UNION ALL
+                 SELECT (SELECT min(topic) FROM matches WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL)
+             SELECT topic FROM t WHERE topic IS NOT NULL"""
 _US = 1_000_000
 _PREVIEW = 160  # characters of text shown for a post listed without a query
 
@@ -67,11 +74,14 @@ class _Where:
 
 
 class QueriesMixin(StoreBase):
+    _carried: bool | None = None  # whether matches carry published_at and cluster_id (see _match_fields)
+
     def search(
         self, query: str | None, where: PostFilter = ANY_POST, *, limit: int = 20, order: str = "newest"
     ) -> list[SearchRow]:
         """Full-text search, newest first (or by rank); without a query, what the filter selects, newest first.
-        Raises QueryError for a query FTS5 would not parse (before any SQL runs)."""
+        Raises QueryError for a query FTS5 would not parse (before any SQL runs). By rank, only the `RANK_POOL`
+        most recently stored matches are ranked, as in the SQLite store."""
         parsed = parse_query(query) if query else None
         if parsed is not None and parsed.tsquery is None:
             return []  # only phrases without words: FTS5 matches nothing either
@@ -83,6 +93,15 @@ class QueriesMixin(StoreBase):
         clause.published(where)
         if where.matching_only and not where.topics:
             clause.add("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
+        if parsed is not None and order == "rank":  # as SQLite's: the RANK_POOL newest matches are ranked
+            with self.read("search") as conn:
+                oldest = conn.execute(
+                    """SELECT post_id FROM posts_fts WHERE document @@ %s::tsquery
+                       ORDER BY post_id DESC OFFSET %s LIMIT 1""",
+                    (parsed.tsquery, max(RANK_POOL, limit) - 1),
+                ).fetchone()
+            if oldest is not None:
+                clause.add("f.post_id >= %s", oldest[0])
         params = list(clause.params)
         if parsed is not None and order == "rank":
             order_by = "ts_rank_cd(f.document, %s::tsquery) DESC, p.published_at DESC, p.id DESC"
@@ -113,19 +132,38 @@ class QueriesMixin(StoreBase):
 
     @wrapped("count the posts per bucket")
     def stats(self, where: PostFilter = ANY_POST, *, by: str = "hour") -> list[StatsRow]:
+        """As the SQLite store's: counted from the matches' own time and cluster (index matches_topic_published);
+        posts are read only to filter by source."""
+        m = self._match_fields()
         clause = _Where()
         clause.any_of("m.topic = ANY(%s)", where.topics)
         clause.any_of("p.source = ANY(%s)", where.sources)
-        clause.published(where)
+        if where.since:
+            clause.add(f"{m}.published_at >= %s", ts(where.since))
+        if where.until:
+            clause.add(f"{m}.published_at <= %s", ts(where.until))
+        source = "matches m" if m == "m" and not where.sources else "matches m JOIN posts p ON p.id = m.post_id"
         with self.read("count the posts per bucket") as conn:
             rows = conn.execute(
-                f"""SELECT m.topic, {_BUCKETS[by]} AS bucket, count(*) AS posts,
-                           count(DISTINCT p.cluster_id) AS stories
-                    FROM matches m JOIN posts p ON p.id = m.post_id WHERE {clause.sql()}
+                f"""SELECT m.topic, {_BUCKETS[by].format(m=m)} AS bucket, count(*) AS posts,
+                           count(DISTINCT {m}.cluster_id) AS stories
+                    FROM {source} WHERE {clause.sql()}
                     GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
                 clause.params,
             ).fetchall()
         return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def _match_fields(self) -> str:
+        """The alias whose published_at and cluster_id a count reads: "m" where matches carry them (migration
+        0005), "p" on a store of an older version opened read-only (not migrated: the join to posts)."""
+        if self._carried is None:
+            with self.read("read the schema") as conn:
+                row = conn.execute(
+                    """SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                       AND table_name = 'matches' AND column_name = 'published_at'"""
+                ).fetchone()
+            self._carried = row is not None
+        return "m" if self._carried else "p"
 
     def iter_posts(self, where: PostFilter = ANY_POST, *, chunk: int = EXPORT_CHUNK) -> Generator[PostRow, None, None]:
         """Posts with their topics and terms, oldest first, streamed `chunk` rows at a time through a server-side
@@ -157,12 +195,13 @@ class QueriesMixin(StoreBase):
         if step_us <= 0 or buckets <= 0:
             raise ValueError("step and buckets must be positive")
         start = datetime.fromtimestamp((end_us - step_us * buckets) // _US, end.tzinfo)
+        m = self._match_fields()
         with self.read("count the topic's posts") as conn:
             rows = conn.execute(
-                """SELECT (%(end)s::bigint - extract(epoch FROM p.published_at::timestamptz)::bigint * 1000000)
+                f"""SELECT (%(end)s::bigint - extract(epoch FROM {m}.published_at::timestamptz)::bigint * 1000000)
                           / %(step)s::bigint AS back, count(*)
-                   FROM matches m JOIN posts p ON p.id = m.post_id
-                   WHERE m.topic = %(topic)s AND p.published_at > %(start)s AND p.published_at <= %(last)s
+                   FROM matches m {"" if m == "m" else "JOIN posts p ON p.id = m.post_id"}
+                   WHERE m.topic = %(topic)s AND {m}.published_at > %(start)s AND {m}.published_at <= %(last)s
                    GROUP BY back""",
                 {
                     "end": end_us,
@@ -180,10 +219,12 @@ class QueriesMixin(StoreBase):
 
     @wrapped("count the topic's posts")
     def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        m = self._match_fields()
         with self.read("count the topic's posts") as conn:
             row = conn.execute(
-                """SELECT count(*), count(DISTINCT p.cluster_id) FROM matches m JOIN posts p ON p.id = m.post_id
-                   WHERE m.topic = %s AND p.published_at >= %s AND p.published_at <= %s""",
+                f"""SELECT count(*), count(DISTINCT {m}.cluster_id)
+                   FROM matches m {"" if m == "m" else "JOIN posts p ON p.id = m.post_id"}
+                   WHERE m.topic = %s AND {m}.published_at >= %s AND {m}.published_at <= %s""",
                 (topic, ts(start), ts(end)),
             ).fetchone()
         assert row is not None
@@ -192,7 +233,7 @@ class QueriesMixin(StoreBase):
     @wrapped("read the topics")
     def topic_names(self) -> set[str]:
         with self.read("read the topics") as conn:
-            return {r[0] for r in conn.execute("SELECT DISTINCT topic FROM matches")}
+            return {r[0] for r in conn.execute(_TOPICS)}
 
     @wrapped("read the alert's posts")
     def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[WindowPost]:

@@ -172,7 +172,36 @@ _INITIAL = [
         WHERE EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)""",
 ]
 
-# In order; a released step is never edited or removed. Each runs in the migrating transaction.
+# SQLite's 0005 (sqlite/schema.py): each match carries its post's published_at and cluster_id, so counts by
+# time (stats, the detector's buckets) read the index on (topic, published_at, cluster_id) alone. The store
+# writes both with the match; triggers fill them for a match written without them (by anyone, COPY included)
+# and keep them in step when a post's time or cluster changes.
+_MATCHES_CARRY_TIME_AND_CLUSTER = [
+    "ALTER TABLE matches ADD COLUMN published_at TEXT",
+    "ALTER TABLE matches ADD COLUMN cluster_id BIGINT",
+    """UPDATE matches AS m SET published_at = p.published_at, cluster_id = p.cluster_id
+       FROM posts AS p WHERE p.id = m.post_id""",
+    "CREATE INDEX matches_topic_published ON matches (topic, published_at, cluster_id)",
+    """CREATE FUNCTION matches_follow_posts() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE matches SET published_at = NEW.published_at, cluster_id = NEW.cluster_id WHERE post_id = NEW.id;
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER matches_follow_posts AFTER UPDATE OF published_at, cluster_id ON posts
+        FOR EACH ROW WHEN (OLD.published_at IS DISTINCT FROM NEW.published_at
+                           OR OLD.cluster_id IS DISTINCT FROM NEW.cluster_id)
+        EXECUTE FUNCTION matches_follow_posts()""",
+    """CREATE FUNCTION matches_take_post_fields() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            SELECT p.published_at, p.cluster_id INTO NEW.published_at, NEW.cluster_id
+            FROM posts AS p WHERE p.id = NEW.post_id;
+            RETURN NEW;
+        END $$""",
+    """CREATE TRIGGER matches_take_post_fields BEFORE INSERT ON matches
+        FOR EACH ROW WHEN (NEW.published_at IS NULL OR NEW.cluster_id IS NULL)
+        EXECUTE FUNCTION matches_take_post_fields()""",
+]
+
 _TOPIC_FINGERPRINTS = [
     # The definition (a fingerprint of its terms) each topic's stored matches were last applied with: the daemon
     # compares it with the config's at start and points at `monitor rematch` when they differ.
@@ -183,10 +212,11 @@ _TOPIC_FINGERPRINTS = [
     )""",
 ]
 
-# In order; a released step is never edited or removed. Each runs in the migrating transaction. A step bears the
-# name of the SQLite step making the same change (what SQLite got in 0002-0005 is in 0001 here, or SQLite-only).
+# In order; a released step is never edited or removed. Each runs in the migrating transaction. A step that
+# mirrors one of the SQLite store's has its name (SQLite's 0002-0004 are folded into this store's 0001).
 STEPS: dict[str, list[str]] = {
     "0001_initial": _INITIAL,
+    "0005_matches_carry_time_and_cluster": _MATCHES_CARRY_TIME_AND_CLUSTER,
     "0006_topic_fingerprints": _TOPIC_FINGERPRINTS,
 }
 

@@ -16,12 +16,10 @@ from monitor import dedupe
 from monitor.store.api import KnownPost, SaveResult
 from monitor.store.rows import ts
 from monitor.store.sqlite.base import StoreBase
+from monitor.store.sqlite.clusters import PollClusters
 from monitor.store.sqlite.sources import write_fetches, write_source
 from monitor.types import FetchRecord, MatchedPost, Post, SourceState
 from monitor.units import from_iso
-
-# Candidates read per new post from the band index: enough for any real story, bounded for boilerplate.
-MAX_CLUSTER_CANDIDATES = 64
 
 
 def _extra(post: Post) -> str | None:
@@ -71,149 +69,118 @@ class PostsMixin(StoreBase):
             return result
 
     def _save_posts(self, conn: sqlite3.Connection, posts: Sequence[MatchedPost], now: datetime) -> SaveResult:
+        """A poll's posts in a few statements, whatever their number: one lookup of the stored rows, one read of
+        the near-duplicate candidates, then each table written with one executemany."""
         by_key: dict[tuple[str, str], MatchedPost] = {}
         for item in posts:  # a feed may list one item twice: the last copy wins
             by_key[(item.post.source, item.post.key)] = item
-        new = updated = matches = 0
-        topics: set[str] = set()
-        ids: dict[tuple[str, str], int] = {}
-        fts_rows: list[tuple[int, str, str]] = []  # new posts' index rows, loaded in one go (faster than a trigger)
-        batch = _NearDuplicates()
-        next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
-        for (source, key), item in by_key.items():
-            post = item.post
-            row = conn.execute(
-                "SELECT id, content_hash FROM posts WHERE source = ? AND key = ?", (source, key)
-            ).fetchone()
-            if row is None:
-                post_id = next_id
-                next_id += 1
-                bands = dedupe.band_keys(item.signature)
-                cluster = self._cluster_for(conn, post, item.signature, bands, batch) or post_id
-                conn.execute(
-                    """INSERT INTO posts (id, source, key, url, title, text, author, published_at,
-                                          first_seen_at, content_hash, cluster_id, extra)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        post_id,
-                        source,
-                        key,
-                        post.url,
-                        post.title,
-                        post.text,
-                        post.author,
-                        ts(post.published_at),
-                        ts(post.first_seen_at),
-                        post.content_hash,
-                        cluster,
-                        _extra(post),
-                    ),
-                )
-                batch.add(post_id, item.signature, bands, cluster)
-                fts_rows.append((post_id, post.title, post.text))
-                new += 1
-            elif row[1] != post.content_hash:
-                post_id = row[0]
-                conn.execute(
-                    """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
-                                        content_hash = ?, extra = ? WHERE id = ?""",
-                    (
-                        post.url,
-                        post.title,
-                        post.text,
-                        post.author,
-                        ts(post.published_at),
-                        ts(now),
-                        post.content_hash,
-                        _extra(post),
-                        post_id,
-                    ),
-                )
-                conn.execute("DELETE FROM matches WHERE post_id = ?", (post_id,))
-                updated += 1
-            else:
-                ids[(source, key)] = row[0]
-                continue
-            ids[(source, key)] = post_id
-            conn.executemany(
-                "INSERT OR REPLACE INTO matches (post_id, topic, term) VALUES (?, ?, ?)",
-                [(post_id, m.topic, m.term) for m in item.matches],
+        stored = _stored_rows(conn, by_key)
+        new_items = [(sk, item) for sk, item in by_key.items() if sk not in stored]
+        changed = [
+            (stored[sk][0], item)
+            for sk, item in by_key.items()
+            if sk in stored and stored[sk][1] != item.post.content_hash
+        ]
+        ids = {sk: row[0] for sk, row in stored.items()}
+        bands = {sk: dedupe.band_keys(item.signature) for sk, item in new_items}
+        clusters = PollClusters()
+        if new_items:
+            clusters.load(
+                conn, (item.post.content_hash for _, item in new_items), (b for keys in bands.values() for b in keys)
             )
-            matches += len(item.matches)
-            topics.update(m.topic for m in item.matches)
+        next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
+        post_rows, fts_rows = [], []
+        for offset, (sk, item) in enumerate(new_items):
+            post, post_id = item.post, next_id + offset
+            ids[sk] = post_id
+            cluster = clusters.cluster_for(post_id, post.content_hash, item.signature, bands[sk])
+            post_rows.append(
+                (
+                    post_id,
+                    *sk,
+                    post.url,
+                    post.title,
+                    post.text,
+                    post.author,
+                    ts(post.published_at),
+                    ts(post.first_seen_at),
+                    post.content_hash,
+                    cluster,
+                    _extra(post),
+                )
+            )
+            fts_rows.append((post_id, post.title, post.text))
+        conn.executemany(
+            """INSERT INTO posts (id, source, key, url, title, text, author, published_at,
+                                  first_seen_at, content_hash, cluster_id, extra)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            post_rows,
+        )
+        if changed:
+            conn.executemany(
+                """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
+                                    content_hash = ?, extra = ? WHERE id = ?""",
+                [
+                    (p.url, p.title, p.text, p.author, ts(p.published_at), ts(now), p.content_hash, _extra(p), post_id)
+                    for post_id, p in ((post_id, item.post) for post_id, item in changed)
+                ],
+            )
+            conn.executemany("DELETE FROM matches WHERE post_id = ?", [(post_id,) for post_id, _ in changed])
+        cluster_of = {row[0]: row[10] for row in post_rows}  # an edited post's matches take theirs by trigger
+        written = [(ids[sk], item) for sk, item in new_items] + changed
+        match_rows = [
+            (post_id, m.topic, m.term, ts(item.post.published_at), cluster_of.get(post_id))
+            for post_id, item in written
+            for m in item.matches
+        ]
+        conn.executemany(
+            "INSERT OR REPLACE INTO matches (post_id, topic, term, published_at, cluster_id) VALUES (?, ?, ?, ?, ?)",
+            match_rows,
+        )
+
         conn.executemany("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", fts_rows)
-        batch.write(conn)
-        self._link_parents(conn, by_key, ids)
-        return SaveResult(new, updated, matches, tuple(sorted(topics)))
+        clusters.write(conn)
+        self._link_parents(conn, by_key, ids, {ids[sk] for sk, _ in new_items} | {i for i, _ in changed})
+        topics = {m.topic for _, item in written for m in item.matches}
+        return SaveResult(len(new_items), len(changed), len(match_rows), tuple(sorted(topics)))
 
     def _link_parents(
-        self, conn: sqlite3.Connection, by_key: dict[tuple[str, str], MatchedPost], ids: dict[tuple[str, str], int]
+        self,
+        conn: sqlite3.Connection,
+        by_key: dict[tuple[str, str], MatchedPost],
+        ids: dict[tuple[str, str], int],
+        written: set[int],
     ) -> None:
-        for (source, key), item in by_key.items():
-            parent_key = item.post.parent_key
-            if parent_key is None or (source, key) not in ids:
-                continue
-            parent_id = ids.get((source, parent_key))
-            if parent_id is None:
-                row = conn.execute("SELECT id FROM posts WHERE source = ? AND key = ?", (source, parent_key)).fetchone()
-                parent_id = row[0] if row else None
-            if parent_id is not None and parent_id != ids[(source, key)]:
-                conn.execute(
-                    "UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?",
-                    (parent_id, ids[(source, key)], parent_id),
-                )
-
-    def _cluster_for(
-        self, conn: sqlite3.Connection, post: Post, signature: bytes, bands: tuple[int, ...], batch: _NearDuplicates
-    ) -> int | None:
-        """The cluster of an identical or near-identical stored post, if any."""
-        row = conn.execute(
-            "SELECT cluster_id FROM posts WHERE content_hash = ? LIMIT 1", (post.content_hash,)
-        ).fetchone()
-        if row is not None and row[0] is not None:
-            return int(row[0])
-        if not bands:
-            return None
-        marks = ",".join("?" * len(bands))
-        candidates = conn.execute(
-            f"""SELECT s.signature, p.cluster_id FROM post_signatures s JOIN posts p ON p.id = s.post_id
-                WHERE s.post_id IN (SELECT DISTINCT post_id FROM post_bands WHERE band IN ({marks})
-                                    ORDER BY post_id DESC LIMIT {MAX_CLUSTER_CANDIDATES})""",
-            bands,
-        ).fetchall()
-        best: tuple[float, int | None] = (0.0, None)
-        for other, cluster in [*candidates, *batch.candidates(bands)]:
-            score = dedupe.similarity(signature, other)
-            if score >= dedupe.THRESHOLD and score > best[0]:
-                best = (score, cluster)
-        return best[1]
-
-
-class _NearDuplicates:
-    """The near-duplicate index rows of one poll's new posts: looked up in memory while the poll is stored,
-    written in one sorted pass at its end (sorted keys touch each index page once, not once per post)."""
-
-    def __init__(self) -> None:
-        self.signatures: dict[int, tuple[bytes, int]] = {}  # post id -> (signature, cluster)
-        self.by_band: dict[int, list[int]] = {}
-
-    def add(self, post_id: int, signature: bytes, bands: tuple[int, ...], cluster: int) -> None:
-        if not signature:
+        """Comments (posts with a parent key) point at their article: in this poll, else stored before."""
+        children = [
+            (sk, item.post.parent_key)
+            for sk, item in by_key.items()
+            if item.post.parent_key is not None and ids.get(sk) in written
+        ]
+        if not children:
             return
-        self.signatures[post_id] = (signature, cluster)
-        for band in bands:
-            self.by_band.setdefault(band, []).append(post_id)
+        missing = {(sk[0], parent) for sk, parent in children if (sk[0], parent) not in ids}
+        ids = {**ids, **{sk: row[0] for sk, row in _stored_rows(conn, dict.fromkeys(missing)).items()}}
+        links = [
+            (ids[(sk[0], parent)], ids[sk], ids[(sk[0], parent)])
+            for sk, parent in children
+            if (sk[0], parent) in ids and ids[(sk[0], parent)] != ids[sk]
+        ]
+        conn.executemany("UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?", links)
 
-    def candidates(self, bands: tuple[int, ...]) -> list[tuple[bytes, int]]:
-        ids = {post_id for band in bands for post_id in self.by_band.get(band, ())}
-        return [self.signatures[post_id] for post_id in sorted(ids)]
 
-    def write(self, conn: sqlite3.Connection) -> None:
-        conn.executemany(
-            "INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)",
-            [(post_id, sig) for post_id, (sig, _) in self.signatures.items()],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
-            sorted((band, post_id) for band, ids in self.by_band.items() for post_id in ids),
-        )
+def _stored_rows(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """(id, content_hash) of the stored posts among (source, key) pairs: one statement per source and 500 keys."""
+    by_source: dict[str, list[str]] = {}
+    for source, key in keys:
+        by_source.setdefault(source, []).append(key)
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    for source, wanted in by_source.items():
+        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for post_id, key, content_hash in conn.execute(
+                f"SELECT id, key, content_hash FROM posts WHERE source = ? AND key IN ({marks})", (source, *chunk)
+            ):
+                found[(source, key)] = (post_id, content_hash)
+    return found

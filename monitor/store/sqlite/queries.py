@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import sqlite3
 from collections.abc import Generator, Sequence
@@ -19,6 +20,7 @@ from monitor.store.api import (
     EXPORT_CHUNK,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    RANK_POOL,
     PostFilter,
     PostRow,
     SearchRow,
@@ -33,11 +35,21 @@ from monitor.types import ClusterPost, CountSeries, WindowPost
 # FTS5 marks each token of a phrase apart; "Халық" "кеңесі" reads better as one highlight.
 _ADJACENT_HIGHLIGHTS = re.compile(f"{HIGHLIGHT_END}(\\s+){HIGHLIGHT_START}")
 _BUCKETS = {
-    "hour": "substr(p.published_at, 1, 13) || ':00:00Z'",
-    "day": "substr(p.published_at, 1, 10)",
-    "week": "date(substr(p.published_at, 1, 10), 'weekday 0', '-6 days')",
+    "hour": "substr({m}.published_at, 1, 13) || ':00:00Z'",
+    "day": "substr({m}.published_at, 1, 10)",
+    "week": "date(substr({m}.published_at, 1, 10), 'weekday 0', '-6 days')",
 }
 _US = 1_000_000
+# The distinct topics by a loose index scan: one index seek per topic instead of reading every match.
+_TOPICS = """WITH RECURSIVE t(topic) AS (
+                 SELECT min(topic) FROM matches
+                 UNION ALL
+                 SELECT (SELECT min(topic) FROM matches WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL)
+             SELECT topic FROM t WHERE topic IS NOT NULL"""
+_FTS_SOURCE = "posts_fts JOIN posts p ON p.id = posts_fts.rowid"
+_WALK_POSTS = 5_000  # newest posts a newest-first search walks before it reads every match instead
+_WALK_MIN_MATCHES = 500
+_WALK_MAX_LIMIT = 100
 
 
 class _Where:
@@ -67,30 +79,85 @@ class _Where:
 
 
 class QueriesMixin(StoreBase):
+    _carried: bool | None = None  # whether matches carry published_at and cluster_id (see _match_fields)
+
     def search(
         self, query: str | None, where: PostFilter = ANY_POST, *, limit: int = 20, order: str = "newest"
     ) -> list[SearchRow]:
         """FTS5 search, newest first (or by rank); without a query, the posts the filter selects, newest first.
-        Raises QueryError for a query FTS5 cannot parse (any other failure is a StoreError)."""
-        clause = _Where(*(["posts_fts MATCH ?"] if query else []))
-        clause.params.extend([query] if query else [])
+        Raises QueryError for a query FTS5 cannot parse (any other failure is a StoreError).
+
+        Newest first, a common word (one in every few posts) is found by walking the newest posts and testing
+        each against the index, which stops after `limit` hits; a rarer word's matches are all read and sorted
+        (see `_newest_plan`). By rank, bm25 orders the `RANK_POOL` most recently stored matches (the cost of
+        ranking grows with the matches: a common word matches half the store)."""
+        clause = _Where()
         clause.any_of("p.id IN (SELECT post_id FROM matches WHERE topic IN ({}))", where.topics)
         clause.any_of("p.source IN ({})", where.sources)
         clause.published(where)
         if where.matching_only and not where.topics:
             clause.add("EXISTS (SELECT 1 FROM matches m WHERE m.post_id = p.id)")
-        order_by = "posts_fts.rank" if order == "rank" and query else "p.published_at DESC, p.id DESC"
-        snippet = (
-            f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
-            if query
-            else "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END"
-        )
-        source = "posts_fts JOIN posts p ON p.id = posts_fts.rowid" if query else "posts p"
+        with self.mapped("search", fts_query=bool(query)):
+            if not query:
+                return self._search_rows(None, "posts p", clause, "p.published_at DESC, p.id DESC", limit)
+            if order == "rank":
+                ranked = _Where("posts_fts MATCH ?", *clause.clauses)
+                ranked.params = [query, *clause.params]
+                oldest = self.conn.execute(
+                    "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                    (query, max(RANK_POOL, limit) - 1),
+                ).fetchone()
+                if oldest is not None:  # more matches than the pool: rank the newest stored ones
+                    ranked.add("posts_fts.rowid >= ?", oldest[0])
+                return self._search_rows(query, _FTS_SOURCE, ranked, "posts_fts.rank", limit)
+            newest = "p.published_at DESC, p.id DESC"
+            if self._newest_plan(query, limit) == "walk":
+                walk = _Where(
+                    "p.published_at >= coalesce((SELECT published_at FROM posts ORDER BY published_at DESC "
+                    "LIMIT 1 OFFSET ?), '')",
+                    "EXISTS (SELECT 1 FROM posts_fts f WHERE posts_fts MATCH ? AND f.rowid = p.id)",
+                    *clause.clauses,
+                )
+                walk.params = [_WALK_POSTS, query, *clause.params]
+                rows = self._search_rows(query, "posts p", walk, newest, limit, join_fts=True)
+                if len(rows) >= limit:  # the newest posts held `limit` hits: nothing older can come first
+                    return rows
+            matched = _Where("posts_fts MATCH ?", *clause.clauses)
+            matched.params = [query, *clause.params]
+            return self._search_rows(query, _FTS_SOURCE, matched, newest, limit)
+
+    def _newest_plan(self, query: str, limit: int) -> str:
+        """ "walk" when the query matches enough posts that walking the newest ones finds `limit` hits sooner than
+        reading and sorting every match, else "sort". Reading all m matches costs about m row reads; the walk
+        tests about limit * posts / m posts, each test some ten row reads: they cross near m = sqrt(200 * posts)."""
+        if limit > _WALK_MAX_LIMIT:
+            return "sort"
+        posts = self.conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
+        enough = max(_WALK_MIN_MATCHES, math.isqrt(200 * posts))
+        found = self.conn.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? LIMIT ?)", (query, enough)
+        ).fetchone()[0]
+        return "walk" if found >= enough else "sort"
+
+    def _search_rows(
+        self, query: str | None, source: str, clause: _Where, order_by: str, limit: int, *, join_fts: bool = False
+    ) -> list[SearchRow]:
+        if query and join_fts:  # walked posts: the snippet needs this post's row of the index
+            snippet = (
+                f"(SELECT snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24) FROM posts_fts "
+                "WHERE posts_fts MATCH ? AND posts_fts.rowid = p.id)"
+            )
+            params: list[Any] = [query, *clause.params, limit]
+        elif query:
+            snippet = f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+            params = [*clause.params, limit]
+        else:
+            snippet = "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END"
+            params = [*clause.params, limit]
         sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id, {snippet} AS snippet,
                          (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
                   FROM {source} WHERE {clause.sql()} ORDER BY {order_by} LIMIT ?"""
-        with self.mapped("search", fts_query=bool(query)):
-            rows = self.conn.execute(sql, (*clause.params, limit)).fetchall()
+        rows = self.conn.execute(sql, params).fetchall()
         return [
             SearchRow(
                 id=r[0],
@@ -107,18 +174,36 @@ class QueriesMixin(StoreBase):
 
     @wrapped("count the posts per bucket")
     def stats(self, where: PostFilter = ANY_POST, *, by: str = "hour") -> list[StatsRow]:
-        """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time)."""
+        """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time).
+        Counted from the matches' own time and cluster (index matches_topic_published); posts are read only to
+        filter by source."""
+        m = self._match_fields()
         clause = _Where()
         clause.any_of("m.topic IN ({})", where.topics)
+        if not where.topics and m == "m":  # one range of the index per topic, not a scan of every match
+            clause.add(f"m.topic IN ({_TOPICS})")
         clause.any_of("p.source IN ({})", where.sources)
-        clause.published(where)
+        if where.since:
+            clause.add(f"{m}.published_at >= ?", ts(where.since))
+        if where.until:
+            clause.add(f"{m}.published_at <= ?", ts(where.until))
+        source = "matches m" if m == "m" and not where.sources else "matches m JOIN posts p ON p.id = m.post_id"
         rows = self.conn.execute(
-            f"""SELECT m.topic, {_BUCKETS[by]} AS bucket, count(*) AS posts, count(DISTINCT p.cluster_id) AS stories
-                FROM matches m JOIN posts p ON p.id = m.post_id WHERE {clause.sql()}
+            f"""SELECT m.topic, {_BUCKETS[by].format(m=m)} AS bucket, count(*) AS posts,
+                       count(DISTINCT {m}.cluster_id) AS stories
+                FROM {source} WHERE {clause.sql()}
                 GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
             clause.params,
         ).fetchall()
         return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def _match_fields(self) -> str:
+        """The alias whose published_at and cluster_id a count reads: "m" where matches carry them (migration
+        0005), "p" on a store of an older version opened read-only (not migrated: the join to posts)."""
+        if self._carried is None:
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(matches)")}
+            self._carried = "published_at" in columns
+        return "m" if self._carried else "p"
 
     def iter_posts(self, where: PostFilter = ANY_POST, *, chunk: int = EXPORT_CHUNK) -> Generator[PostRow, None, None]:
         """Posts with their topics and terms, oldest first (published_at, then id), streamed `chunk` rows at a time.
@@ -158,10 +243,11 @@ class QueriesMixin(StoreBase):
             raise ValueError("step and buckets must be positive")
         start = datetime.fromtimestamp((end_us - step_us * buckets) // _US, end.tzinfo)
         # Stored times are whole seconds, so `> start` (start rounded down) is the open left edge.
+        m = self._match_fields()
         rows = self.conn.execute(
-            """SELECT (?1 - unixepoch(p.published_at) * 1000000) / ?2 AS back, count(*)
-               FROM matches m JOIN posts p ON p.id = m.post_id
-               WHERE m.topic = ?3 AND p.published_at > ?4 AND p.published_at <= ?5
+            f"""SELECT (?1 - unixepoch({m}.published_at) * 1000000) / ?2 AS back, count(*)
+               FROM matches m {"" if m == "m" else "JOIN posts p ON p.id = m.post_id"}
+               WHERE m.topic = ?3 AND {m}.published_at > ?4 AND {m}.published_at <= ?5
                GROUP BY back""",
             (end_us, step_us, topic, ts(start), ts(datetime.fromtimestamp(end_us // _US, end.tzinfo))),
         ).fetchall()
@@ -174,9 +260,11 @@ class QueriesMixin(StoreBase):
     @wrapped("count the topic's posts")
     def topic_count(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
         """(posts, distinct stories) of the topic published in [start, end]."""
+        m = self._match_fields()
         row = self.conn.execute(
-            """SELECT count(*), count(DISTINCT p.cluster_id) FROM matches m JOIN posts p ON p.id = m.post_id
-               WHERE m.topic = ? AND p.published_at >= ? AND p.published_at <= ?""",
+            f"""SELECT count(*), count(DISTINCT {m}.cluster_id)
+               FROM matches m {"" if m == "m" else "JOIN posts p ON p.id = m.post_id"}
+               WHERE m.topic = ? AND {m}.published_at >= ? AND {m}.published_at <= ?""",
             (topic, ts(start), ts(end)),
         ).fetchone()
         return int(row[0]), int(row[1])
@@ -184,7 +272,7 @@ class QueriesMixin(StoreBase):
     @wrapped("read the topics")
     def topic_names(self) -> set[str]:
         """Topics that have matches in the store (a topic removed from the config keeps its old matches)."""
-        return {r[0] for r in self.conn.execute("SELECT DISTINCT topic FROM matches")}
+        return {r[0] for r in self.conn.execute(_TOPICS)}
 
     @wrapped("read the alert's posts")
     def window_posts(self, topic: str, start: datetime, end: datetime, limit: int = 500) -> list[WindowPost]:

@@ -213,6 +213,34 @@ def _fts_found_by_analyst_tools(db: Database) -> None:
     db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
 
 
+def _matches_carry_time_and_cluster(db: Database) -> None:
+    # Counting a topic's matches by time (stats, the detector's buckets every minute) read one posts row per
+    # match: at a million posts, a second. Each match now carries its post's published_at and cluster_id, and
+    # an index on (topic, published_at, cluster_id) answers those counts alone. The store writes both with the
+    # match; triggers fill them for a match written without them (by anyone) and keep them in step when a
+    # post's time or cluster is edited.
+    db.execute("ALTER TABLE matches ADD COLUMN published_at TEXT")
+    db.execute("ALTER TABLE matches ADD COLUMN cluster_id INTEGER")
+    db.execute(
+        """UPDATE matches SET published_at = p.published_at, cluster_id = p.cluster_id
+           FROM posts AS p WHERE p.id = matches.post_id"""
+    )
+    db.execute("CREATE INDEX matches_topic_published ON matches (topic, published_at, cluster_id)")
+    db.execute(
+        """CREATE TRIGGER matches_follow_posts AFTER UPDATE OF published_at, cluster_id ON posts BEGIN
+            UPDATE matches SET published_at = new.published_at, cluster_id = new.cluster_id WHERE post_id = new.id;
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER matches_take_post_fields AFTER INSERT ON matches
+           WHEN new.published_at IS NULL OR new.cluster_id IS NULL BEGIN
+            UPDATE matches SET (published_at, cluster_id) =
+                (SELECT published_at, cluster_id FROM posts WHERE id = new.post_id)
+            WHERE post_id = new.post_id AND topic = new.topic;
+        END"""
+    )
+
+
 def _topic_fingerprints(db: Database) -> None:
     # The definition (a fingerprint of its terms) each topic's stored matches were last applied with: the daemon
     # compares it with the config's at start and points at `monitor rematch` when they differ.
@@ -231,6 +259,7 @@ STEPS: dict[str, Callable[[Database], None]] = {
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
     "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
     "0004_fts_found_by_analyst_tools": _fts_found_by_analyst_tools,
+    "0005_matches_carry_time_and_cluster": _matches_carry_time_and_cluster,
     "0006_topic_fingerprints": _topic_fingerprints,
 }
 

@@ -1,0 +1,111 @@
+"""Near-duplicate clusters of one poll's new posts: candidates read once per poll, bounded per band bucket.
+
+A new post joins the cluster of a stored (or same-poll) post with the same content hash, else of the most
+similar candidate at or above `dedupe.THRESHOLD`. Candidates are the posts sharing an LSH band with it, but
+only the `BAND_CANDIDATES` newest of each band bucket: boilerplate sentences fill some buckets with thousands
+of unrelated posts, and reading them all made a poll's cost grow with the store. A real copy shares several
+bands with its original (at similarity 0.9, 4 of the 10 on average), so it is still found through the
+buckets that boilerplate has not filled. A post is compared with at most `MAX_CANDIDATES` others.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from monitor import dedupe
+
+BAND_CANDIDATES = 8  # newest members of one band bucket that a new post is compared with
+MAX_CANDIDATES = dedupe.BANDS * BAND_CANDIDATES
+_CHUNK = 500  # bound parameters per IN (...) list
+
+# One statement for all the poll's bands: for each band, its newest members (the correlated LIMIT reads that
+# many index rows from the end of the band's range, however full the bucket), with their signature and cluster.
+_NEWEST_PER_BAND = """
+    SELECT j.value, b.post_id, s.signature, p.cluster_id
+    FROM json_each(?1) AS j
+    JOIN post_bands AS b ON b.band = j.value
+         AND b.post_id IN (SELECT x.post_id FROM post_bands AS x WHERE x.band = j.value
+                           ORDER BY x.post_id DESC LIMIT ?2)
+    JOIN post_signatures AS s ON s.post_id = b.post_id
+    JOIN posts AS p ON p.id = b.post_id"""
+
+
+class Candidate:
+    __slots__ = ("cluster", "post_id", "signature")
+
+    def __init__(self, post_id: int, signature: bytes, cluster: int) -> None:
+        self.post_id = post_id
+        self.signature = signature
+        self.cluster = cluster
+
+
+class PollClusters:
+    """Finds each new post's cluster for one poll, then writes the poll's signature and band rows in one pass.
+
+    `load` reads, for every content hash and band of the poll's new posts, what the store holds (two or three
+    statements per poll, not per post); `cluster_for` is then pure memory, and sees the poll's earlier posts.
+    """
+
+    def __init__(self) -> None:
+        self.by_hash: dict[str, int] = {}  # content hash -> cluster (stored, then this poll's)
+        self.stored: dict[int, list[Candidate]] = {}  # band -> its newest stored members, newest first
+        self.batch: dict[int, list[Candidate]] = {}  # band -> this poll's members, oldest first
+        self.new_rows: list[tuple[int, bytes]] = []
+
+    def load(self, conn: sqlite3.Connection, hashes: Iterable[str], bands: Iterable[int]) -> None:
+        wanted = list(dict.fromkeys(hashes))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for content_hash, cluster, _ in conn.execute(
+                f"""SELECT content_hash, cluster_id, min(id) FROM posts
+                    WHERE content_hash IN ({marks}) AND cluster_id IS NOT NULL GROUP BY content_hash""",
+                chunk,
+            ):
+                self.by_hash[content_hash] = int(cluster)
+        band_list = sorted(set(bands))
+        if not band_list:
+            return
+        for band, post_id, signature, cluster in conn.execute(
+            _NEWEST_PER_BAND, (json.dumps(band_list), BAND_CANDIDATES)
+        ):
+            self.stored.setdefault(band, []).append(Candidate(post_id, signature, cluster or post_id))
+        for members in self.stored.values():
+            members.sort(key=lambda c: c.post_id, reverse=True)
+
+    def candidates(self, bands: Sequence[int]) -> list[Candidate]:
+        """The newest `BAND_CANDIDATES` members of each band (this poll's first: they are newer), deduplicated."""
+        found: dict[int, Candidate] = {}
+        for band in bands:
+            members = [*reversed(self.batch.get(band, ())), *self.stored.get(band, ())][:BAND_CANDIDATES]
+            for member in members:
+                found.setdefault(member.post_id, member)
+        return list(found.values())
+
+    def cluster_for(self, post_id: int, content_hash: str, signature: bytes, bands: Sequence[int]) -> int:
+        """The cluster of post `post_id` (its own id when nothing is near), remembered for the poll's later posts."""
+        cluster = self.by_hash.get(content_hash)
+        if cluster is None:
+            best = 0.0
+            for other in self.candidates(bands):
+                score = dedupe.similarity(signature, other.signature)
+                if score >= dedupe.THRESHOLD and score > best:
+                    best, cluster = score, other.cluster
+        cluster = cluster if cluster is not None else post_id
+        self.by_hash.setdefault(content_hash, cluster)
+        if signature:
+            self.new_rows.append((post_id, signature))
+            member = Candidate(post_id, signature, cluster)
+            for band in bands:
+                self.batch.setdefault(band, []).append(member)
+        return cluster
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """The poll's signature and band rows (sorted band keys touch each index page once, not once per post)."""
+        conn.executemany("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)", self.new_rows)
+        conn.executemany(
+            "INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
+            sorted((band, m.post_id) for band, members in self.batch.items() for m in members),
+        )
