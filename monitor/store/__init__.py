@@ -18,6 +18,7 @@ from monitor.store.api import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     Claim,
+    ClusterStore,
     FailureRun,
     KnownPost,
     PostFilter,
@@ -42,6 +43,7 @@ __all__ = [
     "AlertRow",
     "AlertStatus",
     "Claim",
+    "ClusterStore",
     "Copied",
     "DeliveryRow",
     "FailureRun",
@@ -57,6 +59,7 @@ __all__ = [
     "StoreSummary",
     "StoreURL",
     "WindowPost",
+    "cluster_store",
     "copy_store",
     "open_store",
     "store_exists",
@@ -104,3 +107,12 @@ def copy_store(source: Path, target: StoreURL, progress: Callable[[str, int, int
     with open_store(target) as store:
         assert isinstance(store, PostgresStore)
         return [Copied(c.table, c.rows) for c in copy_sqlite(source, store, progress)]
+
+
+def cluster_store(store: Store) -> ClusterStore | None:
+    """The store as a scheduler and workers use it (a PostgreSQL store), or None (a SQLite store: one machine)."""
+    try:
+        from monitor.store.postgres import PostgresStore  # noqa: PLC0415  # only for a PostgreSQL store
+    except ImportError:
+        return None
+    return store if isinstance(store, PostgresStore) else None
