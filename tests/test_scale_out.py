@@ -259,3 +259,26 @@ def test_the_per_host_limit_holds_across_workers(tmp_path: Path, pg_cluster: pgs
     assert world.max_active == 2, world.max_active  # the limit, reached and never passed
     polled = [cluster.log(f"worker{n}").count("collected source=") for n in range(3)]
     assert sum(1 for p in polled if p) >= 2, polled  # several workers did request the host
+
+
+@pytest.mark.slow
+def test_a_standby_scheduler_takes_over_when_the_first_dies(tmp_path: Path, pg_cluster: pgserver.Cluster) -> None:
+    """One scheduler at a time (the store's daemon lock); the standby's queueing resumes after a SIGKILL."""
+    world, _url, _database, cluster = start_world(tmp_path, pg_cluster, None, sources=20, delay=0.0, per_host=8)
+    try:
+        cluster.worker("worker0")
+        first = cluster.scheduler()
+        assert wait_for(lambda: "scheduler_started" in cluster.log("scheduler"), 60), cluster.log("scheduler")
+        cluster.start("standby", "run", "--role", "scheduler")
+        assert wait_for(lambda: "scheduler_standby" in cluster.log("standby"), 60), cluster.log("standby")
+        assert "scheduler_started" not in cluster.log("standby")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        killed = time.monotonic()
+        assert wait_for(lambda: "scheduler_took_over" in cluster.log("standby"), 30), cluster.log("standby")
+        assert wait_for(lambda: all(any(r.started > killed for r in world.log[str(k)]) for k in range(20)), 30)
+        codes = cluster.stop()
+    finally:
+        cluster.stop()
+        world.close()
+    assert codes["standby"] == codes["worker0"] == 0
