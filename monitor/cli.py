@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -66,7 +66,7 @@ def setup_logging(level: int, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "matplotlib", "PIL"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "matplotlib", "PIL", "procrastinate"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -375,6 +375,14 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 
 @main.command()
 @click.option(
+    "--role",
+    type=click.Choice(["all", "scheduler"]),
+    default="all",
+    show_default=True,
+    help="all: poll, alert and mail in this process. scheduler (PostgreSQL store): queue each due poll for "
+    "`monitor worker` processes on any machine (a second scheduler waits as a standby).",
+)
+@click.option(
     "--metrics",
     "metrics_at",
     metavar="HOST:PORT",
@@ -387,11 +395,12 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     help="Allow --metrics on a non-loopback address (the figures name every source and topic).",
 )
 @click.pass_context
-def run(ctx: click.Context, metrics_at: str | None, metrics_public: bool) -> None:
+def run(ctx: click.Context, role: str, metrics_at: str | None, metrics_public: bool) -> None:
     """Run the daemon: poll each source on its interval, evaluate alerts, send mail.
 
     Stops cleanly within 10 s on SIGTERM or SIGINT (exit 0); SIGHUP re-reads the config (a config with
     problems is logged and the running one kept). Logs go to stderr (see --log-format).
+    With --role scheduler the polls, alerts and mail are the workers' (see `monitor worker`).
     """
     import asyncio
 
@@ -403,6 +412,8 @@ def run(ctx: click.Context, metrics_at: str | None, metrics_public: bool) -> Non
     config = get_config(ctx)
     for warning in config.warnings:
         log.warning("config_warning %s", warning)
+    if role == "scheduler":
+        _serve_cluster(ctx, config, "monitor run --role scheduler", lambda store: _scheduler(config, store))
     path = ctx.ensure_object(dict)["config_path"]
     store = get_store(ctx, create=True)
 
@@ -432,6 +443,70 @@ def _metrics_address(value: str, public: bool) -> Any:
             param_hint="--metrics",
         )
     return listen
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Polls at once in this worker (each host's limit, defaults.per_host, holds across all workers).",
+)
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int) -> None:
+    """Run queued polls and alert evaluations (PostgreSQL store; start `monitor run --role scheduler` once).
+
+    Any number of workers, on any machine, with the same config. A source is polled by one worker at a time;
+    the jobs of a worker that dies are queued again. SIGTERM or SIGINT: running polls get 5 s to finish (exit 0).
+    """
+    config = get_config(ctx)
+    for warning in config.warnings:
+        log.warning("config_warning %s", warning)
+    _serve_cluster(ctx, config, "monitor worker", lambda store: _worker(config, store, concurrency))
+
+
+def _serve_cluster(
+    ctx: click.Context, config: Config, command: str, body: Callable[[Store], Coroutine[Any, Any, int]]
+) -> NoReturn:
+    """Run a scheduler or worker `body(store)` on the config's PostgreSQL store; exit 2 on a SQLite store."""
+    import asyncio
+
+    try:
+        from monitor.scaleout import postgres_store, queue
+
+        postgres_store(config, command)
+        del queue  # imported to know here that the task queue is installed
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ImportError as exc:
+        fail(f"{command} needs the task queue: pip install 'monitor[postgres]' ({exc})")
+    store = get_store(ctx, create=True)
+    try:
+        code = asyncio.run(body(store))
+    except MonitorError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    sys.exit(code)
+
+
+async def _scheduler(config: Config, store: Store) -> int:
+    from monitor.scaleout.scheduler import run_scheduler
+    from monitor.store import cluster_store
+
+    cluster = cluster_store(store)
+    assert cluster is not None  # _serve_cluster checked the store is PostgreSQL
+    return await run_scheduler(config, cluster, clock=now_utc)
+
+
+async def _worker(config: Config, store: Store, concurrency: int) -> int:
+    from monitor.scaleout.worker import run_worker
+    from monitor.store import cluster_store
+
+    cluster = cluster_store(store)
+    assert cluster is not None
+    return await run_worker(config, cluster, clock=now_utc, concurrency=concurrency)
 
 
 # ---------------------------------------------------------------------------------------------- search / stats

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.collectors import SOURCE_TYPES
-from monitor.collectors.fetch import Fetcher, RequestLimits, Session, backoff_delay
+from monitor.collectors.fetch import Fetcher, HostGate, RequestLimits, Session, backoff_delay
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError, RobotsDisallowed, StoreError
 from monitor.match import Matcher
@@ -27,11 +27,18 @@ log = logging.getLogger("monitor.pipeline")
 MAX_CONCURRENT_SOURCES = 16  # sources polled at once by one pass (memory: each holds its response and items)
 
 
-def open_fetcher(config: Config, workers: Workers, *, clock: Callable[[], datetime]) -> Fetcher:
-    """The one place a Fetcher is composed (daemon, `monitor poll` and `check --probe` use it): the config's
-    per-host limit and user agent, and the workers that parse off the event loop, bounded in time."""
+def open_fetcher(
+    config: Config, workers: Workers, *, clock: Callable[[], datetime], host_gate: HostGate | None = None
+) -> Fetcher:
+    """The one place a Fetcher is composed (daemon, `monitor poll`, `check --probe`, `monitor worker`): the config's
+    per-host limit and user agent, the workers that parse off the event loop, bounded in time, and for `monitor
+    worker` the cluster-wide hold on a host's slot."""
     return Fetcher(
-        per_host=config.defaults.per_host, user_agent=config.defaults.user_agent, clock=clock, offload=workers.parse
+        per_host=config.defaults.per_host,
+        user_agent=config.defaults.user_agent,
+        clock=clock,
+        offload=workers.parse,
+        host_gate=host_gate,
     )
 
 

@@ -52,6 +52,7 @@ log = logging.getLogger("monitor.fetch")
 
 T = TypeVar("T")
 Offload = Callable[..., Awaitable[Any]]  # (size, fn, *args, time_limit=seconds, **kwargs) -> fn's result
+HostGate = Callable[[str], contextlib.AbstractAsyncContextManager[object]]  # host -> held while its request runs
 
 MAX_REDIRECTS = 5
 ROBOTS_TTL = timedelta(hours=12)
@@ -339,8 +340,10 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 128,
         offload: Offload | None = None,
+        host_gate: HostGate | None = None,
     ) -> None:
         self.per_host = per_host
+        self.host_gate = host_gate  # a cluster-wide hold on one of the host's slots (monitor worker), or none
         self.offload = offload  # runs parses in a worker process, bounded in time (workers.Workers.parse)
         self.user_agent = user_agent
         self.clock = clock
@@ -380,11 +383,16 @@ class Fetcher:
             self._host_slots[host] = asyncio.Semaphore(self.per_host)
         return self._host_slots[host]
 
+    def _gated(self, url: str) -> contextlib.AbstractAsyncContextManager[object]:
+        if self.host_gate is None:
+            return contextlib.nullcontext()
+        return self.host_gate((urlsplit(url).hostname or "").lower())
+
     async def request(self, url: str, limits: RequestLimits, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET `url` within the host's slot. Raises a FetchError subclass (monitor.exceptions)."""
         if urlsplit(url).scheme.lower() not in _SCHEMES:
             raise UnsupportedAddress(f"not an http(s) address: {_shown(url)}", url=url)
-        async with self._slot(url):
+        async with self._slot(url), self._gated(url):
             started = time.monotonic()
             try:
                 async with asyncio.timeout(limits.timeout.total_seconds()):

@@ -18,6 +18,7 @@ from monitor.store.api import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     Claim,
+    ClusterStore,
     DaemonRow,
     FailureRun,
     KnownPost,
@@ -44,6 +45,7 @@ __all__ = [
     "AlertRow",
     "AlertStatus",
     "Claim",
+    "ClusterStore",
     "Copied",
     "DaemonRow",
     "DeliveryRow",
@@ -62,6 +64,7 @@ __all__ = [
     "StoreURL",
     "StuckDelivery",
     "WindowPost",
+    "cluster_store",
     "copy_store",
     "open_store",
     "store_exists",
@@ -109,3 +112,12 @@ def copy_store(source: Path, target: StoreURL, progress: Callable[[str, int, int
     with open_store(target) as store:
         assert isinstance(store, PostgresStore)
         return [Copied(c.table, c.rows) for c in copy_sqlite(source, store, progress)]
+
+
+def cluster_store(store: Store) -> ClusterStore | None:
+    """The store as a scheduler and workers use it (a PostgreSQL store), or None (a SQLite store: one machine)."""
+    try:
+        from monitor.store.postgres import PostgresStore  # noqa: PLC0415  # only for a PostgreSQL store
+    except ImportError:
+        return None
+    return store if isinstance(store, PostgresStore) else None

@@ -12,9 +12,10 @@ Every failure leaves as `StoreError` or one of its subclasses (monitor.exception
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from monitor.exceptions import StoreCorrupt
 from monitor.types import (
@@ -317,3 +318,29 @@ class Store(SourceLog, PostWriter, PostQueries, AlertLog, DaemonLock, Operations
     def close(self) -> None: ...
     def __enter__(self) -> Store: ...
     def __exit__(self, *exc: object) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------ scale-out
+ScriptPlan = Callable[[set[str]], Sequence[tuple[str, str | None]]]  # names applied -> (name, script or None)
+
+
+class HostSlots(Protocol):
+    """The per-host limit across every process of a cluster: `hold(host)` is held while one request runs."""
+
+    def hold(self, host: str) -> AbstractAsyncContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class ClusterStore(Store, Protocol):
+    """What `monitor worker` and `monitor run --role scheduler` need beyond `Store` (the PostgreSQL backend)."""
+
+    def apply_scripts(self, migration_set: str, plan: ScriptPlan) -> list[str]:
+        """Another component's schema, applied once and recorded with the store's migrations; returns the names."""
+        ...
+
+    def host_slots(self, per_host: int) -> HostSlots: ...
+
+    def connection_options(self) -> dict[str, Any]:
+        """What another component's connections to the store's database are opened with (password, timeouts)."""
+        ...

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from monitor.exceptions import StoreError
 from monitor.store.postgres import schema
 from monitor.store.postgres.base import StoreBase, no_store
+from monitor.store.postgres.cluster import ClusterMixin
 from monitor.store.postgres.errors import mapped
 from monitor.store.postgres.lock import LOCK_KEYS, LockMixin
 from monitor.store.postgres.ops import OpsMixin
@@ -34,7 +35,7 @@ LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a writer waits this long for a
 CONNECT_TIMEOUT_S = 10
 
 
-class PostgresStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin, OpsMixin, StoreBase):
+class PostgresStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin, OpsMixin, ClusterMixin, StoreBase):
     """The store in a PostgreSQL database. Split into per-domain mixins: add a method to the one it belongs to."""
 
     def __enter__(self) -> PostgresStore:

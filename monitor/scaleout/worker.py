@@ -1,0 +1,106 @@
+"""`monitor worker`: runs the polls and alert evaluations the scheduler (or a poll) queued, through the same
+pipeline as `monitor run` (pipeline.run_source, outbox.Outbox); any number of them, on any machine.
+
+Each request holds one of its host's cluster-wide slots (HostSlots) as well as this process's own. SIGTERM or
+SIGINT: no new job starts, running ones get STOP_GRACE_S, then are cancelled (their transaction rolls back and
+the scheduler queues the source again at its next turn).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+from monitor.config import Config, SourceConfig
+from monitor.outbox import Outbox
+from monitor.pipeline import open_fetcher, run_source
+from monitor.scaleout import postgres_store, queue
+from monitor.scaleout.timing import Beats
+from monitor.store import ClusterStore, this_process
+from monitor.workers import Workers
+
+log = logging.getLogger("monitor.worker")
+
+STOP_GRACE_S = 5.0  # as monitor.daemon: in-flight polls get this long to finish when the worker is stopped
+CONCURRENCY = 16  # polls at once per worker (as one pass of `monitor poll`: memory stays bounded)
+
+
+class Jobs:
+    """What the two tasks do in this worker."""
+
+    def __init__(self, config: Config, store: ClusterStore, app: queue.App, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.store = store
+        self.app = app
+        self.clock = clock
+        self.sources: dict[str, SourceConfig] = {s.name: s for s in config.sources}
+        self.workers = Workers(config.topics)
+        self.outbox = Outbox(config, store)
+        self.slots = store.host_slots(config.defaults.per_host)
+        self.fetcher = open_fetcher(config, self.workers, clock=clock, host_gate=self.slots.hold)
+        self.polls = 0
+        self.failed = 0
+
+    async def poll(self, name: str) -> None:
+        source = self.sources.get(name)
+        if source is None or not source.enabled:  # the scheduler's config names a source this one does not
+            log.warning("poll_skipped source=%s: not an enabled source of this worker's config", name)
+            return
+        result = await run_source(
+            source,
+            fetcher=self.fetcher,
+            store=self.store,
+            matcher=self.workers.matcher,
+            now=self.clock(),
+            workers=self.workers,
+        )
+        self.polls += 1
+        self.failed += 0 if result.ok else 1
+        damage = self.store.damage()
+        if damage is not None:  # every further write would fail the same way: stop, as monitor run does
+            log.error("store_damaged error=%s: stopping", damage)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if result.ok and result.matches:
+            await queue.defer_evaluate(self.app)
+
+    async def evaluate(self) -> None:
+        """Alerts due now, then their delivery (one evaluation at a time in the cluster: the job's lock)."""
+        self.outbox.evaluate(self.clock())
+        await self.outbox.deliver_async(self.clock())
+
+
+async def run_worker(config: Config, store: ClusterStore, *, clock: Callable[[], datetime], concurrency: int) -> int:
+    url = postgres_store(config, "monitor worker").url
+    queue.ensure_schema(store)
+    beats = Beats.of(config)
+    app = queue.open_app(url, store)
+    jobs = Jobs(config, store, app, clock)
+    queue.register(app, jobs.poll, jobs.evaluate)
+    name = str(this_process())
+    try:
+        async with jobs.fetcher, app.open_async():
+            log.info(
+                "worker_started name=%s sources=%d concurrency=%d heartbeat_s=%g store=%s",
+                name,
+                sum(s.enabled for s in config.sources),
+                concurrency,
+                beats.heartbeat_s,
+                store.location,
+            )
+            await queue.run_worker(
+                app,
+                name=name,
+                concurrency=concurrency,
+                heartbeat_s=beats.heartbeat_s,
+                stalled_after_s=beats.stalled_after_s,
+                grace_s=STOP_GRACE_S,
+            )
+    finally:
+        jobs.workers.close()
+        jobs.slots.close()
+    log.info("worker_stopped polls=%d failed=%d", jobs.polls, jobs.failed)
+    return 1 if store.damage() is not None else 0
