@@ -4,12 +4,20 @@
     .venv/bin/python bench/vs_reader.py --quick         # 20 feeds x 20 items, one host, one pair (< 1 min)
     .venv/bin/python bench/vs_reader.py --check         # exit 1 if a target is missed (else always 0)
     .venv/bin/python bench/vs_reader.py --profile       # also a cold and a re-poll `monitor poll` under cProfile
+    .venv/bin/python bench/vs_reader.py --dev-venv      # monitor from the development venv (.venv), as it is
 
 Installs reader 3.x into a venv of its own under the bench cache (~/.cache/monitor-bench/reader-venv, or
-$MONITOR_BENCH_CACHE; reused when present; never a project dependency). Serves template-style feeds
-(bench/template_gen.py: boilerplate sentences, English and Russian, about 2% on topic, some syndicated)
-from bench/world_server.py in a process of its own, with ETag/304 and robots.txt, on one loopback host
-(monitor per_host 20) and, as a second case, on 127.0.0.1..127.0.0.50 (monitor per_host 2, its default).
+$MONITOR_BENCH_CACHE; reused when present; never a project dependency). monitor runs the same way, from a venv
+of its own (monitor-venv beside it): this checkout installed as a user installs it (`pip install .`: runtime
+dependencies only, byte-code compiled), reinstalled from the checkout at each run (--no-deps, a few seconds).
+The development venv differs from that in ways that are not monitor's: an editable install (an import hook,
+and no byte-code when PYTHONDONTWRITEBYTECODE is set, so every start compiles monitor's sources) and the test
+extras (selenium brings trio, which httpcore imports when present). `--dev-venv` measures it instead.
+
+Serves template-style feeds (bench/template_gen.py: boilerplate sentences, English and Russian, about 2% on
+topic, some syndicated) from bench/world_server.py in a process of its own, with ETag/304 and robots.txt, on
+one loopback host (monitor per_host 20) and, as a second case, on 127.0.0.1..127.0.0.50
+(monitor per_host 2, its default).
 
 For each pair, A then B, each on a fresh store: A = `monitor poll` (a fresh process, robots on), cold, then
 again as a fresh process (every answer a 304); B = reader's `update_feeds_iter(workers=20, scheduled=False)`
@@ -37,6 +45,7 @@ from bench import template_gen
 from bench.harness import (
     BENCH,
     CACHE,
+    ROOT,
     Measured,
     config_yaml,
     feed_urls,
@@ -70,6 +79,23 @@ def reader_python() -> Path:
     return python
 
 
+def monitor_install() -> Path:
+    """The `monitor` script of the bench-only venv, with this checkout (re)installed into it, not editable."""
+    venv = CACHE / "monitor-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing this checkout and its runtime dependencies into {venv} (bench-only) ...", flush=True)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", str(ROOT)]
+    else:
+        install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)]
+    pip = subprocess.run(install, check=False, capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise SystemExit(f"could not install {ROOT} into {venv}:\n{pip.stderr[-3000:]}")
+    return venv / "bin" / "monitor"
+
+
 @dataclass(frozen=True)
 class Side:
     cold: Measured
@@ -77,12 +103,12 @@ class Side:
     detail: str
 
 
-def monitor_side(work: Path, urls: list[str], per_host: int) -> Side:
+def monitor_side(work: Path, urls: list[str], per_host: int, exe: Path) -> Side:
     work.mkdir()
     defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
     config = work / "config.yaml"
     config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
-    cmd = [monitor_exe(), "--config", str(config), "-q", "poll"]
+    cmd = [str(exe), "--config", str(config), "-q", "poll"]
     cold = run_measured(cmd, cwd=work)
     db = sqlite3.connect(work / "monitor.db")
     posts = db.execute("SELECT count(*) FROM posts").fetchone()[0]
@@ -112,14 +138,16 @@ def reader_side(work: Path, urls: list[str], python: Path) -> Side:
     return Side(cold, repoll, f"{first['entries']} entries, failed {first['failed']}/{second['failed']}")
 
 
-def run_case(hosts: int, feeds: int, items: int, pairs: int, per_host: int, python: Path) -> dict[str, float]:
+def run_case(
+    hosts: int, feeds: int, items: int, pairs: int, per_host: int, python: Path, exe: Path
+) -> dict[str, float]:
     print(f"\n== {feeds} feeds x {items} items on {hosts} loopback host(s); monitor per_host {per_host}, robots on; "
           f"reader workers 20; {pairs} pair(s), A = monitor, B = reader")  # fmt: skip
     rows = []
     with world(hosts=hosts, feeds=feeds, items=items, seed=10) as (_, port), tempfile.TemporaryDirectory() as tmp:
         urls = feed_urls(port, feeds, hosts)
         for pair in range(pairs):
-            a = monitor_side(Path(tmp) / f"m{pair}", urls, per_host)
+            a = monitor_side(Path(tmp) / f"m{pair}", urls, per_host, exe)
             b = reader_side(Path(tmp) / f"r{pair}", urls, python)
             rows.append((a, b))
             print(f"   pair {pair + 1}: monitor {a.detail}; reader {b.detail}")
@@ -163,7 +191,7 @@ def run_case(hosts: int, feeds: int, items: int, pairs: int, per_host: int, pyth
     return result
 
 
-def profile_cold(feeds: int, items: int, hosts: int, per_host: int, top: int = 30) -> None:
+def profile_cold(feeds: int, items: int, hosts: int, per_host: int, exe: Path, top: int = 30) -> None:
     """A cold `monitor poll` and then the re-poll under cProfile (python -m cProfile -m monitor), top functions."""
     import pstats
 
@@ -175,7 +203,8 @@ def profile_cold(feeds: int, items: int, hosts: int, per_host: int, top: int = 3
         config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
         for name in ("cold", "re-poll"):
             out = work / f"{name}.prof"
-            cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "monitor", "--config", str(config)]
+            python = str(exe.with_name("python"))
+            cmd = [python, "-m", "cProfile", "-o", str(out), "-m", "monitor", "--config", str(config)]
             run = run_measured([*cmd, "-q", "poll"], cwd=work)
             print(
                 f"\n== profile: {name} `monitor poll` under cProfile, {feeds} x {items}, {hosts} host(s): "
@@ -196,21 +225,23 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="20 feeds x 20 items, one host, one pair")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--profile", action="store_true", help="also profile one cold monitor poll (one host)")
+    parser.add_argument("--dev-venv", action="store_true", help="run monitor from the development venv")
     args = parser.parse_args()
     if args.quick:
         args.feeds, args.items, args.pairs, args.hosts = 20, 20, 1, [1]
     python = reader_python()
     version = subprocess.run([str(python), "-c", "import reader; print(reader.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    print(f"monitor: {monitor_exe()}; reader {version}: {python}")
+    exe = Path(monitor_exe()) if args.dev_venv else monitor_install()
+    print(f"monitor: {exe}; reader {version}: {python}")
     missed = False
     for hosts in args.hosts:
         per_host = 20 if hosts == 1 else 2
-        result = run_case(hosts, args.feeds, args.items, args.pairs, per_host, python)
+        result = run_case(hosts, args.feeds, args.items, args.pairs, per_host, python, exe)
         missed |= result["cold_ratio"] > TARGET_COLD or result["repoll_ratio"] > TARGET_REPOLL
         missed |= result["rss_monitor"] - result["rss_reader"] > TARGET_RSS_MB
     if args.profile:
-        profile_cold(args.feeds, args.items, 1, 20)
+        profile_cold(args.feeds, args.items, 1, 20, exe)
     return 1 if args.check and missed else 0
 
 

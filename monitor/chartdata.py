@@ -29,14 +29,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
-
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING
 
 from monitor.spikes import DetectorParams, judge_many
 
-Floats = NDArray[np.float64]
+if TYPE_CHECKING:  # numpy is imported where it is used (see spikes.py)
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Floats = NDArray[np.float64]
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 100_000  # ~11 years by hour: a bound on memory and time, far past any useful chart
@@ -148,6 +149,8 @@ def chart_data(
 ) -> ChartData:
     """Bucket the topics' hourly counts (UTC hour start -> posts; hours outside the grid are ignored), keep the
     alerts inside the plotted span, and compute the baseline band when there is exactly one topic."""
+    import numpy as np
+
     edges = np.array([e.timestamp() for e in grid.edges])
     starts = grid.edges[grid.history : -1]
     series: dict[str, tuple[tuple[datetime, float], ...]] = {}
@@ -178,6 +181,9 @@ def chart_data(
 def baseline_band(counts: Sequence[float] | Floats, history: int, params: DetectorParams) -> tuple[Floats, Floats]:
     """For each bucket after the first `history` ones: the detector's expected count, judged on the `history`
     buckets before it, and the highest count it would still call usual (see the module docstring)."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
     values = np.asarray(counts, dtype=np.float64)
     n = len(values) - history
     if n <= 0:
@@ -198,6 +204,8 @@ def alert_level(hist: Floats, expected: Floats, params: DetectorParams) -> Float
     The detector's rule: at least `min_count`, above every window of the last `rearm`, and, unless the
     history holds no post at all (cold start), a score >= threshold. The score part is found by probing the
     first two, then doubling and bisection; `expected` (the detector's own) sizes the first step."""
+    import numpy as np
+
     k = hist.shape[1]
     recent = max(1, min(k, round(params.rearm / params.window)))
     level: Floats = np.maximum(hist[:, k - recent :].max(axis=1) + 1.0, float(params.min_count)).astype(np.float64)
@@ -236,6 +244,8 @@ def alert_level(hist: Floats, expected: Floats, params: DetectorParams) -> Float
 
 def _bucket_counts(rows: Sequence[tuple[datetime, int]], edges: Floats) -> Floats:
     """Posts per bucket: each hourly count goes to the bucket its hour starts in."""
+    import numpy as np
+
     if not rows:
         return np.zeros(len(edges) - 1)
     times = np.array([t.timestamp() for t, _ in rows])

@@ -64,9 +64,13 @@ import functools
 import hashlib
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported where it is used: a poll where every answer is a 304 never loads it
+    import numpy as np
+    import numpy.typing as npt
+
+    _U64 = npt.NDArray[np.uint64]
 
 THRESHOLD = 0.9  # estimated Jaccard of word sets at or above which two posts share a cluster
 NUM_PERM = 128  # MinHash permutations; a signature is 1 + 4 * NUM_PERM bytes
@@ -77,7 +81,6 @@ BODY_ONLY_WORDS = 20  # a body of at least this many words is compared without i
 MAX_CHARS = 65_536  # only this much of the normalised text is compared (bounds time and tables)
 FORMAT = 1  # first byte of every signature: signatures of another format never compare equal
 
-_U64 = npt.NDArray[np.uint64]
 _SIG_BYTES = 1 + 4 * NUM_PERM
 
 _URL = re.compile(r"(?:https?://|www\.)\S+")
@@ -93,8 +96,11 @@ _READ_MORE_WINDOW = 40
 _APPEARED_FIRST = re.compile(r"\bthe post .{1,300}? appeared first on .{1,200}$", re.I)  # WordPress feeds
 
 
+@functools.cache
 def _constants() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], np.uint64, np.uint64]:
     """Permutation multipliers (odd) and offsets, and the polynomial base (and its inverse) for words."""
+    import numpy as np
+
     raw = np.frombuffer(hashlib.shake_128(b"monitor.dedupe minhash v1").digest(8 * NUM_PERM), dtype="<u4")
     mult = raw[:NUM_PERM].astype(np.uint32) | np.uint32(1)
     add = raw[NUM_PERM:].astype(np.uint32)
@@ -102,15 +108,15 @@ def _constants() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], np.uin
     return mult, add, np.uint64(base), np.uint64(pow(base, -1, 2**64))
 
 
-_MULT, _ADD, _BASE, _BASE_INV = _constants()
-
-
 @functools.cache
 def _tables() -> tuple[npt.NDArray[np.int8], _U64, _U64]:
     """Word-character table for the BMP, powers of the base and of its inverse (built on first use)."""
+    import numpy as np
+
     word = np.fromiter((_is_word_char(chr(i)) for i in range(0x10000)), dtype=np.int8, count=0x10000)
-    powers = np.cumprod(np.full(MAX_CHARS + 1, _BASE, dtype=np.uint64))  # wraps mod 2**64, as intended
-    inverse = np.cumprod(np.full(MAX_CHARS + 1, _BASE_INV, dtype=np.uint64))
+    _, _, base, base_inverse = _constants()
+    powers = np.cumprod(np.full(MAX_CHARS + 1, base, dtype=np.uint64))  # wraps mod 2**64, as intended
+    inverse = np.cumprod(np.full(MAX_CHARS + 1, base_inverse, dtype=np.uint64))
     one = np.ones(1, dtype=np.uint64)
     return word, np.concatenate((one, powers[:-1])), np.concatenate((one, inverse[:-1]))
 
@@ -147,6 +153,8 @@ def _trailer_start(text: str) -> int | None:
 
 def _spans(s: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Code points of `s` and the start and end offsets of its words."""
+    import numpy as np
+
     codes = np.frombuffer(s.encode("utf-32-le"), dtype="<u4")
     is_word = np.zeros(len(codes) + 2, dtype=np.int8)  # padded: every word has a rising and a falling edge
     if len(codes) and codes.max() > 0xFFFF:  # beyond the BMP (emoji, rare scripts): ask unicodedata
@@ -178,6 +186,8 @@ def dedupe_text(title: str, text: str) -> str:
 
 def _word_hashes(s: str) -> tuple[_U64, int]:
     """Position-free 64-bit polynomial hashes of the words of `s` (of their code points), and their count."""
+    import numpy as np
+
     codes, starts, ends = _spans(s)
     _, powers, inverse = _tables()
     prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
@@ -187,6 +197,8 @@ def _word_hashes(s: str) -> tuple[_U64, int]:
 
 def _word_set(title: str, text: str) -> npt.NDArray[np.uint32]:
     """32-bit hashes of the distinct words of what `dedupe_text` returns (computed without building it)."""
+    import numpy as np
+
     h, count = _word_hashes(_prepare(text))
     if count < BODY_ONLY_WORDS:
         h = np.concatenate((h, _word_hashes(_prepare(title))[0]))
@@ -207,11 +219,14 @@ def signature(title: str, text: str) -> bytes:
     the bench checks that the estimates are unbiased. b'' when the compared text has fewer than
     MIN_WORDS distinct words.
     """
+    import numpy as np
+
     words = _word_set(title, text)
     if len(words) < MIN_WORDS:
         return b""
-    values = np.multiply.outer(words, _MULT)
-    values += _ADD
+    mult, add, _, _ = _constants()
+    values = np.multiply.outer(words, mult)
+    values += add
     mins: bytes = values.min(axis=0).astype("<u4").tobytes()
     return bytes([FORMAT]) + mins
 
@@ -246,6 +261,8 @@ def similarity(a: bytes, b: bytes) -> float:
 
     0.0 when either signature is empty or the two are of different formats (they cannot be compared).
     """
+    import numpy as np
+
     if not a or not b or len(a) != len(b) or a[0] != b[0] or len(a) != _SIG_BYTES:
         return 0.0
     va = np.frombuffer(a, dtype="<u4", offset=1)

@@ -30,13 +30,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING
 
 from monitor.types import CountSeries, Spike
 
-Floats = NDArray[np.float64]
+if TYPE_CHECKING:  # numpy is imported where it is used: a poll that finds no spike never loads it (start-up, memory)
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Floats = NDArray[np.float64]
 
 _DAY = timedelta(days=1)
 _SMOOTH = timedelta(hours=3)  # half-width of the hour-of-day smoothing
@@ -91,6 +93,8 @@ class Verdict:
 def judge(current: float, history: Sequence[float], params: DetectorParams) -> Verdict:
     """Judge one window. `history` = counts of the preceding same-length windows, oldest first
     (for 1h/7d: 168 values; fewer when the topic is young; empty for a brand-new topic)."""
+    import numpy as np
+
     hist = np.asarray(history, dtype=np.float64).reshape(1, -1)
     expected, score, alert = judge_many(np.array([float(current)]), hist, params)
     return Verdict(count=current, expected=float(expected[0]), score=float(score[0]), alert=bool(alert[0]))
@@ -99,6 +103,8 @@ def judge(current: float, history: Sequence[float], params: DetectorParams) -> V
 def judge_many(current: Floats, history: Floats, params: DetectorParams) -> tuple[Floats, Floats, NDArray[np.bool_]]:
     """Vectorised `judge`: row i is judged on current[i] and history[i, :] (oldest first, NaN where
     the window did not exist yet, i.e. on the left). Returns (expected, score, alert) arrays."""
+    import numpy as np
+
     _check_counts(current)
     valid = ~np.isnan(history)
     hist = np.where(valid, history, 0.0)
@@ -114,6 +120,8 @@ def judge_many(current: Floats, history: Floats, params: DetectorParams) -> tupl
 def _may_alert(current: Floats, hist: Floats, params: DetectorParams) -> NDArray[np.bool_]:
     """The cheap half of the alert rule: at least min_count, and above every window of the last
     `rearm` (trivially true for a cold start, whose history holds no post)."""
+    import numpy as np
+
     k = hist.shape[1]
     recent = max(1, min(k, round(params.rearm / params.window)))
     peak = hist[:, k - recent :].max(axis=1) if k else np.zeros(len(current))
@@ -121,6 +129,8 @@ def _may_alert(current: Floats, hist: Floats, params: DetectorParams) -> NDArray
 
 
 def _check_counts(values: Floats) -> None:
+    import numpy as np
+
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError("counts must be finite and >= 0")
 
@@ -136,6 +146,8 @@ class _Season:
 
 def _season(k: int, params: DetectorParams) -> _Season | None:
     """The hour-of-day layout of k history windows, or None when the profile does not apply."""
+    import numpy as np
+
     period = round(_DAY / params.window)
     if not params.seasonal or period < 2 or k < _MIN_PERIODS * period:
         return None
@@ -149,6 +161,8 @@ def _season(k: int, params: DetectorParams) -> _Season | None:
 
 def _flat(k: int) -> _Season:
     """The no-profile layout: one phase, every window weighted alike."""
+    import numpy as np
+
     ones = np.ones((k, 1))
     return _Season(weights=ones, onehot=ones, phase=np.zeros(k, dtype=np.int_))
 
@@ -156,6 +170,8 @@ def _flat(k: int) -> _Season:
 def _fit(hist: Floats, vf: Floats, season: _Season | None, n_valid: NDArray[np.int_]) -> tuple[Floats, Floats, Floats]:
     """mu for the current window, the NB dispersion phi, and the effective number of history windows
     behind mu; rows with 3 days of history use the hour-of-day profile, the others a flat mean."""
+    import numpy as np
+
     seasonal = np.zeros(len(hist), dtype=bool)
     if season is not None:
         seasonal = n_valid >= _MIN_PERIODS * season.weights.shape[1]
@@ -174,6 +190,8 @@ def _fit_rows(hist: Floats, vf: Floats, season: _Season) -> tuple[Floats, Floats
     """Fit the per-phase means and the dispersion, refitting after each winsorising pass (every
     window clipped at its phase mean + 3 sd + 1). Sums go per phase, so no pass builds more than
     two history-sized arrays."""
+    import numpy as np
+
     wsum = np.maximum(vf @ season.weights, 1e-12)
     count = vf @ season.onehot  # valid windows per phase
     w0 = season.weights[:, 0]
@@ -191,6 +209,8 @@ def _fit_rows(hist: Floats, vf: Floats, season: _Season) -> tuple[Floats, Floats
 
 def _row_quantile(hist: Floats, vf: Floats, q: float) -> Floats:
     """The q-quantile of each row's valid windows (lower interpolation; 0 for a row without any)."""
+    import numpy as np
+
     ordered = np.sort(np.where(vf > 0, hist, np.inf), axis=1)
     n = vf.sum(axis=1).astype(np.int_)
     at = np.clip(np.floor(q * (n - 1)).astype(np.int_), 0, max(hist.shape[1] - 1, 0))
@@ -201,6 +221,8 @@ def _row_quantile(hist: Floats, vf: Floats, q: float) -> Floats:
 def _dispersion(hist: Floats, prof: Floats, count: Floats, onehot: Floats) -> Floats:
     """Method-of-moments NB dispersion, sum((h - mu)^2 - mu) / sum(mu^2) over the valid windows
     (mu = the window's phase mean; invalid windows hold 0 and count 0), floored at 0 (Poisson)."""
+    import numpy as np
+
     sq = (hist * hist).sum(axis=1)
     cross = ((hist @ onehot) * prof).sum(axis=1)
     num = sq - 2.0 * cross + (count * (prof * prof - prof)).sum(axis=1)
@@ -210,6 +232,8 @@ def _dispersion(hist: Floats, prof: Floats, count: Floats, onehot: Floats) -> Fl
 
 def _score(current: Floats, mu: Floats, phi: Floats, n_eff: Floats, n_valid: NDArray[np.int_]) -> Floats:
     """Signed root NB deviance of `current` against mu, with mu's own uncertainty in the variance."""
+    import numpy as np
+
     mu_s = np.maximum(mu, 0.5 / (n_valid + 1.0))  # as if half a post had been seen: keeps it finite
     var = (mu_s + phi * mu_s**2) * (1.0 + 1.0 / np.maximum(n_eff, 1.0))
     phi_eff = np.maximum((var - mu_s) / mu_s**2, 0.0)
@@ -218,6 +242,8 @@ def _score(current: Floats, mu: Floats, phi: Floats, n_eff: Floats, n_valid: NDA
 
 def _nb_signed_root_deviance(x: Floats, mu: Floats, phi: Floats) -> Floats:
     """sign(x - mu) * sqrt(2 [x log(x/mu) - (x + 1/phi) log((x + 1/phi)/(mu + 1/phi))]); Poisson at phi 0."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0) / mu), 0.0)
         size = 1.0 / np.maximum(phi, 1e-12)
@@ -235,6 +261,8 @@ def window_counts(published: Sequence[datetime], now: datetime, params: Detector
 
 def series_from_times(published: Sequence[datetime], end: datetime, step: timedelta, buckets: int) -> CountSeries:
     """Count published times into `buckets` buckets of `step` ending at `end` (see CountSeries)."""
+    import numpy as np
+
     w = step.total_seconds()
     times = np.sort(np.array([_utc(t).timestamp() for t in published], dtype=np.float64))
     edges = end.timestamp() - w * np.arange(buckets, -1, -1, dtype=np.float64)  # buckets + 1 edges, oldest first
@@ -268,6 +296,8 @@ def evaluate(
     if last_alert_at is not None and now - last_alert_at < params.cooldown:
         return None
     count, history = _windows(series, params)
+    if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
+        return None
     verdict = judge(count, history, params)
     if not verdict.alert:
         return None
@@ -289,6 +319,8 @@ def detect_series(times: Sequence[datetime], values: Sequence[float], params: De
     Rows are taken in time order; rows that round to the same bucket are summed; a missing bucket
     counts 0. The window judged at a row is that row's bucket and the buckets just before it.
     Raises ValueError for a value that is negative, NaN or infinite, or lengths that differ."""
+    import numpy as np
+
     if len(times) != len(values):
         raise ValueError("times and values differ in length")
     if not times:
@@ -331,6 +363,8 @@ def _utc(t: datetime) -> datetime:
 
 
 def _median_step(secs: Floats, fallback: float) -> float:
+    import numpy as np
+
     steps = np.diff(secs)
     steps = steps[steps > 0]
     return float(np.median(steps)) if len(steps) else fallback
@@ -345,6 +379,7 @@ def _bucket_windows(
     uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int
 ) -> tuple[Floats, Floats]:
     """Current window sums ending at each row's bucket, and the k earlier windows (NaN before the start)."""
+    import numpy as np
 
     def upto(b: NDArray[np.int64]) -> Floats:  # sum of all buckets <= b
         return np.asarray(cum[np.searchsorted(uniq, b, side="right")], dtype=np.float64)

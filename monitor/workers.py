@@ -11,10 +11,12 @@ reads jobs from its stdin and writes results to its stdout, one length-prefixed 
 a time. It dies with its parent: a parent-death signal on Linux (prctl PR_SET_PDEATHSIG, SIGKILL) and,
 everywhere, a thread watching that the parent is still its parent, and end of file on stdin.
 
-Small jobs run inline, where a round trip would cost more than it saves; their cost is bounded by
+Small jobs run inline, where a round trip would cost more than it saves; a small parse's cost is bounded by
 the parsers' structure limits (collectors/structure.py: depth, tags and attributes of HTML; libxml2's
-limits and MAX_ITEMS for feeds) on inputs below MIN_BYTES. A worker lost between jobs is replaced and
-the job sent to the new one; a job that loses two workers fails with ParseError (it would crash us too).
+limits and MAX_ITEMS for feeds) on inputs below MIN_BYTES. A batch to prepare also runs inline when every
+worker is busy: preparing is bounded work, a parse is not (a large parse always waits for a worker). A worker
+lost between jobs is replaced and the job sent to the new one; a job that loses two workers fails with
+ParseError (it would crash us too).
 """
 
 from __future__ import annotations
@@ -271,8 +273,11 @@ class Workers:
         return [w.pid for w in self._all if w.process.poll() is None]
 
     async def prepare(self, items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
-        """Normalise, match and sign `items` (prepare.prepare), in a worker when the batch is large."""
-        if len(items) < MIN_ITEMS or self.processes <= 0:
+        """Normalise, match and sign `items` (prepare.prepare), in a worker when the batch is large and a worker
+        is free. Unlike a parse, this is our own bounded work (linear in text already cut to max_bytes), safe
+        inline: when every worker is busy (or still starting), waiting for one would leave this core idle while
+        the other queues, so the batch is prepared here instead (a cold poll of many feeds: both cores work)."""
+        if len(items) < MIN_ITEMS or self.processes <= 0 or self._slot().locked():
             return prepare(items, source, known, now, self.matcher)
         job: tuple[Any, ...] = (_prepare_in_worker, (list(items), source, dict(known), now), {})
         return await self._run(

@@ -218,6 +218,6 @@ def test_the_module_is_pure() -> None:
     tree = ast.parse(source)
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "functools", "hashlib", "re", "unicodedata", "numpy", "numpy.typing"}
+    assert imported <= {"__future__", "functools", "hashlib", "re", "unicodedata", "typing", "numpy", "numpy.typing"}
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"hash", "open", "print"}  # builtin hash() is salted per process

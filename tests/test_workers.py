@@ -51,6 +51,14 @@ def my_pid(body: bytes) -> int:
     return os.getpid()
 
 
+def wait_for_file(body: bytes, path: str) -> int:
+    """A parse that holds its worker until `path` exists (bounded: 60 s)."""
+    end = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < end:  # noqa: PTH110  # in the worker, no pathlib import
+        time.sleep(0.01)
+    return os.getpid()
+
+
 @pytest.fixture
 def items(corpus: Path) -> list[RawItem]:
     feed = parse_feed((corpus / "rss/en_nytimes-world.xml").read_bytes(), url="https://www.nytimes.com/")
@@ -130,6 +138,29 @@ def test_a_job_that_takes_its_worker_down_twice_fails_alone(workers: Workers) ->
     with pytest.raises(ParseError, match=r"parsing stopped the worker process twice \(exit code 3\)"):
         asyncio.run(workers.parse(len(BIG), exit_hard, BIG))
     assert asyncio.run(workers.parse(len(BIG), my_pid, BIG)) in workers.pids
+
+
+def test_a_batch_is_prepared_inline_while_the_worker_is_busy(
+    items: list[RawItem], workers: Workers, tmp_path: Path
+) -> None:
+    """A busy worker (here: held by a parse until a file appears) makes a prepare run in this process at once,
+    never wait behind the parse; the worker is still busy when the batch comes back."""
+    release = tmp_path / "release"
+
+    async def go() -> tuple[list[object], bool, int]:
+        parsing = asyncio.ensure_future(workers.parse(len(BIG), wait_for_file, BIG, str(release)))
+        for _ in range(600):  # until the parse holds the worker (bounded)
+            if workers.pids:
+                break
+            await asyncio.sleep(0.01)
+        prepared = await workers.prepare(items, "nyt", {}, NOW)
+        still_parsing = not parsing.done()
+        release.touch()
+        return list(prepared), still_parsing, await parsing
+
+    prepared, still_parsing, parse_pid = asyncio.run(go())
+    assert still_parsing and parse_pid in workers.pids
+    assert prepared == prepare(items, "nyt", {}, NOW, workers.matcher)
 
 
 def test_no_workers_means_inline(items: list[RawItem]) -> None:
