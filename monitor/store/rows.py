@@ -12,7 +12,16 @@ from typing import Any
 
 from monitor.store.api import SourceRow
 from monitor.store.details import decode_details
-from monitor.types import AlertKind, AlertRow, AlertStatus, ClusterPost, DeliveryRow, SourceState, WindowPost
+from monitor.types import (
+    AlertKind,
+    AlertRow,
+    AlertStatus,
+    ClusterPost,
+    DeliveryRow,
+    SourceState,
+    StuckDelivery,
+    WindowPost,
+)
 from monitor.units import from_iso, iso
 
 
@@ -93,6 +102,18 @@ def source_row_of(row: dict[str, Any]) -> SourceRow:
         url=row["url"],
         posts=row["posts"],
         last_fetch_at=dt(row["last_fetch_at"]),
+    )
+
+
+def stuck_delivery_of(row: dict[str, Any]) -> StuckDelivery:
+    """A delivery joined with its alert's kind and created_at (both backends' stuck_deliveries)."""
+    return StuckDelivery(
+        alert_id=row["alert_id"],
+        channel=row["channel"],
+        kind=row["kind"],
+        created_at=from_iso(row["created_at"]),
+        attempts=row["attempts"],
+        error=row["error"],
     )
 
 

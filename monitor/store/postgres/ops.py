@@ -14,7 +14,7 @@ from typing import Any
 from monitor.store.api import DaemonRow, RematchBatch
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
-from monitor.store.rows import ts
+from monitor.store.rows import stuck_delivery_of, ts
 from monitor.types import Match, StuckDelivery
 from monitor.units import from_iso
 
@@ -41,17 +41,7 @@ class OpsMixin(StoreBase):
                    WHERE d.status = 'pending' AND a.created_at < %s ORDER BY a.created_at, d.alert_id, d.channel""",
                 (ts(created_before),),
             )
-        return [
-            StuckDelivery(
-                alert_id=r["alert_id"],
-                channel=r["channel"],
-                kind=r["kind"],
-                created_at=from_iso(r["created_at"]),
-                attempts=r["attempts"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [stuck_delivery_of(r) for r in rows]
 
     @wrapped("count matches per topic")
     def match_counts(self) -> dict[str, int]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from monitor.store.api import DaemonRow, RematchBatch
-from monitor.store.rows import ts
+from monitor.store.rows import stuck_delivery_of, ts
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import Match, StuckDelivery
@@ -36,17 +36,7 @@ class OpsMixin(StoreBase):
                WHERE d.status = 'pending' AND a.created_at < ? ORDER BY a.created_at, d.alert_id, d.channel""",
             (ts(created_before),),
         )
-        return [
-            StuckDelivery(
-                alert_id=r["alert_id"],
-                channel=r["channel"],
-                kind=r["kind"],
-                created_at=from_iso(r["created_at"]),
-                attempts=r["attempts"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [stuck_delivery_of(r) for r in rows]
 
     @wrapped("count matches per topic")
     def match_counts(self) -> dict[str, int]:
