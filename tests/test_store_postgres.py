@@ -53,6 +53,14 @@ def test_the_schema_has_the_contract_tables_and_views_and_migrates_once(pg_url: 
         assert sql(store, "SELECT topics FROM post_topics") == [('["separatism"]',)]
 
 
+def test_check_names_any_table_or_view_of_the_schema_that_is_missing(pg_url: StoreURL) -> None:
+    with open_store(pg_url) as store:
+        assert store.check() == []
+        sql(store, "DROP TABLE topic_fingerprints")
+        sql(store, "DROP VIEW post_topics")
+        assert store.check() == ["missing table or view: post_topics", "missing table or view: topic_fingerprints"]
+
+
 def test_a_store_of_the_first_version_gets_the_carried_columns_filled(pg_url: StoreURL) -> None:
     """Migration 0005 on a store holding matches: each gets its post's time and cluster, and the index."""
     with open_store(pg_url) as store:

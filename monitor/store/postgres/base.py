@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from monitor.exceptions import StoreCorrupt, StoreError, StoreReadOnly
 from monitor.store.postgres.errors import mapped
-from monitor.store.postgres.schema import INDEXING
+from monitor.store.postgres.schema import INDEXING, relations
 
 
 class StoreBase:
@@ -92,10 +92,8 @@ class StoreBase:
             return cursor.fetchall()
 
     def check(self) -> list[str]:
-        """What is missing from the schema (tables and views of the contract), or [] when the store is sound.
-        The server checks its own pages (checksums, amcheck); this checks the store is complete."""
-        wanted = ("posts", "matches", "posts_fts", "alerts", "deliveries", "fetches", "sources", "daemon")
-        views = ("topic_hourly", "topic_daily", "post_topics")
+        """What is missing from the schema (every table and view its migrations create), or [] when the store is
+        sound. The server checks its own pages (checksums, amcheck); this checks the store is complete."""
         with self.read("check the store") as conn:
             found = {
                 r[0]
@@ -103,7 +101,7 @@ class StoreBase:
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
                 )
             }
-        return [f"missing table or view: {name}" for name in (*wanted, *views) if name not in found]
+        return [f"missing table or view: {name}" for name in relations() if name not in found]
 
 
 def no_store(location: str) -> StoreError:

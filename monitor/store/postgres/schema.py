@@ -11,6 +11,7 @@ A migration, once released, is never edited: a change of schema is a new step at
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MIGRATION_SET = "monitor"
@@ -219,6 +220,14 @@ STEPS: dict[str, list[str]] = {
     "0005_matches_carry_time_and_cluster": _MATCHES_CARRY_TIME_AND_CLUSTER,
     "0006_topic_fingerprints": _TOPIC_FINGERPRINTS,
 }
+
+_CREATED = re.compile(r"^\s*CREATE (?:TABLE|VIEW) (\w+)", re.MULTILINE)
+
+
+def relations() -> list[str]:
+    """Every table and view the steps create, in order: what `check` expects to find."""
+    return [m.group(1) for step in STEPS.values() for script in step for m in _CREATED.finditer(script)]
+
 
 CREATE_MIGRATIONS = f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     migration_set TEXT NOT NULL,
