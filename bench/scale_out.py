@@ -155,11 +155,11 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
-    def scheduler(self) -> subprocess.Popen[bytes]:
-        return self.start("scheduler", "run", "--role", "scheduler")
+    def scheduler(self, *options: str) -> subprocess.Popen[bytes]:
+        return self.start("scheduler", "run", "--role", "scheduler", *options)
 
-    def worker(self, name: str, concurrency: int = 8) -> subprocess.Popen[bytes]:
-        return self.start(name, "worker", "--concurrency", str(concurrency))
+    def worker(self, name: str, concurrency: int = 8, *options: str) -> subprocess.Popen[bytes]:
+        return self.start(name, "worker", "--concurrency", str(concurrency), *options)
 
     def log(self, name: str) -> str:
         return (self.work / f"{name}.log").read_text(errors="replace")

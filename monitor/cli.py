@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported where used: `monitor --help` loads no config, stor
     from rich.text import Text
 
     from monitor.config import Config
+    from monitor.metrics import Listen
     from monitor.store import PostFilter, SourceRow, Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -373,6 +374,22 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
         click.echo(summary.headline())
 
 
+def _metrics_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--metrics and --metrics-public, the same on `monitor run` and `monitor worker`."""
+    command = click.option(
+        "--metrics-public",
+        is_flag=True,
+        help="Allow --metrics on a non-loopback address (the figures name every source and topic).",
+    )(command)
+    return click.option(
+        "--metrics",
+        "metrics_at",
+        metavar="HOST:PORT",
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108; port 0 = any free one). "
+        "Off by default.",
+    )(command)
+
+
 @main.command()
 @click.option(
     "--role",
@@ -382,18 +399,7 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
     help="all: poll, alert and mail in this process. scheduler (PostgreSQL store): queue each due poll for "
     "`monitor worker` processes on any machine (a second scheduler waits as a standby).",
 )
-@click.option(
-    "--metrics",
-    "metrics_at",
-    metavar="HOST:PORT",
-    help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108; port 0 = any free one). Off "
-    "by default.",
-)
-@click.option(
-    "--metrics-public",
-    is_flag=True,
-    help="Allow --metrics on a non-loopback address (the figures name every source and topic).",
-)
+@_metrics_options
 @click.pass_context
 def run(ctx: click.Context, role: str, metrics_at: str | None, metrics_public: bool) -> None:
     """Run the daemon: poll each source on its interval, evaluate alerts, send mail.
@@ -413,7 +419,7 @@ def run(ctx: click.Context, role: str, metrics_at: str | None, metrics_public: b
     for warning in config.warnings:
         log.warning("config_warning %s", warning)
     if role == "scheduler":
-        _serve_cluster(ctx, config, "monitor run --role scheduler", lambda store: _scheduler(config, store))
+        _serve_cluster(ctx, config, "monitor run --role scheduler", lambda store: _scheduler(config, store, listen))
     path = ctx.ensure_object(dict)["config_path"]
     store = get_store(ctx, create=True)
 
@@ -429,7 +435,7 @@ def run(ctx: click.Context, role: str, metrics_at: str | None, metrics_public: b
     sys.exit(code)
 
 
-def _metrics_address(value: str, public: bool) -> Any:
+def _metrics_address(value: str, public: bool) -> Listen:
     from monitor.metrics import parse_listen
 
     try:
@@ -453,17 +459,19 @@ def _metrics_address(value: str, public: bool) -> Any:
     show_default=True,
     help="Polls at once in this worker (each host's limit, defaults.per_host, holds across all workers).",
 )
+@_metrics_options
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int) -> None:
+def worker(ctx: click.Context, concurrency: int, metrics_at: str | None, metrics_public: bool) -> None:
     """Run queued polls and alert evaluations (PostgreSQL store; start `monitor run --role scheduler` once).
 
     Any number of workers, on any machine, with the same config. A source is polled by one worker at a time;
     the jobs of a worker that dies are queued again. SIGTERM or SIGINT: running polls get 5 s to finish (exit 0).
     """
+    listen = _metrics_address(metrics_at, metrics_public) if metrics_at is not None else None
     config = get_config(ctx)
     for warning in config.warnings:
         log.warning("config_warning %s", warning)
-    _serve_cluster(ctx, config, "monitor worker", lambda store: _worker(config, store, concurrency))
+    _serve_cluster(ctx, config, "monitor worker", lambda store: _worker(config, store, concurrency, listen))
 
 
 def _serve_cluster(
@@ -491,22 +499,22 @@ def _serve_cluster(
     sys.exit(code)
 
 
-async def _scheduler(config: Config, store: Store) -> int:
+async def _scheduler(config: Config, store: Store, metrics: Listen | None) -> int:
     from monitor.scaleout.scheduler import run_scheduler
     from monitor.store import cluster_store
 
     cluster = cluster_store(store)
     assert cluster is not None  # _serve_cluster checked the store is PostgreSQL
-    return await run_scheduler(config, cluster, clock=now_utc)
+    return await run_scheduler(config, cluster, clock=now_utc, metrics=metrics)
 
 
-async def _worker(config: Config, store: Store, concurrency: int) -> int:
+async def _worker(config: Config, store: Store, concurrency: int, metrics: Listen | None) -> int:
     from monitor.scaleout.worker import run_worker
     from monitor.store import cluster_store
 
     cluster = cluster_store(store)
     assert cluster is not None
-    return await run_worker(config, cluster, clock=now_utc, concurrency=concurrency)
+    return await run_worker(config, cluster, clock=now_utc, concurrency=concurrency, metrics=metrics)
 
 
 # ---------------------------------------------------------------------------------------------- search / stats

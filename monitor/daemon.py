@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import ConfigError, MonitorError
-from monitor.metrics import Listen, Metrics
+from monitor.metrics import Listen, Metrics, serve_metrics
 from monitor.outbox import Outbox
 from monitor.pipeline import open_fetcher, run_source
 from monitor.rematch import topic_changes
@@ -371,16 +371,13 @@ async def run_daemon(
     store.lock_daemon(this_process(), clock())
     topic_changes(config, store, clock())  # logs a changed topic set, pointing at `monitor rematch`
     outbox = Outbox(config, store)
-    figures: Metrics | None = None
-    if metrics is not None:
-        figures = Metrics()
-        try:
-            host, port = figures.serve(metrics)
-        except MonitorError:
-            store.unlock_daemon()
-            raise
+    try:
+        figures = serve_metrics(metrics)
+    except MonitorError:
+        store.unlock_daemon()
+        raise
+    if figures is not None:
         figures.store_sizes(store.counts()["posts"], store.match_counts())
-        log.info("metrics_listening url=http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
     after_poll, on_tick = alert_hooks(lambda: outbox, clock, figures)
 
     def on_reload(new: Config) -> None:

@@ -1,8 +1,10 @@
-"""`monitor run --metrics HOST:PORT`: the daemon's figures in the Prometheus text format (prometheus-client).
+"""`--metrics HOST:PORT`: the figures of `monitor run`, `monitor run --role scheduler` and `monitor worker` in
+the Prometheus text format (prometheus-client).
 
 Off by default; served on loopback unless the operator asks for another address (the figures name every
-source and topic). The daemon updates them as it works, on its event loop; the HTTP server runs in
-prometheus-client's own thread and only reads them.
+source and topic). The process updates them as it works, on its event loop; the HTTP server runs in
+prometheus-client's own thread and only reads them. Each role fills the figures of its own work: the daemon
+all but the queue's, a scheduler the queue's and the store's sizes, a worker its polls and alerts.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ class Metrics:
             "monitor_alerts_delivered", "Alert deliveries by channel and outcome.", ["channel", "status"], registry=r
         )
         self.sources = Gauge("monitor_sources", "Sources scheduled.", registry=r)
+        self.queued = Counter("monitor_polls_queued", "Polls queued for the workers.", registry=r)
+        self.coalesced = Counter(
+            "monitor_polls_coalesced", "Due polls not queued: the source's last poll was still waiting.", registry=r
+        )
+        self.requeued = Counter("monitor_jobs_requeued", "Jobs of silent workers put back in the queue.", registry=r)
+        self.queue_jobs = Gauge("monitor_queue_jobs", "Jobs in the queue, by state.", ["state"], registry=r)
         self._server: object | None = None
 
     def serve(self, where: Listen) -> tuple[str, int]:
@@ -134,3 +142,23 @@ class Metrics:
 
     def scheduled(self, count: int) -> None:
         self.sources.set(count)
+
+    # what a scheduler reports
+    def queue_step(self, queued: int, coalesced: int, requeued: int) -> None:
+        self.queued.inc(queued)
+        self.coalesced.inc(coalesced)
+        self.requeued.inc(requeued)
+
+    def backlog(self, waiting: int, running: int) -> None:
+        self.queue_jobs.labels("waiting").set(waiting)
+        self.queue_jobs.labels("running").set(running)
+
+
+def serve_metrics(where: Listen | None) -> Metrics | None:
+    """Figures served at `where` (None: no figures). Raises MonitorError when the address cannot be bound."""
+    if where is None:
+        return None
+    figures = Metrics()
+    host, port = figures.serve(where)
+    log.info("metrics_listening url=http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
+    return figures

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -23,14 +25,21 @@ import pytest
 from bench.scale_out import Cluster, FeedWorld, config_text, wait_for
 from monitor.scaleout import queue
 from monitor.scaleout.timing import Beats, Cadence
+from monitor.scaleout.worker import Jobs
 from monitor.store import cluster_store, open_store
+from monitor.store.postgres.cluster import SOURCE_KEY
 from monitor.types import StoreURL
 from tests import pgserver
-from tests.conftest import SmtpServer, make_config, run_monitor, write_config
+from tests.conftest import RawServer, SmtpServer, make_config, respond, run_monitor, sql, write_config
 
 SOURCES = 300
 INTERVAL_S = 10.0
 KILL_SOURCES = 100  # the kill run: polls kept in flight by slow answers, a load the 2-core CI box must keep up with
+FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>News</title><item><title>On separatism</title>'
+    b"<link>http://127.0.0.1/1</link><guid>1</guid><description>A text on separatism.</description></item>"
+    b"</channel></rss>"
+)
 KILL_INTERVAL_S = 20.0  # the kill run's feeds answer slowly (polls in flight to cut): fewer polls a second
 
 
@@ -121,6 +130,89 @@ def test_host_slots_hold_the_limit_across_stores(pg_url: StoreURL) -> None:
     assert most == 3
 
 
+def test_a_source_is_polled_by_one_process_of_the_cluster_at_a_time(pg_url: StoreURL) -> None:
+    """Source locks of two stores (two workers): one holder per source, a second poll in the same process refused
+    too, and a holder whose connection dies (a killed worker) leaves the source free."""
+    with open_store(pg_url) as one_store, open_store(pg_url) as two_store:
+        one, two = (cluster_store(s) for s in (one_store, two_store))
+        assert one is not None and two is not None
+        first, second = one.source_locks(), two.source_locks()
+        gone = False
+
+        async def scenario() -> list[bool]:
+            nonlocal gone
+            seen = []
+            async with first.hold("a") as held:
+                seen.append(held)
+                async with second.hold("a") as other, first.hold("a") as again, second.hold("b") as b:
+                    seen += [other, again, b]
+            async with second.hold("a") as after:
+                seen.append(after)
+            async with first.hold("a") as held:
+                held_here = (
+                    "FROM pg_locks WHERE locktype = 'advisory' AND objid = ? AND pid <> pg_backend_pid() AND "
+                    "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+                sql(one_store, f"SELECT pg_terminate_backend(pid) {held_here}", (SOURCE_KEY,))
+                # the server ends the backend a moment after it is asked to (a killed worker's, as soon as it notices)
+                gone = wait_for(lambda: sql(one_store, f"SELECT count(*) {held_here}", (SOURCE_KEY,)) == [(0,)], 30)
+                async with second.hold("a") as after_death:
+                    seen += [held, after_death]
+            async with first.hold("a") as reconnected:  # the dead connection is replaced
+                seen.append(reconnected)
+            return seen
+
+        try:
+            assert asyncio.run(scenario()) == [True, False, False, True, True, True, True, True]
+            assert gone
+        finally:
+            first.close()
+            second.close()
+
+
+def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
+    tmp_path: Path, pg_url: StoreURL, raw_server: RawServer
+) -> None:
+    raw_server.routes["/feed"] = respond(200, FEED, {"Content-Type": "application/rss+xml"})
+    config = make_config(
+        tmp_path,
+        f"""
+        store: "{pg_url}"
+        topics: {{t: [separatism]}}
+        sources:
+          - {{name: news, type: feed, url: "{raw_server.url("/feed")}"}}
+        """,
+    )
+    with open_store(pg_url) as store, open_store(pg_url) as elsewhere:
+        cluster, other = cluster_store(store), cluster_store(elsewhere)
+        assert cluster is not None and other is not None
+        holder = other.source_locks()
+
+        def feed_requests() -> int:
+            return sum(path == "/feed" for path, _ in raw_server.requests)
+
+        async def polls() -> tuple[int, int]:
+            queue.ensure_schema(cluster)
+            jobs = Jobs(config, cluster, queue.open_app(str(pg_url), cluster), lambda: datetime.now(UTC))
+            try:
+                async with jobs.fetcher, jobs.app.open_async():
+                    async with holder.hold("news") as held:
+                        assert held
+                        await jobs.poll("news")  # the other worker still polls it: skipped
+                    skipped = feed_requests()
+                    await jobs.poll("news")
+                    return skipped, feed_requests()
+            finally:
+                jobs.workers.close()
+                jobs.slots.close()
+                jobs.source_locks.close()
+                holder.close()
+
+        assert asyncio.run(polls()) == (0, 1)
+        assert sql(store, "SELECT count(*) FROM posts") == [(1,)]
+        assert sql(store, "SELECT task_name FROM procrastinate_jobs") == [(queue.EVALUATE,)]  # the match's evaluation
+
+
 # ------------------------------------------------------------------------------------------ real processes
 def jobs(pg: pgserver.Cluster, database: str, where: str) -> list[str]:
     rows = pg.psql(f"SELECT args->>'source' FROM procrastinate_jobs j {where}", database)
@@ -209,6 +301,41 @@ def test_a_scheduler_and_three_workers_poll_each_source_once_per_interval(
     check_posts_and_mail(world, url, smtp)
     polled = [cluster.log(f"worker{n}").count("collected source=") for n in range(3)]
     assert all(p > SOURCES / 10 for p in polled), polled  # the polls are spread over the three
+
+
+def scraped(log: str) -> dict[str, float]:
+    """The figures served at the `metrics_listening` address a process logged (series name with labels -> value)."""
+    found = re.search(r"metrics_listening url=(http://127\.0\.0\.1:\d+/metrics)", log)
+    assert found, log[-2000:]
+    with urllib.request.urlopen(found.group(1), timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines() if line and line[0] != "#")
+    }
+
+
+def test_the_scheduler_and_a_worker_serve_their_metrics(tmp_path: Path, pg_cluster: pgserver.Cluster) -> None:
+    sources = 20
+    world, _url, _database, cluster = start_world(tmp_path, pg_cluster, None, sources=sources, delay=0.0, per_host=8)
+    try:
+        cluster.worker("worker0", 4, "--metrics", "127.0.0.1:0")
+        cluster.scheduler("--metrics", "127.0.0.1:0")
+        assert wait_for(lambda: all(world.log[str(k)] for k in range(sources)), 3 * INTERVAL_S), "not all polled"
+        assert wait_for(lambda: "metrics_listening" in cluster.log("scheduler"), 30)
+        worker = scraped(cluster.log("worker0"))
+        assert wait_for(lambda: 'monitor_queue_jobs{state="waiting"}' in scraped(cluster.log("scheduler")), 30)
+        scheduler = scraped(cluster.log("scheduler"))
+        codes = cluster.stop()
+    finally:
+        cluster.stop()
+        world.close()
+    assert set(codes.values()) == {0}, {n: cluster.log(n)[-2000:] for n in codes}
+    polls = sum(v for k, v in worker.items() if k.startswith("monitor_polls_total{"))
+    assert polls >= sources and worker["monitor_sources"] == sources
+    assert sum(v for k, v in worker.items() if k.startswith("monitor_posts_new_total{")) >= sources
+    assert scheduler["monitor_polls_queued_total"] >= sources and scheduler["monitor_sources"] == sources
+    assert "monitor_polls_total" not in "".join(scheduler)  # the polls are the workers' figures
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 The queue is Procrastinate's, in the store's own PostgreSQL database (no other server). Guarantees, and what
 gives each:
 - a source is queued at most once (the job's queueing lock `poll:<source>`) and polled by one worker at a time
-  (its lock `source:<source>`: no job of that lock starts while another one runs);
+  (its lock `source:<source>`: no job of that lock starts while another one runs; and, for a job requeued while
+  its stalled first run still goes on, the source's advisory lock, store.postgres.cluster.SourceLocks);
 - the per-host limit holds across workers: a request holds one of the host's `per_host` advisory locks
   (store.postgres.cluster.HostSlots), released by the server when a killed worker's connection ends;
 - alerts are evaluated by one worker at a time (the evaluate job's lock `alerts`, at most one waiting) and each

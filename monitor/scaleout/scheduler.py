@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from monitor.config import Config
 from monitor.exceptions import MonitorError, StoreLocked
+from monitor.metrics import Listen, Metrics, serve_metrics
 from monitor.scaleout import postgres_store, queue
 from monitor.scaleout.timing import Beats, Cadence
 from monitor.store import ClusterStore, this_process
@@ -33,7 +34,14 @@ STANDBY_RETRY_S = 2.0  # a standby scheduler asks for the lock this often (besid
 
 
 class Scheduler:
-    def __init__(self, config: Config, store: ClusterStore, app: queue.App, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: ClusterStore,
+        app: queue.App,
+        clock: Callable[[], datetime],
+        figures: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.app = app
@@ -44,6 +52,9 @@ class Scheduler:
         self.queued = 0
         self.coalesced = 0
         self.requeued = 0
+        self.figures = figures
+        if figures is not None:
+            figures.scheduled(len(self.cadence.sources))
         self._next: dict[str, float] = {}
 
     def _time_for(self, chore: str, every_s: float) -> bool:
@@ -67,16 +78,24 @@ class Scheduler:
                 await asyncio.wait_for(self.stopping.wait(), STEP_S)
 
     async def step(self) -> None:
+        queued = coalesced = requeued = 0
         for source in self.cadence.due(self.clock()):
             if await queue.defer_poll(self.app, source.name):
-                self.queued += 1
+                queued += 1
             else:
-                self.coalesced += 1
+                coalesced += 1
                 log.info("poll_coalesced source=%s: its last poll is still waiting in the queue", source.name)
         if self._time_for("stalled", self.beats.heartbeat_s):
             for job in await queue.requeue_stalled(self.app, self.beats.stalled_after_s):
-                self.requeued += 1
+                requeued += 1
                 log.warning("job_requeued job=%s: its worker stopped beating", job)
+            if self.figures is not None:
+                self.figures.backlog(*await queue.backlog(self.app))
+        self.queued += queued
+        self.coalesced += coalesced
+        self.requeued += requeued
+        if self.figures is not None:
+            self.figures.queue_step(queued, coalesced, requeued)
         if self._time_for("evaluate", TICK.total_seconds()):
             await queue.defer_evaluate(self.app)
         if self._time_for("store-heartbeat", STORE_HEARTBEAT.total_seconds()):
@@ -88,6 +107,8 @@ class Scheduler:
         pruned = self.store.prune_fetches(self.clock() - FETCH_LOG_KEPT)
         await queue.prune_jobs(self.app)
         waiting, running = await queue.backlog(self.app)
+        if self.figures is not None:  # hourly: an exact count of a large PostgreSQL table is a scan
+            self.figures.store_sizes(self.store.counts()["posts"], self.store.match_counts())
         log.info(
             "heartbeat queued=%d coalesced=%d requeued=%d waiting=%d running=%d fetch_log_pruned=%d",
             self.queued,
@@ -99,10 +120,24 @@ class Scheduler:
         )
 
 
-async def run_scheduler(config: Config, store: ClusterStore, *, clock: Callable[[], datetime]) -> int:
-    """Queue polls until SIGTERM/SIGINT. Raises StoreLocked if another scheduler took over the store meanwhile."""
+async def run_scheduler(
+    config: Config, store: ClusterStore, *, clock: Callable[[], datetime], metrics: Listen | None = None
+) -> int:
+    """Queue polls until SIGTERM/SIGINT. Raises StoreLocked if another scheduler took over the store meanwhile;
+    `metrics` serves the scheduler's figures there (a standby's too: it says it is alive)."""
     url = postgres_store(config, "monitor run --role scheduler").url
     queue.ensure_schema(store)
+    figures = serve_metrics(metrics)
+    try:
+        return await _schedule(config, store, url, clock, figures)
+    finally:
+        if figures is not None:
+            figures.close()
+
+
+async def _schedule(
+    config: Config, store: ClusterStore, url: str, clock: Callable[[], datetime], figures: Metrics | None
+) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,7 +148,7 @@ async def run_scheduler(config: Config, store: ClusterStore, *, clock: Callable[
         app = queue.open_app(url, store)
         try:
             async with app.open_async():
-                scheduler = Scheduler(config, store, app, clock)
+                scheduler = Scheduler(config, store, app, clock, figures)
                 scheduler.stopping = stopping
                 log.info(
                     "scheduler_started sources=%d stalled_after_s=%g store=%s",

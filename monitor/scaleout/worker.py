@@ -1,7 +1,8 @@
 """`monitor worker`: runs the polls and alert evaluations the scheduler (or a poll) queued, through the same
 pipeline as `monitor run` (pipeline.run_source, outbox.Outbox); any number of them, on any machine.
 
-Each request holds one of its host's cluster-wide slots (HostSlots) as well as this process's own. SIGTERM or
+A poll holds its source's cluster-wide lock (SourceLocks: a requeued job whose first run is still going skips),
+and each request one of its host's cluster-wide slots (HostSlots) as well as this process's own. SIGTERM or
 SIGINT: no new job starts, running ones get STOP_GRACE_S, then are cancelled (their transaction rolls back and
 the scheduler queues the source again at its next turn).
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from monitor.config import Config, SourceConfig
+from monitor.metrics import Listen, Metrics, serve_metrics
 from monitor.outbox import Outbox
 from monitor.pipeline import open_fetcher, run_source
 from monitor.scaleout import postgres_store, queue
@@ -31,7 +33,14 @@ CONCURRENCY = 16  # polls at once per worker (as one pass of `monitor poll`: mem
 class Jobs:
     """What the two tasks do in this worker."""
 
-    def __init__(self, config: Config, store: ClusterStore, app: queue.App, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: ClusterStore,
+        app: queue.App,
+        clock: Callable[[], datetime],
+        figures: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.app = app
@@ -40,7 +49,9 @@ class Jobs:
         self.workers = Workers(config.topics)
         self.outbox = Outbox(config, store)
         self.slots = store.host_slots(config.defaults.per_host)
+        self.source_locks = store.source_locks()
         self.fetcher = open_fetcher(config, self.workers, clock=clock, host_gate=self.slots.hold)
+        self.figures = figures
         self.polls = 0
         self.failed = 0
 
@@ -49,16 +60,22 @@ class Jobs:
         if source is None or not source.enabled:  # the scheduler's config names a source this one does not
             log.warning("poll_skipped source=%s: not an enabled source of this worker's config", name)
             return
-        result = await run_source(
-            source,
-            fetcher=self.fetcher,
-            store=self.store,
-            matcher=self.workers.matcher,
-            now=self.clock(),
-            workers=self.workers,
-        )
+        async with self.source_locks.hold(name) as ours:
+            if not ours:  # a requeued job whose first run is still going (its worker stalled, not dead)
+                log.warning("poll_skipped source=%s: another worker is still polling it", name)
+                return
+            result = await run_source(
+                source,
+                fetcher=self.fetcher,
+                store=self.store,
+                matcher=self.workers.matcher,
+                now=self.clock(),
+                workers=self.workers,
+            )
         self.polls += 1
         self.failed += 0 if result.ok else 1
+        if self.figures is not None:
+            self.figures.polled(result)
         damage = self.store.damage()
         if damage is not None:  # every further write would fail the same way: stop, as monitor run does
             log.error("store_damaged error=%s: stopping", damage)
@@ -69,16 +86,45 @@ class Jobs:
 
     async def evaluate(self) -> None:
         """Alerts due now, then their delivery (one evaluation at a time in the cluster: the job's lock)."""
-        self.outbox.evaluate(self.clock())
-        await self.outbox.deliver_async(self.clock())
+        raised = self.outbox.evaluate(self.clock())
+        delivered = await self.outbox.deliver_async(self.clock())
+        if self.figures is not None:
+            self.figures.alerts_raised(raised)
+            self.figures.deliveries((d.channel, d.status) for d in delivered)
 
 
-async def run_worker(config: Config, store: ClusterStore, *, clock: Callable[[], datetime], concurrency: int) -> int:
+async def run_worker(
+    config: Config,
+    store: ClusterStore,
+    *,
+    clock: Callable[[], datetime],
+    concurrency: int,
+    metrics: Listen | None = None,
+) -> int:
+    """Run jobs until SIGTERM/SIGINT; `metrics` serves this worker's figures (its polls, alerts, deliveries)."""
     url = postgres_store(config, "monitor worker").url
     queue.ensure_schema(store)
+    figures = serve_metrics(metrics)
+    try:
+        return await _work(config, store, url, clock, concurrency, figures)
+    finally:
+        if figures is not None:
+            figures.close()
+
+
+async def _work(
+    config: Config,
+    store: ClusterStore,
+    url: str,
+    clock: Callable[[], datetime],
+    concurrency: int,
+    figures: Metrics | None,
+) -> int:
     beats = Beats.of(config)
     app = queue.open_app(url, store)
-    jobs = Jobs(config, store, app, clock)
+    jobs = Jobs(config, store, app, clock, figures)
+    if figures is not None:
+        figures.scheduled(sum(s.enabled for s in config.sources))  # the sources this worker can poll
     queue.register(app, jobs.poll, jobs.evaluate)
     name = str(this_process())
     try:
@@ -102,5 +148,6 @@ async def run_worker(config: Config, store: ClusterStore, *, clock: Callable[[],
     finally:
         jobs.workers.close()
         jobs.slots.close()
+        jobs.source_locks.close()
     log.info("worker_stopped polls=%d failed=%d", jobs.polls, jobs.failed)
     return 1 if store.damage() is not None else 0

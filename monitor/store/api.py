@@ -332,6 +332,14 @@ class HostSlots(Protocol):
     def close(self) -> None: ...
 
 
+class SourceLocks(Protocol):
+    """One poll of a source at a time across a cluster: `hold(source)` yields False when another process polls it."""
+
+    def hold(self, source: str) -> AbstractAsyncContextManager[bool]: ...
+
+    def close(self) -> None: ...
+
+
 class ClusterStore(Store, Protocol):
     """What `monitor worker` and `monitor run --role scheduler` need beyond `Store` (the PostgreSQL backend)."""
 
@@ -340,6 +348,8 @@ class ClusterStore(Store, Protocol):
         ...
 
     def host_slots(self, per_host: int) -> HostSlots: ...
+
+    def source_locks(self) -> SourceLocks: ...
 
     def connection_options(self) -> dict[str, Any]:
         """What another component's connections to the store's database are opened with (password, timeouts)."""

@@ -5,6 +5,10 @@
 - `host_slots`: the per-host limit held across every worker of the cluster. A request holds one of the host's
   `per_host` session advisory locks while it runs, on a connection of its own: the server drops the lock when
   that connection ends, so a killed worker never keeps a slot (no lease to tune, no clock to trust).
+- `source_locks`: one poll of a source at a time across the cluster, whatever the queue believes. The queue
+  requeues the jobs of a worker silent for a few heartbeats; a worker whose event loop only stalled (a long
+  parse, a swapped-out machine) is still polling then. Its session advisory lock on the source makes the
+  requeued poll skip instead of running beside it; a killed worker's lock goes with its connection.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from monitor.store.postgres.lock import LOCK_KEYS
 from monitor.store.postgres.schema import CREATE_MIGRATIONS, MIGRATIONS_TABLE
 
 SLOT_BASE = 0x10000  # the second key of a host's slot locks: never 1, the daemon lock's
+SOURCE_KEY = 0x20000  # the second key of a source's poll lock
 SLOT_WAIT_S = 0.02  # a request waiting for a busy host's slot asks again this often
 
 
@@ -56,6 +61,9 @@ class ClusterMixin(StoreBase):
 
     def host_slots(self, per_host: int) -> HostSlots:
         return HostSlots(self, per_host)
+
+    def source_locks(self) -> SourceLocks:
+        return SourceLocks(self)
 
     def connection_options(self) -> dict[str, Any]:
         from monitor.store.postgres import connection_options  # noqa: PLC0415  # the package imports this module
@@ -130,7 +138,67 @@ class HostSlots:
             self._discard(conn)
 
 
+class SourceLocks:
+    """`hold(source)` yields True while this process polls `source` and no other process of the cluster does,
+    False (hold nothing) when one already does. All of a process's source locks share one connection: a
+    session holds any number of advisory locks, so a worker needs one connection for them, not one per poll."""
+
+    def __init__(self, store: StoreBase) -> None:
+        self.store = store
+        self._conn: psycopg.Connection[Any] | None = None
+        self._held: set[str] = set()  # a session's advisory locks are re-entrant: this process's own polls
+        self._lock = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, source: str) -> AsyncIterator[bool]:
+        took = await asyncio.to_thread(self._try, source)
+        try:
+            yield took
+        finally:
+            if took:
+                await asyncio.to_thread(self._release, source)
+
+    def _try(self, source: str) -> bool:
+        with self._lock, self.store.mapped("take a source's poll lock"):
+            if source in self._held:
+                return False
+            if self._conn is None or self._conn.closed:
+                self._conn = self.store.connect(autocommit=True)
+            key = (_lock_key("source", source), SOURCE_KEY)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()
+            if not (row and row[0]):
+                return False
+            self._held.add(source)
+            return True
+
+    def _release(self, source: str) -> None:
+        with self._lock:
+            self._held.discard(source)
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_lock_key("source", source), SOURCE_KEY))
+            except psycopg.Error:  # the connection went, and every lock of this process with it
+                self._close()
+
+    def _close(self) -> None:
+        conn, self._conn, self._held = self._conn, None, set()
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
 def _host_key(host: str) -> int:
-    """The host as the first key of its slot locks: a signed 32-bit hash (two hosts sharing one only share slots)."""
-    value = zlib.crc32(f"host:{host}".encode())
+    """The host as the first key of its slot locks (two hosts sharing one only share slots)."""
+    return _lock_key("host", host)
+
+
+def _lock_key(kind: str, name: str) -> int:
+    """A signed 32-bit hash of `kind:name`, the first key of an advisory lock (a collision only shares a lock)."""
+    value = zlib.crc32(f"{kind}:{name}".encode())
     return value - (1 << 32) if value >= 1 << 31 else value
