@@ -229,7 +229,9 @@ def parse_params(pairs: list[str]) -> DetectorParams:
         if current is None:
             raise SystemExit(f"unknown parameter {key!r}")
         value: Any
-        if isinstance(current, bool):
+        if isinstance(current, tuple):
+            value = tuple(float(x) for x in text.split(","))
+        elif isinstance(current, bool):
             value = text.lower() in ("1", "true", "yes")
         elif isinstance(current, int | float):
             value = type(current)(text)

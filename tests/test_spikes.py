@@ -213,7 +213,8 @@ def test_detect_series_finds_a_burst_and_applies_the_cooldown() -> None:
     burst_at = 9 * 288 + 100
     for i in range(burst_at, burst_at + 12):
         values[i] += 6  # +72 posts in one hour, against about 10
-    for i in range(burst_at + 36, burst_at + 48):  # 3 h later, bigger still: inside the cooldown
+    # 2 h later, bigger still: inside the cooldown, and out of the 3-hour window when the cooldown ends
+    for i in range(burst_at + 24, burst_at + 36):
         values[i] += 9
     later = burst_at + 7 * 12  # 7 h later and bigger: after the cooldown
     for i in range(later, later + 12):
@@ -239,7 +240,7 @@ def test_detect_series_and_evaluate_are_the_same_detector() -> None:
     hours = [int(x) for x in rng.poisson(4, 24 * 12)]
     for h in (200, 230, 260):
         hours[h] += 15 + h % 7
-    params = replace(P, cooldown=timedelta(0))
+    params = replace(P, cooldown=timedelta(0), scales=(1.0, 3.0))  # hourly rows: no 15-minute scale in the file
     start = datetime(2025, 2, 1, tzinfo=UTC)
     times = [start + h * HOUR for h in range(len(hours))]
     series_alerts = set(detect_series(times, [float(x) for x in hours], params))
