@@ -179,7 +179,7 @@ def detect_cli(name: str, times: list[datetime], monitor: Path) -> set[int]:
     found = set()
     for line in out.splitlines():
         if line.strip():
-            stamp = datetime.fromisoformat(line.strip())
+            stamp = datetime.fromisoformat(line.split()[0])  # the first field is the time
             found.add(index[stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)])
     return found
 

@@ -338,7 +338,7 @@ def evaluate(
         count, history = _windows(series, scale)
         if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
             continue
-        if count <= _sliding_peak(series, scale, len(history)):
+        if len(params.windows) > 1 and count <= _sliding_peak(series, scale, len(history)):
             continue
         verdict = judge(count, history, scale)
         margin = verdict.score - scale.threshold
@@ -360,7 +360,8 @@ def evaluate(
 def _sliding_peak(series: CountSeries, scale: DetectorParams, k: int) -> int:
     """The highest count of any window of `scale.window` (sliding by one bucket, not only the aligned
     history windows) that ended in the last `rearm` before the current one: the hysteresis of a scale
-    longer than the bucket, so a story that ran during the cooldown does not alert once it ends."""
+    longer than the bucket, so a story that ran during the cooldown does not alert once it ends. Applied
+    when several scales are judged; one scale alone keeps today's aligned hysteresis."""
     w = round(scale.window / series.step)
     recent = max(1, min(k, round(scale.rearm / scale.window)))
     counts = series.counts
@@ -421,7 +422,8 @@ def detect_alerts(times: Sequence[datetime], values: Sequence[float], params: De
         threshold = _scale_threshold(params.threshold, window, reference, len(widths))
         scale = replace(params, window=window, threshold=threshold, scales=(1.0,))
         k = max(1, round(params.baseline.total_seconds() / step) // w)
-        peaks = _sliding_peaks(uniq, cum, w, max(1, min(k, round(scale.rearm / scale.window))))
+        # One scale alone keeps the aligned hysteresis of judge_many (today's single-window detector).
+        peaks = _sliding_peaks(uniq, cum, w, max(1, min(k, round(scale.rearm / scale.window))), len(widths) > 1)
         for lo in range(0, len(uniq), _CHUNK):
             rows = uniq[lo : lo + _CHUNK]
             current, history = _bucket_windows(uniq, cum, rows, w, k)
@@ -462,10 +464,16 @@ def _median_step(secs: Floats, fallback: float) -> float:
     return float(np.median(steps)) if len(steps) else fallback
 
 
-def _sliding_peaks(uniq: NDArray[np.int64], cum: Floats, w: int, recent: int) -> Callable[[NDArray[np.int64]], Floats]:
+def _sliding_peaks(
+    uniq: NDArray[np.int64], cum: Floats, w: int, recent: int, sliding: bool
+) -> Callable[[NDArray[np.int64]], Floats]:
     """For rows (bucket numbers): the highest count of a w-bucket window ending 1 to `recent` windows before
-    the row's own (every bucket, as `_sliding_peak` in the daemon); windows reaching before the start are partial."""
+    the row's own (every bucket, as `_sliding_peak` in the daemon); windows reaching before the start are partial.
+    Without `sliding`, no peak (judge_many's aligned windows are the only hysteresis)."""
     import numpy as np
+
+    if not sliding:
+        return lambda rows: np.full(len(rows), -1.0)
 
     grid = np.arange(uniq[-1] + 1)
     ends = cum[np.searchsorted(uniq, grid, side="right")] - cum[np.searchsorted(uniq, grid - w, side="right")]
