@@ -31,8 +31,9 @@ The model (docs/detector.md has the reasoning and the measurements):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -181,18 +182,28 @@ class _Season:
 
 def _season(k: int, params: DetectorParams) -> _Season | None:
     """The hour-of-day layout of k history windows, or None when the profile does not apply."""
-    import numpy as np
 
     period = round(_DAY / params.window)
     if not params.seasonal or period < 2 or k < _MIN_PERIODS * period:
         return None
     # A window as long as the smoothing spans it already: smoothing again would flatten the daily peak.
     half = max(0, min(round(_SMOOTH / params.window), (period - 1) // 2)) if params.window < _SMOOTH else 0
+    return _layout(k, period, half)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(k: int, period: int, half: int) -> _Season:
+    """`_season`'s arrays, built once per shape: every tick judges the same few (read-only, so sharing is safe)."""
+    import numpy as np
+
     phase = (k - np.arange(k)) % period  # column c ends k - c windows before the current one
     weights = np.zeros((k, period))
     for off in range(-half, half + 1):
         weights[np.arange(k), (phase + off) % period] += half + 1 - abs(off)
-    return _Season(weights=weights, onehot=(phase[:, None] == np.arange(period)).astype(np.float64), phase=phase)
+    onehot = (phase[:, None] == np.arange(period)).astype(np.float64)
+    for array in (phase, weights, onehot):
+        array.setflags(write=False)
+    return _Season(weights=weights, onehot=onehot, phase=phase)
 
 
 def _flat(k: int) -> _Season:
@@ -312,8 +323,9 @@ def _windows(series: CountSeries, params: DetectorParams) -> tuple[int, list[int
     if per_window != int(per_window) or per_window < 1:
         raise ValueError(f"bucket {series.step} does not divide the window {params.window}")
     w = int(per_window)
-    counts = series.counts[len(series.counts) % w :]  # whole windows only, aligned to the end
-    sums = [sum(counts[i : i + w]) for i in range(0, len(counts), w)]
+    start = len(series.counts) % w  # whole windows only, aligned to the end
+    cum = [0, *accumulate(series.counts[start:])]
+    sums = [cum[i + w] - cum[i] for i in range(0, len(cum) - 1, w)]
     if not sums:
         return 0, []
     return sums[-1], sums[:-1][-max(1, params.baseline // params.window) :]
@@ -422,18 +434,21 @@ def detect_alerts(times: Sequence[datetime], values: Sequence[float], params: De
         threshold = _scale_threshold(params.threshold, window, reference, len(widths))
         scale = replace(params, window=window, threshold=threshold, scales=(1.0,))
         k = max(1, round(params.baseline.total_seconds() / step) // w)
-        # One scale alone keeps the aligned hysteresis of judge_many (today's single-window detector).
-        peaks = _sliding_peaks(uniq, cum, w, max(1, min(k, round(scale.rearm / scale.window))), len(widths) > 1)
+        recent = max(1, min(k, round(scale.rearm / scale.window)))
         for lo in range(0, len(uniq), _CHUNK):
             rows = uniq[lo : lo + _CHUNK]
-            current, history = _bucket_windows(uniq, cum, rows, w, k)
-            # Only rows that pass the cheap half of the rule need the model; judge_many decides the rest. A row
-            # with no whole window before it in the file has nothing to compare with: the start of a file is
-            # not a cold start (the daemon, which cannot tell "not watched" from "quiet", counts such windows 0).
-            observed = ~np.isnan(history).all(axis=1) if history.shape[1] else np.zeros(len(current), dtype=bool)
-            above = current > peaks(rows)  # also above the aligned windows judge_many checks
-            cand = np.flatnonzero(_may_alert(current, np.nan_to_num(history), scale) & observed & above)
-            expected, score, alert = judge_many(current[cand], history[cand], scale)
+            current = _upto(uniq, cum, rows) - _upto(uniq, cum, rows - w)
+            # Only rows that pass the cheap half of the rule need their history and the model. A row with no
+            # whole window before it in the file has nothing to compare with: the start of a file is not a
+            # cold start (the daemon, which cannot tell "not watched" from "quiet", counts such windows 0).
+            observed = rows - 2 * w + 1 >= uniq[0]
+            cand = np.flatnonzero((current >= params.min_count) & observed)
+            if len(widths) > 1:  # one scale alone keeps the aligned hysteresis of judge_many (today's detector)
+                cand = cand[current[cand] > _sliding_peaks(uniq, cum, rows[cand], w, recent)]
+            history = _bucket_history(uniq, cum, rows[cand], w, k)
+            keep = _may_alert(current[cand], np.nan_to_num(history), scale)
+            cand, history = cand[keep], history[keep]
+            expected, score, alert = judge_many(current[cand], history, scale)
             for j in np.flatnonzero(alert):
                 i = int(cand[j])
                 margin = float(score[j]) - scale.threshold
@@ -464,41 +479,30 @@ def _median_step(secs: Floats, fallback: float) -> float:
     return float(np.median(steps)) if len(steps) else fallback
 
 
-def _sliding_peaks(
-    uniq: NDArray[np.int64], cum: Floats, w: int, recent: int, sliding: bool
-) -> Callable[[NDArray[np.int64]], Floats]:
+def _upto(uniq: NDArray[np.int64], cum: Floats, b: NDArray[np.int64]) -> Floats:
+    """The sum of all buckets <= b (bucket numbers; `cum` = cumulative sums over `uniq`)."""
+    import numpy as np
+
+    return np.asarray(cum[np.searchsorted(uniq, b, side="right")], dtype=np.float64)
+
+
+def _sliding_peaks(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, recent: int) -> Floats:
     """For rows (bucket numbers): the highest count of a w-bucket window ending 1 to `recent` windows before
-    the row's own (every bucket, as `_sliding_peak` in the daemon); windows reaching before the start are partial.
-    Without `sliding`, no peak (judge_many's aligned windows are the only hysteresis)."""
+    the row's own, at every bucket (as `_sliding_peak` in the daemon); windows reaching before the start are partial."""
     import numpy as np
 
-    if not sliding:
-        return lambda rows: np.full(len(rows), -1.0)
-
-    grid = np.arange(uniq[-1] + 1)
-    ends = cum[np.searchsorted(uniq, grid, side="right")] - cum[np.searchsorted(uniq, grid - w, side="right")]
-    span = (recent - 1) * w + 1  # window ends from row - recent * w to row - w
-    padded = np.concatenate([np.zeros(recent * w), ends])  # padded[b + recent * w] = ends[b]
-    view = np.lib.stride_tricks.sliding_window_view(padded, span)
-
-    def peaks(rows: NDArray[np.int64]) -> Floats:
-        return np.asarray(view[rows].max(axis=1), dtype=np.float64)
-
-    return peaks
+    if not len(rows):
+        return np.zeros(0)
+    ends = rows[:, None] - np.arange(w, recent * w + 1)[None, :]
+    return np.asarray((_upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)).max(axis=1), dtype=np.float64)
 
 
-def _bucket_windows(
-    uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int
-) -> tuple[Floats, Floats]:
-    """Current window sums ending at each row's bucket, and the k earlier windows (NaN before the start)."""
+def _bucket_history(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int) -> Floats:
+    """The k windows before each row's own (oldest first; NaN where a window starts before the first bucket)."""
     import numpy as np
 
-    def upto(b: NDArray[np.int64]) -> Floats:  # sum of all buckets <= b
-        return np.asarray(cum[np.searchsorted(uniq, b, side="right")], dtype=np.float64)
-
-    current = upto(rows) - upto(rows - w)
     lags = np.arange(k, 0, -1)  # oldest first: column c ends lags[c] windows before the current one
     ends = rows[:, None] - lags[None, :] * w
-    history = upto(ends) - upto(ends - w)
+    history = _upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)
     exists = ends - w + 1 >= uniq[0]  # the whole window lies after the series' first bucket
-    return current, np.where(exists, history, np.nan)
+    return np.where(exists, history, np.nan)
