@@ -51,10 +51,8 @@ def main() -> None:
     old = replace(new, scales=(1.0,))
     old_ms, old_fired = median_ms(old)
     new_ms, new_fired = median_ms(new)
-    print(f"evaluate, one topic, a week of counts: single window {old_ms:.2f} ms ({old.buckets} buckets of {old.step})")
-    print(
-        f"evaluate, one topic, a week of counts: {len(new.windows)} scales {new_ms:.2f} ms ({new.buckets} buckets of {new.step})"
-    )
+    print(f"one topic, a week: single window {old_ms:.2f} ms ({old.buckets} buckets of {old.step})")
+    print(f"one topic, a week: {len(new.windows)} scales {new_ms:.2f} ms ({new.buckets} buckets of {new.step})")
     print(f"ratio new / single window: {new_ms / old_ms:.2f}   (alerted: {old_fired}, {new_fired})")
 
 
