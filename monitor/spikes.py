@@ -493,8 +493,16 @@ def _sliding_peaks(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64]
 
     if not len(rows):
         return np.zeros(0)
-    ends = rows[:, None] - np.arange(w, recent * w + 1)[None, :]
-    return np.asarray((_upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)).max(axis=1), dtype=np.float64)
+    span = (recent - 1) * w + 1  # window ends from row - recent * w to row - w
+    grid = int(uniq[-1] - uniq[0]) + 1
+    if grid > 4 * len(uniq):  # a sparse file: look each window up rather than lay out every bucket
+        ends = rows[:, None] - np.arange(w, recent * w + 1)[None, :]
+        return np.asarray((_upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)).max(axis=1), dtype=np.float64)
+    every = np.arange(uniq[0], uniq[-1] + 1)
+    sums = _upto(uniq, cum, every) - _upto(uniq, cum, every - w)  # the window ending at each bucket
+    padded = np.concatenate([np.zeros(recent * w), sums])  # padded[b - uniq[0] + recent * w] = sums[b - uniq[0]]
+    view = np.lib.stride_tricks.sliding_window_view(padded, span)  # view[j] = padded[j : j + span]
+    return np.asarray(view[rows - uniq[0]].max(axis=1), dtype=np.float64)
 
 
 def _bucket_history(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int) -> Floats:
