@@ -1,8 +1,9 @@
 """The spike detector: is a topic's count in the last window improbably high against its baseline?
 
 Pure: does no I/O and never reads the clock; takes counts (or post times) and `now`, returns verdicts.
-The daemon calls `evaluate`, `monitor detect` calls `detect_series`; both go through `judge_many`
-(`judge` is its one-row form), so they are the same detector with the same defaults.
+The daemon calls `evaluate`, `monitor detect` calls `detect_alerts` (`detect_series`: its times); both
+judge every scale through `judge_many` (`judge` is its one-row form), so they are the same detector
+with the same defaults.
 
 The model (docs/detector.md has the reasoning and the measurements):
 - The baseline is the `baseline // window` same-length windows before the current one. Their counts
@@ -37,7 +38,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from monitor.types import CountSeries, Spike
@@ -55,7 +55,6 @@ _CLIP_SD = 3.0  # winsorise history windows above fitted mean + this many standa
 _START_QUANTILE = 0.9  # the first fit sees the history clipped at this quantile (a robust start)
 _CLIP_PASSES = 3  # winsorising passes (each refits mean and dispersion, then re-clips the raw history)
 _CHUNK = 4096  # rows per block in detect_series (bounds memory at CHUNK x windows floats)
-_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -160,8 +159,22 @@ def _scale_threshold(threshold: float, window: timedelta, reference: timedelta, 
     (window / reference: a shorter window is tested more often), divided by the number of scales."""
     if scales == 1 and window == reference:
         return threshold
-    p = _NORMAL.cdf(-threshold) * (window / reference) / scales
-    return -_NORMAL.inv_cdf(min(p, 0.5))
+    return _normal_isf(min(_normal_sf(threshold) * (window / reference) / scales, 0.5))
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z >= z) for a standard normal (math, not statistics: this module is imported at start-up)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_isf(p: float) -> float:
+    """The z with P(Z >= z) = p, for 0 < p <= 0.5, by bisection (sf is decreasing)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _normal_sf(mid) > p else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _check_counts(values: Floats) -> None:
