@@ -378,3 +378,20 @@ def test_the_daemon_alerts_once_per_spike_with_the_window_that_fired() -> None:
     assert [s.window_end - s.window_start for s in raised] == [timedelta(minutes=15), HOUR] or len(raised) == 2
     assert first <= raised[0].window_end <= first + timedelta(minutes=20)
     assert second <= raised[1].window_end <= second + timedelta(hours=2)
+
+
+def test_a_file_with_a_long_gap_judges_the_rows_after_it_as_a_file_of_its_own() -> None:
+    """Missing buckets count 0; 200 days without rows (more buckets than rows: the sparse lookups) are beyond
+    every baseline, so a week after the gap the alerts are those of the rows after it read alone."""
+    before = five_minute_series(6, 2, 31)
+    after = five_minute_series(6, 2, 32)
+    burst = 10 * 288 + 40
+    for i in range(burst, burst + 3):
+        after[i] += 6
+    gap = timedelta(days=200)  # 57,600 empty buckets against 8,064 rows
+    times_before = five_minute_times(len(before))
+    times_after = [t + len(before) * timedelta(minutes=5) + gap for t in five_minute_times(len(after))]
+    both = detect_alerts(times_before + times_after, before + after, P)
+    alone = detect_alerts(times_after, after, P)
+    week = times_after[8 * 288]
+    assert [d for d in both if d.at >= week] == [d for d in alone if d.at >= week] != []
