@@ -25,9 +25,9 @@ The model (docs/detector.md has the reasoning and the measurements):
   callers (`evaluate`, `detect_series`), not here.
 - scales: `evaluate` and `detect_alerts` judge several windows at once (by default window/4, window and
   3 * window: a sharp burst alerts within minutes, a slow ramp is not missed). They share the false-alert
-  budget of the single window: each scale's tail probability is P(Z >= threshold) times its share of
-  the time (scale / window) divided by the number of scales, so the expected false alerts per week
-  stay those of one window at `threshold`. `judge`/`judge_many` judge one window (`params.window`).
+  budget of the single window: each scale's tail probability is P(Z >= threshold) divided by the number
+  of scales (Bonferroni), so the false alerts stay about those of one window at `threshold`.
+  `judge`/`judge_many` judge one window (`params.window`).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class DetectorParams:
 
     def at_scale(self, window: timedelta) -> DetectorParams:
         """The single-window params that judge the scale `window`, with its share of the threshold."""
-        threshold = _scale_threshold(self.threshold, window, self.window, len(self.windows))
+        threshold = _scale_threshold(self.threshold, len(self.windows))
         return replace(self, window=window, threshold=threshold, scales=(1.0,))
 
     def __post_init__(self) -> None:
@@ -153,13 +153,12 @@ def _may_alert(current: Floats, hist: Floats, params: DetectorParams) -> NDArray
     return np.asarray((current >= params.min_count) & (current > peak), dtype=np.bool_)
 
 
-def _scale_threshold(threshold: float, window: timedelta, reference: timedelta, scales: int) -> float:
-    """The score a window must reach so that `scales` scales together raise about the false alerts of one
-    `reference` window at `threshold`: its tail probability is the reference's times its share of the time
-    (window / reference: a shorter window is tested more often), divided by the number of scales."""
-    if scales == 1 and window == reference:
-        return threshold
-    return _normal_isf(min(_normal_sf(threshold) * (window / reference) / scales, 0.5))
+def _scale_threshold(threshold: float, scales: int) -> float:
+    """The score each of `scales` scales must reach so that together they keep the false alerts of one
+    window at `threshold` (Bonferroni: each gets the tail probability divided by the number of scales).
+    Not weighted by window length: judged at every bucket, a 3-hour window raised more false alerts than
+    its nominal third of the hour's, the 15-minute one fewer (bench/synthetic_spikes.py --seeds tune)."""
+    return threshold if scales == 1 else _normal_isf(min(_normal_sf(threshold) / scales, 0.5))
 
 
 def _normal_sf(z: float) -> float:
@@ -440,11 +439,10 @@ def detect_alerts(times: Sequence[datetime], values: Sequence[float], params: De
     # Windows in whole buckets; scales that round to the same number of buckets are one scale, and the
     # budget is shared between the scales actually judged.
     widths = sorted({max(1, round(w.total_seconds() / step)) for w in params.windows})
-    reference = timedelta(seconds=step * max(1, round(params.window.total_seconds() / step)))
     fired: dict[int, tuple[float, Detection]] = {}  # row -> (margin, detection): the best scale per row
     for w in widths:
         window = timedelta(seconds=step * w)
-        threshold = _scale_threshold(params.threshold, window, reference, len(widths))
+        threshold = _scale_threshold(params.threshold, len(widths))
         scale = replace(params, window=window, threshold=threshold, scales=(1.0,))
         k = max(1, round(params.baseline.total_seconds() / step) // w)
         recent = max(1, min(k, round(scale.rearm / scale.window)))
