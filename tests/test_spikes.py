@@ -353,8 +353,7 @@ def test_flat_series_raise_nothing_on_any_scale() -> None:
         times = five_minute_times(len(values))
         false += len([d for d in detect_alerts(times, values, P) if d.at >= times[7 * 288]])
         single += len([t for t in detect_series(times, values, replace(P, scales=(1.0,))) if t >= times[7 * 288]])
-    # 8 topic-weeks: the shared budget keeps three scales near one window's rate (3 and 2 with these seeds;
-    # three unshared thresholds would add the 15-minute scale's four-fold more tests on top)
+    # 8 topic-weeks: the shared budget keeps three scales near one window's rate (1 and 2 with these seeds)
     assert false <= single + 1 and false <= 3
 
 
