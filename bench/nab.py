@@ -179,7 +179,7 @@ def detect_cli(name: str, times: list[datetime], monitor: Path) -> set[int]:
     found = set()
     for line in out.splitlines():
         if line.strip():
-            stamp = datetime.fromisoformat(line.strip())
+            stamp = datetime.fromisoformat(line.split()[0])  # the first field is the time
             found.add(index[stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)])
     return found
 
@@ -229,7 +229,9 @@ def parse_params(pairs: list[str]) -> DetectorParams:
         if current is None:
             raise SystemExit(f"unknown parameter {key!r}")
         value: Any
-        if isinstance(current, bool):
+        if isinstance(current, tuple):
+            value = tuple(float(x) for x in text.split(","))
+        elif isinstance(current, bool):
             value = text.lower() in ("1", "true", "yes")
         elif isinstance(current, int | float):
             value = type(current)(text)

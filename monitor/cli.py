@@ -1172,6 +1172,19 @@ def demo(ctx: click.Context, directory: Path) -> None:
 @click.option("--baseline", metavar="D", help="Baseline span before the window (default: alerts.baseline, else 7d).")
 @click.option("--min-count", type=int, help="Never alert below this count per window (default: alerts.min_count).")
 @click.option("--cooldown", metavar="D", help="Quiet time after an alert (default: alerts.cooldown, else 6h).")
+@click.option(
+    "--scales",
+    metavar="S,S,..",
+    help="Windows judged together, as multiples of --window (default 0.25,1,3; `1`: the window alone).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="text: one line per alert; json: one JSON array of objects with the same fields.",
+)
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -1180,27 +1193,57 @@ def detect(
     baseline: str | None,
     min_count: int | None,
     cooldown: str | None,
+    scales: str | None,
+    fmt: str,
 ) -> None:
-    """Run the spike detector over a CSV `timestamp,value` series and print each alerting bucket's time.
+    """Run the spike detector over a CSV `timestamp,value` series and print each alert.
 
     One row per bucket; the bucket size is read from the timestamps; naive times are UTC. The detector and
     its defaults are the daemon's (the config's alerts section when a config is found; flags override);
     it is causal: each decision sees only the past.
+
+    \b
+    Text output, one line per alert, fields separated by two spaces, the ISO time (UTC) first:
+      2015-03-02T14:05:00Z  window=15m  count=42  expected=6.1  score=5.3
+    window = the scale that fired, count = posts in that window ending at the row, expected = the baseline's
+    usual count for it, score ~ a standard normal quantile of the surprise.
     """
     from monitor.series import read_series
-    from monitor.spikes import detect_series
+    from monitor.spikes import detect_alerts
+    from monitor.units import format_duration
 
-    params = _detector_params(ctx, window, baseline, min_count, cooldown)
+    params = _detector_params(ctx, window, baseline, min_count, cooldown, scales)
     try:
         times, values = read_series(series)
     except ValueError as exc:
         fail(f"{series}: {exc}", EXIT_USAGE)
-    for when in detect_series(times, values, params):
-        click.echo(when.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    rows = [
+        {
+            "time": d.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "window": format_duration(d.window),
+            "count": round(d.count, 3),
+            "expected": round(d.expected, 3),
+            "score": round(d.score, 3),
+        }
+        for d in detect_alerts(times, values, params)
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        count = f"{r['count']:g}"
+        click.echo(
+            f"{r['time']}  window={r['window']}  count={count}  expected={r['expected']:.1f}  score={r['score']:.1f}"
+        )
 
 
 def _detector_params(
-    ctx: click.Context, window: str | None, baseline: str | None, min_count: int | None, cooldown: str | None
+    ctx: click.Context,
+    window: str | None,
+    baseline: str | None,
+    min_count: int | None,
+    cooldown: str | None,
+    scales: str | None = None,
 ) -> Any:
     from dataclasses import replace
 
@@ -1223,7 +1266,17 @@ def _detector_params(
                 raise click.BadParameter(str(exc), param_hint=f"--{name}") from None
     if min_count is not None:
         overrides["min_count"] = min_count
-    return replace(params, **overrides)
+    if scales is not None:
+        try:
+            overrides["scales"] = tuple(float(x) for x in scales.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                "expected numbers separated by commas, e.g. 0.25,1,3", param_hint="--scales"
+            ) from None
+    try:
+        return replace(params, **overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------- operations

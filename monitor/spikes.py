@@ -1,8 +1,9 @@
 """The spike detector: is a topic's count in the last window improbably high against its baseline?
 
 Pure: does no I/O and never reads the clock; takes counts (or post times) and `now`, returns verdicts.
-The daemon calls `evaluate`, `monitor detect` calls `detect_series`; both go through `judge_many`
-(`judge` is its one-row form), so they are the same detector with the same defaults.
+The daemon calls `evaluate`, `monitor detect` calls `detect_alerts` (`detect_series`: its times); both
+judge every scale through `judge_many` (`judge` is its one-row form), so they are the same detector
+with the same defaults.
 
 The model (docs/detector.md has the reasoning and the measurements):
 - The baseline is the `baseline // window` same-length windows before the current one. Their counts
@@ -22,14 +23,21 @@ The model (docs/detector.md has the reasoning and the measurements):
   threshold and the count exceeds every window of the last `rearm` (hysteresis: a spike that is still
   running does not alert again unless it grows past its own peak). `cooldown` is applied by the
   callers (`evaluate`, `detect_series`), not here.
+- scales: `evaluate` and `detect_alerts` judge several windows at once (by default window/4, window and
+  3 * window: a sharp burst alerts within minutes, a slow ramp is not missed). They share the false-alert
+  budget of the single window: each scale's tail probability is P(Z >= threshold) divided by the number
+  of scales (Bonferroni), so the false alerts stay about those of one window at `threshold`.
+  `judge`/`judge_many` judge one window (`params.window`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from monitor.types import CountSeries, Spike
@@ -60,16 +68,28 @@ class DetectorParams:
     threshold: float = 3.5  # alert when score >= threshold (score ~ a standard normal quantile)
     seasonal: bool = True  # follow the hour-of-day profile once the history spans 3 days
     rearm: timedelta = timedelta(hours=24)  # an alert needs a count above every window of the last `rearm`
+    scales: tuple[float, ...] = (0.25, 1.0, 3.0)  # windows judged together, as multiples of `window`
+
+    @property
+    def windows(self) -> tuple[timedelta, ...]:
+        """The windows judged together, shortest first."""
+        return tuple(sorted({self.window * s for s in self.scales}))
 
     @property
     def step(self) -> timedelta:
-        """The bucket length the detector wants its counts in (`CountSeries.step`)."""
-        return self.window
+        """The bucket length the detector wants its counts in (`CountSeries.step`): the shortest window,
+        so one count query serves every scale (the longer windows are sums of its buckets)."""
+        return self.windows[0]
 
     @property
     def buckets(self) -> int:
-        """How many buckets of `step`, ending now, the detector reads: the current window and the baseline's."""
-        return (max(1, self.baseline // self.window) + 1) * (self.window // self.step)
+        """How many buckets of `step`, ending now, the detector reads: each scale's current window and baseline."""
+        return max((max(1, self.baseline // w) + 1) * round(w / self.step) for w in self.windows)
+
+    def at_scale(self, window: timedelta) -> DetectorParams:
+        """The single-window params that judge the scale `window`, with its share of the threshold."""
+        threshold = _scale_threshold(self.threshold, len(self.windows))
+        return replace(self, window=window, threshold=threshold, scales=(1.0,))
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0) or self.baseline <= timedelta(0):
@@ -78,6 +98,11 @@ class DetectorParams:
             raise ValueError("cooldown and rearm must not be negative")
         if not math.isfinite(self.threshold):
             raise ValueError("threshold must be a finite number")
+        if not self.scales or any(not math.isfinite(s) or s <= 0 for s in self.scales):
+            raise ValueError("scales must be positive multiples of the window")
+        shortest = min(self.scales)
+        if any(abs(s / shortest - round(s / shortest)) > 1e-9 for s in self.scales):
+            raise ValueError("every scale must be a whole multiple of the shortest one")
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,29 @@ def _may_alert(current: Floats, hist: Floats, params: DetectorParams) -> NDArray
     return np.asarray((current >= params.min_count) & (current > peak), dtype=np.bool_)
 
 
+def _scale_threshold(threshold: float, scales: int) -> float:
+    """The score each of `scales` scales must reach so that together they keep the false alerts of one
+    window at `threshold` (Bonferroni: each gets the tail probability divided by the number of scales).
+    Not weighted by window length: judged at every bucket, a 3-hour window raised more false alerts than
+    its nominal third of the hour's, the 15-minute one fewer (bench/synthetic_spikes.py --seeds tune)."""
+    return threshold if scales == 1 else _normal_isf(min(_normal_sf(threshold) / scales, 0.5))
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z >= z) for a standard normal (math, not statistics: this module is imported at start-up)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_isf(p: float) -> float:
+    """The z with P(Z >= z) = p, for 0 < p <= 0.5, by bisection (sf is decreasing)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _normal_sf(mid) > p else (lo, mid)
+    return (lo + hi) / 2
+
+
 def _check_counts(values: Floats) -> None:
     import numpy as np
 
@@ -146,17 +194,28 @@ class _Season:
 
 def _season(k: int, params: DetectorParams) -> _Season | None:
     """The hour-of-day layout of k history windows, or None when the profile does not apply."""
-    import numpy as np
 
     period = round(_DAY / params.window)
     if not params.seasonal or period < 2 or k < _MIN_PERIODS * period:
         return None
-    half = max(0, min(round(_SMOOTH / params.window), (period - 1) // 2))
+    # A window as long as the smoothing spans it already: smoothing again would flatten the daily peak.
+    half = max(0, min(round(_SMOOTH / params.window), (period - 1) // 2)) if params.window < _SMOOTH else 0
+    return _layout(k, period, half)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(k: int, period: int, half: int) -> _Season:
+    """`_season`'s arrays, built once per shape: every tick judges the same few (read-only, so sharing is safe)."""
+    import numpy as np
+
     phase = (k - np.arange(k)) % period  # column c ends k - c windows before the current one
     weights = np.zeros((k, period))
     for off in range(-half, half + 1):
         weights[np.arange(k), (phase + off) % period] += half + 1 - abs(off)
-    return _Season(weights=weights, onehot=(phase[:, None] == np.arange(period)).astype(np.float64), phase=phase)
+    onehot = (phase[:, None] == np.arange(period)).astype(np.float64)
+    for array in (phase, weights, onehot):
+        array.setflags(write=False)
+    return _Season(weights=weights, onehot=onehot, phase=phase)
 
 
 def _flat(k: int) -> _Season:
@@ -276,8 +335,9 @@ def _windows(series: CountSeries, params: DetectorParams) -> tuple[int, list[int
     if per_window != int(per_window) or per_window < 1:
         raise ValueError(f"bucket {series.step} does not divide the window {params.window}")
     w = int(per_window)
-    counts = series.counts[len(series.counts) % w :]  # whole windows only, aligned to the end
-    sums = [sum(counts[i : i + w]) for i in range(0, len(counts), w)]
+    start = len(series.counts) % w  # whole windows only, aligned to the end
+    cum = [0, *accumulate(series.counts[start:])]
+    sums = [cum[i + w] - cum[i] for i in range(0, len(cum) - 1, w)]
     if not sums:
         return 0, []
     return sums[-1], sums[:-1][-max(1, params.baseline // params.window) :]
@@ -290,34 +350,75 @@ def evaluate(
     last_alert_at: datetime | None,
 ) -> Spike | None:
     """The daemon's call: `series` = the topic's matching posts counted in buckets of `params.step` ending now
-    (`params.buckets` of them; fewer when the store is younger). Builds the window count and history, applies
-    judge(), then cooldown (no alert if last_alert_at is within cooldown of the series' end). A Spike or None."""
+    (`params.buckets` of them; fewer when the store is younger). Judges each scale's window ending now (the
+    longer windows are sums of the buckets), then the cooldown (no alert if last_alert_at is within cooldown of
+    the series' end). A Spike for the scale that fired (the most surprising against its threshold), or None."""
     now = series.end
     if last_alert_at is not None and now - last_alert_at < params.cooldown:
         return None
-    count, history = _windows(series, params)
-    if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
+    best: tuple[float, timedelta, Verdict] | None = None
+    for window in params.windows:
+        scale = params.at_scale(window)
+        count, history = _windows(series, scale)
+        if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
+            continue
+        if len(params.windows) > 1 and count <= _sliding_peak(series, scale, len(history)):
+            continue
+        verdict = judge(count, history, scale)
+        margin = verdict.score - scale.threshold
+        if verdict.alert and (best is None or margin > best[0]):
+            best = (margin, window, verdict)
+    if best is None:
         return None
-    verdict = judge(count, history, params)
-    if not verdict.alert:
-        return None
+    _, window, verdict = best
     return Spike(
         topic=topic,
-        window_start=now - params.window,
+        window_start=now - window,
         window_end=now,
-        count=count,
+        count=int(verdict.count),
         expected=verdict.expected,
         score=verdict.score,
     )
 
 
+def _sliding_peak(series: CountSeries, scale: DetectorParams, k: int) -> int:
+    """The highest count of any window of `scale.window` (sliding by one bucket, not only the aligned
+    history windows) that ended in the last `rearm` before the current one: the hysteresis of a scale
+    longer than the bucket, so a story that ran during the cooldown does not alert once it ends. Applied
+    when several scales are judged; one scale alone keeps today's aligned hysteresis."""
+    w = round(scale.window / series.step)
+    recent = max(1, min(k, round(scale.rearm / scale.window)))
+    counts = series.counts
+    n = len(counts)
+    cum = [0, *accumulate(counts)]
+    ends = range(max(0, n - 1 - recent * w), n - w)  # bucket index where each earlier window ends
+    return max((cum[j + 1] - cum[max(0, j + 1 - w)] for j in ends), default=0)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One alert of `detect_alerts`: the bucket it fires at and the scale that fired."""
+
+    at: datetime  # aware UTC: the time of the row (bucket) whose window alerted
+    window: timedelta  # the window that fired (whole buckets)
+    count: float  # its count
+    expected: float  # the baseline's typical count for that window
+    score: float  # its score (reached that scale's threshold, or a cold start)
+
+
 def detect_series(times: Sequence[datetime], values: Sequence[float], params: DetectorParams) -> list[datetime]:
+    """The times of `detect_alerts`."""
+    return [d.at for d in detect_alerts(times, values, params)]
+
+
+def detect_alerts(times: Sequence[datetime], values: Sequence[float], params: DetectorParams) -> list[Detection]:
     """`monitor detect`: one value per bucket (bucket size = the median step between timestamps;
     naive times are UTC), causal (each decision sees only its own and earlier buckets); returns the
-    timestamps where an alert fires, cooldown applied. Window and baseline become whole buckets.
+    alerts, cooldown applied. Each scale's window and the baseline become whole buckets.
 
     Rows are taken in time order; rows that round to the same bucket are summed; a missing bucket
-    counts 0. The window judged at a row is that row's bucket and the buckets just before it.
+    counts 0. The window judged at a row is that row's bucket and the buckets just before it; when
+    several scales alert at one row, the most surprising against its threshold is reported.
     Raises ValueError for a value that is negative, NaN or infinite, or lengths that differ."""
     import numpy as np
 
@@ -330,31 +431,50 @@ def detect_series(times: Sequence[datetime], values: Sequence[float], params: De
     _check_counts(vals)
     order = np.argsort(secs, kind="stable")
     secs, vals = secs[order], vals[order]
-    step = _median_step(secs, params.window.total_seconds())
+    step = _median_step(secs, params.step.total_seconds())
     buckets = np.rint((secs - secs[0]) / step).astype(np.int64)
     uniq, first = np.unique(buckets, return_index=True)
     totals = np.add.reduceat(vals, first)
-    w = max(1, round(params.window.total_seconds() / step))
-    k = max(1, round(params.baseline.total_seconds() / step) // w)
-    bucket_params = _in_buckets(params, step, w)
-    alerts: list[datetime] = []
+    cum = np.concatenate([[0.0], np.cumsum(totals)])
+    # Windows in whole buckets; scales that round to the same number of buckets are one scale, and the
+    # budget is shared between the scales actually judged.
+    widths = sorted({max(1, round(w.total_seconds() / step)) for w in params.windows})
+    fired: dict[int, tuple[float, Detection]] = {}  # row -> (margin, detection): the best scale per row
+    for w in widths:
+        window = timedelta(seconds=step * w)
+        threshold = _scale_threshold(params.threshold, len(widths))
+        scale = replace(params, window=window, threshold=threshold, scales=(1.0,))
+        k = max(1, round(params.baseline.total_seconds() / step) // w)
+        recent = max(1, min(k, round(scale.rearm / scale.window)))
+        for lo in range(0, len(uniq), _CHUNK):
+            rows = uniq[lo : lo + _CHUNK]
+            current = _upto(uniq, cum, rows) - _upto(uniq, cum, rows - w)
+            # Only rows that pass the cheap half of the rule need their history and the model. A row with no
+            # whole window before it in the file has nothing to compare with: the start of a file is not a
+            # cold start (the daemon, which cannot tell "not watched" from "quiet", counts such windows 0).
+            observed = rows - 2 * w + 1 >= uniq[0]
+            cand = np.flatnonzero((current >= params.min_count) & observed)
+            if len(widths) > 1:  # one scale alone keeps the aligned hysteresis of judge_many (today's detector)
+                cand = cand[current[cand] > _sliding_peaks(uniq, cum, rows[cand], w, recent)]
+            history = _bucket_history(uniq, cum, rows[cand], w, k)
+            keep = _may_alert(current[cand], np.nan_to_num(history), scale)
+            cand, history = cand[keep], history[keep]
+            expected, score, alert = judge_many(current[cand], history, scale)
+            for j in np.flatnonzero(alert):
+                i = int(cand[j])
+                margin = float(score[j]) - scale.threshold
+                if lo + i not in fired or margin > fired[lo + i][0]:
+                    at = datetime.fromtimestamp(secs[first[lo + i]], UTC)
+                    found = Detection(at, scale.window, float(current[i]), float(expected[j]), float(score[j]))
+                    fired[lo + i] = (margin, found)
+    alerts: list[Detection] = []
     last = -math.inf
     cooldown = params.cooldown.total_seconds()
-    cum = np.concatenate([[0.0], np.cumsum(totals)])
-    for lo in range(0, len(uniq), _CHUNK):
-        rows = uniq[lo : lo + _CHUNK]
-        current, history = _bucket_windows(uniq, cum, rows, w, k)
-        # Only rows that pass the cheap half of the rule need the model; judge_many decides the rest. A row
-        # with no whole window before it in the file has nothing to compare with: the start of a file is
-        # not a cold start (the daemon, which cannot tell "not watched" from "quiet", counts such windows 0).
-        observed = ~np.isnan(history).all(axis=1) if history.shape[1] else np.zeros(len(current), dtype=bool)
-        cand = np.flatnonzero(_may_alert(current, np.nan_to_num(history), bucket_params) & observed)
-        _, _, alert = judge_many(current[cand], history[cand], bucket_params)
-        for i in cand[alert]:
-            at = secs[first[lo + i]]
-            if at - last >= cooldown:
-                alerts.append(datetime.fromtimestamp(at, UTC))
-                last = at
+    for row in sorted(fired):
+        at = secs[first[row]]
+        if at - last >= cooldown:
+            alerts.append(fired[row][1])
+            last = at
     return alerts
 
 
@@ -370,23 +490,38 @@ def _median_step(secs: Floats, fallback: float) -> float:
     return float(np.median(steps)) if len(steps) else fallback
 
 
-def _in_buckets(params: DetectorParams, step: float, w: int) -> DetectorParams:
-    """The params with `window` set to the whole-bucket window actually used (phases and rearm follow it)."""
-    return replace(params, window=timedelta(seconds=step * w))
-
-
-def _bucket_windows(
-    uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int
-) -> tuple[Floats, Floats]:
-    """Current window sums ending at each row's bucket, and the k earlier windows (NaN before the start)."""
+def _upto(uniq: NDArray[np.int64], cum: Floats, b: NDArray[np.int64]) -> Floats:
+    """The sum of all buckets <= b (bucket numbers; `cum` = cumulative sums over `uniq`)."""
     import numpy as np
 
-    def upto(b: NDArray[np.int64]) -> Floats:  # sum of all buckets <= b
-        return np.asarray(cum[np.searchsorted(uniq, b, side="right")], dtype=np.float64)
+    return np.asarray(cum[np.searchsorted(uniq, b, side="right")], dtype=np.float64)
 
-    current = upto(rows) - upto(rows - w)
+
+def _sliding_peaks(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, recent: int) -> Floats:
+    """For rows (bucket numbers): the highest count of a w-bucket window ending 1 to `recent` windows before
+    the row's own, at every bucket (as `_sliding_peak` in the daemon); windows reaching before the start are partial."""
+    import numpy as np
+
+    if not len(rows):
+        return np.zeros(0)
+    span = (recent - 1) * w + 1  # window ends from row - recent * w to row - w
+    grid = int(uniq[-1] - uniq[0]) + 1
+    if grid > 4 * len(uniq):  # a sparse file: look each window up rather than lay out every bucket
+        ends = rows[:, None] - np.arange(w, recent * w + 1)[None, :]
+        return np.asarray((_upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)).max(axis=1), dtype=np.float64)
+    every = np.arange(uniq[0], uniq[-1] + 1)
+    sums = _upto(uniq, cum, every) - _upto(uniq, cum, every - w)  # the window ending at each bucket
+    padded = np.concatenate([np.zeros(recent * w), sums])  # padded[b - uniq[0] + recent * w] = sums[b - uniq[0]]
+    view = np.lib.stride_tricks.sliding_window_view(padded, span)  # view[j] = padded[j : j + span]
+    return np.asarray(view[rows - uniq[0]].max(axis=1), dtype=np.float64)
+
+
+def _bucket_history(uniq: NDArray[np.int64], cum: Floats, rows: NDArray[np.int64], w: int, k: int) -> Floats:
+    """The k windows before each row's own (oldest first; NaN where a window starts before the first bucket)."""
+    import numpy as np
+
     lags = np.arange(k, 0, -1)  # oldest first: column c ends lags[c] windows before the current one
     ends = rows[:, None] - lags[None, :] * w
-    history = upto(ends) - upto(ends - w)
+    history = _upto(uniq, cum, ends) - _upto(uniq, cum, ends - w)
     exists = ends - w + 1 >= uniq[0]  # the whole window lies after the series' first bucket
-    return current, np.where(exists, history, np.nan)
+    return np.where(exists, history, np.nan)

