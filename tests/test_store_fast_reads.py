@@ -1,0 +1,158 @@
+"""The store's fast read paths give what a plain full scan gives, on both backends: newest-first search (the walk
+over the newest posts and the sorted path), ranked search (two steps), stats by hour, day and week (counted a
+bucket at a time) and the detector's counts by bucket, on a store of a few thousand posts over 60 days."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from monitor import dedupe
+from monitor.store import PostFilter, Store
+from monitor.store.postgres import queries as postgres_queries
+from monitor.store.rows import dt
+from monitor.store.sqlite import SqliteStore
+from monitor.store.sqlite import queries as sqlite_queries
+from monitor.types import Match, MatchedPost
+from tests.conftest import NOW
+from tests.test_store import post, save
+
+POSTS = 2_400
+SOURCES = ("feed-a", "feed-b", "feed-c")
+TOPICS = ("flu", "fuel", "quiet")
+Row = tuple[int, str, str, int | None, tuple[str, ...], str]  # id, source, published_at, cluster, topics, text
+WORDS = {"common": 2, "middling": 7, "rare": 97}  # a word in every n-th post
+
+
+def text_of(n: int) -> str:
+    words = [w for w, every in WORDS.items() if n % every == 0]
+    story = n % 400  # some stories told again: near-duplicate clusters
+    return f"Story {story} of the region: officials said figures rose by {story % 13} points. " + " ".join(words)
+
+
+def topics_of(n: int) -> tuple[str, ...]:
+    return tuple(t for t, every in zip(TOPICS, (3, 4, 211), strict=True) if n % every == 0)
+
+
+@pytest.fixture
+def filled(any_store: Store) -> Iterator[Store]:
+    store = any_store
+    for source in SOURCES:
+        batch = []
+        for n in range(POSTS):
+            if SOURCES[n % len(SOURCES)] != source:
+                continue
+            # Published over 60 days, not in id order; some at the same second (ties broken by id).
+            delta = timedelta(seconds=(n * 7_919) % (60 * 86_400) // 60 * 60)
+            p = post(f"k{n}", source=source, title=f"Report {n}", text=text_of(n), published_delta=delta)
+            batch.append(MatchedPost(p, tuple(Match(t, "x") for t in topics_of(n)), dedupe.signature(p.title, p.text)))
+        save(store, *batch, source=source)
+    yield store
+
+
+def scan(store: Store) -> list[Row]:
+    """Every post read plainly: (id, source, published_at, cluster_id, topics, text)."""
+    return [(r.id, r.source, r.published_at, r.cluster_id, r.topics, r.text) for r in store.iter_posts()]
+
+
+def newest(rows: list[Row], word: str, where: PostFilter) -> list[int]:
+    found = [
+        r
+        for r in rows
+        if word in r[5].split()
+        and (not where.sources or r[1] in where.sources)
+        and (not where.topics or set(r[4]) & set(where.topics))
+        and (where.since is None or dt(r[2]) >= where.since)  # type: ignore[operator]
+    ]
+    return [r[0] for r in sorted(found, key=lambda r: (r[2], r[0]), reverse=True)]
+
+
+def test_newest_first_search_finds_what_a_full_scan_finds(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both newest-first plans (the walk over the newest `walk_posts` posts, falling back when it finds too few,
+    and the sorted read of every match) list the same posts in the same order as a plain scan."""
+    monkeypatch.setattr(sqlite_queries, "_WALK_MIN_MATCHES", 10)
+    rows = scan(filled)
+    filters = [
+        PostFilter(),
+        PostFilter(sources=("feed-b",)),
+        PostFilter(topics=("flu",)),
+        PostFilter(since=NOW - timedelta(days=20), sources=("feed-a", "feed-c")),
+    ]
+    for walk_posts, word, where, limit in itertools.product((50, 5_000), WORDS, filters, (1, 20, 150)):
+        monkeypatch.setattr(sqlite_queries, "_WALK_POSTS", walk_posts)
+        got = [r.id for r in filled.search(word, where, limit=limit)]
+        assert got == newest(rows, word, where)[:limit], (walk_posts, word, where, limit)
+    assert len(newest(rows, "rare", PostFilter())) == len(range(0, POSTS, 97))
+
+
+def test_ranked_search_is_the_one_statement_ranking(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranked search picks its rows first and cuts snippets for those alone: the same rows in the same order as
+    ranking and cutting in one statement; on both backends the ranked rows are the word's newest matches."""
+    monkeypatch.setattr(sqlite_queries, "RANK_POOL", 400)
+    monkeypatch.setattr(postgres_queries, "RANK_POOL", 400)
+    rows = scan(filled)
+    for word in WORDS:
+        got = filled.search(word, order="rank", limit=30)
+        pool = set(sorted(i for i in newest(rows, word, PostFilter()))[-400:])
+        assert got and {r.id for r in got} <= pool
+        assert all("\x02" in r.snippet for r in got)
+        if isinstance(filled, SqliteStore):
+            limit = min(400, len(pool))
+            oldest = filled.conn.execute(
+                "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (word, limit - 1),
+            ).fetchone()[0]
+            one = filled.conn.execute(
+                """SELECT p.id, snippet(posts_fts, -1, '\x02', '\x03', '…', 24) FROM posts_fts
+                   JOIN posts p ON p.id = posts_fts.rowid
+                   WHERE posts_fts MATCH ? AND posts_fts.rowid >= ? ORDER BY posts_fts.rank LIMIT 30""",
+                (word, oldest),
+            ).fetchall()
+            assert [(r.id, r.snippet) for r in got] == [(r[0], r[1]) for r in one]
+
+
+def stats_scan(rows: list[Row], bucket_of: dict[str, str], since: str | None) -> list[tuple[str, str, int, int]]:
+    posts: dict[tuple[str, str], int] = defaultdict(int)
+    stories: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for _, _, published, cluster, topics, _ in rows:
+        if since is not None and published < since:
+            continue
+        for topic in topics:
+            key = (topic, bucket_of[published])
+            posts[key] += 1
+            if cluster is not None:
+                stories[key].add(cluster)
+    return [(t, b, n, len(stories[(t, b)])) for (t, b), n in sorted(posts.items())]
+
+
+def bucket(published: str, by: str) -> str:
+    return published[:13] + ":00:00Z" if by == "hour" else published[:10]
+
+
+def test_stats_count_what_a_full_scan_counts(filled: Store) -> None:
+    rows = scan(filled)
+    for by in ("hour", "day"):
+        bucket_of = {r[2]: bucket(r[2], by) for r in rows}
+        for since in (None, NOW - timedelta(days=30), NOW - timedelta(days=2, hours=5)):
+            where = PostFilter(since=since)
+            got = [(r.topic, r.bucket, r.posts, r.stories) for r in filled.stats(where, by=by)]
+            assert got == stats_scan(rows, bucket_of, None if since is None else since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    weeks = [(r.topic, r.bucket, r.posts, r.stories) for r in filled.stats(by="week")]
+    assert sum(r[2] for r in weeks) == sum(len(r[4]) for r in rows)
+
+
+def test_topic_counts_count_what_a_full_scan_counts(filled: Store) -> None:
+    rows = scan(filled)
+    end = NOW - timedelta(minutes=17)
+    for step, buckets in ((timedelta(hours=1), 24 * 7), (timedelta(minutes=10), 6 * 24 * 14)):
+        for topic in TOPICS:
+            counts = [0] * buckets
+            for _, _, published, _, topics, _ in rows:
+                behind = end - dt(published)  # type: ignore[operator]  # bucket k from the end: [k, k + 1) steps
+                if topic in topics and timedelta(0) <= behind < step * buckets:
+                    counts[buckets - 1 - behind // step] += 1
+            assert filled.topic_counts(topic, end, step, buckets).counts == tuple(counts), (topic, step)
