@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from monitor import dedupe
-from monitor.store import PostFilter, Store
+from monitor.store import PostFilter, Store, buckets
 from monitor.store.postgres import queries as postgres_queries
 from monitor.store.rows import dt
 from monitor.store.sqlite import SqliteStore
@@ -145,14 +145,46 @@ def test_stats_count_what_a_full_scan_counts(filled: Store) -> None:
     assert sum(r[2] for r in weeks) == sum(len(r[4]) for r in rows)
 
 
+def test_stats_by_bucket_equal_the_grouped_count(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting a bucket at a time gives what grouping every match gives (the path taken past MAX_BUCKETS), for
+    every bucket size, with and without bounds and topics."""
+    filters = [
+        PostFilter(),
+        PostFilter(since=NOW - timedelta(days=30)),
+        PostFilter(since=NOW - timedelta(days=40, hours=3), until=NOW - timedelta(days=9, minutes=1)),
+        PostFilter(topics=("fuel", "nothing", "fuel"), until=NOW - timedelta(days=9)),
+    ]
+    fast = {(by, w): filled.stats(w, by=by) for by in ("hour", "day", "week") for w in filters}
+    monkeypatch.setattr(buckets, "MAX_BUCKETS", 0)
+    for (by, where), rows in fast.items():
+        assert rows == filled.stats(where, by=by), (by, where)
+    assert fast[("day", filters[1])] and fast[("week", filters[2])]
+
+
+def test_stat_buckets_label_hours_days_and_monday_weeks() -> None:
+    assert buckets.stat_buckets("hour", "2026-12-04T22:59:59Z", "2026-12-05T00:00:00Z") == [
+        ("2026-12-04T22:00:00Z", "2026-12-04T23:00:00Z"),
+        ("2026-12-04T23:00:00Z", "2026-12-05T00:00:00Z"),
+        ("2026-12-05T00:00:00Z", "2026-12-05T01:00:00Z"),
+    ]
+    assert buckets.stat_buckets("day", "2026-12-04T10:00:00Z", "2026-12-04T11:00:00Z") == [("2026-12-04", "2026-12-05")]
+    assert buckets.stat_buckets("week", "2026-12-06T23:00:00Z", "2026-12-07T00:00:00Z") == [  # Sunday, Monday
+        ("2026-11-30", "2026-12-07"),
+        ("2026-12-07", "2026-12-14"),
+    ]
+    assert buckets.stat_buckets("day", "2026-12-05T00:00:00Z", "2026-12-04T00:00:00Z") == []
+    assert buckets.stat_buckets("hour", "2020-01-01T00:00:00Z", "2026-01-01T00:00:00Z") is None  # past MAX_BUCKETS
+    assert buckets.stat_buckets("day", "not a time", "2026-01-01T00:00:00Z") is None
+
+
 def test_topic_counts_count_what_a_full_scan_counts(filled: Store) -> None:
     rows = scan(filled)
     end = NOW - timedelta(minutes=17)
-    for step, buckets in ((timedelta(hours=1), 24 * 7), (timedelta(minutes=10), 6 * 24 * 14)):
+    for step, n in ((timedelta(hours=1), 24 * 7), (timedelta(minutes=10), 6 * 24 * 14)):
         for topic in TOPICS:
-            counts = [0] * buckets
+            counts = [0] * n
             for _, _, published, _, topics, _ in rows:
                 behind = end - dt(published)  # type: ignore[operator]  # bucket k from the end: [k, k + 1) steps
-                if topic in topics and timedelta(0) <= behind < step * buckets:
-                    counts[buckets - 1 - behind // step] += 1
-            assert filled.topic_counts(topic, end, step, buckets).counts == tuple(counts), (topic, step)
+                if topic in topics and timedelta(0) <= behind < step * n:
+                    counts[n - 1 - behind // step] += 1
+            assert filled.topic_counts(topic, end, step, n).counts == tuple(counts), (topic, step)

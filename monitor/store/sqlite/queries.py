@@ -27,6 +27,7 @@ from monitor.store.api import (
     StatsRow,
     StoreSummary,
 )
+from monitor.store.buckets import stat_buckets
 from monitor.store.rows import CLUSTER_POST_COLUMNS, WINDOW_POST_COLUMNS, cluster_post_of, dt, ts, window_post_of
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
@@ -139,7 +140,9 @@ class QueriesMixin(StoreBase):
         ).fetchone()[0]
         return "walk" if found >= enough else "sort"
 
-    def _search_rows(self, query: str | None, source: str, clause: _Where, order_by: str, limit: int) -> list[SearchRow]:
+    def _search_rows(
+        self, query: str | None, source: str, clause: _Where, order_by: str, limit: int
+    ) -> list[SearchRow]:
         """The `limit` rows of `source` first by `order_by`, with their snippets and topics. Two steps: SQLite
         computes a row's columns before it sorts, so one step would cut a snippet for every match it sorts
         (10,000 by rank, some 14,000 newest first at a million posts) to keep 20."""
@@ -180,9 +183,13 @@ class QueriesMixin(StoreBase):
     @wrapped("count the posts per bucket")
     def stats(self, where: PostFilter = ANY_POST, *, by: str = "hour") -> list[StatsRow]:
         """Matching posts and distinct stories (clusters) per topic per hour, day or week (by published time).
-        Counted from the matches' own time and cluster (index matches_topic_published); posts are read only to
-        filter by source."""
+        Counted from the matches' own time and cluster (index matches_topic_published), a bucket at a time (see
+        buckets.py); posts are read only to filter by source."""
         m = self._match_fields()
+        if m == "m" and not where.sources:
+            counted = self._stats_by_bucket(where, by)
+            if counted is not None:
+                return counted
         clause = _Where()
         clause.any_of("m.topic IN ({})", where.topics)
         if not where.topics and m == "m":  # one range of the index per topic, not a scan of every match
@@ -201,6 +208,34 @@ class QueriesMixin(StoreBase):
             clause.params,
         ).fetchall()
         return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def _stats_by_bucket(self, where: PostFilter, by: str) -> list[StatsRow] | None:
+        """`stats` read one range of matches_topic_published per topic and bucket (no sort of the period's
+        matches); None past buckets.MAX_BUCKETS."""
+        first, last = self.conn.execute(
+            "SELECT (SELECT min(published_at) FROM posts), (SELECT max(published_at) FROM posts)"
+        ).fetchone()
+        if first is None:
+            return []
+        since, until = ts(where.since) if where.since else None, ts(where.until) if where.until else None
+        periods = stat_buckets(by, max(first, since or first), min(last, until or last))
+        if periods is None:
+            return None
+        count = "m.topic = t.topic AND m.published_at >= b.label AND m.published_at < b.following"
+        count += " AND m.published_at >= :since" if since else ""
+        count += " AND m.published_at <= :until" if until else ""
+        topics = "SELECT DISTINCT value FROM json_each(:topics)" if where.topics else _TOPICS
+        rows = self.conn.execute(  # both counts from one read of the range, as a JSON pair
+            f"""WITH t(topic) AS MATERIALIZED ({topics}),
+                     b(label, following) AS (
+                         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:buckets))
+                SELECT t.topic, b.label,
+                       (SELECT json_array(count(*), count(DISTINCT m.cluster_id)) FROM matches m WHERE {count})
+                FROM t, b ORDER BY t.topic, b.label""",
+            {"topics": json.dumps(list(where.topics)), "buckets": json.dumps(periods), "since": since, "until": until},
+        ).fetchall()
+        counted = ((topic, bucket, *json.loads(pair)) for topic, bucket, pair in rows)
+        return [StatsRow(topic=t, bucket=b, posts=n, stories=k) for t, b, n, k in counted if n]
 
     def _match_fields(self) -> str:
         """The alias whose published_at and cluster_id a count reads: "m" where matches carry them (migration
