@@ -4,6 +4,7 @@
     .venv/bin/python bench/store_scale.py --sizes 10k 100k      # other sizes
     .venv/bin/python bench/store_scale.py --quick               # one store of 2,000 posts, fewer repeats (CI)
     .venv/bin/python bench/store_scale.py --rebuild             # build the stores again
+    .venv/bin/python bench/store_scale.py --sizes 1m --cache /tmp/scale   # stores kept (and reused) there
 
 Stores come from bench/scale_store.py (through `monitor poll` rounds up to 100k, then its fast SQL builder;
 each store's build is reported). Queries go through the CLI, each in fresh processes, repeated, p50 and p95:
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import template_gen as gen
 from bench.harness import BENCH, config_yaml, feed_urls, median, monitor_exe, percentile, run_measured, verdict, world
-from bench.scale_store import ensure_stores, sizes_arg, snapshot, store_path, use_quick_layout
+from bench.scale_store import ensure_stores, sizes_arg, snapshot, store_path, use_cache, use_quick_layout
 
 WORDS = ["the", "percent", "в", "процентов", "separatists"]  # common (EN, RU) to rarer
 BATCH_FEEDS, BATCH_ITEMS = 40, 100
@@ -225,8 +226,11 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=3, help="cold-poll batches per store")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--quick", action="store_true", help="one store of 2,000 posts, 2 repeats, 2 words, 1 batch")
+    parser.add_argument("--cache", type=Path, help="keep and reuse the stores under this directory (/tmp/scale)")
     parser.add_argument("--tick-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cache:
+        use_cache(args.cache)
     if args.tick_probe:
         print(json.dumps(tick_probe(args.tick_probe, args.repeats)))
         return 0

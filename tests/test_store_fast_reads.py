@@ -72,8 +72,9 @@ def newest(rows: list[Row], word: str, where: PostFilter) -> list[int]:
 
 
 def test_newest_first_search_finds_what_a_full_scan_finds(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both newest-first plans (the walk over the newest `walk_posts` posts, falling back when it finds too few,
-    and the sorted read of every match) list the same posts in the same order as a plain scan."""
+    """Every newest-first plan (the walk over the newest `walk_posts` posts, falling back when it finds too few;
+    the walk of posts_published_at probing the matching ids; the sorted read of every match) lists the same posts
+    in the same order as a plain scan."""
     monkeypatch.setattr(sqlite_queries, "_WALK_MIN_MATCHES", 10)
     rows = scan(filled)
     filters = [
@@ -87,6 +88,8 @@ def test_newest_first_search_finds_what_a_full_scan_finds(filled: Store, monkeyp
         got = [r.id for r in filled.search(word, where, limit=limit)]
         assert got == newest(rows, word, where)[:limit], (walk_posts, word, where, limit)
     assert len(newest(rows, "rare", PostFilter())) == len(range(0, POSTS, 97))
+    if isinstance(filled, SqliteStore):  # each plan taken by one of the words
+        assert [filled._newest_plan(word, 20) for word in WORDS] == ["walk", "hits", "sort"]
 
 
 def test_ranked_search_is_the_one_statement_ranking(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
