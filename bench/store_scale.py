@@ -23,9 +23,10 @@ each store's build is reported). Queries go through the CLI, each in fresh proce
   store, each just after the same batch into an empty store: posts/s of the `monitor poll` process, start-up
   included, and the median of the three pairs' ratios;
 - the per-minute alert tick per topic: the CLI has no handle for it, so a child process (this file with
-  --tick-probe) times `Outbox.evaluate(now, topics=[topic])` (one topic's spike evaluation, plus the
-  tick's health and digest checks) and the store read behind it, `Store.topic_counts` (the baseline counted
-  in SQL by bucket; monitor internals, isolated in `tick_probe`).
+  --tick-probe) runs one tick of every topic first (the daemon's first after start, reported apart: lazy
+  imports, a cold page cache, the alerts it raises), then times `Outbox.evaluate(now, topics=[topic])` (one
+  topic's spike evaluation, plus the tick's campaign, health and digest checks) and the store read behind it,
+  `Store.topic_counts` (the baseline counted in SQL by bucket; monitor internals, isolated in `tick_probe`).
 Targets (issue 10): search newest p95 <= 5 ms and ranked p95 <= 100 ms (query time), stats <= 200 ms,
 tick <= 50 ms per topic, cold-poll rate at 1M within 20% of the empty store's, export memory constant.
 """
@@ -99,7 +100,9 @@ def tick_probe(config_path: str, repeats: int) -> dict[str, Any]:
     outbox = Outbox(config, store)
     now = datetime.now(UTC)
     step, buckets = outbox.evaluator.params.step, outbox.evaluator.params.buckets
-    result: dict[str, Any] = {}
+    t = time.perf_counter()
+    outbox.evaluate(now)  # the daemon's first tick: lazy imports, a cold page cache, the alerts it raises
+    result: dict[str, Any] = {"_first_tick": time.perf_counter() - t}
     for topic in config.topics:
         evaluate, read, rows = [], [], 0
         for _ in range(repeats):
@@ -192,6 +195,8 @@ def measure(
     if probe.returncode == 0:
         ticks = json.loads(probe.stdout)
         worst = 0.0
+        first = ticks.pop("_first_tick")
+        print(f"   tick: the first after start (all {len(ticks)} topics) {first * 1000:.0f} ms, then per topic:")
         for topic, t in ticks.items():
             p95e, p95r = percentile(t["evaluate"], 95) * 1000, percentile(t["topic_counts"], 95) * 1000
             worst = max(worst, p95e)
