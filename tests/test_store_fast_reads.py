@@ -92,9 +92,10 @@ def test_newest_first_search_finds_what_a_full_scan_finds(filled: Store, monkeyp
         assert [filled._newest_plan(word, 20) for word in WORDS] == ["walk", "hits", "sort"]
 
 
-def test_ranked_search_is_the_one_statement_ranking(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ranked search picks its rows first and cuts snippets for those alone: the same rows in the same order as
-    ranking and cutting in one statement; on both backends the ranked rows are the word's newest matches."""
+def test_ranked_search_ranks_the_pool_as_one_plain_statement(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranked search gives the rows, order and snippets of one plain statement over the pool (FTS5 sorts by rank
+    itself, so snippets are cut for the rows returned alone); on both backends the rows are among the word's
+    newest matches."""
     monkeypatch.setattr(sqlite_queries, "RANK_POOL", 400)
     monkeypatch.setattr(postgres_queries, "RANK_POOL", 400)
     rows = scan(filled)

@@ -123,16 +123,22 @@ class QueriesMixin(StoreBase):
                     *clause.clauses,
                 )
                 walk.params = [_WALK_POSTS, query, *clause.params]
-                rows = self._search_rows(query, "posts p", walk, newest, limit)
+                rows = self._search_rows(query, "posts p", walk, newest, limit, join_fts=True)
                 if len(rows) >= limit:  # the newest posts held `limit` hits: nothing older can come first
                     return rows
             if plan != "sort":  # the unary + keeps the planner walking posts_published_at, not the hits
                 hits = _Where("+p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)", *clause.clauses)
                 hits.params = [query, *clause.params]
-                return self._search_rows(query, "posts p", hits, newest, limit)
-            matched = _Where("posts_fts MATCH ?", *clause.clauses)
-            matched.params = [query, *clause.params]
-            return self._search_rows(query, _FTS_SOURCE, matched, newest, limit)
+                return self._search_rows(query, "posts p", hits, newest, limit, join_fts=True)
+            # Sorted by SQLite, whose rows carry their columns into the sort: the ids first, then the snippets of
+            # those alone (one statement cut a snippet for every match it sorted, some 14,000 at 1M posts).
+            ids = self.conn.execute(
+                f"SELECT p.id FROM {_FTS_SOURCE} WHERE posts_fts MATCH ? AND {clause.sql()} ORDER BY {newest} LIMIT ?",
+                [query, *clause.params, limit],
+            ).fetchall()
+            picked = _Where("p.id IN (SELECT value FROM json_each(?))")
+            picked.params = [json.dumps([r[0] for r in ids])]
+            return self._search_rows(query, "posts p", picked, newest, limit, join_fts=True)
 
     def _newest_plan(self, query: str, limit: int) -> str:
         """How to find the newest `limit` posts matching the query among n posts, from its m matches:
@@ -155,31 +161,24 @@ class QueriesMixin(StoreBase):
         return "hits" if found >= hits_from else "sort"
 
     def _search_rows(
-        self, query: str | None, source: str, clause: _Where, order_by: str, limit: int
+        self, query: str | None, source: str, clause: _Where, order_by: str, limit: int, *, join_fts: bool = False
     ) -> list[SearchRow]:
-        """The `limit` rows of `source` first by `order_by`, with their snippets and topics. Two steps: SQLite
-        computes a row's columns before it sorts, so one step would cut a snippet for every match it sorts
-        (10,000 by rank, some 14,000 newest first at a million posts) to keep 20."""
-        picked = self.conn.execute(
-            f"SELECT p.id FROM {source} WHERE {clause.sql()} ORDER BY {order_by} LIMIT ?", [*clause.params, limit]
-        ).fetchall()
-        ids = [r[0] for r in picked]
-        if not ids:
-            return []
-        if query:  # the snippet needs the post's row of the index under this query
+        if query and join_fts:  # walked posts: the snippet needs this post's row of the index
             snippet = (
                 f"(SELECT snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24) FROM posts_fts "
                 "WHERE posts_fts MATCH ? AND posts_fts.rowid = p.id)"
             )
-            params: list[Any] = [query, json.dumps(ids)]
+            params: list[Any] = [query, *clause.params, limit]
+        elif query:
+            snippet = f"snippet(posts_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+            params = [*clause.params, limit]
         else:
             snippet = "substr(p.text, 1, 160) || CASE WHEN length(p.text) > 160 THEN '…' ELSE '' END"
-            params = [json.dumps(ids)]
+            params = [*clause.params, limit]
         sql = f"""SELECT p.id, p.source, p.url, p.title, p.published_at, p.cluster_id, {snippet} AS snippet,
                          (SELECT group_concat(topic, ',') FROM matches m WHERE m.post_id = p.id) AS topics
-                  FROM posts p WHERE p.id IN (SELECT value FROM json_each(?))"""
-        found = {r[0]: r for r in self.conn.execute(sql, params).fetchall()}
-        rows = [found[i] for i in ids if i in found]  # a post deleted in between is left out
+                  FROM {source} WHERE {clause.sql()} ORDER BY {order_by} LIMIT ?"""
+        rows = self.conn.execute(sql, params).fetchall()
         return [
             SearchRow(
                 id=r[0],
