@@ -15,8 +15,8 @@ cluster ids there come from the generator's ground truth (a wire story's copies 
 from the store's LSH comparison, which is what makes it fast. Posts, matches, FTS rows, signatures and
 band rows are all written, so every query and the candidate counts see a full store.
 
-Stores are kept under the bench cache (stores/<size>.db, with <size>.json telling how each was built) and
-reused unless `--rebuild`.
+Stores are kept under the bench cache (stores/<size>.db, with <size>.json telling how each was built), or under
+`--cache DIR`, and reused unless `--rebuild`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,16 @@ PER_ROUND = FEEDS * ITEMS
 STORES = CACHE / "stores"
 
 
+def use_cache(root: Path) -> None:
+    """Keep (and reuse) the stores under `root` instead of the bench cache: a 1M store is built once, anywhere."""
+    global STORES  # noqa: PLW0603  # the bench-wide layout, as use_quick_layout
+    STORES = root / STORES.name
+
+
 def use_quick_layout() -> None:
     """The quick forms' layout: 40 feeds a round (2,000 posts), stores kept apart from the full ones."""
     global FEEDS, PER_ROUND, STORES
-    FEEDS, PER_ROUND, STORES = 40, 40 * ITEMS, CACHE / "stores-quick"
+    FEEDS, PER_ROUND, STORES = 40, 40 * ITEMS, STORES.parent / "stores-quick"
 
 
 def store_config(work: Path, store: Path, urls: list[str]) -> Path:
@@ -234,7 +240,10 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["10k", "100k", "1m"])
     parser.add_argument("--poll-max", default="100k", help="build by polling up to this size, faster above")
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--cache", type=Path, help="keep and reuse the stores under this directory (/tmp/scale)")
     args = parser.parse_args()
+    if args.cache:
+        use_cache(args.cache)
     sizes = list(sizes_arg(args.sizes))
     facts = ensure_stores(sizes, poll_max=next(sizes_arg([args.poll_max])), rebuild=args.rebuild)
     for size in sizes:

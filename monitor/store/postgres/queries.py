@@ -26,6 +26,7 @@ from monitor.store.api import (
     StatsRow,
     StoreSummary,
 )
+from monitor.store.buckets import stat_buckets
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
 from monitor.store.postgres.fts import parse_query, snippet
@@ -132,9 +133,13 @@ class QueriesMixin(StoreBase):
 
     @wrapped("count the posts per bucket")
     def stats(self, where: PostFilter = ANY_POST, *, by: str = "hour") -> list[StatsRow]:
-        """As the SQLite store's: counted from the matches' own time and cluster (index matches_topic_published);
-        posts are read only to filter by source."""
+        """As the SQLite store's: counted from the matches' own time and cluster (index matches_topic_published),
+        a bucket at a time (see buckets.py); posts are read only to filter by source."""
         m = self._match_fields()
+        if m == "m" and not where.sources:
+            counted = self._stats_by_bucket(where, by)
+            if counted is not None:
+                return counted
         clause = _Where()
         clause.any_of("m.topic = ANY(%s)", where.topics)
         clause.any_of("p.source = ANY(%s)", where.sources)
@@ -150,6 +155,41 @@ class QueriesMixin(StoreBase):
                     FROM {source} WHERE {clause.sql()}
                     GROUP BY m.topic, bucket ORDER BY m.topic, bucket""",
                 clause.params,
+            ).fetchall()
+        return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
+
+    def _stats_by_bucket(self, where: PostFilter, by: str) -> list[StatsRow] | None:
+        """As the SQLite store's: one range of matches_topic_published per topic and bucket (a lateral join);
+        None past buckets.MAX_BUCKETS."""
+        since, until = ts(where.since) if where.since else None, ts(where.until) if where.until else None
+        with self.read("count the posts per bucket") as conn:
+            bounds = conn.execute(
+                "SELECT (SELECT min(published_at) FROM posts), (SELECT max(published_at) FROM posts)"
+            ).fetchone()
+            if bounds is None or bounds[0] is None:
+                return []
+            first, last = bounds
+            periods = stat_buckets(by, max(first, since or first), min(last, until or last))
+            if periods is None:
+                return None
+            count = "m.topic = t.topic AND m.published_at >= b.label AND m.published_at < b.following"
+            count += " AND m.published_at >= %(since)s" if since else ""
+            count += " AND m.published_at <= %(until)s" if until else ""
+            topics = "SELECT DISTINCT unnest(%(topics)s::text[])" if where.topics else _TOPICS
+            rows = conn.execute(
+                f"""WITH t(topic) AS ({topics}),
+                         b(label, following) AS (SELECT * FROM unnest(%(labels)s::text[], %(following)s::text[]))
+                    SELECT t.topic, b.label, c.posts, c.stories FROM t CROSS JOIN b CROSS JOIN LATERAL (
+                        SELECT count(*) AS posts, count(DISTINCT m.cluster_id) AS stories FROM matches m
+                        WHERE {count}) AS c
+                    WHERE c.posts > 0 ORDER BY t.topic, b.label""",
+                {
+                    "topics": list(where.topics),
+                    "labels": [label for label, _ in periods],
+                    "following": [following for _, following in periods],
+                    "since": since,
+                    "until": until,
+                },
             ).fetchall()
         return [StatsRow(topic=r[0], bucket=r[1], posts=r[2], stories=r[3]) for r in rows]
 
