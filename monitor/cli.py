@@ -1180,10 +1180,11 @@ def demo(ctx: click.Context, directory: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("text", "json")),
-    default="text",
+    type=click.Choice(("times", "text", "json")),
+    default="times",
     show_default=True,
-    help="text: one line per alert; json: one JSON array of objects with the same fields.",
+    help="times: the ISO time of each alert, one per line (what scripts read); text: each alert with its window, "
+    "count, expected and score; json: one JSON array of objects with those fields.",
 )
 @click.pass_context
 def detect(
@@ -1203,7 +1204,8 @@ def detect(
     it is causal: each decision sees only the past.
 
     \b
-    Text output, one line per alert, fields separated by two spaces, the ISO time (UTC) first:
+    Output, one line per alert: its ISO time (UTC), 2015-03-02T14:05:00Z. With --format text, the fields
+    follow the time, separated by two spaces:
       2015-03-02T14:05:00Z  window=15m  count=42  expected=6.1  score=5.3
     window = the scale that fired, count = posts in that window ending at the row, expected = the baseline's
     usual count for it, score ~ a standard normal quantile of the surprise.
@@ -1229,6 +1231,10 @@ def detect(
     ]
     if fmt == "json":
         click.echo(json.dumps(rows))
+        return
+    if fmt == "times":  # the contract's form (DESIGN.md): a line is a timestamp and nothing else
+        for r in rows:
+            click.echo(r["time"])
         return
     for r in rows:
         count = f"{r['count']:g}"

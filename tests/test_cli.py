@@ -158,15 +158,16 @@ def test_detect_prints_iso_timestamps_at_the_jump(tmp_path: Path) -> None:
     series.write_text("\n".join(lines) + "\n")
     result = invoke(tmp_path / "none.yaml", "detect", str(series))
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    stamps = [datetime.fromisoformat(line.split("  ")[0]) for line in lines]  # the first field stays the time
+    stamps = [datetime.fromisoformat(line) for line in result.stdout.splitlines()]  # a line is a time, no more
     jump = (start + timedelta(minutes=5 * (steps - 12))).replace(tzinfo=UTC)
     assert stamps == [jump]
+    detailed = invoke(tmp_path / "none.yaml", "detect", "--format", "text", str(series)).stdout.splitlines()
+    assert [datetime.fromisoformat(line.split("  ")[0]) for line in detailed] == stamps  # the time first
     # 40 + 2 + 2 posts in the 15 minutes ending at the jump's first bucket, against 3 buckets of 2
-    assert lines[0] == "2024-03-08T23:00:00Z  window=15m  count=44  expected=6.0  score=9.9"
+    assert detailed == ["2024-03-08T23:00:00Z  window=15m  count=44  expected=6.0  score=9.9"]
     as_json = json.loads(invoke(tmp_path / "none.yaml", "detect", "--format", "json", str(series)).stdout)
     assert as_json == [{"time": "2024-03-08T23:00:00Z", "window": "15m", "count": 44.0, "expected": 6.0, "score": 9.88}]
-    single = invoke(tmp_path / "none.yaml", "detect", "--scales", "1", str(series)).stdout
+    single = invoke(tmp_path / "none.yaml", "detect", "--scales", "1", "--format", "text", str(series)).stdout
     assert single == "2024-03-08T23:00:00Z  window=1h  count=62  expected=24.0  score=6.3\n"  # today's one window
     assert invoke(tmp_path / "none.yaml", "detect", "--scales", "1,1.5", str(series)).returncode == 2
     bad = tmp_path / "bad.csv"
