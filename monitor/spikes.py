@@ -298,6 +298,9 @@ def evaluate(
     count, history = _windows(series, params)
     if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
         return None
+    recent = max(1, min(len(history), round(params.rearm / params.window)))
+    if history and count <= max(history[-recent:]):  # nor at or below a window of the last `rearm` (_may_alert)
+        return None
     verdict = judge(count, history, params)
     if not verdict.alert:
         return None
