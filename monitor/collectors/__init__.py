@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.config import SourceBase
-from monitor.types import Collected, SourceState
-
-if TYPE_CHECKING:  # the registry is read when config is (monitor status): httpx is loaded by polling only
+if TYPE_CHECKING:  # nothing at run time: a worker process that parses imports this package and stays small
     from monitor.collectors.fetch import Session
+    from monitor.config import SourceBase
+    from monitor.types import Collected, SourceState
 
 __all__ = ["SOURCE_MODELS", "SOURCE_TYPES", "Collector", "SourceType"]
 
-Collector = Callable[[Any, "Session", SourceState, datetime], Awaitable[Collected]]
+Collector = Callable[[Any, "Session", "SourceState", datetime], Awaitable["Collected"]]
 
 # source type -> the name of its model class in monitor.collectors.<type> (whose `collect` polls it)
 _MODELS = {
@@ -85,7 +84,7 @@ class _Registry(MutableMapping[str, SourceType]):
         return len(self._names)
 
 
-class _Models(Mapping[str, type[SourceBase]]):
+class _Models(Mapping[str, "type[SourceBase]"]):
     """The registry's models, read through it (so each is imported when a config names its type)."""
 
     def __init__(self, types: Mapping[str, SourceType]) -> None:
