@@ -137,8 +137,14 @@ class _Worker:
 class Workers:
     """Worker processes for one config's topics, started on first use; `close()` stops them."""
 
-    def __init__(self, topics: Sequence[TopicSpec], *, processes: int | None = None) -> None:
+    def __init__(
+        self, topics: Sequence[TopicSpec], *, processes: int | None = None, prepare_in_workers: bool = True
+    ) -> None:
+        """`prepare_in_workers=False`: batches are prepared here, the workers only parse, so each stays a small
+        process (no numpy, no matcher): `monitor poll`, where peak memory counts and the event loop has nobody
+        else to serve."""
         self.topics = tuple(topics)
+        self.prepare_in_workers = prepare_in_workers
         self.matcher = Matcher(self.topics)
         self.processes = default_processes() if processes is None else processes
         self._idle: list[_Worker] = []
@@ -157,7 +163,7 @@ class Workers:
         is free. Unlike a parse, this is our own bounded work (linear in text already cut to max_bytes), safe
         inline: when every worker is busy (or still starting), waiting for one would leave this core idle while
         the other queues, so the batch is prepared here instead (a cold poll of many feeds: both cores work)."""
-        if len(items) < MIN_ITEMS or self.processes <= 0 or self._slot().locked():
+        if len(items) < MIN_ITEMS or self.processes <= 0 or not self.prepare_in_workers or self._slot().locked():
             return prepare(items, source, known, now, self.matcher)
         job: tuple[Any, ...] = (prepare_posts, (list(items), source, dict(known), now), {})
         return await self._run(
