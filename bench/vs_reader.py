@@ -9,7 +9,8 @@
 Installs reader 3.x into a venv of its own under the bench cache (~/.cache/monitor-bench/reader-venv, or
 $MONITOR_BENCH_CACHE; reused when present; never a project dependency). monitor runs the same way, from a venv
 of its own (monitor-venv beside it): this checkout installed as a user installs it (`pip install .`: runtime
-dependencies only, byte-code compiled), reinstalled from the checkout at each run (--no-deps, a few seconds).
+dependencies only, byte-code compiled), reinstalled from the checkout at each run (--no-deps, then once with
+dependencies so that one added since comes too; a few seconds).
 The development venv differs from that in ways that are not monitor's: an editable install (an import hook,
 and no byte-code when PYTHONDONTWRITEBYTECODE is set, so every start compiles monitor's sources) and the test
 extras (selenium brings trio, which httpcore imports when present). `--dev-venv` measures it instead.
@@ -91,6 +92,10 @@ def monitor_install() -> Path:
     else:
         install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)]
     pip = subprocess.run(install, check=False, capture_output=True, text=True)
+    if pip.returncode == 0 and "--no-deps" in install:  # a dependency added since the venv was made comes too
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", str(ROOT)], check=False, capture_output=True, text=True
+        )
     if pip.returncode != 0:
         raise SystemExit(f"could not install {ROOT} into {venv}:\n{pip.stderr[-3000:]}")
     return venv / "bin" / "monitor"

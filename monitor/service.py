@@ -79,7 +79,7 @@ async def poll_once(
     `on_result` is called as each source finishes (progress on a terminal). `alerts=False` (a daemon holds the
     store: alerts are its job) polls and stores only. Raises StoreCorrupt if a poll found the store damaged."""
     topic_changes(config, store, clock())  # a changed topic set is logged, pointing at `monitor rematch`
-    workers = Workers(config.topics)
+    workers = Workers(config.topics, prepare_in_workers=False)  # a small parse worker: peak memory of a poll
     try:
         async with open_fetcher(config, workers, clock=clock) as fetcher:
             results = await poll_sources(

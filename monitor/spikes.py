@@ -362,8 +362,8 @@ def evaluate(
         count, history = _windows(series, scale)
         if count < params.min_count:  # judge() never alerts below min_count; most topics, most polls: no numpy
             continue
-        if len(params.windows) > 1 and count <= _sliding_peak(series, scale, len(history)):
-            continue
+        if count <= _recent_peak(series, scale, history, several=len(params.windows) > 1):  # nor below a recent
+            continue  # window (_may_alert's hysteresis): judged before numpy is loaded
         verdict = judge(count, history, scale)
         margin = verdict.score - scale.threshold
         if verdict.alert and (best is None or margin > best[0]):
@@ -379,6 +379,15 @@ def evaluate(
         expected=verdict.expected,
         score=verdict.score,
     )
+
+
+def _recent_peak(series: CountSeries, scale: DetectorParams, history: list[int], *, several: bool) -> float:
+    """The count a window must exceed to alert: the highest of the last `rearm` (sliding windows when several
+    scales are judged, the aligned history windows for one alone, as `_may_alert`); -1 with no history."""
+    if several:
+        return _sliding_peak(series, scale, len(history))
+    recent = max(1, min(len(history), round(scale.rearm / scale.window)))
+    return max(history[-recent:]) if history else -1
 
 
 def _sliding_peak(series: CountSeries, scale: DetectorParams, k: int) -> int:

@@ -6,7 +6,8 @@ and not a ProcessPoolExecutor: an executor cannot stop one job that runs too lon
 the whole pool. Here each job has a time limit; a worker that overruns is killed (SIGKILL) and replaced,
 its job fails with ParseTimeout, and the other sources go on.
 
-A worker is `python -c "...serve()"`, started by this process (no forkserver, no resource tracker): it
+A worker is `python -c "...serve()"` (monitor.workerproc, which imports what a job needs only when it comes),
+started by this process (no forkserver, no resource tracker): it
 reads jobs from its stdin and writes results to its stdout, one length-prefixed pickle each, one job at
 a time. It dies with its parent: a parent-death signal on Linux (prctl PR_SET_PDEATHSIG, SIGKILL) and,
 everywhere, a thread watching that the parent is still its parent, and end of file on stdin.
@@ -23,19 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import pickle
-import select
-import signal
-import struct
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -45,6 +40,16 @@ from monitor.exceptions import ParseError, ParseTimeout
 from monitor.match import Matcher
 from monitor.prepare import Known, prepare
 from monitor.types import MatchedPost, RawItem, TopicSpec
+from monitor.workerproc import (
+    PARENT_ENV,
+    PATH_ENV,
+    LostError,
+    OverrunError,
+    call,
+    prepare_posts,
+    read_frame,
+    write_frame,
+)
 
 log = logging.getLogger("monitor.workers")
 
@@ -55,143 +60,15 @@ PARSE_LIMIT = 30.0  # seconds for one parse when the caller gives none (the fetc
 PREPARE_LIMIT = 120.0  # seconds for normalising, matching and signing one batch (5,000 items take about 2 s)
 START_LIMIT = 60.0  # seconds a new worker gets to import and compile the topics, apart from its first job
 STOP_WAIT = 2.0  # seconds a closing worker gets to exit on its own before it is killed
-_FRAME = struct.Struct(">Q")
-_CHUNK = 1 << 16
-_PATH_ENV = "MONITOR_WORKER_SYS_PATH"
-_PARENT_ENV = "MONITOR_WORKER_PARENT"
 _BOOT = (
-    "import json, os, sys; sys.path[:0] = json.loads(os.environ.pop('MONITOR_WORKER_SYS_PATH', '[]')); "
-    "from monitor.workers import serve; serve()"
+    f"import json, os, sys; sys.path[:0] = json.loads(os.environ.pop({PATH_ENV!r}, '[]')); "
+    "from monitor.workerproc import serve; serve()"
 )
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-_matcher: Matcher | None = None  # the worker process's own matcher, built from the topics sent first
 
 
 def default_processes() -> int:
     """One worker on a machine with two or more cores; none (all inline) on one core."""
     return 1 if (os.cpu_count() or 1) >= 2 else 0
-
-
-class _OverrunError(Exception):
-    """The job passed its time limit."""
-
-
-class _LostError(Exception):
-    """The worker process ended (or its pipe broke) before answering."""
-
-
-# ---------------------------------------------------------------- the worker process
-
-
-def serve() -> None:
-    """The worker's main loop: read a job, run it, write its result; return at end of file on stdin."""
-    global _matcher  # noqa: PLW0603  # one matcher per worker process, compiled once
-    parent = int(os.environ.pop(_PARENT_ENV, "0") or 0)
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the main process's to handle;
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # this process ends with its stdin or its parent
-    results = os.dup(1)
-    os.dup2(2, 1)  # a stray print() must not corrupt the result stream
-    while True:
-        try:
-            message = pickle.loads(_read(0, None))
-        except _LostError:
-            return
-        if message[0] == "topics":
-            _matcher = Matcher(message[1])
-            _write(results, pickle.dumps(("ready", None)), None)
-            continue
-        fn, args, kwargs = message[1:]
-        try:
-            reply: tuple[str, Any] = ("ok", fn(*args, **kwargs))
-        except Exception as exc:
-            if not isinstance(exc, ParseError):
-                exc.add_note(f"in the worker process:\n{traceback.format_exc()}")
-            reply = ("error", exc)
-        try:
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an unpicklable result or exception: say what it was
-            data = pickle.dumps(("error", ParseError(f"worker result could not be sent: {type(exc).__name__}")))
-        try:
-            _write(results, data, None)
-        except _LostError:
-            return
-
-
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL when the parent dies (Linux), and a watch thread everywhere; exit now if it is gone already."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if parent and os.getppid() != parent:
-        os._exit(0)  # the parent died before the signal was armed
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    if parent:
-        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _prepare_in_worker(items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
-    assert _matcher is not None, "the worker got no topics"
-    return prepare(items, source, known, now, _matcher)
-
-
-def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    return fn(*args, **kwargs)
-
-
-# ---------------------------------------------------------------- frames over pipes, with a deadline
-
-
-def _write(fd: int, data: bytes, deadline: float | None) -> None:
-    view = memoryview(_FRAME.pack(len(data)) + data)
-    while view:
-        _wait(fd, deadline, write=True)
-        try:
-            sent = os.write(fd, view[:_CHUNK])
-        except (BrokenPipeError, OSError) as exc:
-            raise _LostError(str(exc)) from exc
-        view = view[sent:]
-
-
-def _read(fd: int, deadline: float | None) -> bytes:
-    (size,) = _FRAME.unpack(_read_exactly(fd, _FRAME.size, deadline))
-    return _read_exactly(fd, size, deadline)
-
-
-def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
-    chunks: list[bytes] = []
-    left = size
-    while left:
-        _wait(fd, deadline, write=False)
-        try:
-            chunk = os.read(fd, min(left, _CHUNK))
-        except OSError as exc:
-            raise _LostError(str(exc)) from exc
-        if not chunk:
-            raise _LostError("end of file")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _wait(fd: int, deadline: float | None, *, write: bool) -> None:
-    if deadline is None:
-        return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _OverrunError
-    try:
-        ready = select.select([], [fd], [], remaining)[1] if write else select.select([fd], [], [], remaining)[0]
-    except (OSError, ValueError) as exc:  # the pipe was closed under us (the worker is being stopped)
-        raise _LostError(str(exc)) from exc
-    if not ready:
-        raise _OverrunError
 
 
 # ---------------------------------------------------------------- the main process's side
@@ -201,7 +78,7 @@ class _Worker:
     """One worker process; one job at a time (calls run in a thread of `Workers`)."""
 
     def __init__(self, topics: tuple[TopicSpec, ...]) -> None:
-        env = {**os.environ, _PATH_ENV: json.dumps(sys.path), _PARENT_ENV: str(os.getpid())}
+        env = {**os.environ, PATH_ENV: json.dumps(sys.path), PARENT_ENV: str(os.getpid())}
         self.process = subprocess.Popen(  # started from the event loop's thread: the parent-death signal
             [sys.executable, "-c", _BOOT],  # fires when the thread that forked the child ends
             stdin=subprocess.PIPE,
@@ -209,24 +86,27 @@ class _Worker:
             env=env,
             bufsize=0,
         )
-        self._topics: tuple[TopicSpec, ...] | None = topics  # sent with the first job, not to block here
+        self._topics = topics  # sent before the first batch to prepare, not to block here
+        self._ready = False  # the worker answered its first message (it is up, its imports done)
+        self._matching = False  # it has built its matcher
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def call(self, job: tuple[Any, ...], time_limit: float) -> tuple[str, Any]:
-        """Send one job and wait for its reply (blocking). Raises _OverrunError or _LostError."""
+        """Send one job and wait for its reply (blocking). Raises OverrunError or LostError."""
         assert self.process.stdin is not None and self.process.stdout is not None
         jobs, results = self.process.stdin.fileno(), self.process.stdout.fileno()
-        if self._topics is not None:  # start-up (imports, the matcher) is not charged to the first job
-            started = time.monotonic() + START_LIMIT
-            _write(jobs, pickle.dumps(("topics", self._topics)), started)
-            _read(results, started)
-            self._topics = None
+        matching = job[1] is prepare_posts
+        if not self._ready or (matching and not self._matching):  # start-up (imports, the matcher) is not charged
+            started = time.monotonic() + START_LIMIT  # to the first job; a worker that only parses builds no matcher
+            write_frame(jobs, pickle.dumps(("topics", self._topics if matching else None)), started)
+            read_frame(results, started)
+            self._ready, self._matching = True, self._matching or matching
         deadline = time.monotonic() + time_limit
-        _write(jobs, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), deadline)
-        reply: tuple[str, Any] = pickle.loads(_read(results, deadline))
+        write_frame(jobs, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), deadline)
+        reply: tuple[str, Any] = pickle.loads(read_frame(results, deadline))
         return reply
 
     def kill(self) -> None:
@@ -257,8 +137,14 @@ class _Worker:
 class Workers:
     """Worker processes for one config's topics, started on first use; `close()` stops them."""
 
-    def __init__(self, topics: Sequence[TopicSpec], *, processes: int | None = None) -> None:
+    def __init__(
+        self, topics: Sequence[TopicSpec], *, processes: int | None = None, prepare_in_workers: bool = True
+    ) -> None:
+        """`prepare_in_workers=False`: batches are prepared here, the workers only parse, so each stays a small
+        process (no numpy, no matcher): `monitor poll`, where peak memory counts and the event loop has nobody
+        else to serve."""
         self.topics = tuple(topics)
+        self.prepare_in_workers = prepare_in_workers
         self.matcher = Matcher(self.topics)
         self.processes = default_processes() if processes is None else processes
         self._idle: list[_Worker] = []
@@ -277,9 +163,9 @@ class Workers:
         is free. Unlike a parse, this is our own bounded work (linear in text already cut to max_bytes), safe
         inline: when every worker is busy (or still starting), waiting for one would leave this core idle while
         the other queues, so the batch is prepared here instead (a cold poll of many feeds: both cores work)."""
-        if len(items) < MIN_ITEMS or self.processes <= 0 or self._slot().locked():
+        if len(items) < MIN_ITEMS or self.processes <= 0 or not self.prepare_in_workers or self._slot().locked():
             return prepare(items, source, known, now, self.matcher)
-        job: tuple[Any, ...] = (_prepare_in_worker, (list(items), source, dict(known), now), {})
+        job: tuple[Any, ...] = (prepare_posts, (list(items), source, dict(known), now), {})
         return await self._run(
             job,
             PREPARE_LIMIT,
@@ -294,7 +180,7 @@ class Workers:
         (bytes) is large; ParseTimeout after `time_limit` seconds."""
         if size < MIN_BYTES or self.processes <= 0:
             return fn(*args, **kwargs)
-        return await self._run((_call, (fn, args, kwargs), {}), time_limit, "parsing", lambda: fn(*args, **kwargs))
+        return await self._run((call, (fn, args, kwargs), {}), time_limit, "parsing", lambda: fn(*args, **kwargs))
 
     async def _run(self, job: tuple[Any, ...], time_limit: float, what: str, inline: Callable[[], T]) -> T:
         async with self._slot():
@@ -308,7 +194,7 @@ class Workers:
                 except asyncio.CancelledError:
                     self._discard(worker)  # its thread sees the pipe close and ends
                     raise
-                except _OverrunError:
+                except OverrunError:
                     self._discard(worker)
                     log.warning(
                         "worker_overrun what=%r limit_s=%g: the worker was killed and replaced", what, time_limit
@@ -317,7 +203,7 @@ class Workers:
                         f"{what} took longer than {time_limit:g} s; stopped (the response may be hostile or "
                         "enormous: its structure is checked for that, see the README)"
                     ) from None
-                except _LostError as exc:
+                except LostError as exc:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         worker.process.wait(0.5)  # it closed its pipe: it is ending, with its own exit code
                     self._discard(worker)

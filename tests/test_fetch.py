@@ -422,3 +422,69 @@ def test_address_kinds(address: str, kind: str | None) -> None:
     import ipaddress
 
     assert address_kind(ipaddress.ip_address(address)) == kind
+
+
+def _self_signed(tmp_path: Any, name: str) -> tuple[Any, Any]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a certificate with")
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def _https_server(tmp_path: Any) -> tuple[Any, str, Any]:
+    """A TLS server on 127.0.0.1 with a certificate of its own (openssl), answering every GET with "tls ok"."""
+    import http.server
+    import ssl
+    import threading
+
+    cert, key = _self_signed(tmp_path, "server")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"tls ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"https://127.0.0.1:{server.server_address[1]}/feed", cert
+
+
+def test_https_is_verified_with_the_roots_loaded_at_the_first_handshake(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trusted roots are loaded when the first TLS connection is made, not at start-up, and they are httpx's
+    own (here SSL_CERT_FILE, honoured as httpx honours it): a certificate they hold is accepted, another refused."""
+    from monitor.collectors import fetch as fetch_module
+
+    server, url, cert = _https_server(tmp_path)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        fetch_module._tls_context.cache_clear()
+        ok, _ = fetch(url)
+        assert ok.status == 200 and ok.body == b"tls ok"
+        monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp_path, "another")[0]))
+        fetch_module._tls_context.cache_clear()
+        refused, records = fetch(url)
+        assert isinstance(refused, NetworkError) and "certificate" in str(refused).lower()
+        assert records[-1].status is FetchStatus.ERROR
+    finally:
+        fetch_module._tls_context.cache_clear()
+        server.shutdown()
+        server.server_close()

@@ -192,7 +192,7 @@ def test_sigkill_of_a_poll_leaves_no_worker_behind(
 
 def _is_worker(pid: int) -> bool:
     try:
-        return b"monitor.workers" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"monitor.workerproc" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -21,6 +21,7 @@ LAYERS = {
     "match": 1,
     "translit": 1,
     "dedupe": 1,
+    "workerproc": 2,
     "spikes": 1,
     "dates": 1,
     "prepare": 1,

@@ -80,6 +80,29 @@ def test_the_worker_prepares_exactly_what_inline_preparation_does(items: list[Ra
     assert remote == prepare(items, "nyt", {}, NOW, workers.matcher) and any(p.matches for p in remote)
 
 
+def test_a_worker_that_only_parsed_builds_its_matcher_before_its_first_batch(
+    items: list[RawItem], workers: Workers
+) -> None:
+    """A worker starts without the topics (a parse needs no matcher); they are sent before it prepares."""
+    pid = asyncio.run(workers.parse(len(BIG), my_pid, BIG))
+    remote = asyncio.run(workers.prepare(items, "nyt", {}, NOW))
+    assert workers.pids == [pid]  # the same worker, not a fresh one
+    assert remote == prepare(items, "nyt", {}, NOW, workers.matcher) and any(p.matches for p in remote)
+
+
+def test_with_prepare_in_workers_off_batches_are_prepared_here_and_parses_still_go_out(
+    items: list[RawItem],
+) -> None:
+    pool = Workers(TOPICS, processes=1, prepare_in_workers=False)
+    try:
+        here = asyncio.run(pool.prepare(items, "nyt", {}, NOW))
+        assert pool.pids == []  # no worker started for a batch
+        assert here == prepare(items, "nyt", {}, NOW, pool.matcher)
+        assert asyncio.run(pool.parse(len(BIG), my_pid, BIG)) in pool.pids
+    finally:
+        pool.close()
+
+
 def test_large_bodies_are_parsed_in_the_worker(corpus: Path, workers: Workers) -> None:
     body = (corpus / "rss/en_dawn-pk_escaped-html.xml").read_bytes()
     assert len(body) >= MIN_BYTES

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import email.utils
+import functools
 import ipaddress
 import logging
 import socket
@@ -243,6 +244,46 @@ async def _public_addresses(url: str, host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(a) for a in addresses))
 
 
+# Handed to the transport in place of a verifying context, and swapped for one at the first TLS handshake: loading
+# the trusted roots costs 50-100 ms of CPU at start-up, which a poll of http:// feeds never needs.
+_DEFERRED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's own verifying context (certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR), built once."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """A connection of the guarded backend: httpcore's own stream, its TLS handshake given the real context."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self.inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            context = _tls_context() if ssl_context is _DEFERRED_TLS else ssl_context
+        except BaseException:  # unreadable roots (SSL_CERT_FILE): the connection is closed, as a failed handshake's is
+            await self.inner.aclose()
+            raise
+        return await self.inner.start_tls(context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, connecting only to checked public addresses while a hop refuses private
     ones: the address checked is the address connected to (no DNS rebinding between check and connect)."""
@@ -260,12 +301,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         url = _REFUSING.get()
         if url is None:
-            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+            return _Stream(await self.inner.connect_tcp(host, port, timeout, local_address, socket_options))
         addresses = await _public_addresses(url, host, port)
         for address in addresses[:-1]:
             with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
-                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
-        return await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+                return _Stream(await self.inner.connect_tcp(address, port, timeout, local_address, socket_options))
+        return _Stream(await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options))
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -279,7 +320,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
     does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, verify=_DEFERRED_TLS)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
