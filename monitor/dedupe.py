@@ -263,8 +263,28 @@ def similarity(a: bytes, b: bytes) -> float:
     """
     import numpy as np
 
-    if not a or not b or len(a) != len(b) or a[0] != b[0] or len(a) != _SIG_BYTES:
+    if not similarity_comparable(a, b):
         return 0.0
     va = np.frombuffer(a, dtype="<u4", offset=1)
     vb = np.frombuffer(b, dtype="<u4", offset=1)
     return int(np.count_nonzero(va == vb)) / NUM_PERM
+
+
+def best_match(sig: bytes, others: list[bytes]) -> tuple[int, float]:
+    """(index, similarity) of the first of `others` most similar to `sig` (as `similarity` scores it), in one
+    pass over all of them; (-1, 0.0) when there are none."""
+    import numpy as np
+
+    comparable = [i for i, o in enumerate(others) if similarity_comparable(sig, o)]
+    if not comparable:
+        return -1, 0.0
+    mine = np.frombuffer(sig, dtype="<u4", offset=1)
+    theirs = np.frombuffer(b"".join(others[i][1:] for i in comparable), dtype="<u4").reshape(len(comparable), NUM_PERM)
+    equal = np.count_nonzero(theirs == mine, axis=1)
+    best = int(np.argmax(equal))  # the first of the highest, as a loop with a strict ">" would keep
+    return comparable[best], int(equal[best]) / NUM_PERM
+
+
+def similarity_comparable(a: bytes, b: bytes) -> bool:
+    """Whether `similarity` compares the two at all (both signatures of this format), rather than saying 0.0."""
+    return bool(a) and bool(b) and len(a) == len(b) == _SIG_BYTES and a[0] == b[0]

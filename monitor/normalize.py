@@ -30,6 +30,7 @@ Decisions (see DESIGN.md "Posts and deduplication"):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -78,6 +79,10 @@ _URL_STRIP = "".join(map(chr, range(0x21))) + "\u00a0\ufeff"  # C0 controls, spa
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 _HOST_IPV6 = re.compile(r"[0-9a-f:.]+")
+# A URL that is its own canonical form but for an empty path: lower-case http(s), a host name, no port, user info,
+# query or fragment, a path of unreserved characters only (no escapes to normalise; dot segments are ruled out by
+# the caller's "/." test). Anything else takes the full route.
+_PLAIN_URL = re.compile(r"https?://[a-z0-9_-]+(?:\.[a-z0-9_-]+)*(?:/[A-Za-z0-9._~/-]*)?")
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -91,6 +96,13 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
 def _canonical(url: str | None, base: str | None, *, keep_fragment: bool) -> str | None:
     if url is None:
         return None
+    if base is None and _PLAIN_URL.fullmatch(url) and "/." not in url:
+        return url if url.count("/") > 2 else url + "/"  # already canonical: the common case, without urlsplit
+    return _canonical_cached(url, base, keep_fragment)
+
+
+@functools.lru_cache(maxsize=4096)  # the same URL comes back with every poll of a feed
+def _canonical_cached(url: str, base: str | None, keep_fragment: bool) -> str | None:
     url = _URL_DROP.sub("", url).strip(_URL_STRIP)
     if not url or _SURROGATE.search(url) or (base is not None and _SURROGATE.search(base)):
         return None
@@ -261,8 +273,11 @@ def post_key(guid: str | None, url: str | None, title: str, text: str) -> str:
 
 
 def _guid_key(guid: str | None) -> str | None:
-    if guid is None:
-        return None
+    return None if guid is None else _guid_key_of(guid)
+
+
+@functools.lru_cache(maxsize=4096)  # a poll asks for each item's key more than once (and a re-poll again)
+def _guid_key_of(guid: str) -> str | None:
     guid = _one_line(guid)  # still opaque, but no control characters or surrogates SQLite would refuse
     if not guid:
         return None

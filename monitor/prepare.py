@@ -11,7 +11,7 @@ from datetime import datetime
 
 from monitor import dedupe
 from monitor.match import Matcher
-from monitor.normalize import normalize, post_key
+from monitor.normalize import content_hash, normalize, post_key
 from monitor.types import MatchedPost, RawItem
 
 Known = Mapping[str, tuple[datetime, str]]  # key -> (first_seen_at, content_hash) of posts already stored
@@ -32,15 +32,14 @@ def unique_items(items: Sequence[RawItem]) -> tuple[list[RawItem], list[str]]:
 
 
 def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, matcher: Matcher) -> list[MatchedPost]:
-    """Normalise every item; keep those that are new or whose content changed; match and sign those."""
+    """Keep the items that are new or whose content changed (an unchanged one costs its key and content hash
+    only); normalise, match and sign those."""
     prepared = []
     for item in items:
-        post = normalize(item, source=source, now=now, first_seen_at=None)
-        seen = known.get(post.key)
-        if seen is not None:
-            if seen[1] == post.content_hash:
-                continue  # unchanged since the last poll: nothing to match or write
-            post = normalize(item, source=source, now=now, first_seen_at=seen[0])
+        seen = known.get(post_key(item.guid, item.url, item.title, item.text)) if known else None
+        if seen is not None and seen[1] == content_hash(item.title, item.text):
+            continue  # unchanged since the last poll: nothing to normalise, match or write
+        post = normalize(item, source=source, now=now, first_seen_at=seen[0] if seen is not None else None)
         prepared.append(
             MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text))
         )

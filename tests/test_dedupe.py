@@ -221,3 +221,17 @@ def test_the_module_is_pure() -> None:
     assert imported <= {"__future__", "functools", "hashlib", "re", "unicodedata", "typing", "numpy", "numpy.typing"}
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"hash", "open", "print"}  # builtin hash() is salted per process
+
+
+def test_best_match_picks_what_a_loop_over_similarity_would() -> None:
+    import random
+
+    rng = random.Random(3)
+    base = [f"w{rng.randrange(500)}" for _ in range(60)]
+    sig = dedupe.signature("", " ".join(base))
+    others = [dedupe.signature("", " ".join(base[: 60 - n] + [f"x{n}"] * n)) for n in (30, 3, 1, 1, 12)]
+    others.insert(2, b"")  # no signature: never the match
+    at, score = dedupe.best_match(sig, others)
+    scores = [dedupe.similarity(sig, o) for o in others]
+    assert score == max(scores) and at == scores.index(max(scores)) and others[at]
+    assert dedupe.best_match(sig, []) == (-1, 0.0) and dedupe.best_match(sig, [b""]) == (-1, 0.0)

@@ -346,7 +346,8 @@ def test_the_module_is_pure() -> None:
     tree = ast.parse(Path(norm_module.__file__).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "hashlib", "re", "unicodedata", "datetime", "urllib.parse", "monitor.types"}
+    allowed = {"__future__", "hashlib", "re", "unicodedata", "datetime", "urllib.parse", "monitor.types"}
+    assert imported <= allowed | {"functools"}  # functools: a cache of canonical URLs (a pure function's results)
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"hash", "open", "print"}  # builtin hash() is salted per process
 
@@ -357,3 +358,10 @@ def test_any_guid_gives_a_storable_key(guid: str) -> None:
     key = post_key(guid, None, "", "")
     key.encode("utf-8")
     assert key
+
+
+@given(st.from_regex(r"https?://[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,8}){0,2}(/[A-Za-z0-9._~-]{0,6}){0,4}", fullmatch=True))
+def test_the_fast_path_for_plain_urls_agrees_with_the_full_route(url: str) -> None:
+    from monitor.normalize import _canonical_cached  # the full route, under the fast path
+
+    assert canonical_url(url) == _canonical_cached(url, None, False)

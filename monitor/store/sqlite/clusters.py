@@ -87,12 +87,11 @@ class PollClusters:
     def cluster_for(self, post_id: int, content_hash: str, signature: bytes, bands: Sequence[int]) -> int:
         """The cluster of post `post_id` (its own id when nothing is near), remembered for the poll's later posts."""
         cluster = self.by_hash.get(content_hash)
-        if cluster is None:
-            best = 0.0
-            for other in self.candidates(bands):
-                score = dedupe.similarity(signature, other.signature)
-                if score >= dedupe.THRESHOLD and score > best:
-                    best, cluster = score, other.cluster
+        if cluster is None and signature:
+            found = self.candidates(bands)
+            at, score = dedupe.best_match(signature, [c.signature for c in found])
+            if score >= dedupe.THRESHOLD:
+                cluster = found[at].cluster
         cluster = cluster if cluster is not None else post_id
         self.by_hash.setdefault(content_hash, cluster)
         if signature:
