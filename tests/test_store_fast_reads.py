@@ -178,6 +178,14 @@ def test_stat_buckets_label_hours_days_and_monday_weeks() -> None:
     ]
     assert buckets.stat_buckets("day", "2026-12-05T00:00:00Z", "2026-12-04T00:00:00Z") == []
     assert buckets.stat_buckets("hour", "2020-01-01T00:00:00Z", "2026-01-01T00:00:00Z") is None  # past MAX_BUCKETS
+    assert buckets.period_buckets("day", None, None, None, None) == []  # an empty store
+    assert buckets.period_buckets(
+        "day", "2026-12-01T10:00:00Z", "2026-12-09T10:00:00Z", "2026-12-03", "2026-12-04"
+    ) == [
+        ("2026-12-03", "2026-12-04"),
+        ("2026-12-04", "2026-12-05"),
+    ]  # cut to --since and --until
+    assert buckets.period_buckets("day", "2026-12-01T10:00:00Z", "2026-12-02T10:00:00Z", "2026-12-05", None) == []
     assert buckets.stat_buckets("day", "not a time", "2026-01-01T00:00:00Z") is None
 
 

@@ -49,3 +49,13 @@ def stat_buckets(by: str, first: str, last: str) -> list[tuple[str, str]] | None
         out.append((_label(start, by), _label(following, by)))
         start = following
     return out
+
+
+def period_buckets(
+    by: str, first: str | None, last: str | None, since: str | None, until: str | None
+) -> list[tuple[str, str]] | None:
+    """The buckets `stats` counts: from the store's first stored time (or `since`, if later) to its last (or
+    `until`, if earlier); [] for an empty store; None as `stat_buckets`."""
+    if first is None or last is None:
+        return []
+    return stat_buckets(by, max(first, since or first), min(last, until or last))

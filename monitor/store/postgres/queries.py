@@ -26,7 +26,7 @@ from monitor.store.api import (
     StatsRow,
     StoreSummary,
 )
-from monitor.store.buckets import stat_buckets
+from monitor.store.buckets import period_buckets
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
 from monitor.store.postgres.fts import parse_query, snippet
@@ -166,12 +166,10 @@ class QueriesMixin(StoreBase):
             bounds = conn.execute(
                 "SELECT (SELECT min(published_at) FROM posts), (SELECT max(published_at) FROM posts)"
             ).fetchone()
-            if bounds is None or bounds[0] is None:
-                return []
-            first, last = bounds
-            periods = stat_buckets(by, max(first, since or first), min(last, until or last))
-            if periods is None:
-                return None
+            first, last = bounds if bounds is not None else (None, None)
+            periods = period_buckets(by, first, last, since, until)
+            if not periods:  # None past MAX_BUCKETS (the caller groups instead), [] for an empty store or period
+                return None if periods is None else []
             count = "m.topic = t.topic AND m.published_at >= b.label AND m.published_at < b.following"
             count += " AND m.published_at >= %(since)s" if since else ""
             count += " AND m.published_at <= %(until)s" if until else ""

@@ -27,7 +27,7 @@ from monitor.store.api import (
     StatsRow,
     StoreSummary,
 )
-from monitor.store.buckets import stat_buckets
+from monitor.store.buckets import period_buckets
 from monitor.store.rows import CLUSTER_POST_COLUMNS, WINDOW_POST_COLUMNS, cluster_post_of, dt, ts, window_post_of
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
@@ -228,12 +228,10 @@ class QueriesMixin(StoreBase):
         first, last = self.conn.execute(
             "SELECT (SELECT min(published_at) FROM posts), (SELECT max(published_at) FROM posts)"
         ).fetchone()
-        if first is None:
-            return []
         since, until = ts(where.since) if where.since else None, ts(where.until) if where.until else None
-        periods = stat_buckets(by, max(first, since or first), min(last, until or last))
-        if periods is None:
-            return None
+        periods = period_buckets(by, first, last, since, until)
+        if not periods:  # None past MAX_BUCKETS (the caller groups instead), [] for an empty store or period
+            return None if periods is None else []
         count = "m.topic = t.topic AND m.published_at >= b.label AND m.published_at < b.following"
         count += " AND m.published_at >= :since" if since else ""
         count += " AND m.published_at <= :until" if until else ""
