@@ -1249,7 +1249,7 @@ def _detector_params(
     baseline: str | None,
     min_count: int | None,
     cooldown: str | None,
-    scales: str | None = None,
+    scales: str | None,
 ) -> Any:
     from dataclasses import replace
 

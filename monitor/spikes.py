@@ -86,9 +86,10 @@ class DetectorParams:
         """How many buckets of `step`, ending now, the detector reads: each scale's current window and baseline."""
         return max((max(1, self.baseline // w) + 1) * round(w / self.step) for w in self.windows)
 
-    def at_scale(self, window: timedelta) -> DetectorParams:
-        """The single-window params that judge the scale `window`, with its share of the threshold."""
-        threshold = _scale_threshold(self.threshold, len(self.windows))
+    def at_scale(self, window: timedelta, among: int | None = None) -> DetectorParams:
+        """The single-window params that judge the scale `window`, with its share of the threshold between
+        `among` scales (default: every window of these params)."""
+        threshold = _scale_threshold(self.threshold, len(self.windows) if among is None else among)
         return replace(self, window=window, threshold=threshold, scales=(1.0,))
 
     def __post_init__(self) -> None:
@@ -450,9 +451,7 @@ def detect_alerts(times: Sequence[datetime], values: Sequence[float], params: De
     widths = sorted({max(1, round(w.total_seconds() / step)) for w in params.windows})
     fired: dict[int, tuple[float, Detection]] = {}  # row -> (margin, detection): the best scale per row
     for w in widths:
-        window = timedelta(seconds=step * w)
-        threshold = _scale_threshold(params.threshold, len(widths))
-        scale = replace(params, window=window, threshold=threshold, scales=(1.0,))
+        scale = params.at_scale(timedelta(seconds=step * w), among=len(widths))
         k = max(1, round(params.baseline.total_seconds() / step) // w)
         recent = max(1, min(k, round(scale.rearm / scale.window)))
         for lo in range(0, len(uniq), _CHUNK):
