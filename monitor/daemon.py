@@ -368,6 +368,12 @@ async def run_daemon(
     """`monitor run`: the daemon with the outbox: alerts evaluated after polls with new matches and every minute.
     Holds the store's daemon lock for its lifetime: raises StoreLocked if another daemon holds it. `load`
     re-reads the config on SIGHUP; `metrics` serves the daemon's figures there."""
+    # From the start, not only once Daemon.run is reached: a SIGTERM while the daemon starts up (the lock taken,
+    # the outbox and matcher being built) is kept and stops it cleanly, instead of killing it by default action.
+    # The loop is asyncio.run's (`monitor run`): it and these handlers end with this call.
+    early: list[signal.Signals] = []
+    for sig in SIGNALS:
+        asyncio.get_running_loop().add_signal_handler(sig, early.append, sig)
     store.lock_daemon(this_process(), clock())
     topic_changes(config, store, clock())  # logs a changed topic set, pointing at `monitor rematch`
     outbox = Outbox(config, store)
@@ -395,6 +401,9 @@ async def run_daemon(
         on_reload=on_reload,
         metrics=figures,
     )
+    if early:
+        log.info("signal_received signal=%s: stopping once started", early[0].name)
+        daemon.stop()
     try:
         code = await daemon.run()
     finally:

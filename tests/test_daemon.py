@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,45 @@ def test_a_second_daemon_exits_1_naming_the_holder_until_the_first_dies(
     wait_for(lambda: holder_pid(tmp_path / "store.db") == third.pid, "a new daemon after the first was killed")
     third.send_signal(signal.SIGTERM)
     assert third.wait(15) == 0
+
+
+STOPPED_WHILE_STARTING = """
+import asyncio, logging, os, signal, sys
+from datetime import UTC, datetime
+from monitor.collectors import SOURCE_MODELS
+from monitor.config import load_config
+from monitor.daemon import run_daemon
+from monitor.store import open_store
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+config = load_config(sys.argv[1], source_types=SOURCE_MODELS)
+asked = []
+
+def clock():  # its first call is the daemon taking the store's lock: a SIGTERM comes right then
+    if not asked:
+        asked.append(os.kill(os.getpid(), signal.SIGTERM))
+    return datetime.now(UTC)
+
+with open_store(config.store, create=True) as store:
+    sys.exit(asyncio.run(run_daemon(config, store, clock=clock)))
+"""
+
+
+def test_a_sigterm_while_the_daemon_starts_stops_it_cleanly(tmp_path: Path) -> None:
+    """The stop asked between taking the lock and the daemon's running is kept: exit 0, not death by SIGTERM."""
+    config = offline_config(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "signal_received signal=SIGTERM" in done.stderr and "daemon_stopped" in done.stderr
+    with open_sqlite(tmp_path / "store.db") as store:
+        assert store.daemon_holder() is None  # the lock was given back
 
 
 def test_the_daemon_lock_is_one_per_store_and_its_heartbeat_is_written(tmp_path: Path) -> None:
