@@ -3,6 +3,7 @@
     .venv/bin/python bench/store_backends.py                  # 4,000 posts in polls of 50, 3 rounds
     .venv/bin/python bench/store_backends.py --posts 1000 --rounds 1
     .venv/bin/python bench/store_backends.py --url postgresql://monitor@host/db   # a server of yours (emptied!)
+    .venv/bin/python bench/store_backends.py --rounds 1 --profile   # then where PostgreSQL's time goes (cProfile)
 
 Without --url a throwaway cluster is started (tests/pgserver.py: a Unix socket, fsync and synchronous_commit
 off as the tests run it, so it flatters PostgreSQL on durability). Each round writes every poll into a new
@@ -81,12 +82,28 @@ def ingest(store: Store, batches: list[list[MatchedPost]]) -> float:
     return time.perf_counter() - started
 
 
+def profile(store: Store, batches: list[list[MatchedPost]]) -> None:
+    """cProfile of one ingest (after a first poll, so the schema and connections are warm): the top 15 by
+    cumulative time."""
+    import cProfile
+    import pstats
+
+    ingest(store, batches[:1])
+    profiler = cProfile.Profile()
+    profiler.enable()
+    ingest(store, batches[1:])
+    profiler.disable()
+    print(f"profile of {sum(len(b) for b in batches[1:])} posts into PostgreSQL, by cumulative time:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=4000)
     parser.add_argument("--per-poll", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--url", help="a PostgreSQL database to use (its monitor tables are dropped first)")
+    parser.add_argument("--profile", action="store_true", help="then profile one more ingest into PostgreSQL")
     args = parser.parse_args()
     batches = polls(args.posts, args.per_poll)
     cluster = None
@@ -116,6 +133,10 @@ def main() -> int:
                     f"round {round_ + 1}: sqlite {rates['sqlite'][-1]:,.0f} posts/s, "
                     f"postgres {rates['postgres'][-1]:,.0f} posts/s, postgres/sqlite {ratios[-1]:.2f}"
                 )
+        if args.profile:
+            url = StoreURL(args.url) if args.url else StoreURL(cluster.url(cluster.new_database()))  # type: ignore[union-attr]
+            with open_store(url) as store:
+                profile(store, batches)
     finally:
         if cluster is not None:
             cluster.stop()
