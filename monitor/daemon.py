@@ -1,8 +1,9 @@
 """`monitor run`: APScheduler wiring (one job per source), signals and a clean shutdown.
 
-Each source is an interval job with a little jitter, `max_instances=1` (a slow poll is never run twice at
-once) and `coalesce` (missed runs collapse into one). First polls start right away, staggered so that
-a large config does not open every connection in the same second.
+Each source is an interval job with `max_instances=1` (a slow poll is never run twice at once) and
+`coalesce` (missed runs collapse into one). First polls start right away, staggered so that a large config
+does not open every connection in the same second; each source keeps the phase its first poll gave it, so
+sources of one host stay apart and every gap between two polls of a source is its interval.
 
 One daemon per store: `run_daemon` takes the store's daemon lock for its lifetime (the OS releases it when the
 process dies) and writes a heartbeat into the store every minute. SIGTERM/SIGINT stop it within 10 s: no new
@@ -124,9 +125,8 @@ class Daemon:
 
     def _schedule(self, scheduler: AsyncIOScheduler, fetcher: Fetcher, sources: list[SourceConfig]) -> None:
         start = self.clock()
-        spread = min(FIRST_POLL_SPREAD, timedelta(seconds=0.5) * len(sources))
-        for index, source in enumerate(sources):
-            self._add_source(scheduler, fetcher, source, start + spread * index / max(len(sources), 1))
+        for source, first in zip(sources, first_polls(start, len(sources)), strict=True):
+            self._add_source(scheduler, fetcher, source, first)
         scheduler.add_job(
             self._tick,
             IntervalTrigger(seconds=TICK.total_seconds()),
@@ -154,7 +154,7 @@ class Daemon:
         seconds = source.interval.total_seconds()
         scheduler.add_job(
             self.poll_job,
-            _trigger(source),
+            _trigger(source.interval),
             args=[source, fetcher],
             id=f"source:{source.name}",
             name=source.name,
@@ -258,13 +258,13 @@ class Daemon:
         changed = [name for name in after if name in before and after[name] != before[name]]
         for name in removed:
             scheduler.remove_job(f"source:{name}")
-        for name in added:
-            self._add_source(scheduler, fetcher, after[name], self.clock())
+        for name, first in zip(added, first_polls(self.clock(), len(added)), strict=True):
+            self._add_source(scheduler, fetcher, after[name], first)
         for name in changed:
             job_id = f"source:{name}"
             scheduler.modify_job(job_id, args=[after[name], fetcher])
             if after[name].interval != before[name].interval:
-                scheduler.reschedule_job(job_id, trigger=_trigger(after[name]))
+                scheduler.reschedule_job(job_id, trigger=_trigger(after[name].interval))
         return added, removed, changed
 
     async def _heartbeat(self) -> None:
@@ -325,9 +325,17 @@ class Daemon:
         self.stop()
 
 
-def _trigger(source: SourceConfig) -> IntervalTrigger:
-    seconds = source.interval.total_seconds()
-    return IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 60.0))
+def first_polls(start: datetime, count: int) -> list[datetime]:
+    """When `count` sources starting together poll first: spread evenly over at most FIRST_POLL_SPREAD."""
+    spread = min(FIRST_POLL_SPREAD, timedelta(seconds=0.5) * count)
+    return [start + spread * index / max(count, 1) for index in range(count)]
+
+
+def _trigger(interval: timedelta) -> IntervalTrigger:
+    # No `jitter`: APScheduler adds it to each fire time and counts the next interval from the jittered one,
+    # so every gap grew by up to 10% (+3 s on average at a 1-minute interval, +5.9 s at p99). The staggered
+    # first polls already keep sources apart, and a fixed phase keeps them apart for good.
+    return IntervalTrigger(seconds=interval.total_seconds())
 
 
 def alert_hooks(

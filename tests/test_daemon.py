@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,26 @@ sources:
     assert db.execute("SELECT source, status, items FROM fetches").fetchall() == [("slow", "ok", 1)], log
     assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
     assert "Traceback" not in log
+
+
+def test_a_source_keeps_its_phase_every_gap_between_polls_is_its_interval() -> None:
+    # APScheduler's jitter counted each interval from the jittered time before: gaps drifted by up to 10%.
+    from monitor.daemon import _trigger
+
+    trigger = _trigger(timedelta(minutes=1))
+    fire = NOW
+    times = [fire]
+    for _ in range(50):
+        fire = trigger.get_next_fire_time(fire, fire)
+        times.append(fire)
+    assert {later - earlier for earlier, later in pairwise(times)} == {timedelta(minutes=1)}
+
+
+def test_first_polls_are_spread_evenly_over_at_most_the_spread() -> None:
+    from monitor.daemon import FIRST_POLL_SPREAD, first_polls
+
+    many = first_polls(NOW, 1000)
+    assert many[0] == NOW and many == sorted(many) and len(set(many)) == 1000
+    assert many[-1] - NOW < FIRST_POLL_SPREAD
+    assert first_polls(NOW, 4) == [NOW + timedelta(seconds=0.5 * i) for i in range(4)]
+    assert first_polls(NOW, 0) == []
