@@ -13,6 +13,8 @@ import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -211,6 +213,44 @@ def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
         assert asyncio.run(polls()) == (0, 1)
         assert sql(store, "SELECT count(*) FROM posts") == [(1,)]
         assert sql(store, "SELECT task_name FROM procrastinate_jobs") == [(queue.EVALUATE,)]  # the match's evaluation
+
+
+STOPPED_WHILE_STARTING = """
+import os, signal, sys
+from monitor import cli
+from monitor.scaleout import queue
+
+schema = queue.ensure_schema
+
+def ensure_schema(store):  # the worker's first step: a SIGTERM comes right then, before Procrastinate's handlers
+    os.kill(os.getpid(), signal.SIGTERM)
+    schema(store)
+
+queue.ensure_schema = ensure_schema
+cli.main(["--config", sys.argv[1], "worker"], prog_name="monitor")
+"""
+
+
+def test_a_sigterm_while_a_worker_starts_stops_it_cleanly(tmp_path: Path, pg_url: StoreURL) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        store: "{pg_url}"
+        topics: {{t: [separatism]}}
+        sources:
+          - {{name: offline, type: feed, url: "http://127.0.0.1:9/feed"}}
+        """,
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]  # it was -15: killed by the default action
+    assert "signal_received signal=SIGTERM: stopping before the first job" in run.stderr
+    assert "worker_stopped polls=0" in run.stderr
 
 
 # ------------------------------------------------------------------------------------------ real processes

@@ -14,6 +14,7 @@ import os
 import signal
 from collections.abc import Callable
 from datetime import datetime
+from types import FrameType
 
 from monitor.config import Config, SourceConfig
 from monitor.metrics import Listen, Metrics, serve_metrics
@@ -28,6 +29,33 @@ log = logging.getLogger("monitor.worker")
 
 STOP_GRACE_S = 5.0  # as monitor.daemon: in-flight polls get this long to finish when the worker is stopped
 CONCURRENCY = 16  # polls at once per worker (as one pass of `monitor poll`: memory stays bounded)
+
+
+class EarlySignals:
+    """SIGTERM/SIGINT from the start of `monitor worker`, before Procrastinate installs its own handlers (the
+    queue's schema, the store, the HTTP client are set up first): kept, so the worker stops cleanly without
+    taking a job instead of dying by the default action. Procrastinate saves this handler and puts it back
+    after its own first signal; a signal after that ends the process at once, as its default did before.
+    Left: the two queries Procrastinate runs before it installs its handlers (a signal then ends the process;
+    no job is held yet)."""
+
+    def __init__(self) -> None:
+        self.seen: signal.Signals | None = None
+        self._handing_over = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def hand_over(self) -> None:
+        """From now on a signal here is the second one (Procrastinate had the first)."""
+        self._handing_over = True
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        sig = signal.Signals(signum)
+        if self._handing_over:
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+        elif self.seen is None:
+            self.seen = sig
 
 
 class Jobs:
@@ -102,11 +130,12 @@ async def run_worker(
     metrics: Listen | None = None,
 ) -> int:
     """Run jobs until SIGTERM/SIGINT; `metrics` serves this worker's figures (its polls, alerts, deliveries)."""
+    early = EarlySignals()
     url = postgres_store(config, "monitor worker").url
     queue.ensure_schema(store)
     figures = serve_metrics(metrics)
     try:
-        return await _work(config, store, url, clock, concurrency, figures)
+        return await _work(config, store, url, clock, concurrency, figures, early)
     finally:
         if figures is not None:
             figures.close()
@@ -119,6 +148,7 @@ async def _work(
     clock: Callable[[], datetime],
     concurrency: int,
     figures: Metrics | None,
+    early: EarlySignals,
 ) -> int:
     beats = Beats.of(config)
     app = queue.open_app(url, store)
@@ -137,14 +167,18 @@ async def _work(
                 beats.heartbeat_s,
                 store.location,
             )
-            await queue.run_worker(
-                app,
-                name=name,
-                concurrency=concurrency,
-                heartbeat_s=beats.heartbeat_s,
-                stalled_after_s=beats.stalled_after_s,
-                grace_s=STOP_GRACE_S,
-            )
+            if early.seen is not None:
+                log.info("signal_received signal=%s: stopping before the first job", early.seen.name)
+            else:
+                early.hand_over()
+                await queue.run_worker(
+                    app,
+                    name=name,
+                    concurrency=concurrency,
+                    heartbeat_s=beats.heartbeat_s,
+                    stalled_after_s=beats.stalled_after_s,
+                    grace_s=STOP_GRACE_S,
+                )
     finally:
         jobs.workers.close()
         jobs.slots.close()
