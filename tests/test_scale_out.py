@@ -227,11 +227,20 @@ def ensure_schema(store):  # the worker's first step: a SIGTERM comes right then
     schema(store)
 
 queue.ensure_schema = ensure_schema
-cli.main(["--config", sys.argv[1], "worker"], prog_name="monitor")
+cli.main(["--config", sys.argv[1], *sys.argv[2:]], prog_name="monitor")
 """
 
 
-def test_a_sigterm_while_a_worker_starts_stops_it_cleanly(tmp_path: Path, pg_url: StoreURL) -> None:
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["worker"], ["stopping before the first job", "worker_stopped polls=0"]),
+        (["run", "--role", "scheduler"], []),
+    ],
+)
+def test_a_sigterm_while_a_worker_or_the_scheduler_starts_stops_it_cleanly(
+    tmp_path: Path, pg_url: StoreURL, command: list[str], said: list[str]
+) -> None:
     config = write_config(
         tmp_path,
         f"""
@@ -242,15 +251,15 @@ def test_a_sigterm_while_a_worker_starts_stops_it_cleanly(tmp_path: Path, pg_url
         """,
     )
     run = subprocess.run(
-        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config)],
+        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config), *command],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-2000:]  # it was -15: killed by the default action
-    assert "signal_received signal=SIGTERM: stopping before the first job" in run.stderr
-    assert "worker_stopped polls=0" in run.stderr
+    assert all(words in run.stderr for words in said), run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
 
 
 # ------------------------------------------------------------------------------------------ real processes

@@ -126,43 +126,50 @@ async def run_scheduler(
     """Queue polls until SIGTERM/SIGINT. Raises StoreLocked if another scheduler took over the store meanwhile;
     `metrics` serves the scheduler's figures there (a standby's too: it says it is alive)."""
     url = postgres_store(config, "monitor run --role scheduler").url
-    queue.ensure_schema(store)
-    figures = serve_metrics(metrics)
-    try:
-        return await _schedule(config, store, url, clock, figures)
-    finally:
-        if figures is not None:
-            figures.close()
-
-
-async def _schedule(
-    config: Config, store: ClusterStore, url: str, clock: Callable[[], datetime], figures: Metrics | None
-) -> int:
+    # From the first step: a signal while the queue's schema is applied is kept and stops the scheduler
+    # cleanly, instead of killing it by the default action.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        if not await _take_lock(store, clock, stopping):
-            return 0
-        app = queue.open_app(url, store)
+        queue.ensure_schema(store)
+        figures = serve_metrics(metrics)
         try:
-            async with app.open_async():
-                scheduler = Scheduler(config, store, app, clock, figures)
-                scheduler.stopping = stopping
-                log.info(
-                    "scheduler_started sources=%d stalled_after_s=%g store=%s",
-                    len(scheduler.cadence.sources),
-                    scheduler.beats.stalled_after_s,
-                    store.location,
-                )
-                await scheduler.run()
-                log.info("scheduler_stopped queued=%d coalesced=%d", scheduler.queued, scheduler.coalesced)
+            return await _schedule(config, store, url, clock, figures, stopping)
         finally:
-            store.unlock_daemon()
+            if figures is not None:
+                figures.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _schedule(
+    config: Config,
+    store: ClusterStore,
+    url: str,
+    clock: Callable[[], datetime],
+    figures: Metrics | None,
+    stopping: asyncio.Event,
+) -> int:
+    if not await _take_lock(store, clock, stopping):
+        return 0
+    app = queue.open_app(url, store)
+    try:
+        async with app.open_async():
+            scheduler = Scheduler(config, store, app, clock, figures)
+            scheduler.stopping = stopping
+            log.info(
+                "scheduler_started sources=%d stalled_after_s=%g store=%s",
+                len(scheduler.cadence.sources),
+                scheduler.beats.stalled_after_s,
+                store.location,
+            )
+            await scheduler.run()
+            log.info("scheduler_stopped queued=%d coalesced=%d", scheduler.queued, scheduler.coalesced)
+    finally:
+        store.unlock_daemon()
     return 0
 
 
