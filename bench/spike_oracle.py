@@ -48,7 +48,7 @@ from synthetic_spikes import (  # type: ignore[import-not-found]
     score,
 )
 
-from monitor.spikes import DetectorParams, _nb_signed_root_deviance
+from monitor.spikes import DetectorParams, _fit, _nb_signed_root_deviance, _score, _season
 
 BUDGET = 0.2  # false alerts per topic-week
 SIZES = ((3.0, 5.0), (5.0, 7.5), (7.5, 10.0))
@@ -62,34 +62,75 @@ def _window_sums(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
-def oracle_scores(topic: Topic, params: DetectorParams) -> np.ndarray:
-    """Per bucket, the highest oracle score over the scales whose window holds min_count posts (-inf: none)."""
+def true_moments(topic: Topic, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bucket: the count of the w buckets ending there, its true mean and its true variance (NaN before
+    a whole window exists)."""
     n = len(topic.counts)
     m = topic.base
     z = topic.zero
-    best = np.full(n, -np.inf)
-    hour = np.arange(n) // PER_HOUR
+    count = _window_sums(topic.counts, w)
+    mu = _window_sums(m, w)
+    var = mu + (1 + topic.phi) * (z / (1 - z) if z else 0.0) * _window_sums(m * m, w)
+    # phi * M_h^2 for each hour h the window overlaps (a window of w buckets spans at most w // 12 + 2 hours)
+    end = np.arange(n)
+    start = end - w + 1
+    hour = np.clip(start, 0, None) // PER_HOUR
+    cum = np.concatenate([[0.0], np.cumsum(m)])
+    for off in range(w // PER_HOUR + 2):
+        h = hour + off
+        lo = np.maximum(start, h * PER_HOUR)
+        hi = np.minimum(end, h * PER_HOUR + PER_HOUR - 1)
+        part = np.where(hi >= lo, cum[np.clip(hi + 1, 0, n)] - cum[np.clip(lo, 0, n)], 0.0)
+        var = var + topic.phi * part * part
+    return count, mu, var
+
+
+def _true_phi(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return np.maximum((var - mu) / np.maximum(mu * mu, 1e-12), 0.0)
+
+
+def oracle_scores(topic: Topic, params: DetectorParams) -> np.ndarray:
+    """Per bucket, the highest oracle score over the scales whose window holds min_count posts (-inf: none)."""
+    best = np.full(len(topic.counts), -np.inf)
     for window in params.windows:
-        w = round(window / STEP)
-        count = _window_sums(topic.counts, w)
-        mu = _window_sums(m, w)
-        var = mu + (1 + topic.phi) * (z / (1 - z) if z else 0.0) * _window_sums(m * m, w)
-        # phi * M_h^2 for each hour h the window overlaps (a window of w buckets spans at most w // 12 + 2 hours)
-        end = np.arange(n)
-        start = end - w + 1
-        cum = np.concatenate([[0.0], np.cumsum(m)])
-        for off in range(w // PER_HOUR + 2):
-            h = hour[np.clip(start, 0, None)] + off
-            lo = np.maximum(start, h * PER_HOUR)
-            hi = np.minimum(end, h * PER_HOUR + PER_HOUR - 1)
-            part = np.where(hi >= lo, cum[np.clip(hi + 1, 0, n)] - cum[np.clip(lo, 0, n)], 0.0)
-            var = var + topic.phi * part * part
-        ok = (start >= 0) & (count >= params.min_count)
-        safe_mu = np.where(ok, mu, 1.0)
-        phi_eff = np.where(ok, np.maximum((var - mu) / np.maximum(mu * mu, 1e-12), 0.0), 0.0)
-        s = _nb_signed_root_deviance(np.where(ok, count, 0.0), safe_mu, phi_eff)
+        count, mu, var = true_moments(topic, round(window / STEP))
+        ok = ~np.isnan(count) & (count >= params.min_count)
+        s = _nb_signed_root_deviance(np.where(ok, count, 0.0), np.where(ok, mu, 1.0), np.where(ok, _true_phi(mu, var), 0.0))
         best = np.where(ok, np.maximum(best, s), best)
     return best
+
+
+def estimated_scores(topic: Topic, params: DetectorParams) -> dict[str, np.ndarray]:
+    """Per bucket, the highest score over the scales when mu and phi are the detector's estimates from its
+    history (`detector model`), when only mu is true (`true mu`) and when only phi is (`true phi`); no
+    hysteresis. Rows whose count is below the true mean + 1 sd are skipped (-inf): an estimate would have to
+    be 2 sd below the truth to lift them to a score of 3."""
+    n = len(topic.counts)
+    out = {name: np.full(n, -np.inf) for name in ("detector model", "true mu", "true phi")}
+    cum = np.concatenate([[0.0], np.cumsum(topic.counts)])
+    for window in params.windows:
+        scale = params.at_scale(window)
+        w = round(window / STEP)
+        k = params.baseline // window
+        count, mu, var = true_moments(topic, w)
+        rows = np.flatnonzero(
+            (np.arange(n) >= WEEK - round(params.cooldown / STEP)) & (count >= params.min_count) & (count >= mu + np.sqrt(var))
+        )
+        for lo in range(0, len(rows), 2048):
+            r = rows[lo : lo + 2048]
+            ends = r[:, None] - np.arange(k, 0, -1)[None, :] * w
+            valid = ends - w + 1 >= 0
+            hist = np.where(valid, cum[np.clip(ends + 1, 0, None)] - cum[np.clip(ends + 1 - w, 0, None)], 0.0)
+            n_valid = valid.sum(axis=1)
+            mu_hat, phi_hat, n_eff = _fit(hist, valid.astype(np.float64), _season(k, scale), n_valid)
+            x, tphi = count[r], _true_phi(mu[r], var[r])
+            for name, s in (
+                ("detector model", _score(x, mu_hat, phi_hat, n_eff, n_valid)),
+                ("true mu", _nb_signed_root_deviance(x, mu[r], phi_hat)),
+                ("true phi", _score(x, mu_hat, tphi, n_eff, n_valid)),
+            ):
+                out[name][r] = np.maximum(out[name][r], s)
+    return out
 
 
 def oracle_alerts(scores: np.ndarray, threshold: float, cooldown: int) -> np.ndarray:
@@ -143,11 +184,32 @@ def _hit(idx: np.ndarray, b: Burst) -> bool:
     return bool(((idx >= b.start) & (idx < b.start + b.length + PER_HOUR)).any())
 
 
+def decompose(sets: dict[str, list[Topic]], params: DetectorParams, cooldown: int) -> None:
+    """Where the detector loses against the oracle: its model's estimates, each calibrated to the budget."""
+    est = {name: [estimated_scores(t, params) for t in topics] for name, topics in sets.items()}
+    print(f"\n{'':26} {'tuning: recall':>14} {'FA/wk':>7} {'delay':>5}   {'reported':>14} {'FA/wk':>7} {'delay':>5}   threshold")
+    for variant in ("detector model", "true mu", "true phi"):
+        tune = [e[variant] for e in est["tune"]]
+        t = calibrate(sets["tune"], tune, params, cooldown)
+        text = []
+        for name, topics in sets.items():
+            total = Tally(delays=[])
+            for topic, e in zip(topics, est[name], strict=True):
+                total.add(score(topic, oracle_alerts(e[variant], t, cooldown), params))
+            text.append(total.text())
+        print(f"{variant + ', no hysteresis':26} {text[0]:>22}   {text[1]}   {t:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--param", action="append", default=[], help="a DetectorParams field for both: name=value")
     ap.add_argument("--topics", type=int, default=60, help="topics per seed set (default 60)")
     ap.add_argument("--threshold", type=float, help="skip the calibration: the oracle's threshold")
+    ap.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also the detector's model without hysteresis, with true mu, with true phi (each calibrated alike)",
+    )
     args = ap.parse_args()
     params = parse_params(args.param)
     cooldown = round(params.cooldown / STEP)
@@ -179,6 +241,8 @@ def main() -> None:
                 elif _hit(idx_d, b) and not _hit(idx_o, b):
                     missed["detector only"] += 1
         print("found by the oracle, missed by the detector: " + ", ".join(f"{k} {v}" for k, v in sorted(missed.items())))
+    if args.decompose:
+        decompose(sets, params, cooldown)
     print("\nrecall = bursts found / bursts (reach: share with >= min_count posts); FA/wk = false alerts per topic-week;")
     print("delay = median minutes from burst start to alert. Classes of the detector's misses: bench/spike_misses.py")
 
