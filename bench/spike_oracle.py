@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +94,9 @@ def oracle_scores(topic: Topic, params: DetectorParams) -> np.ndarray:
     for window in params.windows:
         count, mu, var = true_moments(topic, round(window / STEP))
         ok = ~np.isnan(count) & (count >= params.min_count)
-        s = _nb_signed_root_deviance(np.where(ok, count, 0.0), np.where(ok, mu, 1.0), np.where(ok, _true_phi(mu, var), 0.0))
+        s = _nb_signed_root_deviance(
+            np.where(ok, count, 0.0), np.where(ok, mu, 1.0), np.where(ok, _true_phi(mu, var), 0.0)
+        )
         best = np.where(ok, np.maximum(best, s), best)
     return best
 
@@ -114,7 +115,9 @@ def estimated_scores(topic: Topic, params: DetectorParams) -> dict[str, np.ndarr
         k = params.baseline // window
         count, mu, var = true_moments(topic, w)
         rows = np.flatnonzero(
-            (np.arange(n) >= WEEK - round(params.cooldown / STEP)) & (count >= params.min_count) & (count >= mu + np.sqrt(var))
+            (np.arange(n) >= WEEK - round(params.cooldown / STEP))
+            & (count >= params.min_count)
+            & (count >= mu + np.sqrt(var))
         )
         for lo in range(0, len(rows), 2048):
             r = rows[lo : lo + 2048]
@@ -156,11 +159,11 @@ def calibrate(topics: list[Topic], scores: list[np.ndarray], params: DetectorPar
     return 8.0
 
 
-def breakdown(topics: list[Topic], found: Callable[[int, Topic], np.ndarray], params: DetectorParams) -> dict[str, Tally]:
-    """The synthetic bench's rows plus burst size bands, for alert indexes `found(i, topic)`."""
+def breakdown(topics: list[Topic], found: list[np.ndarray], params: DetectorParams) -> dict[str, Tally]:
+    """The synthetic bench's rows plus burst size bands, for the alert indexes `found[i]` of topic i."""
     rows: dict[str, Tally] = {}
     for i, topic in enumerate(topics):
-        idx = found(i, topic)
+        idx = found[i]
         t = score(topic, idx, params)
         rows.setdefault("ALL", Tally(delays=[])).add(t)
         band = next(f"rate {lo:g}-{hi:g}/h" for lo, hi in BANDS if topic.rate <= hi)
@@ -187,7 +190,8 @@ def _hit(idx: np.ndarray, b: Burst) -> bool:
 def decompose(sets: dict[str, list[Topic]], params: DetectorParams, cooldown: int) -> None:
     """Where the detector loses against the oracle: its model's estimates, each calibrated to the budget."""
     est = {name: [estimated_scores(t, params) for t in topics] for name, topics in sets.items()}
-    print(f"\n{'':26} {'tuning: recall':>14} {'FA/wk':>7} {'delay':>5}   {'reported':>14} {'FA/wk':>7} {'delay':>5}   threshold")
+    head = f"{'tuning: recall':>22} {'FA/wk':>7} {'delay':>5}   {'reported':>14} {'FA/wk':>7} {'delay':>5}"
+    print(f"\n{'':32} {head}   threshold")
     for variant in ("detector model", "true mu", "true phi"):
         tune = [e[variant] for e in est["tune"]]
         t = calibrate(sets["tune"], tune, params, cooldown)
@@ -197,7 +201,7 @@ def decompose(sets: dict[str, list[Topic]], params: DetectorParams, cooldown: in
             for topic, e in zip(topics, est[name], strict=True):
                 total.add(score(topic, oracle_alerts(e[variant], t, cooldown), params))
             text.append(total.text())
-        print(f"{variant + ', no hysteresis':26} {text[0]:>22}   {text[1]}   {t:.2f}")
+        print(f"{variant + ', no hysteresis':32} {text[0]:>22}   {text[1]}   {t:.2f}")
 
 
 def main() -> None:
@@ -215,15 +219,18 @@ def main() -> None:
     cooldown = round(params.cooldown / STEP)
     sets = {name: [make_topic(SEED_BASE[name] + i) for i in range(args.topics)] for name in ("tune", "report")}
     scores = {name: [oracle_scores(t, params) for t in topics] for name, topics in sets.items()}
-    threshold = args.threshold if args.threshold is not None else calibrate(sets["tune"], scores["tune"], params, cooldown)
-    print(f"{params}\noracle threshold {threshold:.2f} (budget {BUDGET} false alerts per topic-week on the tuning seeds)")
+    threshold = (
+        args.threshold if args.threshold is not None else calibrate(sets["tune"], scores["tune"], params, cooldown)
+    )
+    print(f"{params}\noracle threshold {threshold:.2f} (budget {BUDGET} false alerts per topic-week, tuning seeds)")
     for name, topics in sets.items():
         detector = [alerts(t, params) for t in topics]
         oracle = [oracle_alerts(s, threshold, cooldown) for s in scores[name]]
-        rows_o = breakdown(topics, lambda i, _t: oracle[i], params)
-        rows_d = breakdown(topics, lambda i, _t: detector[i], params)
+        rows_o = breakdown(topics, oracle, params)
+        rows_d = breakdown(topics, detector, params)
         print(f"\n{name} seeds ({SEED_BASE[name]}+), {len(topics)} topics")
-        print(f"{'':26} {'oracle: recall (reach)':>22} {'FA/wk':>7} {'delay':>5}   {'detector':>14} {'FA/wk':>7} {'delay':>5}")
+        head = f"{'oracle: recall (reach)':>22} {'FA/wk':>7} {'delay':>5}   {'detector':>14} {'FA/wk':>7} {'delay':>5}"
+        print(f"{'':26} {head}")
         order = sorted(rows_o, key=lambda k: (k == "ALL", not k.startswith("rate"), not k.startswith("size"), k))
         for key in order:
             print(f"{key:26} {rows_o[key].text():>22}   {rows_d[key].text()}")
@@ -240,11 +247,12 @@ def main() -> None:
                     missed["multiplier < 5"] += b.mult < 5
                 elif _hit(idx_d, b) and not _hit(idx_o, b):
                     missed["detector only"] += 1
-        print("found by the oracle, missed by the detector: " + ", ".join(f"{k} {v}" for k, v in sorted(missed.items())))
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(missed.items()))
+        print(f"found by the oracle, missed by the detector: {listed}")
     if args.decompose:
         decompose(sets, params, cooldown)
-    print("\nrecall = bursts found / bursts (reach: share with >= min_count posts); FA/wk = false alerts per topic-week;")
-    print("delay = median minutes from burst start to alert. Classes of the detector's misses: bench/spike_misses.py")
+    print("\nrecall = bursts found / bursts (reach: share with >= min_count posts); FA/wk = false alerts per")
+    print("topic-week; delay = median minutes from burst start to alert. Classes of the misses: bench/spike_misses.py")
 
 
 if __name__ == "__main__":
