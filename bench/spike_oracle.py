@@ -85,7 +85,8 @@ def true_moments(topic: Topic, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _true_phi(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
-    return np.maximum((var - mu) / np.maximum(mu * mu, 1e-12), 0.0)
+    """The NB dispersion with that mean and variance (0: Poisson or less)."""
+    return np.asarray(np.maximum((var - mu) / np.maximum(mu * mu, 1e-12), 0.0), dtype=np.float64)
 
 
 def oracle_scores(topic: Topic, params: DetectorParams) -> np.ndarray:
@@ -145,7 +146,7 @@ def oracle_alerts(scores: np.ndarray, threshold: float, cooldown: int) -> np.nda
         out.append(int(cand[i]))
         i = int(np.searchsorted(cand, cand[i] + cooldown, side="left"))
     idx = np.array(out, dtype=int)
-    return idx[idx >= WEEK]
+    return np.asarray(idx[idx >= WEEK], dtype=int)
 
 
 def calibrate(topics: list[Topic], scores: list[np.ndarray], params: DetectorParams, cooldown: int) -> float:
