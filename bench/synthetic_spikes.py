@@ -66,6 +66,7 @@ class Topic:
     zero: float  # probability that a bucket is empty (0: not zero-inflated)
     counts: np.ndarray  # posts per 5-minute bucket
     bursts: tuple[Burst, ...]
+    base: np.ndarray  # the true expected posts per bucket without bursts (what an oracle knows; bench/spike_oracle.py)
 
 
 def make_topic(seed: int) -> Topic:
@@ -75,6 +76,7 @@ def make_topic(seed: int) -> Topic:
     amp, peak = rng.uniform(0.3, 0.8), rng.uniform(10, 20)
     hour = (np.arange(n) / PER_HOUR) % 24
     mean = rate / PER_HOUR * (1 + amp * np.cos(2 * np.pi * (hour - peak) / 24))
+    base = mean.copy()  # the wandering and zero inflation below keep the mean, so this is the true expectation
     slot = (n - WEEK) // BURSTS
     bursts = []
     for i in range(BURSTS):
@@ -92,7 +94,7 @@ def make_topic(seed: int) -> Topic:
     zero = float(rng.uniform(0.3, 0.7)) if rng.random() < 0.25 else 0.0
     if zero:
         mean = np.where(rng.random(n) < zero, 0.0, mean / (1 - zero))
-    return Topic(rate, phi, zero, rng.poisson(mean).astype(float), tuple(bursts))
+    return Topic(rate, phi, zero, rng.poisson(mean).astype(float), tuple(bursts), base)
 
 
 @dataclass
