@@ -139,6 +139,8 @@ def test_a_store_whose_index_has_many_segments_migrates_to_one(tmp_path: Path) -
     segments = "SELECT count(DISTINCT segid) FROM posts_fts_idx"
     assert conn.execute(segments).fetchone()[0] > 1
     conn.close()
-    with open_store(path) as store:
-        assert store.conn.execute(segments).fetchone()[0] == 1
-        assert store.conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'text'").fetchone()[0] == 12
+    open_store(path).close()
+    conn = sqlite3.connect(str(path))
+    assert conn.execute(segments).fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'text'").fetchone()[0] == 12
+    conn.close()
