@@ -175,3 +175,16 @@ def test_polls_keep_the_full_text_index_merged_and_whole(store: SqliteStore) -> 
     store.conn.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
     found = {r.url for r in store.search("separatism", PostFilter(), limit=2_000)}
     assert len(found) == 750  # every other post of the 1,500
+
+
+def test_a_store_past_the_merge_bound_is_left_to_fts5s_own_merging(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fts, "MAX_MERGED_POSTS", 100)  # a merge would hold the write lock too long past it
+    for n in range(8):
+        poll(store, batch(n * 50, 50))
+    assert len(fts.segment_sizes(store.conn)) > 1
+    assert not fts.compact(store.conn)
+    monkeypatch.setattr(fts, "MAX_MERGED_POSTS", 1_000)
+    assert fts.compact(store.conn)
+    assert len(fts.segment_sizes(store.conn)) == 1

@@ -8,9 +8,11 @@ posts: 80 lookups 1.8 -> 0.5 ms, 400 lookups 5.6 -> 0.8 ms).
 
 So a poll merges the whole index (FTS5's `optimize`) once the segments beside the largest hold a quarter of
 its size: the index then grows by a quarter between merges, so each post is rewritten about five times over
-the life of the store whatever its size (about 7 s at a million posts, once per 250,000 new posts).
-FTS5's incremental `merge` with a negative page count was tried: it holds the other merges back while
-it works and left 134 segments after 60 polls.
+the life of the store whatever its size (7-12 s at a million posts, once per 250,000 new posts). The merge
+holds the write lock: past `MAX_MERGED_POSTS` (some 15-25 s of merging on the bench's machine) another writer
+would wait longer than the 30 s busy timeout, so a larger index is left to FTS5's own merging. FTS5's
+incremental `merge` with a negative page count was tried: it holds the other merges back while it works and
+left 134 segments after 60 polls.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 
 OTHERS_SHARE = 0.25  # merge all once the segments beside the largest hold this share of its size
+MAX_MERGED_POSTS = 2_000_000  # past this many posts (by id) the index is no longer merged whole
 
 
 def segment_sizes(conn: sqlite3.Connection) -> list[int]:
@@ -29,6 +32,13 @@ def compact_if_due(conn: sqlite3.Connection) -> bool:
     """Merge the index into one segment when it is due (see above); inside the caller's transaction."""
     sizes = segment_sizes(conn)
     if len(sizes) < 2 or sum(sizes) - max(sizes) <= OTHERS_SHARE * max(sizes):
+        return False
+    return compact(conn)
+
+
+def compact(conn: sqlite3.Connection) -> bool:
+    """Merge the index into one segment unless the store is past `MAX_MERGED_POSTS`; whether it merged."""
+    if conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0] > MAX_MERGED_POSTS:
         return False
     conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('optimize')")
     return True

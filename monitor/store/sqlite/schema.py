@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from monitor.store.sqlite import fts
+
 if TYPE_CHECKING:
     from sqlite_utils import Database
     from sqlite_utils.migrations import Migrations
@@ -255,8 +257,8 @@ def _topic_fingerprints(db: Database) -> None:
 
 def _fts_in_one_segment(db: Database) -> None:
     # Polls now merge the full-text index whenever new segments hold a quarter of it (fts.py); a store written
-    # before starts from one segment (about 7 s at a million posts, once), so its searches are fast at once.
-    db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('optimize')")
+    # before starts from one segment (7-12 s at a million posts, once), so its searches are fast at once.
+    fts.compact(db.conn)
 
 
 # In order; a released step is never edited or removed.
