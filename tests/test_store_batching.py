@@ -13,7 +13,7 @@ import pytest
 
 from monitor import dedupe
 from monitor.store import PostFilter, open_store
-from monitor.store.sqlite import SqliteStore
+from monitor.store.sqlite import SqliteStore, fts
 from monitor.store.sqlite.clusters import BAND_CANDIDATES, MAX_CANDIDATES, PollClusters
 from monitor.types import Match, MatchedPost, SourceState
 from tests.conftest import NOW
@@ -157,3 +157,34 @@ def test_candidates_per_post_are_bounded_however_full_the_buckets(store: SqliteS
     assert len(found) == BAND_CANDIDATES <= MAX_CANDIDATES  # the newest members, the same in every bucket
     newest = [r[0] for r in store.conn.execute("SELECT id FROM posts ORDER BY id DESC LIMIT ?", (BAND_CANDIDATES,))]
     assert sorted(c.post_id for c in found) == sorted(newest)
+
+
+def test_polls_keep_the_full_text_index_merged_and_whole(store: SqliteStore) -> None:
+    merged_at = []
+    for n in range(30):
+        before = len(fts.segment_sizes(store.conn))
+        poll(store, batch(n * 50, 50))
+        sizes = fts.segment_sizes(store.conn)
+        if len(sizes) < before:
+            merged_at.append(n)
+        # FTS5 writes a poll's rows at its commit, after the merge: one small segment more than the share.
+        small = sorted(sizes)[:-1]
+        assert sum(small) - max(small, default=0) <= fts.OTHERS_SHARE * max(sizes)
+    assert len(merged_at) >= 5  # merged again as it grew, not once
+    assert len(merged_at) < 30  # and not after every poll
+    store.conn.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
+    found = {r.url for r in store.search("separatism", PostFilter(), limit=2_000)}
+    assert len(found) == 750  # every other post of the 1,500
+
+
+def test_a_store_past_the_merge_bound_is_left_to_fts5s_own_merging(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fts, "MAX_MERGED_POSTS", 100)  # a merge would hold the write lock too long past it
+    for n in range(8):
+        poll(store, batch(n * 50, 50))
+    assert len(fts.segment_sizes(store.conn)) > 1
+    assert not fts.compact(store.conn)
+    monkeypatch.setattr(fts, "MAX_MERGED_POSTS", 1_000)
+    assert fts.compact(store.conn)
+    assert len(fts.segment_sizes(store.conn)) == 1

@@ -125,3 +125,22 @@ def test_plain_datasette_searches_the_posts(tmp_path: Path) -> None:
 
     assert asyncio.run(search("сепаратисты")) == ["k1"]
     assert asyncio.run(search("nothing")) == []
+
+
+def test_a_store_whose_index_has_many_segments_migrates_to_one(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.db"
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    steps = Migrations(MIGRATION_SET)
+    for name in [n for n in STEPS if n != "0007_fts_in_one_segment"]:
+        steps(name=name)(STEPS[name])
+    steps.apply(sqlite_utils.Database(conn))
+    for n in range(12):  # one transaction each, as polls before this version wrote them: one segment each
+        conn.execute("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", (n + 1, f"title {n}", "the text"))
+    segments = "SELECT count(DISTINCT segid) FROM posts_fts_idx"
+    assert conn.execute(segments).fetchone()[0] > 1
+    conn.close()
+    open_store(path).close()
+    conn = sqlite3.connect(str(path))
+    assert conn.execute(segments).fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'text'").fetchone()[0] == 12
+    conn.close()

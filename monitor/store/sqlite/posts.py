@@ -15,6 +15,7 @@ from datetime import datetime
 from monitor import dedupe
 from monitor.store.api import KnownPost, SaveResult
 from monitor.store.rows import ts
+from monitor.store.sqlite import fts
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.clusters import PollClusters
 from monitor.store.sqlite.sources import write_fetches, write_source
@@ -139,6 +140,8 @@ class PostsMixin(StoreBase):
         )
 
         conn.executemany("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", fts_rows)
+        if fts_rows:  # new segments: merge the index once they hold a quarter of it (fts.py)
+            fts.compact_if_due(conn)
         clusters.write(conn)
         self._link_parents(conn, by_key, ids, {ids[sk] for sk, _ in new_items} | {i for i, _ in changed})
         topics = {m.topic for _, item in written for m in item.matches}
