@@ -64,6 +64,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy is imported where it is used: a poll where every answer is a 304 never loads it
@@ -184,34 +185,6 @@ def dedupe_text(title: str, text: str) -> str:
     return " ".join(words)
 
 
-def _word_hashes(s: str) -> tuple[_U64, int]:
-    """Position-free 64-bit polynomial hashes of the words of `s` (of their code points), and their count."""
-    import numpy as np
-
-    codes, starts, ends = _spans(s)
-    _, powers, inverse = _tables()
-    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
-    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
-    return (prefix[ends] - prefix[starts]) * inverse[starts], len(starts)
-
-
-def _word_set(title: str, text: str) -> npt.NDArray[np.uint32]:
-    """32-bit hashes of the distinct words of what `dedupe_text` returns (computed without building it)."""
-    import numpy as np
-
-    h, count = _word_hashes(_prepare(text))
-    if count < BODY_ONLY_WORDS:
-        h = np.concatenate((h, _word_hashes(_prepare(title))[0]))
-    h.sort()
-    h = h[np.concatenate(([True], h[1:] != h[:-1]))] if len(h) else h
-    h ^= h >> np.uint64(30)  # splitmix64 finaliser (a bijection): polynomial hashes have weak bits
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return (h >> np.uint64(32)).astype(np.uint32)
-
-
 def signature(title: str, text: str) -> bytes:
     """MinHash signature of the post's word set: FORMAT byte, then NUM_PERM little-endian uint32.
 
@@ -219,16 +192,91 @@ def signature(title: str, text: str) -> bytes:
     the bench checks that the estimates are unbiased. b'' when the compared text has fewer than
     MIN_WORDS distinct words.
     """
+    return signatures([(title, text)])[0]
+
+
+_BATCH_WORDS = 32_768  # rows of one MinHash matrix (x NUM_PERM uint32: 16 MiB at most)
+
+
+def signatures(posts: Sequence[tuple[str, str]]) -> list[bytes]:
+    """`signature` of each (title, text), computed for all of them in a few numpy calls (a poll's posts at
+    once: the per-call cost of numpy, not the arithmetic, is most of a single post's signature)."""
     import numpy as np
 
-    words = _word_set(title, text)
-    if len(words) < MIN_WORDS:
-        return b""
+    hashes, counts = _word_sets(posts)
+    ends = np.cumsum(counts)
+    signed = [i for i in range(len(posts)) if counts[i]]  # reduceat takes no empty segment
+    out = [b""] * len(posts)
     mult, add, _, _ = _constants()
-    values = np.multiply.outer(words, mult)
-    values += add
-    mins: bytes = values.min(axis=0).astype("<u4").tobytes()
-    return bytes([FORMAT]) + mins
+    head = bytes([FORMAT])
+    taken = 0
+    while taken < len(signed):  # posts in groups of at most _BATCH_WORDS words (a longer post is a group alone)
+        first = int(ends[signed[taken]] - counts[signed[taken]])
+        group = [signed[taken]]
+        taken += 1
+        while taken < len(signed) and ends[signed[taken]] - first <= _BATCH_WORDS:
+            group.append(signed[taken])
+            taken += 1
+        values = np.multiply.outer(hashes[first : int(ends[group[-1]])], mult)
+        values += add
+        starts = np.array([ends[i] - counts[i] - first for i in group], dtype=np.intp)
+        mins = np.minimum.reduceat(values, starts, axis=0).astype("<u4")
+        for row, i in enumerate(group):
+            if counts[i] >= MIN_WORDS:
+                out[i] = head + mins[row].tobytes()
+    return out
+
+
+def _word_sets(posts: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    """32-bit hashes of the distinct words of what `dedupe_text` returns for each post (computed without building
+    it), post after post, and how many belong to each post."""
+    import numpy as np
+
+    # the prepared body and title of post i are strings 2i and 2i + 1
+    words, owners = _string_word_hashes([s for title, text in posts for s in (_prepare(text), _prepare(title))])
+    body_words = np.bincount(owners, minlength=2 * len(posts))[0::2]
+    doc = owners >> 1
+    keep = ((owners & 1) == 0) | (body_words[doc] < BODY_ONLY_WORDS)  # the title counts for a short body only
+    words, doc = words[keep], doc[keep]
+    order = np.lexsort((words, doc))
+    words, doc = words[order], doc[order]
+    if len(words):
+        distinct = np.concatenate(([True], (words[1:] != words[:-1]) | (doc[1:] != doc[:-1])))
+        words, doc = words[distinct], doc[distinct]
+    words ^= words >> np.uint64(30)  # splitmix64 finaliser (a bijection): polynomial hashes have weak bits
+    words *= np.uint64(0xBF58476D1CE4E5B9)
+    words ^= words >> np.uint64(27)
+    words *= np.uint64(0x94D049BB133111EB)
+    words ^= words >> np.uint64(31)
+    return (words >> np.uint64(32)).astype(np.uint32), np.bincount(doc, minlength=len(posts))
+
+
+def _string_word_hashes(strings: Sequence[str]) -> tuple[_U64, npt.NDArray[np.intp]]:
+    """Position-free 64-bit polynomial hashes of the words of each string (of their code points), and the index
+    of the string each word is in; strings are joined by spaces into runs of at most MAX_CHARS characters (the
+    length of the tables of powers)."""
+    import numpy as np
+
+    _, powers, inverse = _tables()
+    hashes: list[_U64] = []
+    owners: list[npt.NDArray[np.intp]] = []
+    index = 0
+    while index < len(strings):
+        run = [strings[index]]  # each is at most MAX_CHARS long (_prepare cuts it)
+        size = len(run[0])
+        while index + len(run) < len(strings) and size + 1 + len(strings[index + len(run)]) <= MAX_CHARS:
+            size += 1 + len(strings[index + len(run)])
+            run.append(strings[index + len(run)])
+        codes, starts, ends = _spans(" ".join(run))
+        prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+        np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+        hashes.append((prefix[ends] - prefix[starts]) * inverse[starts])
+        offsets = np.cumsum([0] + [len(s) + 1 for s in run[:-1]])
+        owners.append(np.searchsorted(offsets, starts, side="right") - 1 + index)
+        index += len(run)
+    if not hashes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.intp)
+    return np.concatenate(hashes), np.concatenate(owners).astype(np.intp)
 
 
 def _check(sig: bytes) -> None:

@@ -34,13 +34,14 @@ def unique_items(items: Sequence[RawItem]) -> tuple[list[RawItem], list[str]]:
 def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, matcher: Matcher) -> list[MatchedPost]:
     """Keep the items that are new or whose content changed (an unchanged one costs its key and content hash
     only); normalise, match and sign those."""
-    prepared = []
+    posts = []
     for item in items:
         seen = known.get(post_key(item.guid, item.url, item.title, item.text)) if known else None
         if seen is not None and seen[1] == content_hash(item.title, item.text):
             continue  # unchanged since the last poll: nothing to normalise, match or write
-        post = normalize(item, source=source, now=now, first_seen_at=seen[0] if seen is not None else None)
-        prepared.append(
-            MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text))
-        )
-    return prepared
+        posts.append(normalize(item, source=source, now=now, first_seen_at=seen[0] if seen is not None else None))
+    signatures = dedupe.signatures([(post.title, post.text) for post in posts])  # one numpy pass for the poll
+    return [
+        MatchedPost(post, matcher.match(post.title, post.text), signature)
+        for post, signature in zip(posts, signatures, strict=True)
+    ]
