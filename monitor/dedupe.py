@@ -292,16 +292,15 @@ def band_keys(sig: bytes) -> tuple[int, ...]:
     if not sig:
         return ()
     _check(sig)
-    width = 4 * ROWS
     return tuple(
         int.from_bytes(
-            hashlib.blake2b(bytes((FORMAT, band)) + sig[1 + band * width : 1 + (band + 1) * width],
-                            digest_size=8).digest(),
-            "little",
-            signed=True,
+            hashlib.blake2b(head + sig[start : start + 4 * ROWS], digest_size=8).digest(), "little", signed=True
         )
-        for band in range(BANDS)
-    )  # fmt: skip
+        for head, start in _BAND_HEADS
+    )
+
+
+_BAND_HEADS = tuple((bytes((FORMAT, band)), 1 + band * 4 * ROWS) for band in range(BANDS))  # hashed before each band
 
 
 def similarity(a: bytes, b: bytes) -> float:

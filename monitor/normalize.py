@@ -293,11 +293,13 @@ def _guid_key_of(guid: str) -> str | None:
 # --- the stage ------------------------------------------------------------------------------------
 
 
-def normalize(item: RawItem, *, source: str, now: datetime, first_seen_at: datetime | None = None) -> Post:
+def normalize(
+    item: RawItem, *, source: str, now: datetime, first_seen_at: datetime | None = None, key: str | None = None
+) -> Post:
     """The Post for `item` seen in `source` at `now`.
 
     `first_seen_at` is the stored post's value when the post is already known (an edit keeps it);
-    otherwise `now`. Naive datetimes are taken as UTC.
+    otherwise `now`. Naive datetimes are taken as UTC. `key`: the item's `post_key`, when the caller has it.
     """
     seen = _utc(first_seen_at if first_seen_at is not None else now)
     published = seen if item.published is None else min(_utc(item.published), seen)
@@ -305,7 +307,7 @@ def normalize(item: RawItem, *, source: str, now: datetime, first_seen_at: datet
     author = _one_line(item.author, MAX_AUTHOR_CHARS) if item.author else ""
     return Post(
         source=source,
-        key=post_key(item.guid, item.url, title, text),
+        key=key if key is not None else post_key(item.guid, item.url, title, text),
         url=canonical_url(item.url),
         title=title,
         text=text,

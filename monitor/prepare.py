@@ -36,10 +36,12 @@ def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, 
     only); normalise, match and sign those."""
     posts = []
     for item in items:
-        seen = known.get(post_key(item.guid, item.url, item.title, item.text)) if known else None
+        key = post_key(item.guid, item.url, item.title, item.text)  # computed once: normalize takes it
+        seen = known.get(key) if known else None
         if seen is not None and seen[1] == content_hash(item.title, item.text):
             continue  # unchanged since the last poll: nothing to normalise, match or write
-        posts.append(normalize(item, source=source, now=now, first_seen_at=seen[0] if seen is not None else None))
+        first_seen_at = seen[0] if seen is not None else None
+        posts.append(normalize(item, source=source, now=now, first_seen_at=first_seen_at, key=key))
     signatures = dedupe.signatures([(post.title, post.text) for post in posts])  # one numpy pass for the poll
     return [
         MatchedPost(post, matcher.match(post.title, post.text), signature)

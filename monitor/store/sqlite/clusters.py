@@ -79,7 +79,10 @@ class PollClusters:
         """The newest `BAND_CANDIDATES` members of each band (this poll's first: they are newer), deduplicated."""
         found: dict[int, Candidate] = {}
         for band in bands:
-            members = [*reversed(self.batch.get(band, ())), *self.stored.get(band, ())][:BAND_CANDIDATES]
+            batch, stored = self.batch.get(band), self.stored.get(band)
+            if batch is None and stored is None:
+                continue  # most bands of a post are its own: nothing to merge
+            members = [*reversed(batch or ()), *(stored or ())][:BAND_CANDIDATES]
             for member in members:
                 found.setdefault(member.post_id, member)
         return list(found.values())
