@@ -31,12 +31,19 @@ def unique_items(items: Sequence[RawItem]) -> tuple[list[RawItem], list[str]]:
     return unique, keys
 
 
-def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, matcher: Matcher) -> list[MatchedPost]:
+def prepare(
+    items: Sequence[RawItem],
+    source: str,
+    known: Known,
+    now: datetime,
+    matcher: Matcher,
+    keys: Sequence[str] | None = None,
+) -> list[MatchedPost]:
     """Keep the items that are new or whose content changed (an unchanged one costs its key and content hash
-    only); normalise, match and sign those."""
+    only); normalise, match and sign those. `keys`: the items' post keys, when the caller has them (unique_items)."""
     posts = []
-    for item in items:
-        key = post_key(item.guid, item.url, item.title, item.text)  # computed once: normalize takes it
+    for index, item in enumerate(items):
+        key = keys[index] if keys is not None else post_key(item.guid, item.url, item.title, item.text)
         seen = known.get(key) if known else None
         if seen is not None and seen[1] == content_hash(item.title, item.text):
             continue  # unchanged since the last poll: nothing to normalise, match or write
