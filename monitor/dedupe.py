@@ -55,7 +55,10 @@ probability 1 - (1 - s**8)**10: 0.9999 at 0.95, 0.996 at 0.9, 0.97 at 0.85, 0.85
 bench (bench/ingest_bench.py, 50,000 posts), storing ran at 4,196 posts/s with 16 bands, 5,246 with
 10 and 5,819 with 8 (0.989 at 0.9). 12 x 10 would give only 0.994 at 0.9; 32 x 4 makes 87% of pairs at
 0.5 candidates. Speed: about 60 us per signature of a 1.5 KB post, 7 us for its band keys, 2 us per
-similarity (one core of the bench machine; datasketch: 300 us per signature).
+similarity (one core of the bench machine; datasketch: 300 us per signature). `signatures` signs a poll's
+posts in one pass, to the same bytes: most of a short post's signature is numpy's cost per call, so 100 posts
+of 230 characters take 20 us each instead of 70, and 1.5 KB posts 70 instead of 120
+(`bench/dedupe_bench.py`, on a shared machine).
 """
 
 from __future__ import annotations
@@ -185,14 +188,59 @@ def dedupe_text(title: str, text: str) -> str:
     return " ".join(words)
 
 
+def _word_hashes(s: str) -> tuple[_U64, int]:
+    """Position-free 64-bit polynomial hashes of the words of `s` (of their code points), and their count."""
+    import numpy as np
+
+    codes, starts, ends = _spans(s)
+    _, powers, inverse = _tables()
+    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inverse[starts], len(starts)
+
+
+def _word_set(title: str, text: str) -> npt.NDArray[np.uint32]:
+    """32-bit hashes of the distinct words of what `dedupe_text` returns (computed without building it)."""
+    import numpy as np
+
+    h, count = _word_hashes(_prepare(text))
+    if count < BODY_ONLY_WORDS:
+        h = np.concatenate((h, _word_hashes(_prepare(title))[0]))
+    h.sort()
+    h = h[np.concatenate(([True], h[1:] != h[:-1]))] if len(h) else h
+    return _finalised(h)
+
+
+def _finalised(h: _U64) -> npt.NDArray[np.uint32]:
+    """The top 32 bits of each word hash after the splitmix64 finaliser (a bijection: polynomial hashes have weak
+    bits). Changes `h`."""
+    import numpy as np
+
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return (h >> np.uint64(32)).astype(np.uint32)
+
+
 def signature(title: str, text: str) -> bytes:
     """MinHash signature of the post's word set: FORMAT byte, then NUM_PERM little-endian uint32.
 
     Permutation i maps a word's 32-bit hash x to (a_i * x + b_i) mod 2**32 (a_i odd, so a bijection);
     the bench checks that the estimates are unbiased. b'' when the compared text has fewer than
-    MIN_WORDS distinct words.
+    MIN_WORDS distinct words. (`signatures` signs many posts at once, to the same bytes.)
     """
-    return signatures([(title, text)])[0]
+    import numpy as np
+
+    words = _word_set(title, text)
+    if len(words) < MIN_WORDS:
+        return b""
+    mult, add, _, _ = _constants()
+    values = np.multiply.outer(words, mult)
+    values += add
+    mins: bytes = values.min(axis=0).astype("<u4").tobytes()
+    return bytes([FORMAT]) + mins
 
 
 _BATCH_WORDS = 32_768  # words in one MinHash matrix (x NUM_PERM uint32: 16 MiB at most)
@@ -203,6 +251,8 @@ def signatures(posts: Sequence[tuple[str, str]]) -> list[bytes]:
     once: the per-call cost of numpy, not the arithmetic, is most of a single post's signature)."""
     import numpy as np
 
+    if len(posts) == 1:  # fewer numpy calls one by one
+        return [signature(*posts[0])]
     hashes, counts = _word_sets(posts)
     ends = np.cumsum(counts)
     signed = [i for i in range(len(posts)) if counts[i]]  # reduceat takes no empty segment
@@ -245,12 +295,7 @@ def _word_sets(posts: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.uint32]
     keep = np.ones(len(words), dtype=bool)
     keep[order[1:][repeat]] = False
     words, doc = words[keep], doc[keep]
-    words ^= words >> np.uint64(30)  # splitmix64 finaliser (a bijection): polynomial hashes have weak bits
-    words *= np.uint64(0xBF58476D1CE4E5B9)
-    words ^= words >> np.uint64(27)
-    words *= np.uint64(0x94D049BB133111EB)
-    words ^= words >> np.uint64(31)
-    return (words >> np.uint64(32)).astype(np.uint32), np.bincount(doc, minlength=len(posts))
+    return _finalised(words), np.bincount(doc, minlength=len(posts))
 
 
 def _string_word_hashes(strings: Sequence[str]) -> tuple[_U64, npt.NDArray[np.intp]]:
