@@ -90,8 +90,8 @@ class PollClusters:
     def cluster_for(self, post_id: int, content_hash: str, signature: bytes, bands: Sequence[int]) -> int:
         """The cluster of post `post_id` (its own id when nothing is near), remembered for the poll's later posts."""
         cluster = self.by_hash.get(content_hash)
-        if cluster is None and signature:
-            found = self.candidates(bands)
+        found = self.candidates(bands) if cluster is None and signature else None
+        if found:  # most posts share no band with any other: nothing to compare
             at, score = dedupe.best_match(signature, [c.signature for c in found])
             if score >= dedupe.THRESHOLD:
                 cluster = found[at].cluster
