@@ -282,12 +282,13 @@ def _word_sets(posts: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.uint32]
     it), post after post, and how many belong to each post."""
     import numpy as np
 
-    # the prepared body and title of post i are strings 2i and 2i + 1
-    words, owners = _string_word_hashes([s for title, text in posts for s in (_prepare(text), _prepare(title))])
-    body_words = np.bincount(owners, minlength=2 * len(posts))[0::2]
-    doc = owners >> 1
-    keep = ((owners & 1) == 0) | (body_words[doc] < BODY_ONLY_WORDS)  # the title counts for a short body only
-    words, doc = words[keep], doc[keep]
+    words, doc = _string_word_hashes([_prepare(text) for _, text in posts])
+    short = np.flatnonzero(np.bincount(doc, minlength=len(posts)) < BODY_ONLY_WORDS)  # their titles count too
+    if len(short):
+        title_words, which = _string_word_hashes([_prepare(posts[i][0]) for i in short.tolist()])
+        words, doc = np.concatenate((words, title_words)), np.concatenate((doc, short[which]))
+        by_post = np.argsort(doc, kind="stable")
+        words, doc = words[by_post], doc[by_post]
     # a word's repeats within its post dropped, posts kept in order: a stable sort by hash leaves equal hashes in
     # post order, so repeats within a post sit side by side (cheaper than sorting by post and hash)
     order = np.argsort(words, kind="stable")
