@@ -56,9 +56,9 @@ bench (bench/ingest_bench.py, 50,000 posts), storing ran at 4,196 posts/s with 1
 10 and 5,819 with 8 (0.989 at 0.9). 12 x 10 would give only 0.994 at 0.9; 32 x 4 makes 87% of pairs at
 0.5 candidates. Speed: about 60 us per signature of a 1.5 KB post, 7 us for its band keys, 2 us per
 similarity (one core of the bench machine; datasketch: 300 us per signature). `signatures` signs a poll's
-posts in one pass, to the same bytes: most of a short post's signature is numpy's cost per call, so 100 posts
-of 230 characters take 20 us each instead of 70, and 1.5 KB posts 70 instead of 120
-(`bench/dedupe_bench.py`, on a shared machine).
+posts in one pass, to the same bytes: most of a short post's signature is numpy's cost per call, so posts of
+about 250 characters take 17-21 us each a poll at a time against 72-79 one by one (`bench/ingest_bench.py
+--templates --stages`), 1.5 KB posts 70 against 119 (`bench/dedupe_bench.py`), on a shared machine.
 """
 
 from __future__ import annotations
