@@ -249,10 +249,10 @@ _BATCH_WORDS = 32_768  # words in one MinHash matrix (x NUM_PERM uint32: 16 MiB 
 def signatures(posts: Sequence[tuple[str, str]]) -> list[bytes]:
     """`signature` of each (title, text), computed for all of them in a few numpy calls (a poll's posts at
     once: the per-call cost of numpy, not the arithmetic, is most of a single post's signature)."""
+    if len(posts) <= 1:  # none (a poll with nothing new loads no numpy), or one: fewer numpy calls one by one
+        return [signature(*post) for post in posts]
     import numpy as np
 
-    if len(posts) == 1:  # fewer numpy calls one by one
-        return [signature(*posts[0])]
     hashes, counts = _word_sets(posts)
     ends = np.cumsum(counts)
     signed = [i for i in range(len(posts)) if counts[i]]  # reduceat takes no empty segment
