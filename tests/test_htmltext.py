@@ -75,7 +75,9 @@ _PIECES = [
     "<b>", "</b>", "<em>", "</em>", "<span>", "</span>", "<blockquote>", "</blockquote>", "&amp;", "&lt;", "&gt;",
     "&quot;", "&nbsp;", "&mdash;", "&#39;", "&#160;", "&#8220;", "&amp", "&T", "&lt;script&gt;", "AT&T", "a < b",
     " ", "  ", "\n", "\t", "\x0c", "\u00a0", "word", "Слово", "ё", "x\u0301", "<a href='x'>", "</a>",
-    "<script>x</script>", "\r\n", "\x00",
+    "<script>x</script>", "\r\n", "\x00", '<a href="https://x.example/?a=1&amp;b=2">', "<img src=x.png alt='pic'>",
+    '<span class="c" hidden>', "<p style='a>b'>", "<code>", "</code>", "<pre>", "</pre>", "<hr/>", "<figure>",
+    "</figure>", "<figcaption>", '<a title="a<b">', "<td>", "<table>", '<img src="a"/>', "<a href=x>",
 ]  # fmt: skip
 _SIMPLE_PARTS = st.lists(st.sampled_from(_PIECES) | st.text(max_size=8), max_size=30).map("".join)
 

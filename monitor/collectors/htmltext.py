@@ -29,9 +29,14 @@ _DROPPED = [
 _DROPPED_TAG = re.compile(r"<(?:" + "|".join(_DROPPED) + r")[\s>/]", re.IGNORECASE)
 _SCRIPT_OPEN = re.compile(r"<(?=script)", re.IGNORECASE)
 _TAG_START = re.compile(r"<[a-zA-Z!/?]")
-# Markup that needs no HTML parser: these tags without attributes, and a few references. A fragment made of
-# text and only these reads the same with them removed (the block ones marked) and the references decoded.
-_SIMPLE_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|blockquote|b|i|em|strong|u|span|small|sub|sup)\s*/?>", re.I)
+# Markup that needs no HTML parser: these tags (attributes quoted or not: none of them puts text on the page),
+# and a few references. A fragment made of text and only these reads the same with them removed (the block ones
+# marked) and the references decoded. No table tags: a table moves stray text out of itself.
+_SIMPLE_TAG = re.compile(
+    r"</?(?:p|br|div|li|ul|ol|h[1-6]|blockquote|pre|figure|figcaption|hr|b|i|em|strong|u|span|small|sub|sup|a|img"
+    r"|code)(?:\s+[a-z][\w:.-]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*\s*/?>",
+    re.I,
+)
 _SIMPLE_REF = re.compile(
     r"&(?:amp|lt|gt|quot|apos|nbsp|laquo|raquo|mdash|ndash|hellip|#(?:3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-6]|160|8[0-9]{3}));"
 )
