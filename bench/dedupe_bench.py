@@ -133,6 +133,9 @@ def bench_speed(articles: list[Article]) -> None:
 
         return run
 
+    def sign_at_once() -> None:  # as prepare signs a poll's posts
+        assert dedupe.signatures([("A title", t) for t in texts]) == sigs
+
     def bands() -> None:
         for s in sigs:
             dedupe.band_keys(s)
@@ -153,6 +156,7 @@ def bench_speed(articles: list[Article]) -> None:
             ("signature(), Latin posts", sign(latin), len(latin)),
             ("signature(), Cyrillic posts", sign(cyrillic), len(cyrillic)),
             ("signature(), Latin posts with an emoji every 12 words", sign(emoji), len(emoji)),
+            ("signatures(), all posts in one call (as a poll)", sign_at_once, len(texts)),
             ("band_keys()", bands, len(sigs)),
             ("similarity()", compare, len(sigs) - 1),
             ("normalize() (RawItem -> Post)", norm, len(items))]  # fmt: skip

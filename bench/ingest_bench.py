@@ -1,6 +1,6 @@
 """Ingest benchmark: parse -> normalise -> match (1,000 terms) -> sign -> store with FTS, on generated feeds.
 
-    .venv/bin/python bench/ingest_bench.py [--items 50000] [--per-feed 100] [--long] [--templates]
+    .venv/bin/python bench/ingest_bench.py [--items 50000] [--per-feed 100] [--long] [--templates] [--stages]
 
 Runs the pipeline's own stages (`workers.Workers.parse` and `.prepare`, `store.save_poll`) twice in this
 process: inline (one core, the baseline) and with the worker process (parsing and matching beside the
@@ -10,7 +10,9 @@ ran per new post (Python-level execute/executemany calls), bare SQLite inserts f
 (max RSS of this process and, separately, of the worker). Then the same feeds again into the inline store:
 every item is already stored (all duplicates), items/s of parse + lookup + skip + save.
 `--templates`: items from bench/template_gen.py (template sentences, syndicated copies: the dedupe's hard
-case) instead of Zipf-distributed words.
+case) instead of Zipf-distributed words. `--stages`: only the CPU microseconds per post of each step, one step
+at a time over the same feeds (parse and its parts, normalise, match, sign, band keys), the parse of the test
+corpus's RSS and Atom feeds, and the floor of a duplicate's parse (its key and a digest of its raw XML only).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import corpus_gen, template_gen
 from bench.corpus_gen import NOW, terms
+from monitor import dedupe
+from monitor.collectors import feedparse
 from monitor.collectors.feedparse import parse_feed
+from monitor.collectors.htmltext import html_to_text
+from monitor.normalize import normalize, post_key
 from monitor.pipeline import prepare_posts
 from monitor.prepare import unique_items
 from monitor.store import Store, open_store
@@ -153,12 +159,58 @@ async def worker_run(path: Path, count: int, per_feed: int, workers: Workers) ->
     return total, elapsed
 
 
+def stages(count: int, per_feed: int, workers: Workers) -> None:
+    """CPU microseconds per post of each step, one step at a time, best of 3 (see the module docstring)."""
+    import hashlib
+
+    from lxml import etree
+
+    bodies = [feed(index, per_feed, NOW) for index in range(count)]
+    items = [item for body in bodies for item in parse_feed(body, url="https://site.example/rss").items]
+    posts = [normalize(item, source="site", now=NOW) for item in items]
+    raw = [el.text or "" for body in bodies for el in etree.fromstring(body).iter("title", "description")]
+    sigs = [dedupe.signature(post.title, post.text) for post in posts]
+    by_poll = [[(p.title, p.text) for p in posts[i : i + per_feed]] for i in range(0, len(posts), per_feed)]
+    batched = getattr(dedupe, "signatures", None)  # absent from versions before it
+
+    def floor() -> None:  # a duplicate's parse reduced to its key and a digest of its raw XML
+        for body in bodies:
+            root, _ = feedparse._parse_xml(body, None)
+            for el in root[0].iterchildren("item"):
+                post_key(el.findtext("guid"), el.findtext("link"), "", "")
+                hashlib.blake2b(etree.tostring(el), digest_size=16).digest()
+
+    corpus = Path(__file__).resolve().parent.parent / "tests" / "corpus"
+    feeds = [f.read_bytes() for d in ("rss", "atom") for f in sorted((corpus / d).glob("*")) if f.is_file()]
+    corpus_items = sum(len(parse_feed(b, url="https://corpus.example/feed").items) for b in feeds)
+    steps: list[tuple[str, Any, int]] = [
+        ("parse_feed", lambda: [parse_feed(b, url="https://site.example/rss") for b in bodies], len(items)),
+        ("  html_to_text (title and description)", lambda: [html_to_text(r) for r in raw], len(items)),
+        ("normalize", lambda: [normalize(i, source="site", now=NOW) for i in items], len(items)),
+        ("match (1,000 terms)", lambda: [workers.matcher.match(p.title, p.text) for p in posts], len(posts)),
+        ("signature, one by one", lambda: [dedupe.signature(p.title, p.text) for p in posts], len(posts)),
+        *([("signatures, a poll at a time", lambda: [batched(d) for d in by_poll], len(posts))] if batched else []),
+        ("band_keys", lambda: [dedupe.band_keys(s) for s in sigs], len(sigs)),
+        ("a duplicate's floor: key + raw digest", floor, len(items)),
+        (f"parse_feed, test corpus ({len(feeds)} feeds)", lambda: [parse_feed(b, url="https://corpus.example/feed")
+                                                                   for b in feeds], corpus_items),
+    ]  # fmt: skip
+    for name, step, calls in steps:
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            step()
+            best = min(best, time.process_time() - started)
+        print(f"  {name:<42} {best * 1e6 / calls:7.1f} us per post (CPU, best of 3)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--per-feed", type=int, default=100)
     parser.add_argument("--long", action="store_true", help="items four times longer (about 2 KB)")
     parser.add_argument("--templates", action="store_true", help="template-style items (bench/template_gen.py)")
+    parser.add_argument("--stages", action="store_true", help="only the microseconds per post of each step")
     args = parser.parse_args()
     global TEMPLATES  # noqa: PLW0603  # read by feed() in every run
     TEMPLATES = args.templates
@@ -173,6 +225,10 @@ def main() -> None:
         f"{'template-style' if TEMPLATES else 'Zipf-word'} text"
     )
     workers = Workers(terms(1000), processes=1)
+    if args.stages:
+        stages(count, args.per_feed, workers)
+        workers.close()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         baseline = bare_inserts(Path(tmp) / "bare.db", count, args.per_feed)
         total, stage, cpu, calls = inline_run(Path(tmp) / "inline.db", count, args.per_feed, workers)

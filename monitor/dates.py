@@ -9,6 +9,7 @@ ISO 8601, unix timestamps, numeric ``18.04.2023 14:05``, and month names in Engl
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
@@ -300,6 +301,7 @@ def _trailing_zone(text: str) -> timedelta | None:
     return _zone_offset(match["zone"]) if match else None
 
 
+@functools.lru_cache(maxsize=256)  # a feed writes the same zone on every item
 def _zone_offset(zone: str) -> timedelta | None:
     zone = zone.replace(" ", "").lower()
     if zone in _ZONES:

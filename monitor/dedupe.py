@@ -55,7 +55,10 @@ probability 1 - (1 - s**8)**10: 0.9999 at 0.95, 0.996 at 0.9, 0.97 at 0.85, 0.85
 bench (bench/ingest_bench.py, 50,000 posts), storing ran at 4,196 posts/s with 16 bands, 5,246 with
 10 and 5,819 with 8 (0.989 at 0.9). 12 x 10 would give only 0.994 at 0.9; 32 x 4 makes 87% of pairs at
 0.5 candidates. Speed: about 60 us per signature of a 1.5 KB post, 7 us for its band keys, 2 us per
-similarity (one core of the bench machine; datasketch: 300 us per signature).
+similarity (one core of the bench machine; datasketch: 300 us per signature). `signatures` signs a poll's
+posts in one pass, to the same bytes: most of a short post's signature is numpy's cost per call, so posts of
+about 250 characters take 17-21 us each a poll at a time against 72-79 one by one (`bench/ingest_bench.py
+--templates --stages`), 1.5 KB posts 70 against 119 (`bench/dedupe_bench.py`), on a shared machine.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy is imported where it is used: a poll where every answer is a 304 never loads it
@@ -204,7 +208,15 @@ def _word_set(title: str, text: str) -> npt.NDArray[np.uint32]:
         h = np.concatenate((h, _word_hashes(_prepare(title))[0]))
     h.sort()
     h = h[np.concatenate(([True], h[1:] != h[:-1]))] if len(h) else h
-    h ^= h >> np.uint64(30)  # splitmix64 finaliser (a bijection): polynomial hashes have weak bits
+    return _finalised(h)
+
+
+def _finalised(h: _U64) -> npt.NDArray[np.uint32]:
+    """The top 32 bits of each word hash after the splitmix64 finaliser (a bijection: polynomial hashes have weak
+    bits). Changes `h`."""
+    import numpy as np
+
+    h ^= h >> np.uint64(30)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     h ^= h >> np.uint64(27)
     h *= np.uint64(0x94D049BB133111EB)
@@ -217,7 +229,7 @@ def signature(title: str, text: str) -> bytes:
 
     Permutation i maps a word's 32-bit hash x to (a_i * x + b_i) mod 2**32 (a_i odd, so a bijection);
     the bench checks that the estimates are unbiased. b'' when the compared text has fewer than
-    MIN_WORDS distinct words.
+    MIN_WORDS distinct words. (`signatures` signs many posts at once, to the same bytes.)
     """
     import numpy as np
 
@@ -229,6 +241,90 @@ def signature(title: str, text: str) -> bytes:
     values += add
     mins: bytes = values.min(axis=0).astype("<u4").tobytes()
     return bytes([FORMAT]) + mins
+
+
+_BATCH_WORDS = 32_768  # words in one MinHash matrix (x NUM_PERM uint32: 16 MiB at most)
+
+
+def signatures(posts: Sequence[tuple[str, str]]) -> list[bytes]:
+    """`signature` of each (title, text), computed for all of them in a few numpy calls (a poll's posts at
+    once: the per-call cost of numpy, not the arithmetic, is most of a single post's signature)."""
+    if len(posts) <= 1:  # none (a poll with nothing new loads no numpy), or one: fewer numpy calls one by one
+        return [signature(*post) for post in posts]
+    import numpy as np
+
+    hashes, counts = _word_sets(posts)
+    ends = np.cumsum(counts)
+    signed = [i for i in range(len(posts)) if counts[i]]  # reduceat takes no empty segment
+    out = [b""] * len(posts)
+    mult, add, _, _ = _constants()
+    head = bytes([FORMAT])
+    taken = 0
+    while taken < len(signed):  # posts in groups of at most _BATCH_WORDS words (a longer post is a group alone)
+        first = int(ends[signed[taken]] - counts[signed[taken]])
+        group = [signed[taken]]
+        taken += 1
+        while taken < len(signed) and ends[signed[taken]] - first <= _BATCH_WORDS:
+            group.append(signed[taken])
+            taken += 1
+        values = np.multiply.outer(mult, hashes[first : int(ends[group[-1]])])  # permutations x words: the
+        values += add[:, None]  # minima below run along rows, in memory order (4x faster than down columns)
+        starts = np.array([ends[i] - counts[i] - first for i in group], dtype=np.intp)
+        mins = np.minimum.reduceat(values, starts, axis=1).T.astype("<u4")
+        for row, i in enumerate(group):
+            if counts[i] >= MIN_WORDS:
+                out[i] = head + mins[row].tobytes()
+    return out
+
+
+def _word_sets(posts: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    """32-bit hashes of the distinct words of what `dedupe_text` returns for each post (computed without building
+    it), post after post, and how many belong to each post."""
+    import numpy as np
+
+    words, doc = _string_word_hashes([_prepare(text) for _, text in posts])
+    short = np.flatnonzero(np.bincount(doc, minlength=len(posts)) < BODY_ONLY_WORDS)  # their titles count too
+    if len(short):
+        title_words, which = _string_word_hashes([_prepare(posts[i][0]) for i in short.tolist()])
+        words, doc = np.concatenate((words, title_words)), np.concatenate((doc, short[which]))
+        by_post = np.argsort(doc, kind="stable")
+        words, doc = words[by_post], doc[by_post]
+    # a word's repeats within its post dropped, posts kept in order: a stable sort by hash leaves equal hashes in
+    # post order, so repeats within a post sit side by side (cheaper than sorting by post and hash)
+    order = np.argsort(words, kind="stable")
+    repeat = (words[order[1:]] == words[order[:-1]]) & (doc[order[1:]] == doc[order[:-1]])
+    keep = np.ones(len(words), dtype=bool)
+    keep[order[1:][repeat]] = False
+    words, doc = words[keep], doc[keep]
+    return _finalised(words), np.bincount(doc, minlength=len(posts))
+
+
+def _string_word_hashes(strings: Sequence[str]) -> tuple[_U64, npt.NDArray[np.intp]]:
+    """Position-free 64-bit polynomial hashes of the words of each string (of their code points), and the index
+    of the string each word is in; strings are joined by spaces into runs of at most MAX_CHARS characters (the
+    length of the tables of powers)."""
+    import numpy as np
+
+    _, powers, inverse = _tables()
+    hashes: list[_U64] = []
+    owners: list[npt.NDArray[np.intp]] = []
+    index = 0
+    while index < len(strings):
+        run = [strings[index]]  # each is at most MAX_CHARS long (_prepare cuts it)
+        size = len(run[0])
+        while index + len(run) < len(strings) and size + 1 + len(strings[index + len(run)]) <= MAX_CHARS:
+            size += 1 + len(strings[index + len(run)])
+            run.append(strings[index + len(run)])
+        codes, starts, ends = _spans(" ".join(run))
+        prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+        np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+        hashes.append((prefix[ends] - prefix[starts]) * inverse[starts])
+        offsets = np.cumsum([0] + [len(s) + 1 for s in run[:-1]])
+        owners.append(np.searchsorted(offsets, starts, side="right") - 1 + index)
+        index += len(run)
+    if not hashes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.intp)
+    return np.concatenate(hashes), np.concatenate(owners).astype(np.intp)
 
 
 def _check(sig: bytes) -> None:
@@ -244,16 +340,15 @@ def band_keys(sig: bytes) -> tuple[int, ...]:
     if not sig:
         return ()
     _check(sig)
-    width = 4 * ROWS
     return tuple(
         int.from_bytes(
-            hashlib.blake2b(bytes((FORMAT, band)) + sig[1 + band * width : 1 + (band + 1) * width],
-                            digest_size=8).digest(),
-            "little",
-            signed=True,
+            hashlib.blake2b(head + sig[start : start + 4 * ROWS], digest_size=8).digest(), "little", signed=True
         )
-        for band in range(BANDS)
-    )  # fmt: skip
+        for head, start in _BAND_HEADS
+    )
+
+
+_BAND_HEADS = tuple((bytes((FORMAT, band)), 1 + band * 4 * ROWS) for band in range(BANDS))  # hashed before each band
 
 
 def similarity(a: bytes, b: bytes) -> float:

@@ -79,10 +79,10 @@ _URL_STRIP = "".join(map(chr, range(0x21))) + "\u00a0\ufeff"  # C0 controls, spa
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 _HOST_IPV6 = re.compile(r"[0-9a-f:.]+")
-# A URL that is its own canonical form but for an empty path: lower-case http(s), a host name, no port, user info,
-# query or fragment, a path of unreserved characters only (no escapes to normalise; dot segments are ruled out by
-# the caller's "/." test). Anything else takes the full route.
-_PLAIN_URL = re.compile(r"https?://[a-z0-9_-]+(?:\.[a-z0-9_-]+)*(?:/[A-Za-z0-9._~/-]*)?")
+# A URL that is its own canonical form but for an empty path and the order and tracking pairs of its query:
+# lower-case http(s), a host name, no port, user info or fragment, a path and query of unreserved characters only
+# (no escapes to normalise; dot segments are ruled out by the caller's "/." test). Anything else takes the full route.
+_PLAIN_URL = re.compile(r"(https?://[a-z0-9_-]+(?:\.[a-z0-9_-]+)*)(/[A-Za-z0-9._~/-]*)?(?:\?([A-Za-z0-9._~=&-]*))?")
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -96,8 +96,10 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
 def _canonical(url: str | None, base: str | None, *, keep_fragment: bool) -> str | None:
     if url is None:
         return None
-    if base is None and _PLAIN_URL.fullmatch(url) and "/." not in url:
-        return url if url.count("/") > 2 else url + "/"  # already canonical: the common case, without urlsplit
+    if base is None and (plain := _PLAIN_URL.fullmatch(url)) and "/." not in url:
+        origin, path, query = plain.groups()  # the common case, without urlsplit
+        query = query and _canonical_query(query, escaped=False)
+        return f"{origin}{path or '/'}?{query}" if query else f"{origin}{path or '/'}"
     return _canonical_cached(url, base, keep_fragment)
 
 
@@ -176,18 +178,20 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(out)
 
 
-def _canonical_query(query: str) -> str:
-    """Pairs with normalised escapes, tracking parameters removed, sorted."""
+def _canonical_query(query: str, *, escaped: bool = True) -> str:
+    """Pairs with normalised escapes, tracking parameters removed, sorted. `escaped=False`: the query holds
+    unreserved characters, "=" and "&" only, so there is no escape to normalise."""
     pairs: list[tuple[str, str, str]] = []
     for pair in query.split("&"):
         if not pair:
             continue
         name, sep, value = pair.partition("=")
-        name = _pct(name, _SAFE_QUERY_NAME)
+        if escaped:
+            name, value = _pct(name, _SAFE_QUERY_NAME), value and _pct(value, _SAFE_QUERY_VALUE)
         lowered = name.lower()
         if lowered in TRACKING_PARAMS or lowered.startswith(_TRACKING_PREFIX):
             continue
-        pairs.append((name, value and _pct(value, _SAFE_QUERY_VALUE), sep))
+        pairs.append((name, value, sep))
     pairs.sort()
     return "&".join(name + sep + value for name, value, sep in pairs)
 
@@ -289,11 +293,13 @@ def _guid_key_of(guid: str) -> str | None:
 # --- the stage ------------------------------------------------------------------------------------
 
 
-def normalize(item: RawItem, *, source: str, now: datetime, first_seen_at: datetime | None = None) -> Post:
+def normalize(
+    item: RawItem, *, source: str, now: datetime, first_seen_at: datetime | None = None, key: str | None = None
+) -> Post:
     """The Post for `item` seen in `source` at `now`.
 
     `first_seen_at` is the stored post's value when the post is already known (an edit keeps it);
-    otherwise `now`. Naive datetimes are taken as UTC.
+    otherwise `now`. Naive datetimes are taken as UTC. `key`: the item's `post_key`, when the caller has it.
     """
     seen = _utc(first_seen_at if first_seen_at is not None else now)
     published = seen if item.published is None else min(_utc(item.published), seen)
@@ -301,7 +307,7 @@ def normalize(item: RawItem, *, source: str, now: datetime, first_seen_at: datet
     author = _one_line(item.author, MAX_AUTHOR_CHARS) if item.author else ""
     return Post(
         source=source,
-        key=post_key(item.guid, item.url, title, text),
+        key=key if key is not None else post_key(item.guid, item.url, title, text),
         url=canonical_url(item.url),
         title=title,
         text=text,

@@ -97,7 +97,7 @@ async def run_source(
         matched = (
             await workers.prepare(items, source.name, known, now)
             if workers is not None
-            else prepare(items, source.name, known, now, matcher)
+            else prepare(items, source.name, known, now, matcher, keys)
         )
         saved = store.save_poll(
             state=_succeeded(state, collected, now),
@@ -157,7 +157,7 @@ def prepare_posts(
 ) -> list[MatchedPost]:
     """Normalise, then match and sign only the posts that are new or changed since the last poll (inline)."""
     unique, keys = unique_items(items)
-    return prepare(unique, source, _known(store, source, keys), now, matcher)
+    return prepare(unique, source, _known(store, source, keys), now, matcher, keys)
 
 
 def _known(store: Store, source: str, keys: Sequence[str]) -> Known:

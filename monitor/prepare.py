@@ -31,16 +31,26 @@ def unique_items(items: Sequence[RawItem]) -> tuple[list[RawItem], list[str]]:
     return unique, keys
 
 
-def prepare(items: Sequence[RawItem], source: str, known: Known, now: datetime, matcher: Matcher) -> list[MatchedPost]:
+def prepare(
+    items: Sequence[RawItem],
+    source: str,
+    known: Known,
+    now: datetime,
+    matcher: Matcher,
+    keys: Sequence[str] | None = None,
+) -> list[MatchedPost]:
     """Keep the items that are new or whose content changed (an unchanged one costs its key and content hash
-    only); normalise, match and sign those."""
-    prepared = []
-    for item in items:
-        seen = known.get(post_key(item.guid, item.url, item.title, item.text)) if known else None
+    only); normalise, match and sign those. `keys`: the items' post keys, when the caller has them (unique_items)."""
+    posts = []
+    for index, item in enumerate(items):
+        key = keys[index] if keys is not None else post_key(item.guid, item.url, item.title, item.text)
+        seen = known.get(key) if known else None
         if seen is not None and seen[1] == content_hash(item.title, item.text):
             continue  # unchanged since the last poll: nothing to normalise, match or write
-        post = normalize(item, source=source, now=now, first_seen_at=seen[0] if seen is not None else None)
-        prepared.append(
-            MatchedPost(post, matcher.match(post.title, post.text), dedupe.signature(post.title, post.text))
-        )
-    return prepared
+        first_seen_at = seen[0] if seen is not None else None
+        posts.append(normalize(item, source=source, now=now, first_seen_at=first_seen_at, key=key))
+    signatures = dedupe.signatures([(post.title, post.text) for post in posts])  # one numpy pass for the poll
+    return [
+        MatchedPost(post, matcher.match(post.title, post.text), signature)
+        for post, signature in zip(posts, signatures, strict=True)
+    ]

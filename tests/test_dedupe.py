@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given
@@ -156,6 +157,7 @@ def test_signature_is_deterministic_and_self_similar(title: str, text: str) -> N
     assert sig == signature(title, text)
     # what is hashed is exactly the word set of dedupe_text (two code paths, one rule)
     assert len(dedupe._word_set(title, text)) == len(set(dedupe_text(title, text).split()))
+    assert dedupe._word_sets([(title, text), ("", "")])[1][0] == len(set(dedupe_text(title, text).split()))
     assert band_keys(sig) == band_keys(signature(title, text))
     if sig:
         assert similarity(sig, sig) == 1.0
@@ -169,6 +171,24 @@ def test_signature_is_deterministic_and_self_similar(title: str, text: str) -> N
 def test_signature_ignores_whitespace_punctuation_and_case(text: str, seps: list[str], case: object) -> None:
     respaced = "".join(w + s for w, s in zip(text.split(), seps, strict=False))
     assert signature("", case(respaced)) == signature("", text)  # type: ignore[operator]
+
+
+@given(st.lists(st.tuples(st.text(max_size=40) | _TEXTS, st.text(max_size=200) | _TEXTS), max_size=12),
+       st.integers(min_value=1, max_value=60))  # fmt: skip
+def test_signatures_of_a_batch_are_those_of_each_post(posts: list[tuple[str, str]], batch_words: int) -> None:
+    # a poll's posts are signed together, in groups of at most _BATCH_WORDS words: the same bytes as one by one
+    # (two implementations: signature() sorts each post's words alone)
+    alone = [signature(title, text) for title, text in posts]
+    with patch.object(dedupe, "_BATCH_WORDS", batch_words):
+        assert dedupe.signatures(posts) == alone
+
+
+def test_signatures_of_posts_longer_than_a_run_of_the_tables() -> None:
+    # texts are joined into runs of at most MAX_CHARS characters: a post that fills one is a run alone
+    long = " ".join(f"w{i}" for i in range(dedupe.MAX_CHARS))  # cut to MAX_CHARS by the compared text
+    posts = [("a title", EN), ("", long), ("short", "too few words"), ("", long[: dedupe.MAX_CHARS - 3]), ("", RU)]
+    assert dedupe.signatures(posts) == [signature(t, x) for t, x in posts]
+    assert dedupe.signatures(posts)[2] == b"" and all(dedupe.signatures(posts)[i] for i in (0, 1, 3, 4))
 
 
 @given(st.text(max_size=200) | _TEXTS, st.text(max_size=200) | _TEXTS)
@@ -218,7 +238,9 @@ def test_the_module_is_pure() -> None:
     tree = ast.parse(source)
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "functools", "hashlib", "re", "unicodedata", "typing", "numpy", "numpy.typing"}
+    assert imported <= {
+        "__future__", "collections.abc", "functools", "hashlib", "re", "unicodedata", "typing", "numpy", "numpy.typing"
+    }  # fmt: skip
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"hash", "open", "print"}  # builtin hash() is salted per process
 

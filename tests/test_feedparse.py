@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.collectors.feedparse import MAX_ITEMS, ParsedFeed, parse_feed
+from monitor.collectors.links import absolute_url
 from monitor.exceptions import ParseError
 from tests.conftest import CORPUS
 
@@ -531,3 +532,25 @@ def test_damaged_feeds_give_a_feed_or_a_parse_error(cut: int, noise: bytes, at: 
     for item in feed.items:
         assert item.url is None or item.url.startswith(("http://", "https://"))
         assert item.published is None or item.published.tzinfo is UTC
+
+
+@given(
+    st.from_regex(
+        r"https?://[A-Za-z0-9._@\[\]-]{0,10}(:[0-9]{0,6})?([/?#][A-Za-z0-9/?#%\[\] \t.-]{0,12})?", fullmatch=True
+    ),
+    st.booleans(),
+)
+def test_absolute_links_skip_the_url_parser_only_when_it_would_keep_them(value: str, keep_fragment: bool) -> None:
+    # the fast path for plain absolute links gives what urlsplit's checks give
+    from urllib.parse import urldefrag, urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        expected = value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+    except ValueError:
+        expected = None
+    if expected is not None and " " in expected:
+        return  # a space: resolved by urljoin, not by the fast path
+    if expected is not None and not keep_fragment:
+        expected = urldefrag(expected).url
+    assert absolute_url(value, "https://base.example/", keep_fragment=keep_fragment) == expected

@@ -68,3 +68,26 @@ def test_html_to_text_never_raises_and_never_leaves_a_script(text: str) -> None:
 )
 def test_markup_soup_never_yields_a_script_tag(parts: list[str]) -> None:
     assert "<script" not in html_to_text("".join(parts)).lower()
+
+
+_PIECES = [
+    "<p>", "</p>", "<br>", "<br/>", "<BR />", "<div>", "</div>", "<li>", "</li>", "<ul>", "</ul>", "<h2>", "</h2>",
+    "<b>", "</b>", "<em>", "</em>", "<span>", "</span>", "<blockquote>", "</blockquote>", "&amp;", "&lt;", "&gt;",
+    "&quot;", "&nbsp;", "&mdash;", "&#39;", "&#160;", "&#8220;", "&amp", "&T", "&lt;script&gt;", "AT&T", "a < b",
+    " ", "  ", "\n", "\t", "\x0c", "\u00a0", "word", "Слово", "ё", "x\u0301", "<a href='x'>", "</a>",
+    "<script>x</script>", "\r\n", "\x00", '<a href="https://x.example/?a=1&amp;b=2">', "<img src=x.png alt='pic'>",
+    '<span class="c" hidden>', "<p style='a>b'>", "<code>", "</code>", "<pre>", "</pre>", "<hr/>", "<figure>",
+    "</figure>", "<figcaption>", '<a title="a<b">', "<td>", "<table>", '<img src="a"/>', "<a href=x>",
+]  # fmt: skip
+_SIMPLE_PARTS = st.lists(st.sampled_from(_PIECES) | st.text(max_size=8), max_size=30).map("".join)
+
+
+@given(_SIMPLE_PARTS)
+def test_fragments_read_without_the_parser_read_as_with_it(fragment: str) -> None:
+    # simple markup (a few tags without attributes, common references) skips the HTML parser: same text
+    from monitor.collectors import htmltext
+
+    marked = htmltext._BLOCK_TAG.sub(htmltext._BREAK + "<", fragment.replace(htmltext._BREAK, ""))
+    assert html_to_text(fragment, checked=True) == htmltext._parsed(marked, fragment) or not htmltext.looks_like_html(
+        fragment
+    )

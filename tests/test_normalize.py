@@ -360,8 +360,17 @@ def test_any_guid_gives_a_storable_key(guid: str) -> None:
     assert key
 
 
-@given(st.from_regex(r"https?://[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,8}){0,2}(/[A-Za-z0-9._~-]{0,6}){0,4}", fullmatch=True))
-def test_the_fast_path_for_plain_urls_agrees_with_the_full_route(url: str) -> None:
+@given(
+    st.from_regex(
+        r"https?://[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,8}){0,2}(/[A-Za-z0-9._~-]{0,6}){0,4}"
+        r"(\?((utm_[a-z]{1,3}|fbclid|[A-Za-z0-9._~-]{0,4})(=[A-Za-z0-9._~=-]{0,4})?&?){0,4})?",
+        fullmatch=True,
+    ),
+    st.booleans(),
+)
+def test_the_fast_path_for_plain_urls_agrees_with_the_full_route(url: str, guid: bool) -> None:
     from monitor.normalize import _canonical_cached  # the full route, under the fast path
 
     assert canonical_url(url) == _canonical_cached(url, None, False)
+    if guid:  # a URL GUID keeps its fragment: there is none on the fast path
+        assert post_key(url, None, "", "") == _canonical_cached(url, None, True)

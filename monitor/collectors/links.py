@@ -6,11 +6,14 @@ links and the Link headers of APIs all go through `absolute_url`.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 __all__ = ["absolute_url", "same_origin"]
 
 _SCHEMES = ("http", "https")
+# An absolute http(s) URL with an ASCII host name (and maybe a port) that urlsplit would take as it is: no parse needed
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9._-]+(?::[0-9]{1,5})?(?:[/?#]|\Z)")
 
 
 def absolute_url(value: str | None, base: str, *, keep_fragment: bool = True) -> str | None:
@@ -23,6 +26,8 @@ def absolute_url(value: str | None, base: str, *, keep_fragment: bool = True) ->
         return None
     if value.startswith(("https://", "http://")) and " " not in value:
         url = value  # already absolute: urljoin would only cost time (feeds hold thousands of links)
+        if _PLAIN_ABSOLUTE.match(url):  # the common case: a host urlsplit would find, so nothing to check
+            return url if keep_fragment or "#" not in url else urldefrag(url).url
     else:
         try:
             url = urljoin(base, value)

@@ -89,7 +89,10 @@ class PollClusters:
         """The newest `BAND_CANDIDATES` members of each band (this poll's first: they are newer), deduplicated."""
         found: dict[int, Candidate] = {}
         for band in bands:
-            members = [*reversed(self.batch.get(band, ())), *self.stored.get(band, ())][:BAND_CANDIDATES]
+            batch, stored = self.batch.get(band), self.stored.get(band)
+            if batch is None and stored is None:
+                continue  # most bands of a post are its own: nothing to merge
+            members = [*reversed(batch or ()), *(stored or ())][:BAND_CANDIDATES]
             for member in members:
                 found.setdefault(member.post_id, member)
         return list(found.values())
@@ -97,8 +100,8 @@ class PollClusters:
     def cluster_for(self, post_id: int, content_hash: str, signature: bytes, bands: Sequence[int]) -> int:
         """The cluster of post `post_id` (its own id when nothing is near), remembered for the poll's later posts."""
         cluster = self.by_hash.get(content_hash)
-        if cluster is None and signature:
-            found = self.candidates(bands)
+        found = self.candidates(bands) if cluster is None and signature else None
+        if found:  # most posts share no band with any other: nothing to compare
             at, score = dedupe.best_match(signature, [c.signature for c in found])
             if score >= dedupe.THRESHOLD:
                 cluster = self._cluster_of(found[at])

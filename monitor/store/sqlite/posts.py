@@ -91,6 +91,7 @@ class PostsMixin(StoreBase):
             )
         next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]) + 1
         post_rows, fts_rows = [], []
+        stamps: dict[datetime, str | None] = {}  # a poll's posts share their first_seen_at, often their times
         for offset, (sk, item) in enumerate(new_items):
             post, post_id = item.post, next_id + offset
             ids[sk] = post_id
@@ -103,8 +104,8 @@ class PostsMixin(StoreBase):
                     post.title,
                     post.text,
                     post.author,
-                    ts(post.published_at),
-                    ts(post.first_seen_at),
+                    _stamp(stamps, post.published_at),
+                    _stamp(stamps, post.first_seen_at),
                     post.content_hash,
                     cluster,
                     _extra(post),
@@ -130,7 +131,7 @@ class PostsMixin(StoreBase):
         cluster_of = {row[0]: row[10] for row in post_rows}  # an edited post's matches take theirs by trigger
         written = [(ids[sk], item) for sk, item in new_items] + changed
         match_rows = [
-            (post_id, m.topic, m.term, ts(item.post.published_at), cluster_of.get(post_id))
+            (post_id, m.topic, m.term, _stamp(stamps, item.post.published_at), cluster_of.get(post_id))
             for post_id, item in written
             for m in item.matches
         ]
@@ -170,6 +171,14 @@ class PostsMixin(StoreBase):
             if (sk[0], parent) in ids and ids[(sk[0], parent)] != ids[sk]
         ]
         conn.executemany("UPDATE posts SET parent_id = ? WHERE id = ? AND parent_id IS NOT ?", links)
+
+
+def _stamp(stamps: dict[datetime, str | None], when: datetime) -> str | None:
+    """`ts(when)`, remembered for the rest of the poll."""
+    text = stamps.get(when)
+    if text is None:
+        text = stamps[when] = ts(when)
+    return text
 
 
 def _stored_rows(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
