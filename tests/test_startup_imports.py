@@ -161,3 +161,6 @@ def test_a_re_poll_of_unchanged_feeds_starts_no_worker_and_loads_no_parser(tmp_p
     if (os.cpu_count() or 1) >= 2:
         assert cold["workers"] >= 1  # the first poll parsed in a worker: the count below is not vacuous
     assert repoll == {"workers": 0, "loaded": []}
+    # the poll ends without the collector's last pass (gc.freeze), never without closing its store: the last
+    # connection's close checkpoints the log into the file and removes it
+    assert (tmp_path / "store.db").exists() and not (tmp_path / "store.db-wal").exists()
