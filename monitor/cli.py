@@ -97,13 +97,14 @@ def get_config(ctx: click.Context) -> Config:
     return config
 
 
-def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = False) -> Store:
-    """The config's store; `readonly` for commands that only read (they work on a store they cannot write)."""
+def get_store(ctx: click.Context, *, create: bool = False, readonly: bool = False, one_shot: bool = False) -> Store:
+    """The config's store; `readonly` for commands that only read (they work on a store they cannot write);
+    `one_shot` for a command that writes once and exits (a smaller page cache: its peak memory)."""
     from monitor.store import open_store
 
     config = get_config(ctx)
     try:
-        return open_store(config.store, create=create, readonly=readonly)
+        return open_store(config.store, create=create, readonly=readonly, one_shot=one_shot)
     except StoreError as exc:
         fail(str(exc))
 
@@ -344,7 +345,7 @@ def poll(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 
     config = get_config(ctx)
     sources = _select_sources(config, names)
-    store = get_store(ctx, create=True)
+    store = get_store(ctx, create=True, one_shot=True)
     if _OWN_PROCESS:  # start-up's objects (modules, config) live to the end: no collection walks them again
         gc.freeze()
     holder = store.daemon_holder()

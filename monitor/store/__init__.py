@@ -80,9 +80,10 @@ class Copied:
     rows: int  # copied, equal to the source's count (checked)
 
 
-def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False) -> Store:
+def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False, one_shot: bool = False) -> Store:
     """Open the store at `where` (a SQLite file, or a PostgreSQL database by URL): created and migrated unless
-    `readonly` (reading commands, which then work on a store they cannot write). Raises StoreError (or a
+    `readonly` (reading commands, which then work on a store they cannot write). `one_shot`: the process writes
+    once and exits (`monitor poll`): a SQLite store gets a smaller page cache. Raises StoreError (or a
     subclass) with a one-line reason."""
     # The backend is chosen here, and only here.
     if isinstance(where, StoreURL):
@@ -93,9 +94,10 @@ def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = 
                 f"{where}: a PostgreSQL store needs psycopg: pip install 'monitor[postgres]' ({exc})"
             ) from exc
         return open_postgres(where.url, create=create, readonly=readonly)
-    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415
+    from monitor.store.sqlite import CACHE_KIB, ONE_SHOT_CACHE_KIB, open_sqlite  # noqa: PLC0415
 
-    return open_sqlite(where, create=create, readonly=readonly)
+    cache_kib = ONE_SHOT_CACHE_KIB if one_shot else CACHE_KIB
+    return open_sqlite(where, create=create, readonly=readonly, cache_kib=cache_kib)
 
 
 def store_exists(where: Path | StoreURL) -> bool | None:
