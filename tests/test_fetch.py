@@ -114,6 +114,44 @@ def test_answers_of_304_keep_the_connection_for_the_next_request() -> None:
     assert len(peers) == 5 and len(set(peers)) == 1
 
 
+def test_concurrent_requests_to_one_host_share_at_most_per_host_connections() -> None:
+    """The pool's own assignment (fetch._Pool, linear in the connections) hands each request a free connection
+    of its origin or a new one, never more than the host's slots."""
+    peers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            peers.append(self.client_address[1])
+            time.sleep(0.005)  # requests overlap
+            self.send_response(304)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def go() -> tuple[list[bool], str]:
+        async with Fetcher(per_host=4, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            answers = await asyncio.gather(*(session.get(f"http://127.0.0.1:{port}/f{i}") for i in range(40)))
+            pool = fetcher._client._transport._pool  # type: ignore[attr-defined]
+            return [a.not_modified for a in answers], type(pool).__name__
+
+    try:
+        answers, pool = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [True] * 40 and len(peers) == 40
+    assert 1 <= len(set(peers)) <= 4
+    assert pool == "_Pool"  # httpcore 1.0's pool with the linear assignment (another httpcore: re-check it)
+
+
 def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
     """The pool asks an idle connection whether it is readable (the server hung up) before reusing it; the
     stream answers from the socket it looked up once."""

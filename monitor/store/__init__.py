@@ -94,10 +94,9 @@ def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = 
                 f"{where}: a PostgreSQL store needs psycopg: pip install 'monitor[postgres]' ({exc})"
             ) from exc
         return open_postgres(where.url, create=create, readonly=readonly)
-    from monitor.store.sqlite import CACHE_KIB, ONE_SHOT_CACHE_KIB, open_sqlite  # noqa: PLC0415
+    from monitor.store.sqlite import open_sqlite  # noqa: PLC0415
 
-    cache_kib = ONE_SHOT_CACHE_KIB if one_shot else CACHE_KIB
-    return open_sqlite(where, create=create, readonly=readonly, cache_kib=cache_kib)
+    return open_sqlite(where, create=create, readonly=readonly, one_shot=one_shot)
 
 
 def store_exists(where: Path | StoreURL) -> bool | None:

@@ -35,8 +35,9 @@ class SqliteStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin
         return self
 
 
-def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False, cache_kib: int = CACHE_KIB) -> SqliteStore:
-    """Open (and create, migrate) the store in `path`, with a page cache of `cache_kib`."""
+def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False, one_shot: bool = False) -> SqliteStore:
+    """Open (and create, migrate) the store in `path`; `one_shot` (a process that writes once and exits): with
+    SQLite's default page cache instead of ours."""
     if not path.exists() and (readonly or not create):
         raise StoreError(f"{path}: no store yet (run `monitor poll` or `monitor run` first)")
     if readonly:
@@ -54,7 +55,7 @@ def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False, cach
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     store = SqliteStore(conn, path)
     try:
-        _setup(conn, path, cache_kib)
+        _setup(conn, path, ONE_SHOT_CACHE_KIB if one_shot else CACHE_KIB)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process loses no committed transaction
         # Each poll dirties pages all over the near-duplicate index; checkpointing every 40 MB of WAL rather than
