@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -77,6 +78,116 @@ def test_conditional_get_sends_validators_and_treats_304_as_nothing_new(httpserv
     assert sent["If-None-Match"] == '"v1"'
     assert sent["If-Modified-Since"] == "Sun, 01 Mar 2026 10:00:00 GMT"
     assert sent["User-Agent"] == LIMITS.user_agent
+
+
+def test_answers_of_304_keep_the_connection_for_the_next_request() -> None:
+    """A re-poll is all 304s: each must leave its keep-alive connection in the pool (unread, httpcore closed
+    it and every source of a host paid a new connection)."""
+    peers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            peers.append(self.client_address[1])
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def go() -> list[bool]:
+        async with Fetcher(per_host=1, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            return [(await session.get(f"http://127.0.0.1:{port}/f{i}", etag='"v1"')).not_modified for i in range(5)]
+
+    try:
+        assert asyncio.run(go()) == [True] * 5
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(peers) == 5 and len(set(peers)) == 1
+
+
+def test_concurrent_requests_to_one_host_share_at_most_per_host_connections() -> None:
+    """The pool's own assignment (fetch._Pool, linear in the connections) hands each request a free connection
+    of its origin or a new one, never more than the host's slots."""
+    peers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            peers.append(self.client_address[1])
+            time.sleep(0.005)  # requests overlap
+            self.send_response(304)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def go() -> tuple[list[bool], str]:
+        async with Fetcher(per_host=4, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            answers = await asyncio.gather(*(session.get(f"http://127.0.0.1:{port}/f{i}") for i in range(40)))
+            pool = fetcher._client._transport._pool  # type: ignore[attr-defined]
+            return [a.not_modified for a in answers], type(pool).__name__
+
+    try:
+        answers, pool = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [True] * 40 and len(peers) == 40
+    assert 1 <= len(set(peers)) <= 4
+    assert pool == "_Pool"  # httpcore 1.0's pool with the linear assignment (another httpcore: re-check it)
+
+
+def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
+    """The pool asks an idle connection whether it is readable (the server hung up) before reusing it; the
+    stream answers from the socket it looked up once."""
+    peers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            peers.append(self.client_address[1])
+            self.send_response(304)
+            self.end_headers()
+            self.close_connection = True  # hangs up without saying so
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def go() -> list[bool]:
+        async with Fetcher(per_host=1, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            answers = []
+            for i in range(3):
+                answers.append((await session.get(f"http://127.0.0.1:{port}/f{i}")).not_modified)
+                await asyncio.sleep(0.1)  # the server's FIN arrives
+            return answers
+
+    try:
+        assert asyncio.run(go()) == [True] * 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(set(peers)) == 3
 
 
 def test_follows_up_to_five_redirects_not_six(httpserver: HTTPServer) -> None:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
-from monitor.store import PostFilter, Store
-from monitor.store.sqlite import open_sqlite
+from monitor.store import PostFilter, Store, open_store
+from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW, sql
 
@@ -311,3 +311,13 @@ def test_source_states_lists_every_source_without_counting(store: Store) -> None
     save(store, source="feed-b")
     save(store, matched(post("a1")))
     assert [s.name for s in store.source_states()] == ["feed-a", "feed-b"]
+
+
+def test_a_one_shot_poll_opens_the_store_with_a_smaller_page_cache(tmp_path: Path) -> None:
+    """`monitor poll` writes once and exits: SQLite's default 2 MB cache (its peak memory); the daemon keeps 8 MB."""
+    sizes = []
+    for one_shot in (False, True):
+        with open_store(tmp_path / "store.db", one_shot=one_shot) as opened:
+            assert isinstance(opened, SqliteStore)
+            sizes.append(opened.conn.execute("PRAGMA cache_size").fetchone()[0])
+    assert sizes == [-8000, -2000]

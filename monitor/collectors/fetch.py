@@ -21,6 +21,7 @@ import email.utils
 import functools
 import ipaddress
 import logging
+import select
 import socket
 import ssl
 import time
@@ -58,6 +59,7 @@ HostGate = Callable[[str], contextlib.AbstractAsyncContextManager[object]]  # ho
 MAX_REDIRECTS = 5
 ROBOTS_TTL = timedelta(hours=12)
 ROBOTS_MAX_BYTES = 512_000
+SWEEP_S = 1.0  # the pool checks its connections that are not being handed out at most this often
 MAX_RETRY_AFTER = timedelta(days=1)  # a server asking for more is capped: we will ask again tomorrow
 _SCHEMES = ("http", "https")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -260,6 +262,9 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self.inner = inner
+        # Looked up once: the pool asks every idle connection "is_readable" each time it assigns a request, and
+        # anyio rebuilds its table of attributes at every lookup (a third of a 304-only poll's CPU went there).
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self.inner.read(max_bytes, timeout)
@@ -278,10 +283,24 @@ class _Stream(httpcore.AsyncNetworkStream):
         except BaseException:  # unreadable roots (SSL_CERT_FILE): the connection is closed, as a failed handshake's is
             await self.inner.aclose()
             raise
-        return await self.inner.start_tls(context, server_hostname, timeout)
+        return _Stream(await self.inner.start_tls(context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._socket is not None:
+            return _readable(self._socket)
+        if info == "socket":
+            return self._socket
         return self.inner.get_extra_info(info)
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's."""
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -317,15 +336,67 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, assigning requests to connections with the same rules at a cost that does not grow with
+    the square of the connections. httpcore 1.0 runs its assignment at every request's start and end, and there
+    asks every connection whether it expired (a poll(2) for each idle one) and, for each idle one, counts them all
+    again: with 16 connections to one host that was a quarter of a re-poll's HTTP time. Here a connection about
+    to be handed out is always checked (a closed or expired one is never used), the others at most once a second."""
+
+    _next_sweep = 0.0
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        connections = self._connections
+        now = time.monotonic()
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + SWEEP_S
+        for connection in list(connections):
+            if connection.is_closed():
+                connections.remove(connection)
+            elif sweep and connection.has_expired():
+                connections.remove(connection)
+                closing.append(connection)
+            elif connection.is_idle() and len(connections) > self._max_keepalive_connections:
+                connections.remove(connection)  # httpcore's rule: idle ones go while the pool holds too many
+                closing.append(connection)
+        for pool_request in [request for request in self._requests if request.is_queued()]:
+            origin = pool_request.request.url.origin
+            picked = None
+            for connection in list(connections):
+                if connection.can_handle_request(origin) and connection.is_available():
+                    if not sweep and connection.has_expired():
+                        connections.remove(connection)
+                        closing.append(connection)
+                        continue
+                    picked = connection
+                    break
+            if picked is None and len(connections) >= self._max_connections:
+                idle = next((c for c in connections if c.is_idle()), None)
+                if idle is None:
+                    continue  # it waits for a connection to come free, as in httpcore
+                connections.remove(idle)
+                closing.append(idle)
+            if picked is None:
+                picked = self.create_connection(origin)
+                connections.append(picked)
+            pool_request.assign_to_connection(picked)
+        return closing
+
+
 def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
-    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
+    does not expose), and its pool's assignment made linear (`_Pool`, httpcore 1.0 only: the method it replaces
+    is httpcore's own). Proxies from the environment are mounted beside it: there the proxy connects."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, verify=_DEFERRED_TLS)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
     pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__.startswith("1.0."):
+        pool.__class__ = _Pool  # the same object and settings httpx chose; only the assignment differs
     return transport
 
 
@@ -456,6 +527,9 @@ class Fetcher:
             final_url = str(resp.url)
             lower_headers = {k.lower(): v for k, v in resp.headers.items()}
             if resp.status_code == 304:
+                # h11 ends the (empty) message only when it is read: unread, httpcore closes the connection
+                # instead of keeping it, and a re-poll of a host reconnected for every source.
+                await resp.aread()
                 return Response(final_url, 304, lower_headers, b"", int((time.monotonic() - started) * 1000))
             if resp.status_code >= 400:
                 retry_after = (

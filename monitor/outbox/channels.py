@@ -11,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor import delivery, mail
 from monitor.config import Config
 from monitor.exceptions import NotifyError
-from monitor.notices import Notice
 from monitor.types import EmailBody
+
+if TYPE_CHECKING:
+    from monitor.notices import Notice  # its templates (monitor.emails') load with the first notice composed
 
 Sender = Callable[[EmailMessage, mail.MailSettings], list[str]]
 NOTIFY_TIMEOUT_S = 30.0  # one Apprise send at most (the whole call: connect, request, any retries it makes)
@@ -100,6 +102,7 @@ class NotifyChannel:
 
     def send(self, message: Any) -> list[str]:
         from monitor import notify  # noqa: PLC0415
+        from monitor.notices import Notice  # noqa: PLC0415
 
         assert isinstance(message, Notice)
         notify.send(self.url(), message, timeout_s=self.timeout_s)

@@ -18,14 +18,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from monitor import delivery
 from monitor.exceptions import MailError, MonitorError, NotifyError
-from monitor.outbox.channels import Channel, EmailChannel, NotifyChannel, Sender
-from monitor.outbox.content import Content
+from monitor.outbox.channels import Channel, EmailChannel, NotifyChannel, Sender, Told
 from monitor.store import Claim, Store, this_process
-from monitor.types import DeliveryUpdate
+from monitor.types import AlertRow, DeliveryUpdate
 
 log = logging.getLogger("monitor.outbox")
 
@@ -35,6 +34,12 @@ MAIL_OFF = "mail is off (no alerts.email in the config)"
 UNCONFIGURED = "not sent: the channel {channel!r} is not in the config (any more); it goes out if it is added back"
 
 __all__ = ["Channel", "Deliverer", "Delivery", "EmailChannel", "NotifyChannel", "Sender"]
+
+
+class Teller(Protocol):
+    """What an alert says (outbox.content.Content): built once per alert, for every channel."""
+
+    def tell(self, alert: AlertRow, now: datetime) -> Told: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Deliverer:
     def __init__(
         self,
         store: Store,
-        content: Content,
+        content: Teller,
         channels: Mapping[str, Channel],
         *,
         max_attempts: int,

@@ -80,9 +80,10 @@ class Copied:
     rows: int  # copied, equal to the source's count (checked)
 
 
-def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False) -> Store:
+def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = False, one_shot: bool = False) -> Store:
     """Open the store at `where` (a SQLite file, or a PostgreSQL database by URL): created and migrated unless
-    `readonly` (reading commands, which then work on a store they cannot write). Raises StoreError (or a
+    `readonly` (reading commands, which then work on a store they cannot write). `one_shot`: the process writes
+    once and exits (`monitor poll`): a SQLite store gets a smaller page cache. Raises StoreError (or a
     subclass) with a one-line reason."""
     # The backend is chosen here, and only here.
     if isinstance(where, StoreURL):
@@ -95,7 +96,7 @@ def open_store(where: Path | StoreURL, *, create: bool = True, readonly: bool = 
         return open_postgres(where.url, create=create, readonly=readonly)
     from monitor.store.sqlite import open_sqlite  # noqa: PLC0415
 
-    return open_sqlite(where, create=create, readonly=readonly)
+    return open_sqlite(where, create=create, readonly=readonly, one_shot=one_shot)
 
 
 def store_exists(where: Path | StoreURL) -> bool | None:

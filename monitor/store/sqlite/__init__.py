@@ -25,6 +25,7 @@ from monitor.store.sqlite.sources import SourcesMixin
 
 BUSY_TIMEOUT_S = 30.0
 CACHE_KIB = 8_000  # SQLite page cache per connection
+ONE_SHOT_CACHE_KIB = 2_000  # SQLite's own default: `monitor poll` runs once and exits, its peak memory counts more
 
 
 class SqliteStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin, OpsMixin, StoreBase):
@@ -34,8 +35,9 @@ class SqliteStore(SourcesMixin, PostsMixin, QueriesMixin, OutboxMixin, LockMixin
         return self
 
 
-def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False) -> SqliteStore:
-    """Open (and create, migrate) the store in `path`."""
+def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False, one_shot: bool = False) -> SqliteStore:
+    """Open (and create, migrate) the store in `path`; `one_shot` (a process that writes once and exits): with
+    SQLite's default page cache instead of ours."""
     if not path.exists() and (readonly or not create):
         raise StoreError(f"{path}: no store yet (run `monitor poll` or `monitor run` first)")
     if readonly:
@@ -53,7 +55,7 @@ def open_sqlite(path: Path, *, create: bool = True, readonly: bool = False) -> S
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     store = SqliteStore(conn, path)
     try:
-        _setup(conn, path)
+        _setup(conn, path, ONE_SHOT_CACHE_KIB if one_shot else CACHE_KIB)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process loses no committed transaction
         # Each poll dirties pages all over the near-duplicate index; checkpointing every 40 MB of WAL rather than
@@ -102,9 +104,9 @@ def _open_readonly(path: Path) -> SqliteStore:
     raise store_error(last, path, "open the store")
 
 
-def _setup(conn: sqlite3.Connection, path: Path) -> None:
+def _setup(conn: sqlite3.Connection, path: Path, cache_kib: int = CACHE_KIB) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
     conn.create_function(GONE_FUNCTION, 1, owner.gone)
 
 
