@@ -59,7 +59,6 @@ HostGate = Callable[[str], contextlib.AbstractAsyncContextManager[object]]  # ho
 MAX_REDIRECTS = 5
 ROBOTS_TTL = timedelta(hours=12)
 ROBOTS_MAX_BYTES = 512_000
-SWEEP_S = 1.0  # the pool checks its connections that are not being handed out at most this often
 MAX_RETRY_AFTER = timedelta(days=1)  # a server asking for more is capped: we will ask again tomorrow
 _SCHEMES = ("http", "https")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -336,67 +335,15 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-class _Pool(httpcore.AsyncConnectionPool):
-    """httpcore's pool, assigning requests to connections with the same rules at a cost that does not grow with
-    the square of the connections. httpcore 1.0 runs its assignment at every request's start and end, and there
-    asks every connection whether it expired (a poll(2) for each idle one) and, for each idle one, counts them all
-    again: with 16 connections to one host that was a quarter of a re-poll's HTTP time. Here a connection about
-    to be handed out is always checked (a closed or expired one is never used), the others at most once a second."""
-
-    _next_sweep = 0.0
-
-    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
-        closing: list[httpcore.AsyncConnectionInterface] = []
-        connections = self._connections
-        now = time.monotonic()
-        sweep = now >= self._next_sweep
-        if sweep:
-            self._next_sweep = now + SWEEP_S
-        for connection in list(connections):
-            if connection.is_closed():
-                connections.remove(connection)
-            elif sweep and connection.has_expired():
-                connections.remove(connection)
-                closing.append(connection)
-            elif connection.is_idle() and len(connections) > self._max_keepalive_connections:
-                connections.remove(connection)  # httpcore's rule: idle ones go while the pool holds too many
-                closing.append(connection)
-        for pool_request in [request for request in self._requests if request.is_queued()]:
-            origin = pool_request.request.url.origin
-            picked = None
-            for connection in list(connections):
-                if connection.can_handle_request(origin) and connection.is_available():
-                    if not sweep and connection.has_expired():
-                        connections.remove(connection)
-                        closing.append(connection)
-                        continue
-                    picked = connection
-                    break
-            if picked is None and len(connections) >= self._max_connections:
-                idle = next((c for c in connections if c.is_idle()), None)
-                if idle is None:
-                    continue  # it waits for a connection to come free, as in httpcore
-                connections.remove(idle)
-                closing.append(idle)
-            if picked is None:
-                picked = self.create_connection(origin)
-                connections.append(picked)
-            pool_request.assign_to_connection(picked)
-        return closing
-
-
 def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
-    does not expose), and its pool's assignment made linear (`_Pool`, httpcore 1.0 only: the method it replaces
-    is httpcore's own). Proxies from the environment are mounted beside it: there the proxy connects."""
+    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, verify=_DEFERRED_TLS)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
     pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
-    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__.startswith("1.0."):
-        pool.__class__ = _Pool  # the same object and settings httpx chose; only the assignment differs
     return transport
 
 
