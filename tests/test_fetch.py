@@ -4,10 +4,11 @@ Retry-After, robots.txt, per-host limits, schemes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,9 +81,11 @@ def test_conditional_get_sends_validators_and_treats_304_as_nothing_new(httpserv
     assert sent["User-Agent"] == LIMITS.user_agent
 
 
-def test_answers_of_304_keep_the_connection_for_the_next_request() -> None:
-    """A re-poll is all 304s: each must leave its keep-alive connection in the pool (unread, httpcore closed
-    it and every source of a host paid a new connection)."""
+@contextlib.contextmanager
+def serving_304s(*, pause: float = 0.0, hang_up: bool = False) -> Iterator[tuple[int, list[int]]]:
+    """A keep-alive HTTP/1.1 server on 127.0.0.1 answering every GET with 304: its port, and the client port
+    of each request (one per connection used). `pause` makes requests overlap; `hang_up` closes after each
+    answer without saying so."""
     peers: list[int] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -90,88 +93,58 @@ def test_answers_of_304_keep_the_connection_for_the_next_request() -> None:
 
         def do_GET(self) -> None:
             peers.append(self.client_address[1])
+            time.sleep(pause)
             self.send_response(304)
             self.send_header("ETag", '"v1"')
             self.end_headers()
+            self.close_connection = hang_up
 
         def log_message(self, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
+    try:
+        yield server.server_address[1], peers
+    finally:
+        server.shutdown()
+        server.server_close()
 
-    async def go() -> list[bool]:
+
+def test_answers_of_304_keep_the_connection_for_the_next_request() -> None:
+    """A re-poll is all 304s: each must leave its keep-alive connection in the pool (unread, httpcore closed
+    it and every source of a host paid a new connection)."""
+
+    async def go(port: int) -> list[bool]:
         async with Fetcher(per_host=1, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
             session = fetcher.session("s", LIMITS)
             return [(await session.get(f"http://127.0.0.1:{port}/f{i}", etag='"v1"')).not_modified for i in range(5)]
 
-    try:
-        assert asyncio.run(go()) == [True] * 5
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_304s() as (port, peers):
+        assert asyncio.run(go(port)) == [True] * 5
     assert len(peers) == 5 and len(set(peers)) == 1
 
 
 def test_concurrent_requests_to_one_host_share_at_most_per_host_connections() -> None:
     """The pool hands each request a free connection of its origin or a new one, never more than the host's
     slots (and 304s, read to their end, keep theirs)."""
-    peers: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            peers.append(self.client_address[1])
-            time.sleep(0.005)  # requests overlap
-            self.send_response(304)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-
-    async def go() -> list[bool]:
+    async def go(port: int) -> list[bool]:
         async with Fetcher(per_host=4, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
             session = fetcher.session("s", LIMITS)
             answers = await asyncio.gather(*(session.get(f"http://127.0.0.1:{port}/f{i}") for i in range(40)))
             return [a.not_modified for a in answers]
 
-    try:
-        answers = asyncio.run(go())
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert answers == [True] * 40 and len(peers) == 40
-    assert 1 <= len(set(peers)) <= 4
+    with serving_304s(pause=0.005) as (port, peers):  # requests overlap
+        assert asyncio.run(go(port)) == [True] * 40
+    assert len(peers) == 40 and 1 <= len(set(peers)) <= 4
 
 
 def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
     """The pool asks an idle connection whether it is readable (the server hung up) before reusing it; the
     stream answers from the socket it looked up once."""
-    peers: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            peers.append(self.client_address[1])
-            self.send_response(304)
-            self.end_headers()
-            self.close_connection = True  # hangs up without saying so
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-
-    async def go() -> list[bool]:
+    async def go(port: int) -> list[bool]:
         async with Fetcher(per_host=1, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
             session = fetcher.session("s", LIMITS)
             answers = []
@@ -180,11 +153,8 @@ def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
                 await asyncio.sleep(0.1)  # the server's FIN arrives
             return answers
 
-    try:
-        assert asyncio.run(go()) == [True] * 3
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_304s(hang_up=True) as (port, peers):
+        assert asyncio.run(go(port)) == [True] * 3
     assert len(set(peers)) == 3
 
 

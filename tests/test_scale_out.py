@@ -32,7 +32,16 @@ from monitor.store import cluster_store, open_store
 from monitor.store.postgres.cluster import SOURCE_KEY
 from monitor.types import StoreURL
 from tests import pgserver
-from tests.conftest import RawServer, SmtpServer, make_config, respond, run_monitor, sql, write_config
+from tests.conftest import (
+    RawServer,
+    SmtpServer,
+    make_config,
+    refused_port,
+    respond,
+    run_monitor,
+    sql,
+    write_config,
+)
 
 SOURCES = 300
 INTERVAL_S = 10.0
@@ -247,7 +256,7 @@ def test_a_sigterm_while_a_worker_or_the_scheduler_starts_stops_it_cleanly(
         store: "{pg_url}"
         topics: {{t: [separatism]}}
         sources:
-          - {{name: offline, type: feed, url: "http://127.0.0.1:9/feed"}}
+          - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed"}}
         """,
     )
     run = subprocess.run(
