@@ -133,6 +133,15 @@ def run_monitor(
     )
 
 
+def run_python(
+    script: str, *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -c script args...` in a fresh interpreter (this venv's), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from tests.conftest import (
     SmtpServer,
     refused_port,
     run_monitor,
+    run_python,
     start_daemon,
     wait_for,
     write_config,
@@ -105,14 +105,7 @@ with open_store(config.store, create=True) as store:
 def test_a_sigterm_while_the_daemon_starts_stops_it_cleanly(tmp_path: Path) -> None:
     """The stop asked between taking the lock and the daemon's running is kept: exit 0, not death by SIGTERM."""
     config = offline_config(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(STOPPED_WHILE_STARTING, str(config), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "signal_received signal=SIGTERM" in done.stderr and "daemon_stopped" in done.stderr
     with open_sqlite(tmp_path / "store.db") as store:

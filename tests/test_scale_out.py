@@ -13,8 +13,6 @@ import itertools
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -39,6 +37,7 @@ from tests.conftest import (
     refused_port,
     respond,
     run_monitor,
+    run_python,
     sql,
     write_config,
 )
@@ -259,13 +258,7 @@ def test_a_sigterm_while_a_worker_or_the_scheduler_starts_stops_it_cleanly(
           - {{name: offline, type: feed, url: "http://127.0.0.1:{refused_port()}/feed"}}
         """,
     )
-    run = subprocess.run(
-        [sys.executable, "-c", STOPPED_WHILE_STARTING, str(config), *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_python(STOPPED_WHILE_STARTING, str(config), *command, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]  # it was -15: killed by the default action
     assert all(words in run.stderr for words in said), run.stderr[-2000:]
     assert "Traceback" not in run.stderr

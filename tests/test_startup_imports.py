@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from monitor.workers import MIN_BYTES
+from tests.conftest import run_python
 
 HEAVY = ("numpy", "matplotlib", "apprise", "jinja2")
 PROBE = f"""
@@ -144,14 +145,7 @@ def test_a_re_poll_of_unchanged_feeds_starts_no_worker_and_loads_no_parser(tmp_p
         config.write_text(f"store: store.db\ntopics: {{t: [story]}}\nsources:\n{sources}", encoding="utf-8")
         runs = []
         for _ in range(2):
-            done = subprocess.run(
-                [sys.executable, "-c", SPY, str(config)],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            done = run_python(SPY, str(config), cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             line = next(x for x in done.stderr.splitlines() if x.startswith("PROBE "))
             runs.append(json.loads(line.removeprefix("PROBE ")))
