@@ -95,7 +95,7 @@ async def run_source(
         items, keys = unique_items(collected.items)
         known = _known(store, source.name, keys)
         matched = (
-            await workers.prepare(items, source.name, known, now)
+            await workers.prepare(items, source.name, known, now, keys)
             if workers is not None
             else prepare(items, source.name, known, now, matcher, keys)
         )

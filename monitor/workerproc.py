@@ -98,12 +98,18 @@ def _die_with_parent(parent: int) -> None:
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def prepare_posts(items: Sequence[RawItem], source: str, known: Mapping[str, Any], now: datetime) -> list[MatchedPost]:
+def prepare_posts(
+    items: Sequence[RawItem],
+    source: str,
+    known: Mapping[str, Any],
+    now: datetime,
+    keys: Sequence[str] | None = None,
+) -> list[MatchedPost]:
     """A prepare job: prepare.prepare with this worker's matcher (the topics came first)."""
     from monitor.prepare import prepare  # noqa: PLC0415  # numpy and the normaliser: only when posts are prepared
 
     assert _matcher is not None, "the worker got no topics"
-    return prepare(items, source, dict(known), now, _matcher)
+    return prepare(items, source, dict(known), now, _matcher, keys)
 
 
 def call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

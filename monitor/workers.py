@@ -158,19 +158,22 @@ class Workers:
         """Process ids of the running workers (for measurements and tests)."""
         return [w.pid for w in self._all if w.process.poll() is None]
 
-    async def prepare(self, items: Sequence[RawItem], source: str, known: Known, now: datetime) -> list[MatchedPost]:
-        """Normalise, match and sign `items` (prepare.prepare), in a worker when the batch is large and a worker
-        is free. Unlike a parse, this is our own bounded work (linear in text already cut to max_bytes), safe
-        inline: when every worker is busy (or still starting), waiting for one would leave this core idle while
-        the other queues, so the batch is prepared here instead (a cold poll of many feeds: both cores work)."""
+    async def prepare(
+        self, items: Sequence[RawItem], source: str, known: Known, now: datetime, keys: Sequence[str] | None = None
+    ) -> list[MatchedPost]:
+        """Normalise, match and sign `items` (prepare.prepare; `keys`: their post keys, when the caller has them),
+        in a worker when the batch is large and a worker is free. Unlike a parse, this is our own bounded work
+        (linear in text already cut to max_bytes), safe inline: when every worker is busy (or still starting),
+        waiting for one would leave this core idle while the other queues, so the batch is prepared here instead
+        (a cold poll of many feeds: both cores work)."""
         if len(items) < MIN_ITEMS or self.processes <= 0 or not self.prepare_in_workers or self._slot().locked():
-            return prepare(items, source, known, now, self.matcher)
-        job: tuple[Any, ...] = (prepare_posts, (list(items), source, dict(known), now), {})
+            return prepare(items, source, known, now, self.matcher, keys)
+        job: tuple[Any, ...] = (prepare_posts, (list(items), source, dict(known), now, keys), {})
         return await self._run(
             job,
             PREPARE_LIMIT,
             f"preparing {len(items)} posts of {source}",
-            lambda: prepare(items, source, known, now, self.matcher),
+            lambda: prepare(items, source, known, now, self.matcher, keys),
         )
 
     async def parse(

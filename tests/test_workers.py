@@ -80,6 +80,19 @@ def test_the_worker_prepares_exactly_what_inline_preparation_does(items: list[Ra
     assert remote == prepare(items, "nyt", {}, NOW, workers.matcher) and any(p.matches for p in remote)
 
 
+def test_the_keys_a_poll_computed_reach_the_posts_in_a_worker_and_here(items: list[RawItem]) -> None:
+    """unique_items already computed each item's key: preparing (in a worker or here) takes it, not again."""
+    keys = [f"given-{i}" for i in range(len(items))]  # not what post_key gives: these can only come from `keys`
+    for prepare_in_workers in (True, False):
+        pool = Workers(TOPICS, processes=1, prepare_in_workers=prepare_in_workers)
+        try:
+            prepared = asyncio.run(pool.prepare(items, "nyt", {}, NOW, keys))
+            assert bool(pool.pids) == prepare_in_workers
+        finally:
+            pool.close()
+        assert [p.post.key for p in prepared] == keys
+
+
 def test_a_worker_that_only_parsed_builds_its_matcher_before_its_first_batch(
     items: list[RawItem], workers: Workers
 ) -> None:
