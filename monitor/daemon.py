@@ -8,7 +8,9 @@ sources of one host stay apart and every gap between two polls of a source is it
 One daemon per store: `run_daemon` takes the store's daemon lock for its lifetime (the OS releases it when the
 process dies) and writes a heartbeat into the store every minute. SIGTERM/SIGINT stop it within 10 s: no new
 job starts, polls in flight get STOP_GRACE_S to finish (the scheduler is paused, not shut down, meanwhile:
-its shutdown would cancel them at once), then what is left is cancelled.
+its shutdown would cancel them at once), then what is left is cancelled. A poll's store transaction runs to
+its end first: on a large SQLite store, the one that merges the full-text index (store/sqlite/fts.py) holds the
+stop that long.
 
 SIGHUP re-reads the config: added sources start, removed ones stop, changed ones (interval, URL, selectors)
 apply from their next poll, changed topics from the next poll on (new workers; polls in flight finish with
