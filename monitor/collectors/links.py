@@ -24,9 +24,11 @@ def absolute_url(value: str | None, base: str, *, keep_fragment: bool = True) ->
     value = value.strip()
     if not value:
         return None
-    if value.startswith(("https://", "http://")) and " " not in value:
-        url = value  # already absolute: urljoin would only cost time (feeds hold thousands of links)
-        if _PLAIN_ABSOLUTE.match(url):  # the common case: a host urlsplit would find, so nothing to check
+    if value.startswith(("https://", "http://")):
+        # already absolute: urljoin would only cost time (feeds hold thousands of links), and on a link without a
+        # host ("https://?x") it would borrow the base's host, making a link the page never gave
+        url = value
+        if " " not in url and _PLAIN_ABSOLUTE.match(url):  # the common case: a host urlsplit would find
             return url if keep_fragment or "#" not in url else urldefrag(url).url
     else:
         try:
