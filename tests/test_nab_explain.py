@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bench.nab import STANDARD, ShortScaleRearm, classify_false_alerts, explain_lines, row_scores, sigmoid_credit
+from bench.nab import STANDARD, ShortScaleRearm, classify_alerts, explain_lines, row_scores, sigmoid_credit
 from monitor.spikes import Detection, DetectorParams
 
 STEP = timedelta(minutes=5)
@@ -29,9 +29,9 @@ def _alert(row: int, window: timedelta = QUARTER) -> Detection:
 
 def test_each_false_alert_gets_its_scale_week_peak_previous_alert_hour_and_cost() -> None:
     times, values = _series()
-    rows = (100, 750, 950, 1300, 3100, 3310, 3380)  # 100: probation; 3310: inside the labelled window
+    rows = (100, 750, 950, 1300, 3100, 3310, 3320, 3380)  # 100: probation; 3310 and 3320: in the labelled window
     alerts = [_alert(r, timedelta(hours=1) if r == 1300 else QUARTER) for r in rows]
-    false = classify_false_alerts(times, values, alerts, LABELLED, DetectorParams())
+    false, hits = classify_alerts(times, values, alerts, LABELLED, DetectorParams())
     assert [round((f.at.replace(tzinfo=None) - START) / STEP) for f in false] == [750, 950, 1300, 3100, 3380]
     by_row = dict(zip((750, 950, 1300, 3100, 3380), false, strict=True))
     # 750: 30 in its 15 minutes, below the 60 of row 700 two days before; the previous alert (in probation) 54 h ago
@@ -48,18 +48,23 @@ def test_each_false_alert_gets_its_scale_week_peak_previous_alert_hour_and_cost(
     # 3100: 15, above every 15-minute window of the last 7 days (the 90 at row 950 is 9 days back)
     assert (by_row[3100].count, by_row[3100].week_peak) == (15.0, 3.0) and not by_row[3100].not_above_week
     assert by_row[3100].ordinary_hour and 2.9 < by_row[3100].hour_score < 3.1  # Poisson: sqrt(2 (24 ln 2 - 12))
-    # 3380: 21 rows after the labelled window, whose alert at 3310 counts as the previous one; NAB charges it less
-    assert by_row[3380].since_previous == 70 * STEP and by_row[3380].soon_after_alert
+    # 3380: 21 rows after the labelled window, whose alert at 3320 counts as the previous one; NAB charges it less
+    assert by_row[3380].since_previous == 60 * STEP and by_row[3380].soon_after_alert
     assert by_row[3380].cost == -STANDARD["fp"] * sigmoid_credit(21 / 59)
     assert 0 < by_row[3380].cost < by_row[3100].cost == STANDARD["fp"]
     _, scores = row_scores(ROWS, LABELLED, STANDARD)
     assert [f.cost for f in false] == [-scores[r] for r in (750, 950, 1300, 3100, 3380)]
+    # the window's first alert (3310, not 3320) is described the same way; its cost is minus NAB's credit
+    assert [h.at for h in hits] == [alerts[5].at] and hits[0].cost == -scores[3310] < 0
+    assert hits[0].since_previous == 210 * STEP and hits[0].soon_after_alert and hits[0].ordinary_hour  # 17.5 h
 
 
 def test_the_table_counts_each_reason_per_scale() -> None:
     times, values = _series()
     alerts = [_alert(r, timedelta(hours=1) if r == 1300 else QUARTER) for r in (750, 950, 1300, 3100, 3380)]
-    lines = explain_lines(classify_false_alerts(times, values, alerts, LABELLED, DetectorParams()), n_windows=1)
+    alerts.append(_alert(3310))
+    false, hits = classify_alerts(times, values, alerts, LABELLED, DetectorParams())
+    lines = explain_lines(false, hits, n_windows=1)
     table = {line.split()[0]: line.split()[1:] for line in lines[1:4]}
     # false, <=7d peak, <=24h after, both, neither, hour ordinary, none of 3, NAB points
     # "15 min": 750 and 3380 not above the week; 950 and 3380 soon after an alert; 3100 neither; 3100 and 3380
@@ -68,6 +73,7 @@ def test_the_table_counts_each_reason_per_scale() -> None:
     assert table["1"][1:8] == ["1", "1", "0", "0", "0", "1", "0"]  # "1 h": 1300, at the week's level, ordinary
     assert table["all"][:7] == ["5", "3", "2", "1", "1", "3", "0"]
     assert lines[4].split()[:2] == ["NAB", "pts"]
+    assert lines[5].split() == ["hits", "1", "1", "1", "1", "0", "1", "0"]  # 3310: the week's level, 17.5 h after 3100
 
 
 def test_short_rearm_changes_only_the_shortest_scales_hysteresis() -> None:
