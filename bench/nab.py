@@ -1,7 +1,7 @@
 """NAB benchmark of the spike detector, scored like NAB's standard profile.
 
     .venv/bin/python bench/nab.py                 # runs `<venv>/bin/monitor detect FILE` per file
-    .venv/bin/python bench/nab.py --in-process    # calls monitor.spikes.detect_series directly
+    .venv/bin/python bench/nab.py --in-process    # calls monitor.spikes.detect_alerts directly
     .venv/bin/python bench/nab.py --in-process --param threshold=4 --param seasonal=false   # a variant
     .venv/bin/python bench/nab.py --explain --quiet --sets realTweets   # then classify every false alert
     .venv/bin/python bench/nab.py --explain --quiet --sets realTweets --param short_rearm=4d   # the 4-day re-arm
@@ -245,7 +245,7 @@ RECENT = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class FalseAlert:
+class ExplainedAlert:
     """An alert after probation and outside every labelled window, with what may explain it (or, described the same
     way, the first alert in a labelled window)."""
 
@@ -280,7 +280,7 @@ def classify_alerts(
     alerts: Sequence[Detection],
     windows: list[tuple[int, int]],
     params: DetectorParams,
-) -> tuple[list[FalseAlert], list[FalseAlert]]:
+) -> tuple[list[ExplainedAlert], list[ExplainedAlert]]:
     """The false alerts of one regular series (one row per bucket, as NAB's files), in time order: alerts after
     probation outside every window (first row, last row); and, described the same way, the first alert in each
     window that counts (its `cost` is then minus the credit NAB gives it), to see whether a reason separates
@@ -293,8 +293,8 @@ def classify_alerts(
     cum = [0.0, *accumulate(values)]
     window_of, row_score = row_scores(len(times), windows, STANDARD)
     probation = probation_rows(len(times))
-    false: list[FalseAlert] = []
-    first_hits: dict[int, FalseAlert] = {}
+    false: list[ExplainedAlert] = []
+    first_hits: dict[int, ExplainedAlert] = {}
     previous: datetime | None = None
     for alert in sorted(alerts, key=lambda a: a.at):
         i = index[_aware(alert.at)]
@@ -302,7 +302,7 @@ def classify_alerts(
         if i >= probation and (hit is None or hit not in first_hits):
             w = max(1, round(alert.window / step))
             ends = range(max(w - 1, i - week), i - w + 1)  # earlier windows, wholly in the file, none overlapping
-            described = FalseAlert(
+            described = ExplainedAlert(
                 at=_aware(alert.at),
                 window=alert.window,
                 count=cum[i + 1] - cum[max(0, i + 1 - w)],
@@ -326,13 +326,13 @@ def _window_score(cum: list[float], i: int, w: int, k: int, scale: DetectorParam
     return judge(cum[i + 1] - cum[i + 1 - w], [cum[e + 1] - cum[e + 1 - w] for e in ends], scale).score
 
 
-def explain_lines(false: Sequence[FalseAlert], first_hits: Sequence[FalseAlert], n_windows: int) -> list[str]:
+def explain_lines(false: Sequence[ExplainedAlert], first_hits: Sequence[ExplainedAlert], n_windows: int) -> list[str]:
     """The table of `--explain`: the false alerts by scale, and within each how many each reason covers (a false
     alert can have several reasons); `NAB pts` = what they cost in normalised points (their raw cost over the
     perfect-minus-null span), an upper bound of what dropping them alone would gain. Last, the same reasons for
     the first alert in each labelled window hit: a rule that drops a reason's false alerts drops those too."""
     points = 100.0 / (2 * n_windows) if n_windows else 0.0  # STANDARD: null = -windows, perfect = +windows
-    reasons: list[tuple[str, Callable[[FalseAlert], bool]]] = [
+    reasons: list[tuple[str, Callable[[ExplainedAlert], bool]]] = [
         ("<=7d peak", lambda f: f.not_above_week),
         ("<=24h after", lambda f: f.soon_after_alert),
         ("both", lambda f: f.not_above_week and f.soon_after_alert),
@@ -443,8 +443,8 @@ def main() -> None:
     for dataset in args.sets.split(","):
         print(f"\n{dataset}\n{head}")
         total = [0.0, 0, 0, 0, 0]
-        false: list[FalseAlert] = []
-        first_hits: list[FalseAlert] = []
+        false: list[ExplainedAlert] = []
+        first_hits: list[ExplainedAlert] = []
         elapsed = 0.0
         for name in sorted(k for k in windows_json if k.startswith(dataset + "/")):
             times, values = load_series(name)
