@@ -335,15 +335,55 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+class _LinearPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, its assignment of requests to connections done in one pass per request instead of one
+    per pair of connections. Stock httpcore 1.0 counts the pool's connections again for every idle one
+    (`len([c.is_idle() for c in connections])`, the length of the list whatever its items) and lists every idle
+    connection for every queued request, each time a request comes or goes: with 16 connections kept alive that
+    was a tenth of a 304-only poll's CPU. The decisions, and their order, are the stock ones (tests/test_fetch.py
+    compares the two on random pool states, and holds the stock method's source so an upgrade is looked at)."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        connections = self._connections
+        for connection in list(connections):  # closed, expired, or idle beyond the keep-alive limit: out
+            if connection.is_closed():
+                connections.remove(connection)
+            elif connection.has_expired() or (
+                connection.is_idle() and len(connections) > self._max_keepalive_connections
+            ):
+                connections.remove(connection)
+                closing.append(connection)
+        for pool_request in [request for request in self._requests if request.is_queued()]:
+            origin = pool_request.request.url.origin
+            reusable = next((c for c in connections if c.can_handle_request(origin) and c.is_available()), None)
+            if reusable is not None:
+                pool_request.assign_to_connection(reusable)
+                continue
+            if len(connections) >= self._max_connections:  # full: make room by closing an idle one, if any
+                idle = next((c for c in connections if c.is_idle()), None)
+                if idle is None:
+                    continue
+                connections.remove(idle)
+                closing.append(idle)
+            connection = self.create_connection(origin)
+            connections.append(connection)
+            pool_request.assign_to_connection(connection)
+        return closing
+
+
 def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
-    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
+    does not expose), on a pool that assigns requests in linear time (`_LinearPool`). Proxies from the
+    environment are mounted beside it: there the proxy connects."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, verify=_DEFERRED_TLS)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
     pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__.startswith("1.0."):
+        pool.__class__ = _LinearPool  # the same object and state; only the assignment method differs
     return transport
 
 
