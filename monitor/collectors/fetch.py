@@ -264,6 +264,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         # Looked up once: the pool asks every idle connection "is_readable" each time it assigns a request, and
         # anyio rebuilds its table of attributes at every lookup (a third of a 304-only poll's CPU went there).
         self._socket: socket.socket | None = inner.get_extra_info("socket")
+        self._poller: select.poll | None = None  # made at the first ask, then kept: the pool asks again and again
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self.inner.read(max_bytes, timeout)
@@ -286,19 +287,29 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable" and self._socket is not None:
-            return _readable(self._socket)
+            if self._poller is None:
+                self._poller = _poller(self._socket)
+            return _readable(self._socket, self._poller)
         if info == "socket":
             return self._socket
         return self.inner.get_extra_info(info)
 
 
-def _readable(sock: socket.socket) -> bool:
-    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's."""
+def _poller(sock: socket.socket) -> select.poll | None:
+    """A poll object watching the socket for reading (None for a closed socket)."""
     fd = sock.fileno()
     if fd < 0:
-        return True
+        return None
     poller = select.poll()
     poller.register(fd, select.POLLIN)
+    return poller
+
+
+def _readable(sock: socket.socket, poller: select.poll | None) -> bool:
+    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's.
+    A closed socket counts as readable (its number may belong to another socket by now: it is never polled)."""
+    if poller is None or sock.fileno() < 0:
+        return True
     return bool(poller.poll(0))
 
 
