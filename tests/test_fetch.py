@@ -108,7 +108,8 @@ def serving_304s(*, pause: float = 0.0, hang_up: bool = False) -> Iterator[tuple
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll interval: a test with many servers stops them in a moment, not half a second each
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         yield server.server_address[1], peers
     finally:
@@ -143,6 +144,27 @@ def test_concurrent_requests_to_one_host_share_at_most_per_host_connections() ->
     with serving_304s(pause=0.005) as (port, peers):  # requests overlap
         assert asyncio.run(go(port)) == [True] * 40
     assert len(peers) == 40 and 1 <= len(set(peers)) <= 4
+
+
+def test_connections_to_many_hosts_are_all_kept_for_the_next_poll_of_each() -> None:
+    """A re-poll over more hosts than 32 (httpx's usual keep-alive count) still reuses each host's connection:
+    every connection may stay (until its keep-alive expires), none is closed to make room for the next host's."""
+    origins = 40
+
+    async def go(ports: list[int]) -> list[bool]:
+        async with Fetcher(per_host=2, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            return [
+                (await session.get(f"http://127.0.0.1:{port}/f{round_}")).not_modified
+                for round_ in range(2)
+                for port in ports
+            ]
+
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(serving_304s()) for _ in range(origins)]
+        assert asyncio.run(go([port for port, _ in servers])) == [True] * 2 * origins
+    assert [len(peers) for _, peers in servers] == [2] * origins
+    assert all(len(set(peers)) == 1 for _, peers in servers)  # each host's second request on its first connection
 
 
 def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
