@@ -346,6 +346,11 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+# The httpcore releases whose stock assignment `_LinearPool` was checked against (tests/test_fetch.py): on any
+# other, a fresh install's newer httpcore say, the stock pool runs, slower and as correct.
+LINEAR_POOL_VERSIONS = frozenset({"1.0.9"})
+
+
 class _LinearPool(httpcore.AsyncConnectionPool):
     """httpcore's pool, its assignment of requests to connections done in one pass per request instead of one
     per pair of connections. Stock httpcore 1.0 counts the pool's connections again for every idle one
@@ -393,7 +398,7 @@ def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
     pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
-    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__.startswith("1.0."):
+    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__ in LINEAR_POOL_VERSIONS:
         pool.__class__ = _LinearPool  # the same object and state; only the assignment method differs
     return transport
 
