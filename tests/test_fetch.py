@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
+import inspect
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +17,16 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpcore
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from monitor.collectors.fetch import (
+    LINEAR_POOL_VERSIONS,
     Fetcher,
     RequestLimits,
+    _LinearPool,
     address_kind,
     backoff_delay,
     parse_retry_after,
@@ -103,7 +109,8 @@ def serving_304s(*, pause: float = 0.0, hang_up: bool = False) -> Iterator[tuple
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll interval: a test with many servers stops them in a moment, not half a second each
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         yield server.server_address[1], peers
     finally:
@@ -138,6 +145,27 @@ def test_concurrent_requests_to_one_host_share_at_most_per_host_connections() ->
     with serving_304s(pause=0.005) as (port, peers):  # requests overlap
         assert asyncio.run(go(port)) == [True] * 40
     assert len(peers) == 40 and 1 <= len(set(peers)) <= 4
+
+
+def test_connections_to_many_hosts_are_all_kept_for_the_next_poll_of_each() -> None:
+    """A re-poll over more hosts than 32 (httpx's usual keep-alive count) still reuses each host's connection:
+    every connection may stay (until its keep-alive expires), none is closed to make room for the next host's."""
+    origins = 40
+
+    async def go(ports: list[int]) -> list[bool]:
+        async with Fetcher(per_host=2, user_agent=LIMITS.user_agent, clock=clock) as fetcher:
+            session = fetcher.session("s", LIMITS)
+            return [
+                (await session.get(f"http://127.0.0.1:{port}/f{round_}")).not_modified
+                for round_ in range(2)
+                for port in ports
+            ]
+
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(serving_304s()) for _ in range(origins)]
+        assert asyncio.run(go([port for port, _ in servers])) == [True] * 2 * origins
+    assert [len(peers) for _, peers in servers] == [2] * origins
+    assert all(len(set(peers)) == 1 for _, peers in servers)  # each host's second request on its first connection
 
 
 def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
@@ -567,3 +595,109 @@ def test_https_is_verified_with_the_roots_loaded_at_the_first_handshake(
         fetch_module._tls_context.cache_clear()
         server.shutdown()
         server.server_close()
+
+
+# ---------------------------------------------------------------- the pool's assignment of requests (_LinearPool)
+
+# sha256 of httpcore 1.0.9's AsyncConnectionPool._assign_requests_to_connections: _LinearPool restates it. To add
+# a release to LINEAR_POOL_VERSIONS, compare its stock method with _LinearPool's, then its digest with this one.
+STOCK_ASSIGN_SHA256 = "ea1547e78a655633653bde5257e611ee458cfd46b8ab4543de13c5bae095b0ae"
+
+
+class _FakeConnection:
+    """A connection's state as the pool reads it (no I/O): what each state question answers."""
+
+    def __init__(self, rng: random.Random, origins: list[httpcore.Origin], name: int) -> None:
+        self.name = name
+        self.origin = rng.choice(origins)
+        self.closed = rng.random() < 0.15
+        self.expired = rng.random() < 0.15
+        self.idle = rng.random() < 0.5
+        self.available = self.idle and rng.random() < 0.8
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def has_expired(self) -> bool:
+        return self.expired
+
+    def is_idle(self) -> bool:
+        return self.idle
+
+    def is_available(self) -> bool:
+        return self.available
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return origin == self.origin
+
+
+class _FakeRequest:
+    def __init__(self, rng: random.Random, origins: list[httpcore.Origin]) -> None:
+        origin = rng.choice(origins)
+        self.request = httpcore.Request("GET", f"{origin.scheme.decode()}://{origin.host.decode()}:{origin.port}/")
+        self.queued = rng.random() < 0.7
+        self.connection: Any = None
+
+    def is_queued(self) -> bool:
+        return self.queued
+
+    def assign_to_connection(self, connection: Any) -> None:
+        self.connection = connection
+        if isinstance(connection, _FakeConnection):  # a reused connection is busy for the next request
+            connection.available = connection.idle = False
+
+
+def _pool_state(pool_class: type[httpcore.AsyncConnectionPool], seed: int) -> tuple[Any, ...]:
+    """Run one assignment on a random pool state; what it decided (which requests got which connection,
+    which connections were closed, which remain, which were created)."""
+    rng = random.Random(seed)
+    origins = [httpcore.Origin(b"http", f"h{i}.test".encode(), 80) for i in range(rng.randint(1, 3))]
+    pool = pool_class(max_connections=rng.randint(1, 6), max_keepalive_connections=rng.randint(0, 4))
+    connections: list[Any] = [_FakeConnection(rng, origins, i) for i in range(rng.randint(0, 8))]
+    requests: list[Any] = [_FakeRequest(rng, origins) for _ in range(rng.randint(0, 6))]
+    pool._connections, pool._requests = connections, requests
+    created: list[Any] = []
+
+    def create_connection(origin: httpcore.Origin) -> Any:
+        fake = _FakeConnection(random.Random(len(created)), origins, 100 + len(created))
+        fake.origin, fake.idle, fake.available = origin, False, False  # a new connection: not yet connected
+        created.append(fake)
+        return fake
+
+    pool.create_connection = create_connection  # type: ignore[method-assign]
+    closing = pool._assign_requests_to_connections()
+
+    def name(c: Any) -> int | None:
+        return None if c is None else c.name
+
+    return (
+        [name(r.connection) for r in requests],
+        [name(c) for c in closing],
+        [name(c) for c in pool._connections],
+        [(name(c), c.origin) for c in created],
+    )
+
+
+def test_the_linear_pool_decides_as_httpcore_does() -> None:
+    """The same requests get the same connections, the same connections close and the same are created, in the
+    same order, as with httpcore's own pool, over many random pool states (full pools, several origins,
+    expired, closed and idle connections beyond the keep-alive limit)."""
+    for seed in range(3000):
+        assert _pool_state(_LinearPool, seed) == _pool_state(httpcore.AsyncConnectionPool, seed), seed
+
+
+@pytest.mark.skipif(
+    httpcore.__version__ not in LINEAR_POOL_VERSIONS, reason=f"httpcore {httpcore.__version__}: the stock pool runs"
+)
+def test_the_stock_assignment_is_the_one_the_linear_pool_restates() -> None:
+    source = inspect.getsource(httpcore.AsyncConnectionPool._assign_requests_to_connections)
+    assert hashlib.sha256(source.encode()).hexdigest() == STOCK_ASSIGN_SHA256, httpcore.__version__
+
+
+def test_a_fetcher_uses_the_linear_pool() -> None:
+    async def go() -> Any:
+        async with Fetcher(per_host=2, user_agent="t", clock=clock) as fetcher:
+            return type(fetcher._client._transport._pool)  # type: ignore[attr-defined]
+
+    expected = _LinearPool if httpcore.__version__ in LINEAR_POOL_VERSIONS else httpcore.AsyncConnectionPool
+    assert asyncio.run(go()) is expected

@@ -120,6 +120,9 @@ def test_unchanged_feeds_answer_304_and_nothing_is_parsed(
     assert all(r.ok and r.not_modified and r.items == 0 for r in second)
     statuses = [r[0] for r in store.conn.execute("SELECT status FROM fetches ORDER BY id DESC LIMIT 6")]
     assert statuses == ["not_modified"] * 6
+    # a 304 writes no post, yet each source's row records the poll that went fine
+    assert {r.state.last_ok_at for r in store.source_rows()} == {NOW + timedelta(minutes=10)}
+    assert {r.state.failures for r in store.source_rows()} == {0}
 
 
 def test_a_broken_source_fails_alone_and_backs_off(

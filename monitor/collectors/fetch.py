@@ -264,6 +264,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         # Looked up once: the pool asks every idle connection "is_readable" each time it assigns a request, and
         # anyio rebuilds its table of attributes at every lookup (a third of a 304-only poll's CPU went there).
         self._socket: socket.socket | None = inner.get_extra_info("socket")
+        self._poller: select.poll | None = None  # made at the first ask, then kept: the pool asks again and again
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self.inner.read(max_bytes, timeout)
@@ -286,19 +287,29 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable" and self._socket is not None:
-            return _readable(self._socket)
+            if self._poller is None:
+                self._poller = _poller(self._socket)
+            return _readable(self._socket, self._poller)
         if info == "socket":
             return self._socket
         return self.inner.get_extra_info(info)
 
 
-def _readable(sock: socket.socket) -> bool:
-    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's."""
+def _poller(sock: socket.socket) -> select.poll | None:
+    """A poll object watching the socket for reading (None for a closed socket)."""
     fd = sock.fileno()
     if fd < 0:
-        return True
+        return None
     poller = select.poll()
     poller.register(fd, select.POLLIN)
+    return poller
+
+
+def _readable(sock: socket.socket, poller: select.poll | None) -> bool:
+    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's.
+    A closed socket counts as readable (its number may belong to another socket by now: it is never polled)."""
+    if poller is None or sock.fileno() < 0:
+        return True
     return bool(poller.poll(0))
 
 
@@ -335,15 +346,60 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+# The httpcore releases whose stock assignment `_LinearPool` was checked against (tests/test_fetch.py): on any
+# other, a fresh install's newer httpcore say, the stock pool runs, slower and as correct.
+LINEAR_POOL_VERSIONS = frozenset({"1.0.9"})
+
+
+class _LinearPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, its assignment of requests to connections done in one pass per request instead of one
+    per pair of connections. Stock httpcore 1.0 counts the pool's connections again for every idle one
+    (`len([c.is_idle() for c in connections])`, the length of the list whatever its items) and lists every idle
+    connection for every queued request, each time a request comes or goes: with 16 connections kept alive that
+    was a tenth of a 304-only poll's CPU. The decisions, and their order, are the stock ones (tests/test_fetch.py
+    compares the two on random pool states, and holds the stock method's source so an upgrade is looked at)."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        connections = self._connections
+        for connection in list(connections):  # closed, expired, or idle beyond the keep-alive limit: out
+            if connection.is_closed():
+                connections.remove(connection)
+            elif connection.has_expired() or (
+                connection.is_idle() and len(connections) > self._max_keepalive_connections
+            ):
+                connections.remove(connection)
+                closing.append(connection)
+        for pool_request in [request for request in self._requests if request.is_queued()]:
+            origin = pool_request.request.url.origin
+            reusable = next((c for c in connections if c.can_handle_request(origin) and c.is_available()), None)
+            if reusable is not None:
+                pool_request.assign_to_connection(reusable)
+                continue
+            if len(connections) >= self._max_connections:  # full: make room by closing an idle one, if any
+                idle = next((c for c in connections if c.is_idle()), None)
+                if idle is None:
+                    continue
+                connections.remove(idle)
+                closing.append(idle)
+            connection = self.create_connection(origin)
+            connections.append(connection)
+            pool_request.assign_to_connection(connection)
+        return closing
+
+
 def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """httpx's transport with the guard as its pool's network backend (httpcore's hook for it, which httpx
-    does not expose). Proxies from the environment are mounted beside it: there the proxy connects."""
+    does not expose), on a pool that assigns requests in linear time (`_LinearPool`). Proxies from the
+    environment are mounted beside it: there the proxy connects."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, verify=_DEFERRED_TLS)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
     pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__ in LINEAR_POOL_VERSIONS:
+        pool.__class__ = _LinearPool  # the same object and state; only the assignment method differs
     return transport
 
 
@@ -410,7 +466,9 @@ class Fetcher:
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._robots_off_logged: set[str] = set()
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
+        # Every connection may stay for the next request (until httpx's 5 s keep-alive expiry): with 32 kept, a poll
+        # of 50 hosts at 2 connections each closed a connection at every answer and opened one for the next source.
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,

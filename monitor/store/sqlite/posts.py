@@ -72,6 +72,8 @@ class PostsMixin(StoreBase):
     def _save_posts(self, conn: sqlite3.Connection, posts: Sequence[MatchedPost], now: datetime) -> SaveResult:
         """A poll's posts in a few statements, whatever their number: one lookup of the stored rows, one read of
         the near-duplicate candidates, then each table written with one executemany."""
+        if not posts:  # a 304 or an empty feed: no statement to run (a re-poll of 200 feeds ran 1,200 of them)
+            return SaveResult(0, 0, 0, ())
         by_key: dict[tuple[str, str], MatchedPost] = {}
         for item in posts:  # a feed may list one item twice: the last copy wins
             by_key[(item.post.source, item.post.key)] = item
