@@ -151,6 +151,7 @@ def test_levels_give_the_candidates_and_clusters_of_one_table(tmp_path: Path, mo
             poll(levelled, items)
             seen_in |= {level for level, rows in level_rows(levelled.conn).items() if rows}
             assert_exact(levelled.conn)
+            assert newest_per_band(levelled.conn) == oracle_newest(levelled.conn)  # full buckets across levels
         assert seen_in == set(bands.LEVELS)  # every level was used
         assert clusters(levelled.conn) == expected
         assert newest_per_band(levelled.conn) == one_newest == oracle_newest(levelled.conn)

@@ -8,8 +8,8 @@ rows, they all move to `post_bands_mid`, and when that holds more than `MID_SPAN
 the level below once, not once per row. Moves run in the poll's own transaction: a kill leaves all or none.
 
 Every level has post_bands' shape, (band, post_id) WITHOUT ROWID. A post's rows are in exactly one level, and
-as a move takes a whole level, each level's posts are newer than those of the level below. A band's newest
-members are the newest of the union of each level's newest (`NEWEST_PER_BAND`).
+as a move takes a whole level, each level's posts are newer than those of the level below: a band's newest
+members are read level by level, newest level first (`NEWEST_PER_BAND`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ RECENT_SPAN = 2_000  # posts whose rows stay in the recent level before they mov
 MID_SPAN = 100_000  # posts whose rows stay in the middle level before they move into post_bands
 
 # The newest ?2 members of each band in ?1 (a JSON list), across the levels: each level's newest ?2 (a backward
-# read of that many index rows, however full the bucket), merged. Levels hold no row twice, so this is exactly
-# what one table holding every row would answer.
+# read of that many index rows, however full the bucket), newest level first, the first ?2 of them kept. As a
+# level's posts are all newer than the next level's and no row is in two, that is exactly what one table holding
+# every row answers. No ORDER BY over the union: its sorter per band cost a third more than the three reads (at a
+# million posts, a poll of 50 posts: 5.5 ms against 4.5 ms without it and 3.8 ms for one table).
 _LEVEL_NEWEST = "SELECT * FROM (SELECT post_id FROM {} WHERE band = j.value ORDER BY post_id DESC LIMIT ?2)"
 NEWEST_PER_BAND = f"""
     SELECT j.value, (SELECT json_group_array(x.post_id) FROM
-                        ({" UNION ALL ".join(map(_LEVEL_NEWEST.format, LEVELS))} ORDER BY post_id DESC LIMIT ?2) AS x)
+                        ({" UNION ALL ".join(map(_LEVEL_NEWEST.format, LEVELS))} LIMIT ?2) AS x)
     FROM json_each(?1) AS j"""
 
 
