@@ -228,14 +228,21 @@ def test_a_store_of_the_previous_schema_keeps_its_rows_and_clusters(
         assert applied[-1] == "0009_band_levels"
 
 
-# A poller in its own process: polls of 30 posts, forever (bounded), with spans that make moves frequent and large.
+# A poller in its own process: polls of 30 posts, forever (bounded), with spans that make moves frequent and the
+# middle level's large (30,000 rows); each move announced on stdout before it starts and after it ends.
 POLLER = """
 import random, sys
 from pathlib import Path
 from monitor.store import open_store
 from monitor.store.sqlite import bands
 from tests.test_store_bands import crafted, poll
-bands.RECENT_SPAN, bands.MID_SPAN = 60, 600
+bands.RECENT_SPAN, bands.MID_SPAN = 60, 3_000
+move = bands._move
+def announced(conn, level, into):
+    print("moving", level, flush=True)
+    move(conn, level, into)
+    print("moved", level, flush=True)
+bands._move = announced
 store = open_store(Path(sys.argv[1]))
 rng = random.Random(int(sys.argv[2]))
 start = store.conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
@@ -247,8 +254,11 @@ for n in range(start, start + 300_000, 30):
 
 @pytest.mark.slow
 def test_a_kill_mid_move_leaves_every_band_row_exactly_once(tmp_path: Path) -> None:
+    """SIGKILLs of a poller: in even rounds at a random moment, in odd ones the instant it starts a move of the
+    middle level into post_bands (the largest move); after each, every post's band rows are there exactly once."""
     path = tmp_path / "killed.db"
     rng = random.Random(7)
+    in_move = 0
     for round_ in range(10):
         errors = tmp_path / f"poller{round_}.err"
         with (
@@ -265,19 +275,28 @@ def test_a_kill_mid_move_leaves_every_band_row_exactly_once(tmp_path: Path) -> N
             try:
                 assert proc.stdout is not None
                 assert proc.stdout.readline().strip() == "ready", errors.read_text()
-                time.sleep(rng.uniform(0.2, 1.5))
+                if round_ % 2 == 0:
+                    time.sleep(rng.uniform(0.2, 1.5))
+                else:
+                    for _ in range(10_000):  # bounded: a middle move comes every 100 polls or so
+                        line = proc.stdout.readline()
+                        if not line or line.startswith("moving post_bands_mid"):
+                            break
+                    assert line, errors.read_text()
                 assert proc.poll() is None, errors.read_text()  # killed while polling, not after a crash
                 os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                rest = proc.stdout.read().splitlines()
+                in_move += round_ % 2 == 1 and "moved post_bands_mid" not in rest
             finally:
                 proc.kill()
                 proc.wait(timeout=30)
         with open_sqlite_store(path) as store:
             assert_exact(store.conn)
     with open_sqlite_store(path) as store:
-        rows = level_rows(store.conn)
         posts = store.conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-    assert rows["post_bands"]  # moves into mid and on into post_bands happened between the kills
-    assert posts > 600
+    assert in_move >= 1  # at least one kill landed inside a move (the announced one had not ended)
+    assert posts > 3_000
 
 
 def test_migrate_store_copies_every_level(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: StoreURL) -> None:
