@@ -6,10 +6,12 @@ version against another, side by side on copies of the same stores (issue 10 par
         --poll-max 10k --cache /tmp/bands-scale                        # stores built by the other version
     .venv/bin/python bench/band_levels.py --base /tmp/bands-base --cache /tmp/bands-scale --sizes 10k 100k 1m
 
-Each round, for each side in turn (A B A B), a fresh copy of the size's store and a fresh process (the other
-version's code first on PYTHONPATH): the store is opened (this version migrates it: two empty tables), then
-`--feeds` new feeds of 50 template-style items (bench/template_gen.py, parsed, matched and signed by the side's
-own code, not timed) are saved one poll per feed with `save_poll`, as `monitor poll` saves them. Per new post:
+The cached store's full-text index is merged first, once (`merge_fts`: the fast builder leaves it due a merge
+that would otherwise land in both sides' first poll). Each round, for each side in turn (A B A B), a fresh copy
+of the size's store and a fresh process (the other version's code first on PYTHONPATH): the store is opened
+(this version migrates it: two empty tables), then `--feeds` new feeds of 50 template-style items
+(bench/template_gen.py, parsed, matched and signed by the side's own code, not timed) are saved one poll per
+feed with `save_poll`, as `monitor poll` saves them. Per new post:
 the wall time of the polls' COMMITs, of the whole `save_poll`, and the process CPU time spent in `save_poll`.
 The recent level's moves (every RECENT_SPAN posts) happen inside those polls.
 
@@ -148,6 +150,21 @@ def fresh_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def merge_fts(path: Path) -> None:
+    """The cached store's full-text index in one segment (once, not timed): a store the fast builder extended is
+    due a merge of its whole index (monitor/store/sqlite/fts.py), which would land in the first timed poll of
+    both sides (seconds of FTS work and a COMMIT of the whole index, at 1M) and hide what the band rows cost."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("SELECT count(DISTINCT segid) FROM posts_fts_idx").fetchone()[0] > 1:
+            started = time.perf_counter()
+            conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('optimize')")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            print(f"{path.name}: full-text index merged into one segment first ({time.perf_counter() - started:.0f} s)")
+    finally:
+        conn.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=Path, help="a checkout of the other version")
@@ -174,6 +191,7 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     for size in sizes_arg(args.sizes):
         source = args.cache / "stores" / f"{size}.db"
+        merge_fts(source)
         results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for _ in range(args.rounds):
             for side, code in sides.items():
