@@ -35,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-if "--trial" in sys.argv or "--move-trial" in sys.argv:  # the side's code (PYTHONPATH) must come first
+if {"--trial", "--move-trial", "--cold-trial"} & set(sys.argv):  # the side's code (PYTHONPATH) must come first
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 else:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -128,6 +128,68 @@ def move_trial(store_path: Path) -> dict[str, Any]:
     return {"posts": posts, "seconds": seconds, "cpu_s": cpu_s}
 
 
+def cold_trial(store_path: Path, seed: int, work: Path) -> dict[str, Any]:
+    """bench/store_scale.py's cold poll (one `monitor poll` of 40 new feeds x 100 items on a loopback world) into
+    an empty store, then into `store_path` (run in the side's process: its `monitor` on PYTHONPATH)."""
+    from bench.store_scale import cold_poll
+
+    empty, _ = cold_poll(None, seed, work / "empty")
+    full, new = cold_poll(store_path, seed, work / "full")
+    return {"empty": empty, "full": full, "new": new}
+
+
+def candidate_reads(source: Path, work: Path) -> None:
+    """This version's candidate read against one table's, on copies of the store: one as built (every row in
+    post_bands, read with the query before the levels), one with its newest posts spread as a running store holds
+    them (RECENT_SPAN / 2 in the recent level, MID_SPAN / 2 in the middle one). Per poll of 50 new template items
+    (their 500 or so bands), A B alternately, the same candidates asserted."""
+    from monitor import dedupe
+    from monitor.store import open_store
+    from monitor.store.sqlite import bands
+
+    one_path, levels_path = fresh_copy(source, work / "reads-one.db"), fresh_copy(source, work / "reads-levels.db")
+    open_store(levels_path).close()
+    conn = sqlite3.connect(levels_path, isolation_level=None)
+    top = conn.execute("SELECT max(post_id) FROM post_signatures").fetchone()[0]
+    recent, mid = top - bands.RECENT_SPAN // 2, top - bands.RECENT_SPAN // 2 - bands.MID_SPAN // 2
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        f"INSERT INTO {bands.LEVELS[1]} SELECT * FROM post_bands WHERE post_id > ? AND post_id <= ?", (mid, recent)
+    )
+    conn.execute(f"INSERT INTO {bands.LEVELS[0]} SELECT * FROM post_bands WHERE post_id > ?", (recent,))
+    conn.execute("DELETE FROM post_bands WHERE post_id > ?", (mid,))
+    conn.execute("COMMIT")
+    conn.close()
+    one_query = """SELECT j.value, (SELECT json_group_array(x.post_id) FROM (SELECT post_id FROM post_bands
+                   WHERE band = j.value ORDER BY post_id DESC LIMIT ?2) AS x) FROM json_each(?1) AS j"""
+    now = gen.now_utc()
+    polls = []
+    for feed in range(800_000, 800_040):
+        keys = set()
+        for entry in gen.items(feed, ITEMS, now, seed=9, span=timedelta(days=60)):
+            keys.update(dedupe.band_keys(dedupe.signature(entry.title, " ".join(entry.paragraphs))))
+        polls.append(json.dumps(sorted(keys)))
+    times: dict[str, list[float]] = {"one table": [], "levels": []}
+    for _ in range(3):
+        sides = {
+            "one table": (sqlite3.connect(one_path), one_query),
+            "levels": (sqlite3.connect(levels_path), bands.NEWEST_PER_BAND),
+        }
+        for n, wanted in enumerate(polls):
+            found = []
+            for name, (side, query) in sorted(sides.items(), reverse=n % 2 == 1):
+                started = time.perf_counter()
+                rows = {band: sorted(json.loads(ids)) for band, ids in side.execute(query, (wanted, 8))}
+                times[name].append(time.perf_counter() - started)
+                found.append(rows)
+            assert found[0] == found[1], "the levels gave other candidates"
+        for side, _ in sides.values():
+            side.close()
+    for name, spent in times.items():
+        print(f"  candidate read, {name:9}: median {median(spent) * 1000:5.2f} ms a poll of {ITEMS} posts "
+              f"({len(spent)} polls, same candidates)")  # fmt: skip
+
+
 def run_side(code: Path, args: list[str]) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(code))
     run = subprocess.run(
@@ -174,11 +236,17 @@ def main() -> int:
     parser.add_argument("--feeds", type=int, default=100, help="polls of 50 new posts each, per side and round")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bands-work"))
     parser.add_argument("--mid-move", action="store_true", help="also time this version's mid -> post_bands move")
+    parser.add_argument("--cold-polls", type=int, default=0, help="also N pairs of bench/store_scale.py's cold poll")
+    parser.add_argument("--reads", action="store_true", help="also the candidate read alone, levels vs one table")
+    parser.add_argument("--cold-trial", nargs=3, metavar=("STORE", "SEED", "WORK"), help=argparse.SUPPRESS)
     parser.add_argument("--trial", nargs=3, metavar=("STORE", "FEEDS", "FIRST_FEED"), help=argparse.SUPPRESS)
     parser.add_argument("--move-trial", type=Path, metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
         print(json.dumps(trial(Path(args.trial[0]), int(args.trial[1]), int(args.trial[2]))))
+        return 0
+    if args.cold_trial:
+        print(json.dumps(cold_trial(Path(args.cold_trial[0]), int(args.cold_trial[1]), Path(args.cold_trial[2]))))
         return 0
     if args.move_trial:
         print(json.dumps(move_trial(args.move_trial)))
@@ -192,35 +260,57 @@ def main() -> int:
     for size in sizes_arg(args.sizes):
         source = args.cache / "stores" / f"{size}.db"
         merge_fts(source)
-        results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
-        for _ in range(args.rounds):
-            for side, code in sides.items():
-                copy = fresh_copy(source, args.work / f"{side}.db")
-                ran = run_side(code, ["--trial", str(copy), str(args.feeds), "900000"])
-                if Path(ran["code"]).resolve() != code:
-                    raise RuntimeError(f"{side}: ran the monitor of {ran['code']}, not {code}")
-                results[side].append(ran)
-        print(f"{size:,} posts: {args.feeds} polls of {ITEMS} new posts, {args.rounds} rounds A B, medians a new post")
-        per: dict[str, dict[str, float]] = {}
-        for side, runs in results.items():
-            per[side] = {
-                key: median([r[key] / r["new"] * 1e6 for r in runs]) for key in ("commit_s", "save_s", "cpu_s")
-            }
-            every = ", ".join(f"{r['commit_s'] / r['new'] * 1e6:.0f}" for r in runs)
+        if args.rounds:  # 0: only the other measures
+            results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+            for _ in range(args.rounds):
+                for side, code in sides.items():
+                    copy = fresh_copy(source, args.work / f"{side}.db")
+                    ran = run_side(code, ["--trial", str(copy), str(args.feeds), "900000"])
+                    if Path(ran["code"]).resolve() != code:
+                        raise RuntimeError(f"{side}: ran the monitor of {ran['code']}, not {code}")
+                    results[side].append(ran)
             print(
-                f"  {side:5} COMMIT {per[side]['commit_s']:6.0f} µs  save_poll {per[side]['save_s']:6.0f} µs  "
-                f"CPU {per[side]['cpu_s']:6.0f} µs   (COMMIT each round: {every}; new {runs[0]['new']})"
+                f"{size:,} posts: {args.feeds} polls of {ITEMS} new posts, {args.rounds} rounds A B, medians a new post"
             )
-        print(
-            "  this/other: "
-            + "  ".join(f"{k} {per['this'][k] / per['other'][k]:.2f}x" for k in ("commit_s", "save_s", "cpu_s"))
-        )
+            per: dict[str, dict[str, float]] = {}
+            for side, runs in results.items():
+                per[side] = {
+                    key: median([r[key] / r["new"] * 1e6 for r in runs]) for key in ("commit_s", "save_s", "cpu_s")
+                }
+                every = ", ".join(f"{r['commit_s'] / r['new'] * 1e6:.0f}" for r in runs)
+                print(
+                    f"  {side:5} COMMIT {per[side]['commit_s']:6.0f} µs  save_poll {per[side]['save_s']:6.0f} µs  "
+                    f"CPU {per[side]['cpu_s']:6.0f} µs   (COMMIT each round: {every}; new {runs[0]['new']})"
+                )
+            print(
+                "  this/other: "
+                + "  ".join(f"{k} {per['this'][k] / per['other'][k]:.2f}x" for k in ("commit_s", "save_s", "cpu_s"))
+            )
         if args.mid_move:
             moved = run_side(HERE, ["--move-trial", str(fresh_copy(source, args.work / "move.db"))])
             print(
                 f"  mid -> post_bands move of {moved['posts']:,} posts: {moved['seconds']:.1f} s "
                 f"(CPU {moved['cpu_s']:.1f} s) = {moved['seconds'] / max(moved['posts'], 1) * 1e6:.0f} µs a post moved"
             )
+        if args.reads:
+            candidate_reads(source, args.work)
+        if args.cold_polls:
+            ratios: dict[str, list[float]] = {side: [] for side in sides}
+            fulls: dict[str, list[float]] = {side: [] for side in sides}
+            for k in range(args.cold_polls):
+                for side, code in sides.items():
+                    work = args.work / f"cold-{side}"
+                    shutil.rmtree(work, ignore_errors=True)
+                    work.mkdir(parents=True)
+                    copy = fresh_copy(source, work / "store.db")
+                    ran = run_side(code, ["--cold-trial", str(copy), str(300 + k), str(work)])
+                    ratios[side].append(ran["full"] / ran["empty"])
+                    fulls[side].append(ran["full"])
+                    shutil.rmtree(work, ignore_errors=True)
+            for side in sides:
+                print(f"  cold poll ({side:5}): into this store {median(fulls[side]):,.0f} posts/s, "
+                      f"{median(ratios[side]):.2f}x the empty store's (median of {args.cold_polls}; ratios "
+                      f"{', '.join(f'{r:.2f}' for r in ratios[side])})")  # fmt: skip
         sys.stdout.flush()
     return 0
 
