@@ -311,6 +311,8 @@ def main() -> int:
                 print(f"  cold poll ({side:5}): into this store {median(fulls[side]):,.0f} posts/s, "
                       f"{median(ratios[side]):.2f}x the empty store's (median of {args.cold_polls}; ratios "
                       f"{', '.join(f'{r:.2f}' for r in ratios[side])})")  # fmt: skip
+        for leftover in args.work.glob("*.db*"):  # the copies (2 GB each at 1M)
+            leftover.unlink()
         sys.stdout.flush()
     return 0
 
