@@ -4,7 +4,7 @@
     .venv/bin/python bench/near_dup_candidates.py --quick          # one store of 2,000 posts, no dedupe bench
     options: --sizes 10k 100k 1m --sample 300 --no-quality
 
-Candidates, read from each store with plain SQL over `post_bands` (no monitor import): for each of the
+Candidates, read from each store with plain SQL over `post_bands` and its levels (no monitor import): for each of the
 `--sample` newest posts X with band rows, the posts that were stored before it (post_id < X) and share at
 least one LSH band with it: every post an unbounded lookup would compare X with. Printed: mean, p50, p95,
 max of that count; the candidates the store compares X with (monitor/store/sqlite/clusters.py: the
@@ -37,12 +37,17 @@ def candidates(path: Path, sample: int) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+        levels = [  # band rows are written behind, in levels (monitor/store/sqlite/bands.py); a store before has one
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'post_bands%'")
+        ]
+        every = "(" + " UNION ALL ".join(f"SELECT band, post_id FROM {level}" for level in levels) + ")"
         ids = [
             r[0] for r in conn.execute("SELECT post_id FROM post_signatures ORDER BY post_id DESC LIMIT ?", (sample,))
         ]
         marks = ",".join("?" * len(ids))
         bands: dict[int, list[int]] = defaultdict(list)
-        for band, post_id in conn.execute(f"SELECT band, post_id FROM post_bands WHERE post_id IN ({marks})", ids):
+        for band, post_id in conn.execute(f"SELECT band, post_id FROM {every} WHERE post_id IN ({marks})", ids):
             bands[post_id].append(band)
         counts, capped = [], []
         for post_id in ids:
@@ -52,7 +57,7 @@ def candidates(path: Path, sample: int) -> dict[str, Any]:
                 members = [
                     r[0]
                     for r in conn.execute(
-                        "SELECT post_id FROM post_bands WHERE band = ? AND post_id < ? ORDER BY post_id DESC",
+                        f"SELECT post_id FROM {every} WHERE band = ? AND post_id < ? ORDER BY post_id DESC",
                         (band, post_id),
                     )
                 ]
@@ -60,8 +65,8 @@ def candidates(path: Path, sample: int) -> dict[str, Any]:
                 compared.update(members[:BAND_CANDIDATES])
             counts.append(len(found))
             capped.append(len(compared))
-        top = conn.execute("SELECT count(*) AS n FROM post_bands GROUP BY band ORDER BY n DESC LIMIT 5").fetchall()
-        rows, distinct = conn.execute("SELECT count(*), count(DISTINCT band) FROM post_bands").fetchone()
+        top = conn.execute(f"SELECT count(*) AS n FROM {every} GROUP BY band ORDER BY n DESC LIMIT 5").fetchall()
+        rows, distinct = conn.execute(f"SELECT count(*), count(DISTINCT band) FROM {every}").fetchone()
     finally:
         conn.close()
     return {

@@ -126,6 +126,13 @@ def extend_fast(store: Path, target: int, config_path: Path, log: Callable[[str]
     prep = product_prepare(config_path)
     conn = sqlite3.connect(store, isolation_level=None)
     conn.execute("PRAGMA synchronous = OFF")
+    levels = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE name IN ('post_bands_mid', 'post_bands_recent')")
+    }
+    for level in sorted(levels):  # the polled posts' band rows first: every level is newer than post_bands (bands.py)
+        conn.execute(f"INSERT OR IGNORE INTO post_bands SELECT band, post_id FROM {level}")
+        conn.execute(f"DELETE FROM {level}")
     have, next_id = conn.execute("SELECT count(*), coalesce(max(id), 0) + 1 FROM posts").fetchone()
     clusters: dict[str, int] = {}  # ground truth: a wire story's text without its credit line -> cluster
     started = time.perf_counter()

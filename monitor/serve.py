@@ -205,6 +205,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "Internal: the near-duplicate index, LSH band keys of each post's signature.",
         {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
     ),
+    "post_bands_recent": (
+        "Internal: the newest posts' rows of post_bands, written there first and moved on in bulk.",
+        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
+    ),
+    "post_bands_mid": (
+        "Internal: rows of post_bands moved from post_bands_recent, moved on into post_bands in bulk.",
+        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
+    ),
     "_sqlite_migrations": (
         "Internal: which schema migrations have been applied (sqlite-utils).",
         {
@@ -265,6 +273,8 @@ TABLE_OPTIONS: dict[str, dict[str, Any]] = {
     "post_topics": {"sort_desc": "published_at", "facets": ["source", {"array": "topics"}]},
     "post_signatures": {"hidden": True},
     "post_bands": {"hidden": True},
+    "post_bands_recent": {"hidden": True},
+    "post_bands_mid": {"hidden": True},
     "_sqlite_migrations": {"hidden": True},
 }
 

@@ -123,6 +123,7 @@ def test_migrate_store_copies_a_sqlite_store_into_postgresql_with_every_count_ch
     assert moved.returncode == 0, moved.stderr
     assert "  posts: 25 rows" in moved.stdout and "every table's count checked" in moved.stdout
     assert "  topic_fingerprints: 2 rows" in moved.stdout  # the topics the copied matches follow
+    assert "  post_bands: 250 rows" in moved.stdout  # written behind in the file (its recent level), all copied
     pg = configure(tmp_path / "pg", raw_server, corpus, pg_url.url)
     for query in ("Оренбург*", "java* OR microsoft"):  # the same ids, clusters and all: a copy
         assert steady(json_of(lite, "search", query), "snippet") == steady(json_of(pg, "search", query), "snippet")

@@ -39,6 +39,9 @@ TABLES = (
     "topic_fingerprints",  # which topic definitions the copied matches follow (a file before 0006 has none)
 )
 IDENTITIES = ("posts", "fetches", "alerts", "deliveries")
+# Tables of the file copied into one PostgreSQL table: a SQLite store writes band rows behind, in levels that
+# together are post_bands (monitor/store/sqlite/bands.py; a file before 0009 has post_bands alone).
+LEVELS = {"post_bands": ("post_bands", "post_bands_mid", "post_bands_recent")}
 
 Progress = Callable[[str, int, int], None]  # (table, rows copied so far, rows in the file)
 
@@ -121,11 +124,12 @@ def _copy_table(
     source: sqlite3.Connection, conn: psycopg.Connection[Any], table: str, progress: Progress | None
 ) -> Copied:
     columns = _columns(source, conn, table)
-    total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    parts = [part for part in LEVELS.get(table, (table,)) if _in_file(source, part)]
+    total = sum(source.execute(f"SELECT count(*) FROM {part}").fetchone()[0] for part in parts)
     names = ", ".join(columns)
     done = 0
     with conn.cursor() as cursor:
-        for batch in _rows(source, f"SELECT {names} FROM {table}"):
+        for batch in _rows(source, " UNION ALL ".join(f"SELECT {names} FROM {part}" for part in parts)):
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in batch:
                     copy.write_row(row)

@@ -15,20 +15,17 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from monitor import dedupe
+from monitor.store.sqlite import bands as band_levels
 
 BAND_CANDIDATES = 8  # newest members of one band bucket that a new post is compared with
 MAX_CANDIDATES = dedupe.BANDS * BAND_CANDIDATES
 _CHUNK = 500  # bound parameters per IN (...) list
 
-# Two statements for all the poll's bands: each band's newest members (a backward read of that many index rows
-# from the end of the band's range, however full the bucket), then the signatures of their union, each read once
-# and in id order. Not the candidates' clusters: that is a random page of posts per candidate, and only the few
-# candidates a new post joins need theirs (`_cluster_of`). Measured at a million posts, 1,000 bands: 40-50 ms,
-# against 80-190 ms for one statement joining members, signatures and posts per band row.
-_NEWEST_PER_BAND = """
-    SELECT j.value, (SELECT json_group_array(x.post_id) FROM
-                        (SELECT post_id FROM post_bands WHERE band = j.value ORDER BY post_id DESC LIMIT ?2) AS x)
-    FROM json_each(?1) AS j"""
+# Two statements for all the poll's bands: each band's newest members across the band levels (bands.py), then the
+# signatures of their union, each read once and in id order. Not the candidates' clusters: that is a random page
+# of posts per candidate, and only the few candidates a new post joins need theirs (`_cluster_of`). Measured at a
+# million posts, 1,000 bands: 40-50 ms, against 80-190 ms for one statement joining members, signatures and posts
+# per band row.
 _SIGNATURES = "SELECT post_id, signature FROM post_signatures WHERE post_id IN (SELECT value FROM json_each(?1))"
 
 
@@ -73,7 +70,7 @@ class PollClusters:
             return
         members = {
             band: json.loads(ids)
-            for band, ids in conn.execute(_NEWEST_PER_BAND, (json.dumps(band_list), BAND_CANDIDATES))
+            for band, ids in conn.execute(band_levels.NEWEST_PER_BAND, (json.dumps(band_list), BAND_CANDIDATES))
         }
         wanted_ids = sorted({post_id for ids in members.values() for post_id in ids})
         found = {
@@ -125,7 +122,4 @@ class PollClusters:
     def write(self, conn: sqlite3.Connection) -> None:
         """The poll's signature and band rows (sorted band keys touch each index page once, not once per post)."""
         conn.executemany("INSERT INTO post_signatures (post_id, signature) VALUES (?, ?)", self.new_rows)
-        conn.executemany(
-            "INSERT OR IGNORE INTO post_bands (band, post_id) VALUES (?, ?)",
-            sorted((band, m.post_id) for band, members in self.batch.items() for m in members),
-        )
+        band_levels.write(conn, sorted((band, m.post_id) for band, members in self.batch.items() for m in members))

@@ -261,7 +261,20 @@ def _fts_in_one_segment(db: Database) -> None:
     fts.compact(db.conn)
 
 
-# In order; a released step is never edited or removed.
+def _band_levels(db: Database) -> None:
+    # Band rows are written behind (bands.py): a poll's go to the recent level, which moves in bulk to the middle
+    # one, which moves in bulk into post_bands. Same shape as post_bands; the rows already stored stay there.
+    for level in ("post_bands_recent", "post_bands_mid"):
+        db.execute(
+            f"""CREATE TABLE {level} (
+                band INTEGER NOT NULL,
+                post_id INTEGER NOT NULL,
+                PRIMARY KEY (band, post_id)
+            ) WITHOUT ROWID"""
+        )
+
+
+# In order; a released step is never edited or removed. 0008 is another branch's (numbers may have gaps).
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
@@ -270,6 +283,7 @@ STEPS: dict[str, Callable[[Database], None]] = {
     "0005_matches_carry_time_and_cluster": _matches_carry_time_and_cluster,
     "0006_topic_fingerprints": _topic_fingerprints,
     "0007_fts_in_one_segment": _fts_in_one_segment,
+    "0009_band_levels": _band_levels,
 }
 
 
