@@ -145,6 +145,13 @@ def run_python(
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
+class _LoopbackServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: fifty clients connecting at once on a loaded machine overflow it,
+    # and a dropped SYN is retried after 1, 3, 7, 15 and 31 s, past a source's 30 s timeout: the likely cause of 12 of 50
+    # sources "timed out after 30s" once in a loaded CI-like run. A real server's backlog is in the hundreds.
+    request_queue_size = 128
+
+
 class RawServer:
     """A stdlib HTTP server on 127.0.0.1 for behaviour pytest-httpserver cannot script (slow, endless,
     broken responses). `routes` maps a path to a function that writes the whole response itself."""
@@ -183,7 +190,7 @@ class RawServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _LoopbackServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -408,7 +415,7 @@ class HookServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _LoopbackServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
