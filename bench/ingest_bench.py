@@ -8,7 +8,9 @@ SQLite writes). Prints posts/s for each, per-stage time of the inline run (wall 
 shared machine the CPU figure is the steadier one), the SQL statements the store
 ran per new post (Python-level execute/executemany calls), bare SQLite inserts for scale, and peak memory
 (max RSS of this process and, separately, of the worker). Then the same feeds again into the inline store:
-every item is already stored (all duplicates), items/s of parse + lookup + skip + save.
+every item is already stored (all duplicates), items/s of parse + lookup + skip + save. Every run takes the
+poll's path: the stored raw digests are read (`Store.known_raw`) and handed to the parse, which skips the
+items stored unchanged (a first poll reads none and digests every item).
 `--templates`: items from bench/template_gen.py (template sentences, syndicated copies: the dedupe's hard
 case) instead of Zipf-distributed words. `--stages`: only the CPU microseconds per post of each step, one step
 at a time over the same feeds (parse and its parts, normalise, match, sign, band keys), the parse of the test
@@ -34,7 +36,8 @@ from bench import corpus_gen, template_gen
 from bench.corpus_gen import NOW, terms
 from monitor import dedupe
 from monitor.collectors import feedparse
-from monitor.collectors.feedparse import parse_feed
+from monitor.collectors.feed import known_limit
+from monitor.collectors.feedparse import ParsedFeed, parse_feed
 from monitor.collectors.htmltext import html_to_text
 from monitor.normalize import normalize, post_key
 from monitor.pipeline import prepare_posts
@@ -75,6 +78,12 @@ def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def parse_known(store: Store, index: int, body: bytes) -> ParsedFeed:
+    """The poll's parse (collectors/feed.py): the source's stored raw digests, then the body parsed with them."""
+    known = store.known_raw(f"site{index}", known_limit(body))
+    return parse_feed(body, url=f"https://site{index}.example/rss", known=known)
+
+
 def save(store: Store, index: int, posts: list) -> int:  # type: ignore[type-arg]
     return store.save_poll(
         state=SourceState(name=f"site{index}"), source_type="feed", source_url=None, posts=posts, fetches=(), now=NOW
@@ -91,7 +100,7 @@ def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple
     for index in range(count):
         body = feed(index, per_feed, NOW)
         t, c = time.perf_counter(), time.process_time()
-        items = parse_feed(body, url=f"https://site{index}.example/rss").items
+        items = parse_known(store, index, body).items
         stage["parse"] += time.perf_counter() - t
         cpu["parse"] += time.process_time() - c
         t, c = time.perf_counter(), time.process_time()
@@ -118,14 +127,14 @@ def duplicate_run(path: Path, count: int, per_feed: int, workers: Workers) -> tu
     started = time.process_time()
     for index, body in enumerate(bodies):
         t = time.perf_counter()
-        items = parse_feed(body, url=f"https://site{index}.example/rss").items
+        parsed = parse_known(store, index, body)
         parse_s += time.perf_counter() - t
         t = time.perf_counter()
-        posts = prepare_posts(items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
+        posts = prepare_posts(parsed.items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
         assert not posts, "a duplicate item was prepared as new"
         save(store, index, posts)
         rest_s += time.perf_counter() - t
-        items_seen += len(items)
+        items_seen += len(parsed.items) + parsed.skipped
     cpu_s = time.process_time() - started
     store.close()
     return items_seen, parse_s, rest_s, cpu_s
@@ -145,7 +154,9 @@ async def worker_run(path: Path, count: int, per_feed: int, workers: Workers) ->
         nonlocal total
         async with in_flight:
             body = (files / f"{index}.xml").read_bytes()
-            parsed = await workers.parse(len(body), parse_feed, body, url=f"https://site{index}.example/rss")
+            raw = store.known_raw(f"site{index}", known_limit(body))
+            url = f"https://site{index}.example/rss"
+            parsed = await workers.parse(len(body), parse_feed, body, url=url, known=raw)
             items, keys = unique_items(parsed.items)
             known = {k: (v.first_seen_at, v.content_hash) for k, v in store.known_posts(f"site{index}", keys).items()}
             posts = await workers.prepare(items, f"site{index}", known, NOW)
