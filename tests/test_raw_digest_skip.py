@@ -261,9 +261,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
     real = feedparse._rss_item
 
-    def counted(item: Any, ctx: Any) -> RawItem | None:
+    def counted(item: Any, ctx: Any, digest: bytes | None = None) -> RawItem | None:
         calls[0] += 1
-        return real(item, ctx)
+        return real(item, ctx, digest)
 
     monkeypatch.setattr(feedparse, "_rss_item", counted)
     return calls
