@@ -14,7 +14,8 @@ items stored unchanged (a first poll reads none and digests every item).
 `--templates`: items from bench/template_gen.py (template sentences, syndicated copies: the dedupe's hard
 case) instead of Zipf-distributed words. `--stages`: only the CPU microseconds per post of each step, one step
 at a time over the same feeds (parse and its parts, normalise, match, sign, band keys), the parse of the test
-corpus's RSS and Atom feeds, and the floor of a duplicate's parse (its key and a digest of its raw XML only).
+corpus's RSS and Atom feeds, and the floor of a duplicate's parse (its key and a digest of its raw XML only);
+parse_feed also with digests (a first poll) and with every item known (a poll of duplicates).
 """
 
 from __future__ import annotations
@@ -184,6 +185,12 @@ def stages(count: int, per_feed: int, workers: Workers) -> None:
     by_poll = [[(p.title, p.text) for p in posts[i : i + per_feed]] for i in range(0, len(posts), per_feed)]
     batched = getattr(dedupe, "signatures", None)  # absent from versions before it
 
+    def known_of(body: bytes) -> dict[bytes, str]:  # what the store holds once the feed's items are stored
+        unique, keys = unique_items(parse_feed(body, url="https://site.example/rss", known={}).items)
+        return {item.raw_digest: key for item, key in zip(unique, keys, strict=True) if item.raw_digest}
+
+    knowns = [known_of(body) for body in bodies]
+
     def floor() -> None:  # a duplicate's parse reduced to its key and a digest of its raw XML
         for body in bodies:
             root, _ = feedparse._parse_xml(body, None)
@@ -196,6 +203,10 @@ def stages(count: int, per_feed: int, workers: Workers) -> None:
     corpus_items = sum(len(parse_feed(b, url="https://corpus.example/feed").items) for b in feeds)
     steps: list[tuple[str, Any, int]] = [
         ("parse_feed", lambda: [parse_feed(b, url="https://site.example/rss") for b in bodies], len(items)),
+        ("parse_feed, digests (a first poll)", lambda: [parse_feed(b, url="https://site.example/rss", known={})
+                                                        for b in bodies], len(items)),
+        ("parse_feed, every item known (skipped)", lambda: [parse_feed(b, url="https://site.example/rss", known=k)
+                                                            for b, k in zip(bodies, knowns, strict=True)], len(items)),
         ("  html_to_text (title and description)", lambda: [html_to_text(r) for r in raw], len(items)),
         ("normalize", lambda: [normalize(i, source="site", now=NOW) for i in items], len(items)),
         ("match (1,000 terms)", lambda: [workers.matcher.match(p.title, p.text) for p in posts], len(posts)),
