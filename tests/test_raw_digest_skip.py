@@ -38,10 +38,11 @@ URL = "https://feeds.example/rss"
 
 
 def corpus_feeds(corpus: Path) -> Iterator[tuple[str, bytes]]:
-    for folder in ("rss", "atom", "malformed"):
-        for path in sorted((corpus / folder).glob("*")):
+    """The capture corpus and the RSS-Bridge fixtures (Atom with a placeholder feed author, MRSS, JSON)."""
+    for folder in (corpus / "rss", corpus / "atom", corpus / "malformed", corpus.parent / "fixtures" / "rss_bridge"):
+        for path in sorted(folder.glob("*")):
             if path.is_file() and path.suffix != ".md":
-                yield f"{folder}/{path.name}", path.read_bytes()
+                yield f"{folder.name}/{path.name}", path.read_bytes()
 
 
 def fields(items: tuple[RawItem, ...] | list[RawItem]) -> list[tuple[Any, ...]]:
