@@ -250,7 +250,14 @@ POST_COLUMNS = "source, key, url, title, text, author, published_at, content_has
 
 
 def rows(store: SqliteStore) -> list[tuple[Any, ...]]:
-    return store.conn.execute(f"SELECT {POST_COLUMNS} FROM posts ORDER BY source, id").fetchall()
+    """The posts, with the cluster (and parent) named by its first post's (source, key): ids depend on the order
+    in which concurrent polls of several sources were saved."""
+    columns = POST_COLUMNS.replace("cluster_id, parent_id", "cluster, parent").replace(", ", ", p.")
+    named = "(SELECT c.source || '/' || c.key FROM posts c WHERE c.id = p.{})"
+    return store.conn.execute(
+        f"SELECT p.{columns} FROM (SELECT *, {named.format('cluster_id')} AS cluster, "
+        f"{named.format('parent_id')} AS parent FROM posts p) p ORDER BY p.source, p.id"
+    ).fetchall()
 
 
 def counts(results: list[RunResult]) -> list[tuple[Any, ...]]:

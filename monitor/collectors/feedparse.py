@@ -45,6 +45,7 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from monitor import __version__
 from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.links import absolute_url
@@ -56,8 +57,9 @@ from monitor.types import RawItem
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "PARSER_VERSION", "ParsedFeed", "parse_feed"]
 
 # Goes into every raw digest: bump it whenever what an item parses to (or its post key or content hash) may
-# change, so that items stored by the older code are parsed again instead of being skipped as known.
-PARSER_VERSION = b"feedparse-1"
+# change, so that items stored by the older code are parsed again instead of being skipped as known. The
+# package version goes in too: each release parses every item once more, whoever forgot to bump this.
+PARSER_VERSION = f"feedparse-1 monitor-{__version__}".encode()
 
 T = TypeVar("T")
 
