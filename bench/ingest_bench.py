@@ -8,11 +8,14 @@ SQLite writes). Prints posts/s for each, per-stage time of the inline run (wall 
 shared machine the CPU figure is the steadier one), the SQL statements the store
 ran per new post (Python-level execute/executemany calls), bare SQLite inserts for scale, and peak memory
 (max RSS of this process and, separately, of the worker). Then the same feeds again into the inline store:
-every item is already stored (all duplicates), items/s of parse + lookup + skip + save.
+every item is already stored (all duplicates), items/s of parse + lookup + skip + save. Every run takes the
+poll's path: the stored raw digests are read (`Store.known_raw`) and handed to the parse, which skips the
+items stored unchanged (a first poll reads none and digests every item).
 `--templates`: items from bench/template_gen.py (template sentences, syndicated copies: the dedupe's hard
 case) instead of Zipf-distributed words. `--stages`: only the CPU microseconds per post of each step, one step
 at a time over the same feeds (parse and its parts, normalise, match, sign, band keys), the parse of the test
-corpus's RSS and Atom feeds, and the floor of a duplicate's parse (its key and a digest of its raw XML only).
+corpus's RSS and Atom feeds, and the floor of a duplicate's parse (its key and a digest of its raw XML only);
+parse_feed also with digests (a first poll) and with every item known (a poll of duplicates).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from bench import corpus_gen, template_gen
 from bench.corpus_gen import NOW, terms
 from monitor import dedupe
 from monitor.collectors import feedparse
-from monitor.collectors.feedparse import parse_feed
+from monitor.collectors.feed import known_limit
+from monitor.collectors.feedparse import ParsedFeed, parse_feed
 from monitor.collectors.htmltext import html_to_text
 from monitor.normalize import normalize, post_key
 from monitor.pipeline import prepare_posts
@@ -75,6 +79,12 @@ def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def parse_known(store: Store, index: int, body: bytes) -> ParsedFeed:
+    """The poll's parse (collectors/feed.py): the source's stored raw digests, then the body parsed with them."""
+    known = store.known_raw(f"site{index}", known_limit(body))
+    return parse_feed(body, url=f"https://site{index}.example/rss", known=known)
+
+
 def save(store: Store, index: int, posts: list) -> int:  # type: ignore[type-arg]
     return store.save_poll(
         state=SourceState(name=f"site{index}"), source_type="feed", source_url=None, posts=posts, fetches=(), now=NOW
@@ -91,7 +101,7 @@ def inline_run(path: Path, count: int, per_feed: int, workers: Workers) -> tuple
     for index in range(count):
         body = feed(index, per_feed, NOW)
         t, c = time.perf_counter(), time.process_time()
-        items = parse_feed(body, url=f"https://site{index}.example/rss").items
+        items = parse_known(store, index, body).items
         stage["parse"] += time.perf_counter() - t
         cpu["parse"] += time.process_time() - c
         t, c = time.perf_counter(), time.process_time()
@@ -118,14 +128,14 @@ def duplicate_run(path: Path, count: int, per_feed: int, workers: Workers) -> tu
     started = time.process_time()
     for index, body in enumerate(bodies):
         t = time.perf_counter()
-        items = parse_feed(body, url=f"https://site{index}.example/rss").items
+        parsed = parse_known(store, index, body)
         parse_s += time.perf_counter() - t
         t = time.perf_counter()
-        posts = prepare_posts(items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
+        posts = prepare_posts(parsed.items, f"site{index}", store=store, matcher=workers.matcher, now=NOW)
         assert not posts, "a duplicate item was prepared as new"
         save(store, index, posts)
         rest_s += time.perf_counter() - t
-        items_seen += len(items)
+        items_seen += len(parsed.items) + parsed.skipped
     cpu_s = time.process_time() - started
     store.close()
     return items_seen, parse_s, rest_s, cpu_s
@@ -145,7 +155,9 @@ async def worker_run(path: Path, count: int, per_feed: int, workers: Workers) ->
         nonlocal total
         async with in_flight:
             body = (files / f"{index}.xml").read_bytes()
-            parsed = await workers.parse(len(body), parse_feed, body, url=f"https://site{index}.example/rss")
+            raw = store.known_raw(f"site{index}", known_limit(body))
+            url = f"https://site{index}.example/rss"
+            parsed = await workers.parse(len(body), parse_feed, body, url=url, known=raw)
             items, keys = unique_items(parsed.items)
             known = {k: (v.first_seen_at, v.content_hash) for k, v in store.known_posts(f"site{index}", keys).items()}
             posts = await workers.prepare(items, f"site{index}", known, NOW)
@@ -173,6 +185,12 @@ def stages(count: int, per_feed: int, workers: Workers) -> None:
     by_poll = [[(p.title, p.text) for p in posts[i : i + per_feed]] for i in range(0, len(posts), per_feed)]
     batched = getattr(dedupe, "signatures", None)  # absent from versions before it
 
+    def known_of(body: bytes) -> dict[bytes, str]:  # what the store holds once the feed's items are stored
+        unique, keys = unique_items(parse_feed(body, url="https://site.example/rss", known={}).items)
+        return {item.raw_digest: key for item, key in zip(unique, keys, strict=True) if item.raw_digest}
+
+    knowns = [known_of(body) for body in bodies]
+
     def floor() -> None:  # a duplicate's parse reduced to its key and a digest of its raw XML
         for body in bodies:
             root, _ = feedparse._parse_xml(body, None)
@@ -185,6 +203,10 @@ def stages(count: int, per_feed: int, workers: Workers) -> None:
     corpus_items = sum(len(parse_feed(b, url="https://corpus.example/feed").items) for b in feeds)
     steps: list[tuple[str, Any, int]] = [
         ("parse_feed", lambda: [parse_feed(b, url="https://site.example/rss") for b in bodies], len(items)),
+        ("parse_feed, digests (a first poll)", lambda: [parse_feed(b, url="https://site.example/rss", known={})
+                                                        for b in bodies], len(items)),
+        ("parse_feed, every item known (skipped)", lambda: [parse_feed(b, url="https://site.example/rss", known=k)
+                                                            for b, k in zip(bodies, knowns, strict=True)], len(items)),
         ("  html_to_text (title and description)", lambda: [html_to_text(r) for r in raw], len(items)),
         ("normalize", lambda: [normalize(i, source="site", now=NOW) for i in items], len(items)),
         ("match (1,000 terms)", lambda: [workers.matcher.match(p.title, p.text) for p in posts], len(posts)),

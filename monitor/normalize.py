@@ -317,6 +317,7 @@ def normalize(
         content_hash=_content_hash(title, text),
         parent_key=_parent_key(item.parent_ref),
         extra=tuple((clean_text(k)[:100], clean_text(v)[:1000]) for k, v in item.extra[:50]),
+        raw_digest=item.raw_digest,
     )
 
 

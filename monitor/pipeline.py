@@ -83,7 +83,9 @@ async def run_source(
     started = time.monotonic()
     _record_unrecorded(store, source.name)
     state = store.source_state(source.name)
-    session = fetcher.session(source.name, limits_of(source))
+    session = fetcher.session(
+        source.name, limits_of(source), known_raw=lambda limit: store.known_raw(source.name, limit)
+    )
     waiting = _waiting_until(state, now, respect_backoff)
     if waiting is not None:
         return RunResult(source.name, ok=True, skipped=True, error=f"waiting until {waiting:%Y-%m-%d %H:%M:%SZ}")
@@ -120,7 +122,7 @@ async def run_source(
     result = RunResult(
         source.name,
         ok=True,
-        items=len(items),
+        items=len(items) + collected.unchanged,  # an item skipped unparsed is a duplicate, counted as ever
         new_posts=saved.new_posts,
         updated_posts=saved.updated_posts,
         matches=saved.matches,

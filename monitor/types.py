@@ -22,6 +22,7 @@ class RawItem:
     published: datetime | None = None  # aware UTC; None when the source gives no usable date
     parent_ref: str | None = None  # comments: the guid (else url) of the article item they belong to
     extra: tuple[tuple[str, str], ...] = ()  # collector-specific facts (views, forwarded_from, ...)
+    raw_digest: bytes | None = None  # feeds: digest of the item's raw bytes and context (feedparse), 16 bytes
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Post:
     content_hash: str  # hex digest of the normalised title + text: detects edits and exact copies
     parent_key: str | None = None  # comments: key of the article post in the same source
     extra: tuple[tuple[str, str], ...] = ()  # collector-specific facts (views, forwarded_from ...), stored as JSON
+    raw_digest: bytes | None = None  # the item's raw digest (feeds): a later poll skips it unparsed while unchanged
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Collected:
     last_modified: str | None = None
     cursor: str | None = None
     not_modified: bool = False  # every request answered 304: nothing new, cheaply
+    unchanged: int = 0  # items not parsed, already stored byte for byte (distinct posts): duplicates
     warnings: tuple[str, ...] = ()  # e.g. a selector that matched nothing
     health: str | None = None  # collector-specific health note kept in `sources.health`
     retry_at: datetime | None = None  # the server's rate-limit headers ask for no request before this time

@@ -147,8 +147,8 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 
 class _LoopbackServer(ThreadingHTTPServer):
     # socketserver listens with a backlog of 5: fifty clients connecting at once on a loaded machine overflow it,
-    # and a dropped SYN is retried after 1, 3, 7, 15 and 31 s, past a source's 30 s timeout: the likely cause of 12 of 50
-    # sources "timed out after 30s" once in a loaded CI-like run. A real server's backlog is in the hundreds.
+    # and a dropped SYN is retried after 1, 3, 7, 15 and 31 s, past a source's 30 s timeout: the likely cause of
+    # 12 of 50 sources "timed out after 30s" once in a loaded CI-like run. A real server's backlog is hundreds.
     request_queue_size = 128
 
 

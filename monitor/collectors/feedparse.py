@@ -20,15 +20,22 @@ limits (huge_tree off), and at most MAX_ITEMS items are read.
 Nothing is hidden: `ParsedFeed.warnings` says when bytes were replaced while decoding, items were cut at
 MAX_ITEMS, the document was read leniently (recover mode), it nested past libxml2's depth limit (an
 error when that left no item at all), or it declared entities that were left unexpanded.
+
+Known items are not parsed again (`known`, RSS and Atom): each item element gets a raw digest (blake2b, 16
+bytes) over its serialised bytes (lxml writes the namespaces in scope into them) and everything the item's
+parse inherits from the feed (see `_Digester`); an item whose digest the store already holds for this source
+parsed, when it was stored, to exactly the post stored, so it is counted as a duplicate (`skipped`) and
+nothing else is done with it. Any changed byte, or a changed inherited value, gives another digest: parsed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import html.entities
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -38,14 +45,21 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from monitor import __version__
 from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.links import absolute_url
 from monitor.dates import parse_date
 from monitor.exceptions import ParseError
+from monitor.normalize import post_key
 from monitor.types import RawItem
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "ParsedFeed", "parse_feed"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "PARSER_VERSION", "ParsedFeed", "parse_feed"]
+
+# Goes into every raw digest: bump it whenever what an item parses to (or its post key or content hash) may
+# change, so that items stored by the older code are parsed again instead of being skipped as known. The
+# package version goes in too: each release parses every item once more, whoever forgot to bump this.
+PARSER_VERSION = f"feedparse-1 monitor-{__version__}".encode()
 
 T = TypeVar("T")
 
@@ -80,10 +94,19 @@ class ParsedFeed:
     format: str  # "rss2" (also RSS 0.91/0.92) | "rss1" | "rss090" | "atom" (also 0.3) | "jsonfeed"
     items: tuple[RawItem, ...]
     warnings: tuple[str, ...] = ()  # what was kept despite a fault: bytes replaced, items cut, read leniently
+    # Item elements not parsed because their raw digest is known (`known`): already stored, unchanged. Their
+    # post keys, distinct, in feed order; `skipped` counts the elements (a repeated one counts each time).
+    skipped_keys: tuple[str, ...] = ()
+    skipped: int = 0
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Read a feed document. Raises ParseError with a one-line reason when nothing can be read."""
+def parse_feed(
+    body: bytes, *, url: str, content_type: str | None = None, known: Mapping[bytes, str] | None = None
+) -> ParsedFeed:
+    """Read a feed document. Raises ParseError with a one-line reason when nothing can be read.
+
+    `known`: raw digest -> post key of the source's stored posts. With it (even empty) every RSS/Atom item
+    carries its `raw_digest`, and items whose digest is known are skipped (counted in `skipped`)."""
     body = gunzip_if_gzip(body)
     if not body.strip():
         raise ParseError("empty document")
@@ -91,7 +114,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         return _parse_json_feed(body, url=url, content_type=content_type)
     root, notes = _parse_xml(body, content_type)
     try:
-        feed = _read_tree(root, url)
+        feed = _read_tree(root, url, known)
+        if feed.skipped and _collides(feed, known or {}):
+            feed = _read_tree(root, url, {})  # as if nothing were known: see _collides
     except ValueError as exc:  # lxml refusing text it kept in recover mode; items are guarded one by one
         raise ParseError(f"unreadable XML content: {exc}") from exc
     if notes.too_deep and not feed.items:
@@ -290,7 +315,7 @@ def _children(parent: Any) -> Iterator[tuple[str, str, Any]]:
             yield ns, local, child
 
 
-def _read_tree(root: Any, url: str) -> ParsedFeed:
+def _read_tree(root: Any, url: str, known: Mapping[bytes, str] | None = None) -> ParsedFeed:
     if not isinstance(root.tag, str):
         raise ParseError("not a feed: no root element")
     ns, local = _split(root.tag)
@@ -298,12 +323,77 @@ def _read_tree(root: Any, url: str) -> ParsedFeed:
     if lowered == "html":
         raise ParseError("not a feed: HTML page")
     if lowered == "rss":
-        return _read_rss(root, url, "rss2")
+        return _read_rss(root, url, "rss2", known)
     if lowered == "rdf":
-        return _read_rss(root, url, "rss090" if ns == RSS090_NS else "rss1")
+        return _read_rss(root, url, "rss090" if ns == RSS090_NS else "rss1", known)
     if lowered == "feed":
-        return _read_atom(root, url)
+        return _read_atom(root, url, known)
     raise ParseError(f"not a feed: root element <{local}>")
+
+
+def _collides(feed: ParsedFeed, known: Mapping[bytes, str]) -> bool:
+    """Whether a parsed item shares its post key with a skipped one. Then which copy is "the" post depends on
+    their order in the feed (the poll keeps the first), so the skip could differ from a full parse: there is
+    none, the caller parses everything. Rare: a feed listing one id twice with different content."""
+    skipped = set(feed.skipped_keys)
+    return any(post_key(item.guid, item.url, item.title, item.text) in skipped for item in feed.items)
+
+
+class _Digester:
+    """Raw digests of one feed's item elements: blake2b over the item's own bytes (its namespace declarations
+    included), keyed by a digest of PARSER_VERSION and the inherited values (the fetch URL, the feed's link,
+    the core namespaces, the feed author for Atom, whether xml:base is used, and the base in scope at the item)."""
+
+    def __init__(self, fmt: str, ctx: _Context, feed_author: str | None = None) -> None:
+        head = hashlib.blake2b(digest_size=32)
+        for value in (PARSER_VERSION, fmt.encode(), ctx.url.encode(), ctx.site.encode(),
+                      "\x1f".join(sorted(ctx.core_nss)).encode(), (feed_author or "\x00").encode(),
+                      b"b" if ctx.has_xml_base else b"-"):  # fmt: skip
+            head.update(len(value).to_bytes(4, "big"))
+            head.update(value)
+        self.key = head.digest()
+        self.varies = ctx.has_xml_base  # the key differs from item to item (key_at)
+        self._url = ctx.url
+
+    def key_at(self, el: Any) -> bytes:
+        """The key for `el` when xml:base is used: the feed's, with the base in scope at the item."""
+        return hashlib.blake2b(self.key + (_xml_base(el, self._url) or "").encode(), digest_size=32).digest()
+
+
+def _read_items(
+    elements: Iterable[Any],
+    read: Callable[[Any, bytes | None], RawItem | None],
+    digester: _Digester | None,
+    known: Mapping[bytes, str],
+) -> tuple[tuple[RawItem, ...], tuple[str, ...], int]:
+    """The items read from `elements`, with their raw digests when there is a digester; the keys (distinct)
+    and the number of the elements skipped because their digest is known."""
+    if digester is None:
+        return tuple(item for el in elements if (item := _guarded(read, el, None)) is not None), (), 0
+    items: list[RawItem] = []
+    skipped_keys: dict[str, None] = {}
+    skipped = 0
+    # the digest, with locals: it runs for every item of every poll
+    tostring, blake2b, feed_key, key_at = etree.tostring, hashlib.blake2b, digester.key, digester.key_at
+    varies = digester.varies
+    for el in elements:
+        try:
+            raw = tostring(el, encoding="utf-8", with_tail=False)
+        except ValueError:  # lxml cannot serialise it: simply parsed
+            digest = None
+        else:
+            digest = blake2b(raw, digest_size=16, key=key_at(el) if varies else feed_key).digest()
+            if known and (key := known.get(digest)) is not None:
+                skipped_keys[key] = None
+                skipped += 1
+                continue
+        try:
+            item = read(el, digest)
+        except ValueError:  # as _guarded: an item whose text lxml cannot hand over is skipped alone
+            continue
+        if item is not None:
+            items.append(item)
+    return tuple(items), tuple(skipped_keys), skipped
 
 
 @dataclass
@@ -365,7 +455,7 @@ def _one_line(text: str) -> str:
 # ---- RSS
 
 
-def _read_rss(root: Any, url: str, fmt: str) -> ParsedFeed:
+def _read_rss(root: Any, url: str, fmt: str, known: Mapping[bytes, str] | None = None) -> ParsedFeed:
     channel = next((el for _ns, local, el in _children(root) if local == "channel"), None)
     title = link = None
     ctx = _context(root, url, None)
@@ -379,8 +469,11 @@ def _read_rss(root: Any, url: str, fmt: str) -> ParsedFeed:
                 link = absolute_url(el.text, _base(el, ctx))
     ctx.site = link or url
     elements, cut = _capped(_rss_item_elements(root, channel))
-    parsed = tuple(item for el in elements if (item := _guarded(_rss_item, el, ctx)) is not None)
-    return ParsedFeed(title=title, link=link, format=fmt, items=parsed, warnings=cut)
+    digester = _Digester(fmt, ctx) if known is not None else None
+    parsed, keys, skipped = _read_items(elements, lambda el, digest: _rss_item(el, ctx, digest), digester, known or {})
+    return ParsedFeed(
+        title=title, link=link, format=fmt, items=parsed, warnings=cut, skipped_keys=keys, skipped=skipped
+    )
 
 
 def _capped(elements: Iterable[T]) -> tuple[list[T], tuple[str, ...]]:
@@ -443,7 +536,7 @@ class _Fields:
 _RSS_DATE_ORDER = ("pubdate", "dc", "published", "updated")
 
 
-def _rss_item(item: Any, ctx: _Context) -> RawItem | None:
+def _rss_item(item: Any, ctx: _Context, digest: bytes | None = None) -> RawItem | None:
     fields = _Fields()
     for ns, local, el in _children(item):
         if ns in ctx.core_nss:
@@ -464,7 +557,7 @@ def _rss_item(item: Any, ctx: _Context) -> RawItem | None:
         link = absolute_url(fields.guid, base) if fields.guid.startswith(("http://", "https://")) else None
     dates = fields.dates or {}
     published = _first_date(dates.get(key) for key in _RSS_DATE_ORDER)
-    return _make_item(fields, link, published)
+    return _make_item(fields, link, published, digest)
 
 
 def _rss_core_field(fields: _Fields, local: str, el: Any) -> None:
@@ -537,7 +630,9 @@ def _first_date(values: Iterable[str | None]) -> datetime | None:
     return None
 
 
-def _make_item(fields: _Fields, link: str | None, published: datetime | None) -> RawItem | None:
+def _make_item(
+    fields: _Fields, link: str | None, published: datetime | None, digest: bytes | None = None
+) -> RawItem | None:
     title = _one_line(html_to_text(fields.title)) if fields.title else ""
     raw_text = max(fields.texts, key=len) if fields.texts else (fields.fallback_text or "")
     text = html_to_text(raw_text) if raw_text else ""
@@ -550,6 +645,7 @@ def _make_item(fields: _Fields, link: str | None, published: datetime | None) ->
         text=text,
         author=fields.author or None,
         published=published,
+        raw_digest=digest,
     )
 
 
@@ -562,7 +658,7 @@ _ATOM_NSS = frozenset({ATOM_NS, ATOM03_NS, ""})
 PLACEHOLDER_FEED_AUTHOR = "RSS-Bridge"
 
 
-def _read_atom(root: Any, url: str) -> ParsedFeed:
+def _read_atom(root: Any, url: str, known: Mapping[bytes, str] | None = None) -> ParsedFeed:
     title = None
     link_el = None
     feed_author = None
@@ -582,15 +678,20 @@ def _read_atom(root: Any, url: str) -> ParsedFeed:
     link = absolute_url(link_el.get("href"), _base(link_el, ctx)) if link_el is not None else None
     ctx.site = link or url
     entries, cut = _capped(el for ns, local, el in _children(root) if local == "entry" and ns in _ATOM_NSS)
-    parsed = tuple(item for el in entries if (item := _guarded(_atom_entry, el, ctx, feed_author)) is not None)
-    return ParsedFeed(title=title, link=link, format="atom", items=parsed, warnings=cut)
+    digester = _Digester("atom", ctx, feed_author) if known is not None else None
+    parsed, keys, skipped = _read_items(
+        entries, lambda el, digest: _atom_entry(el, ctx, feed_author, digest), digester, known or {}
+    )
+    return ParsedFeed(
+        title=title, link=link, format="atom", items=parsed, warnings=cut, skipped_keys=keys, skipped=skipped
+    )
 
 
 def _is_alternate(el: Any) -> bool:
     return el.get("rel", "alternate").strip() == "alternate" and bool(el.get("href"))
 
 
-def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None) -> RawItem | None:
+def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None, digest: bytes | None = None) -> RawItem | None:
     fields = _Fields()
     link_el = None
     html_texts: list[str] = []
@@ -621,7 +722,7 @@ def _atom_entry(entry: Any, ctx: _Context, feed_author: str | None) -> RawItem |
     if fields.author is None:
         fields.author = feed_author
     fields.texts = [t for t in html_texts if t.strip()] or fields.texts
-    return _make_item(fields, link, published)
+    return _make_item(fields, link, published, digest)
 
 
 def _prefer_link(new: Any, old: Any) -> bool:

@@ -488,11 +488,13 @@ class Fetcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def session(self, source: str, limits: RequestLimits) -> Session:
+    def session(
+        self, source: str, limits: RequestLimits, known_raw: Callable[[int], Mapping[bytes, str]] | None = None
+    ) -> Session:
         if not limits.robots and source not in self._robots_off_logged:
             self._robots_off_logged.add(source)
             log.info("robots_off source=%s: robots.txt is not consulted for this source", source)
-        return Session(self, source, limits)
+        return Session(self, source, limits, known_raw=known_raw)
 
     def _slot(self, url: str) -> asyncio.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -618,6 +620,9 @@ class Session:
     source: str
     limits: RequestLimits
     records: list[FetchRecord] = field(default_factory=list)
+    # raw digest -> post key of the source's newest `limit` stored posts (feeds skip those items unparsed);
+    # None when nothing is stored from this poll (check --probe)
+    known_raw: Callable[[int], Mapping[bytes, str]] | None = None
 
     async def get(
         self,

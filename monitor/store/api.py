@@ -208,6 +208,11 @@ class PostWriter(Protocol):
     """The write path of a poll."""
 
     def known_posts(self, source: str, keys: Iterable[str]) -> dict[str, KnownPost]: ...
+    def known_raw(self, source: str, limit: int) -> dict[bytes, str]:
+        """raw digest -> key of the newest `limit` posts of `source` (by published time) that have a digest:
+        the feed items a poll need not parse again (feedparse). One statement."""
+        ...
+
     def save_poll(
         self,
         *,

@@ -47,6 +47,17 @@ class PostsMixin(StoreBase):
             ).fetchall()
         return {r[1]: KnownPost(r[0], from_iso(r[2]), r[3]) for r in rows}
 
+    def known_raw(self, source: str, limit: int) -> dict[bytes, str]:
+        """raw digest -> key of the newest `limit` posts of `source` that have one (see the store interface)."""
+        with self.read(f"read the raw digests of {source}") as conn:
+            rows = conn.execute(
+                """SELECT raw_digest, key FROM (SELECT raw_digest, key FROM posts WHERE source = %s
+                                                ORDER BY published_at DESC LIMIT %s) AS newest
+                   WHERE raw_digest IS NOT NULL""",
+                (source, limit),
+            ).fetchall()
+        return {bytes(digest): key for digest, key in rows}
+
     def save_poll(
         self,
         *,
@@ -104,14 +115,15 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
                 post.content_hash,
                 cluster,
                 _extra(post),
+                post.raw_digest,
             )
         )
     with conn.cursor() as cursor:
         _copy(cursor, "posts (id, source, key, url, title, text, author, published_at, first_seen_at, "
-              "content_hash, cluster_id, extra)", post_rows)  # fmt: skip
+              "content_hash, cluster_id, extra, raw_digest)", post_rows)  # fmt: skip
         cursor.executemany(
             """UPDATE posts SET url = %s, title = %s, text = %s, author = %s, published_at = %s, updated_at = %s,
-                                content_hash = %s, extra = %s WHERE id = %s""",
+                                content_hash = %s, extra = %s, raw_digest = %s WHERE id = %s""",
             [
                 (
                     item.post.url,
@@ -122,6 +134,7 @@ def _save_posts(conn: psycopg.Connection[Any], posts: Sequence[MatchedPost], now
                     ts(now),
                     item.post.content_hash,
                     _extra(item.post),
+                    item.post.raw_digest,  # follows the content it parsed to
                     ids[key],
                 )
                 for key, item in changed

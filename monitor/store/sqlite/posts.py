@@ -43,6 +43,17 @@ class PostsMixin(StoreBase):
                     found[row[1]] = KnownPost(row[0], from_iso(row[2]), row[3])
         return found
 
+    def known_raw(self, source: str, limit: int) -> dict[bytes, str]:
+        """raw digest -> key of the newest `limit` posts of `source` that have one (see the store interface)."""
+        with self.mapped(f"read the raw digests of {source}"):
+            rows = self.conn.execute(
+                """SELECT raw_digest, key FROM (SELECT raw_digest, key FROM posts WHERE source = ?
+                                                ORDER BY published_at DESC LIMIT ?)
+                   WHERE raw_digest IS NOT NULL""",
+                (source, limit),
+            ).fetchall()
+        return {bytes(digest): key for digest, key in rows}
+
     def save_poll(
         self,
         *,
@@ -111,21 +122,33 @@ class PostsMixin(StoreBase):
                     post.content_hash,
                     cluster,
                     _extra(post),
+                    post.raw_digest,
                 )
             )
             fts_rows.append((post_id, post.title, post.text))
         conn.executemany(
             """INSERT INTO posts (id, source, key, url, title, text, author, published_at,
-                                  first_seen_at, content_hash, cluster_id, extra)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                  first_seen_at, content_hash, cluster_id, extra, raw_digest)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             post_rows,
         )
         if changed:
             conn.executemany(
                 """UPDATE posts SET url = ?, title = ?, text = ?, author = ?, published_at = ?, updated_at = ?,
-                                    content_hash = ?, extra = ? WHERE id = ?""",
-                [
-                    (p.url, p.title, p.text, p.author, ts(p.published_at), ts(now), p.content_hash, _extra(p), post_id)
+                                    content_hash = ?, extra = ?, raw_digest = ? WHERE id = ?""",
+                [  # the digest follows the content it parsed to: an older one is no longer known
+                    (
+                        p.url,
+                        p.title,
+                        p.text,
+                        p.author,
+                        ts(p.published_at),
+                        ts(now),
+                        p.content_hash,
+                        _extra(p),
+                        p.raw_digest,
+                        post_id,
+                    )
                     for post_id, p in ((post_id, item.post) for post_id, item in changed)
                 ],
             )

@@ -261,6 +261,13 @@ def _fts_in_one_segment(db: Database) -> None:
     fts.compact(db.conn)
 
 
+def _raw_digest(db: Database) -> None:
+    # A feed item's raw digest (feedparse: its bytes and what its parse inherits), so that a poll skips the
+    # items stored unchanged without parsing them. Internal; NULL for posts stored before (they are parsed).
+    # Read by the newest posts of a source through posts_source_published_at: no index of its own.
+    db.execute("ALTER TABLE posts ADD COLUMN raw_digest BLOB")
+
+
 def _band_levels(db: Database) -> None:
     # Band rows are written behind (bands.py): a poll's go to the recent level, which moves in bulk to the middle
     # one, which moves in bulk into post_bands. Same shape as post_bands; the rows already stored stay there.
@@ -274,7 +281,7 @@ def _band_levels(db: Database) -> None:
         )
 
 
-# In order; a released step is never edited or removed. 0008 is another branch's (numbers may have gaps).
+# In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[Database], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
@@ -283,6 +290,7 @@ STEPS: dict[str, Callable[[Database], None]] = {
     "0005_matches_carry_time_and_cluster": _matches_carry_time_and_cluster,
     "0006_topic_fingerprints": _topic_fingerprints,
     "0007_fts_in_one_segment": _fts_in_one_segment,
+    "0008_raw_digest": _raw_digest,
     "0009_band_levels": _band_levels,
 }
 
