@@ -78,6 +78,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "it is the id of the story's first post.",
             "parent_id": "For a comment: the id of the article it was posted under.",
             "extra": "What the collector kept beside the post, as JSON (e.g. views, forwards, score).",
+            "raw_digest": "Internal: a digest of the feed item the post was parsed from; a poll skips an item "
+            "whose digest it finds (NULL for posts stored before it was kept, and for other source types).",
         },
     ),
     "matches": (
