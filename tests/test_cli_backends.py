@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from monitor.store import StoreURL
@@ -124,6 +126,15 @@ def test_migrate_store_copies_a_sqlite_store_into_postgresql_with_every_count_ch
     assert "  posts: 25 rows" in moved.stdout and "every table's count checked" in moved.stdout
     assert "  topic_fingerprints: 2 rows" in moved.stdout  # the topics the copied matches follow
     assert "  post_bands: 250 rows" in moved.stdout  # written behind in the file (its recent level), all copied
+    file_db = sqlite3.connect(lite.parent / "data" / "monitor.db")
+    file_digests = {
+        (src, key): digest for src, key, digest in file_db.execute("SELECT source, key, raw_digest FROM posts")
+    }
+    file_db.close()
+    with psycopg.connect(pg_url.url) as pg_db:  # the feed items' raw digests too, byte for byte: the copy skips them
+        rows = pg_db.execute("SELECT source, key, raw_digest FROM posts").fetchall()
+    assert {(src, key): bytes(digest) for src, key, digest in rows} == file_digests
+    assert len(file_digests) == 25 and all(len(digest) == 16 for digest in file_digests.values())
     pg = configure(tmp_path / "pg", raw_server, corpus, pg_url.url)
     for query in ("Оренбург*", "java* OR microsoft"):  # the same ids, clusters and all: a copy
         assert steady(json_of(lite, "search", query), "snippet") == steady(json_of(pg, "search", query), "snippet")
