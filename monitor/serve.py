@@ -57,6 +57,9 @@ SETTINGS: dict[str, Any] = {"sql_time_limit_ms": 5000, "truncate_cells_html": 28
 # ---------------------------------------------------------------------------------------------- documentation
 # Every table, view and column of the store (monitor/store/sqlite/schema.py); tests/test_serve.py fails when one
 # is missing.
+# The band levels (store/sqlite/bands.py) share post_bands' columns.
+_BAND_COLUMNS = {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."}
+
 TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "posts": (
         "Every post once; its identity is (source, key). Comments are posts whose parent_id is their article.",
@@ -203,17 +206,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "Internal: the near-duplicate index, one MinHash signature per post.",
         {"post_id": "The post (posts.id).", "signature": "MinHash signature of the post's word set."},
     ),
-    "post_bands": (
-        "Internal: the near-duplicate index, LSH band keys of each post's signature.",
-        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
-    ),
+    "post_bands": ("Internal: the near-duplicate index, LSH band keys of each post's signature.", _BAND_COLUMNS),
     "post_bands_recent": (
         "Internal: the newest posts' rows of post_bands, written there first and moved on in bulk.",
-        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
+        _BAND_COLUMNS,
     ),
     "post_bands_mid": (
         "Internal: rows of post_bands moved from post_bands_recent, moved on into post_bands in bulk.",
-        {"band": "An LSH band key.", "post_id": "A post with that band (posts.id)."},
+        _BAND_COLUMNS,
     ),
     "_sqlite_migrations": (
         "Internal: which schema migrations have been applied (sqlite-utils).",
