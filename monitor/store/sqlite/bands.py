@@ -14,8 +14,10 @@ members are read level by level, newest level first (`NEWEST_PER_BAND`).
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 from monitor import dedupe
 
@@ -29,10 +31,30 @@ MID_SPAN = 100_000  # posts whose rows stay in the middle level before they move
 # every row answers. No ORDER BY over the union: its sorter per band cost a third more than the three reads (at a
 # million posts, a poll of 50 posts: 5.5 ms against 4.5 ms without it and 3.8 ms for one table).
 _LEVEL_NEWEST = "SELECT * FROM (SELECT post_id FROM {} WHERE band = j.value ORDER BY post_id DESC LIMIT ?2)"
-NEWEST_PER_BAND = f"""
+
+
+@functools.cache
+def newest_per_band_sql(levels: tuple[str, ...] = LEVELS) -> str:
+    """The statement reading the newest members of each band from `levels` (see above)."""
+    return f"""
     SELECT j.value, (SELECT json_group_array(x.post_id) FROM
-                        ({" UNION ALL ".join(map(_LEVEL_NEWEST.format, LEVELS))} LIMIT ?2) AS x)
+                        ({" UNION ALL ".join(map(_LEVEL_NEWEST.format, levels))} LIMIT ?2) AS x)
     FROM json_each(?1) AS j"""
+
+
+NEWEST_PER_BAND = newest_per_band_sql()
+
+
+def newest_members(conn: sqlite3.Connection, bands: Sequence[int], limit: int) -> Iterator[tuple[int, list[int]]]:
+    """(band, its newest `limit` member ids) for each of `bands` that has members. Levels with no rows are left
+    out of the statement, and bands with no members are dropped before decoding: a cold poll's store has no
+    bottom level yet, and most bands of a new post are its own (a third of the seeks and most of the rows)."""
+    levels = tuple(level for level in LEVELS if conn.execute(f"SELECT 1 FROM {level} LIMIT 1").fetchone())
+    if not levels or not bands:
+        return
+    for band, ids in conn.execute(newest_per_band_sql(levels), (json.dumps(list(bands)), limit)):
+        if ids != "[]":
+            yield band, json.loads(ids)
 
 
 def write(conn: sqlite3.Connection, rows: Iterable[tuple[int, int]]) -> None:

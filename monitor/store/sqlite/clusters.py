@@ -68,10 +68,7 @@ class PollClusters:
         band_list = sorted(set(bands))
         if not band_list:
             return
-        members = {
-            band: json.loads(ids)
-            for band, ids in conn.execute(band_levels.NEWEST_PER_BAND, (json.dumps(band_list), BAND_CANDIDATES))
-        }
+        members = dict(band_levels.newest_members(conn, band_list, BAND_CANDIDATES))
         wanted_ids = sorted({post_id for ids in members.values() for post_id in ids})
         found = {
             post_id: Candidate(post_id, signature, None)
