@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import StoreCorrupt, StoreError
+from monitor.store.sqlite.checkpoint import Checkpointer
 from monitor.store.sqlite.errors import mapped, store_error
 
 
@@ -20,6 +21,7 @@ class StoreBase:
         self.path = path
         self.readonly = readonly
         self._damage: StoreCorrupt | None = None
+        self.checkpointer: Checkpointer | None = None  # a writing connection's WAL checkpoints (checkpoint.py)
 
     def damage(self) -> StoreCorrupt | None:
         """The corruption this connection has run into, if any (a poll that met it reports it as a failed source)."""
@@ -40,6 +42,8 @@ class StoreBase:
         return str(self.path)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
@@ -69,6 +73,8 @@ class StoreBase:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("ROLLBACK")
             raise self._noted(store_error(exc, self.path, doing)) from exc
+        if self.checkpointer is not None:
+            self.checkpointer.after_commit()
 
     def _noted(self, exc: StoreError) -> StoreError:
         if isinstance(exc, StoreCorrupt):

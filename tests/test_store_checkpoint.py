@@ -1,0 +1,145 @@
+"""WAL checkpoints off the committing thread (monitor/store/sqlite/checkpoint.py): they happen, the WAL stays
+bounded when they cannot keep up, closing stops them, and a kill at any moment loses no committed row."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.store import open_store
+from monitor.store.sqlite import SqliteStore, checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 40  # WAL pages, instead of 10,000: a few dozen transactions cross it
+ROW = os.urandom(3_000).hex()  # about two pages per row
+
+
+def writer(path: Path) -> SqliteStore:
+    store = open_store(path)
+    assert isinstance(store, SqliteStore)
+    store.conn.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER PRIMARY KEY, body TEXT)")
+    return store
+
+
+def write(store: SqliteStore, n: int) -> None:
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO probe (n, body) VALUES (?, ?)", (n, ROW))
+
+
+def checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "monitor-checkpoint"]
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoint, "LIMIT_PAGES", LIMIT)
+    monkeypatch.setattr(checkpoint, "INLINE_PAGES", 3 * LIMIT)
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_the_thread_checkpoints_and_the_wal_starts_over(tmp_path: Path) -> None:
+    store = writer(tmp_path / "s.db")
+    try:
+        assert store.checkpointer is not None
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # SQLite's own is off
+        most = 0
+        for n in range(300):
+            write(store, n)
+            most = max(most, store.checkpointer.wal_frames()[0])
+            time.sleep(0.002)  # polls' commits come a few ms apart: the thread gets the GIL between them
+        assert store.checkpointer.checkpoints > 0
+        assert most < 2 * LIMIT  # started over again and again: never near 300 rows' worth of pages
+        assert len(checkpoint_threads()) == 1
+    finally:
+        store.close()
+    assert checkpoint_threads() == []  # closing stopped it
+    with writer(tmp_path / "s.db") as again:
+        assert again.conn.execute("SELECT count(*) FROM probe").fetchone()[0] == 300
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_without_the_thread_the_committing_connection_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint.Checkpointer, "_run", lambda self: None)  # a thread that ends at once
+    with writer(tmp_path / "s.db") as store:
+        assert store.checkpointer is not None
+        most = 0
+        for n in range(300):
+            write(store, n)
+            most = max(most, store.checkpointer.wal_frames()[0])
+        assert store.checkpointer.checkpoints == 0
+        assert most < LIMIT + 10  # checkpointed at the limit by the committing connection, as SQLite's own would
+
+
+def test_a_store_that_writes_little_starts_no_thread(tmp_path: Path) -> None:
+    with writer(tmp_path / "s.db") as store:
+        for n in range(20):
+            write(store, n)
+        assert checkpoint_threads() == []
+
+
+def test_a_read_only_store_has_no_checkpointer(tmp_path: Path) -> None:
+    writer(tmp_path / "s.db").close()
+    with open_store(tmp_path / "s.db", readonly=True) as reader:
+        assert isinstance(reader, SqliteStore)
+        assert reader.checkpointer is None
+
+
+# A writer with small limits: prints each committed n, forever (the test kills it).
+WRITER = f"""
+import sys
+from pathlib import Path
+from monitor.store.sqlite import checkpoint
+checkpoint.LIMIT_PAGES, checkpoint.INLINE_PAGES = {LIMIT}, {3 * LIMIT}
+from tests.test_store_checkpoint import writer, write
+store = writer(Path(sys.argv[1]))
+start = store.conn.execute("SELECT coalesce(max(n), -1) + 1 FROM probe").fetchone()[0]
+for n in range(start, start + 100_000):
+    write(store, n)
+    print(n, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_kills_during_checkpoints_lose_no_committed_row(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    rng = random.Random(11)
+    committed = -1
+    for round_ in range(8):
+        with subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        ) as proc:
+            assert proc.stdout is not None
+            try:
+                wanted = rng.randrange(60, 400)  # commits this round before the kill: several checkpoints in
+                for _ in range(wanted):
+                    line = proc.stdout.readline()
+                    assert line, proc.stderr.read() if proc.stderr else ""
+                    committed = int(line)
+                time.sleep(rng.uniform(0, 0.05))
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                for line in proc.stdout.read().splitlines():  # committed and printed before the kill landed
+                    committed = int(line)
+            finally:
+                proc.kill()
+                proc.wait(timeout=30)
+        with writer(path) as store:
+            assert store.check() == []
+            rows = store.conn.execute("SELECT count(*), max(n) FROM probe").fetchone()
+        assert rows[1] >= committed, f"round {round_}: row {committed} was committed, the store ends at {rows[1]}"
+        assert rows[0] == rows[1] + 1  # every row up to the last, each once
