@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -48,6 +49,7 @@ class Checkpointer:
         self.conn = conn
         self.path = path
         self.index = Path(f"{path}-shm")
+        self._index_fd: int | None = None  # kept open: SQLite keeps the file while `conn` is open
         self.checkpoints = 0  # done by the thread (for tests and measurements)
         self._wake = threading.Event()
         self._stopping = False
@@ -56,9 +58,9 @@ class Checkpointer:
 
     def after_commit(self) -> None:
         """Called after each COMMIT of `conn`: wake the thread past the limit, checkpoint here far past it."""
-        if not self._due():
+        frames, copied = self.wal_frames()
+        if frames < LIMIT_PAGES or copied >= frames:
             return
-        frames, _ = self.wal_frames()
         if frames >= INLINE_PAGES or not self._started():
             with contextlib.suppress(sqlite3.Error):  # busy (the thread is at it): the next COMMIT tries again
                 self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -73,8 +75,9 @@ class Checkpointer:
         """(pages in the WAL since it started over, pages of them already copied into the store); (0, 0) when there
         is no WAL index to read (another connection may just have removed it)."""
         try:
-            with self.index.open("rb") as index:
-                header = index.read(_HEADER.size)
+            if self._index_fd is None:
+                self._index_fd = os.open(self.index, os.O_RDONLY)
+            header = os.pread(self._index_fd, _HEADER.size, 0)
         except OSError:
             return 0, 0
         if len(header) < _HEADER.size:
@@ -88,6 +91,9 @@ class Checkpointer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(_STOP_WAIT_S)
+        if self._index_fd is not None:
+            os.close(self._index_fd)
+            self._index_fd = None
 
     def _started(self) -> bool:
         """The thread, started at the first need (a process that writes little never starts one)."""
