@@ -36,6 +36,7 @@ import httpcore
 import httpx
 from protego import Protego
 
+from monitor.collectors.aio_backend import AsyncioBackend, AsyncioStream
 from monitor.exceptions import (
     DecodeError,
     FetchError,
@@ -263,7 +264,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         self.inner = inner
         # Looked up once: the pool asks every idle connection "is_readable" each time it assigns a request, and
         # anyio rebuilds its table of attributes at every lookup (a third of a 304-only poll's CPU went there).
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
+        # (The asyncio backend's stream answers from its buffer: nothing to look up or poll.)
+        self._socket: socket.socket | None = (
+            None if isinstance(inner, AsyncioStream) else inner.get_extra_info("socket")
+        )
         self._poller: select.poll | None = None  # made at the first ask, then kept: the pool asks again and again
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -290,7 +294,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             if self._poller is None:
                 self._poller = _poller(self._socket)
             return _readable(self._socket, self._poller)
-        if info == "socket":
+        if info == "socket" and self._socket is not None:
             return self._socket
         return self.inner.get_extra_info(info)
 
@@ -397,7 +401,9 @@ def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.AsyncNetworkBackend):  # another httpx inside: say so, never pass silently
         raise RuntimeError(f"httpx {httpx.__version__}: cannot guard connections (no network backend)")
-    pool._network_backend = _GuardedBackend(backend)  # type: ignore[union-attr]
+    # httpcore's own backend picks anyio or trio; monitor runs on asyncio only, and its own backend skips anyio's
+    # per-operation wrapping (aio_backend.py)
+    pool._network_backend = _GuardedBackend(AsyncioBackend())  # type: ignore[union-attr]
     if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__ in LINEAR_POOL_VERSIONS:
         pool.__class__ = _LinearPool  # the same object and state; only the assignment method differs
     return transport
