@@ -60,6 +60,15 @@ async def read_all(stream: httpcore.AsyncNetworkStream, limit: int) -> bytes:
     raise AssertionError("the stream did not end")
 
 
+def held(release: asyncio.Event) -> Handler:
+    """A server that reads nothing and says nothing, the connection held open until `release` is set."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.wait_for(release.wait(), 30)
+
+    return hold
+
+
 def open_fds() -> int:
     return sum(1 for _ in Path("/proc/self/fd").iterdir())
 
@@ -107,10 +116,7 @@ async def test_a_large_write_waits_for_a_slow_reader_and_arrives_whole() -> None
 async def test_a_server_that_never_reads_makes_a_write_timeout() -> None:
     hold = asyncio.Event()
 
-    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.wait_for(hold.wait(), 30)
-
-    async with server(deaf) as port:
+    async with server(held(hold)) as port:
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         with pytest.raises(httpcore.WriteTimeout):
             for _ in range(64):  # bounded: the socket buffers fill within a few MB
@@ -123,10 +129,7 @@ async def test_a_server_that_never_reads_makes_a_write_timeout() -> None:
 async def test_a_silent_server_makes_a_read_timeout() -> None:
     hold = asyncio.Event()
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.wait_for(hold.wait(), 30)
-
-    async with server(silent) as port:
+    async with server(held(hold)) as port:
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         with pytest.raises(httpcore.ReadTimeout):
             await stream.read(100, timeout=0.2)
@@ -160,10 +163,7 @@ async def test_end_of_stream_after_a_partial_answer() -> None:
 async def test_an_idle_connection_closed_by_the_server_reads_as_readable() -> None:
     close = asyncio.Event()
 
-    async def closes_later(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.wait_for(close.wait(), 30)
-
-    async with server(closes_later) as port:
+    async with server(held(close)) as port:
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         assert stream.get_extra_info("is_readable") is False  # idle and open: reusable
         assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
@@ -182,10 +182,7 @@ async def test_an_idle_connection_closed_by_the_server_reads_as_readable() -> No
 async def test_a_cancelled_read_leaves_no_descriptor_behind() -> None:
     hold = asyncio.Event()
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.wait_for(hold.wait(), 30)
-
-    async with server(silent) as port:
+    async with server(held(hold)) as port:
         before = open_fds()
         streams = []  # kept: a transport dropped unclosed is closed by the garbage collector, which would hide a leak
         for _ in range(20):
