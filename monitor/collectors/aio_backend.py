@@ -190,15 +190,5 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(str(exc)) from exc
         return AsyncioStream(transport, protocol)
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        assert isinstance(transport, asyncio.Transport)
-        return AsyncioStream(transport, protocol)
-
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -21,7 +21,6 @@ import email.utils
 import functools
 import ipaddress
 import logging
-import select
 import socket
 import ssl
 import time
@@ -36,7 +35,7 @@ import httpcore
 import httpx
 from protego import Protego
 
-from monitor.collectors.aio_backend import AsyncioBackend, AsyncioStream
+from monitor.collectors.aio_backend import AsyncioBackend
 from monitor.exceptions import (
     DecodeError,
     FetchError,
@@ -262,13 +261,6 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self.inner = inner
-        # Looked up once: the pool asks every idle connection "is_readable" each time it assigns a request, and
-        # anyio rebuilds its table of attributes at every lookup (a third of a 304-only poll's CPU went there).
-        # (The asyncio backend's stream answers from its buffer: nothing to look up or poll.)
-        self._socket: socket.socket | None = (
-            None if isinstance(inner, AsyncioStream) else inner.get_extra_info("socket")
-        )
-        self._poller: select.poll | None = None  # made at the first ask, then kept: the pool asks again and again
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self.inner.read(max_bytes, timeout)
@@ -290,31 +282,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         return _Stream(await self.inner.start_tls(context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._socket is not None:
-            if self._poller is None:
-                self._poller = _poller(self._socket)
-            return _readable(self._socket, self._poller)
-        if info == "socket" and self._socket is not None:
-            return self._socket
+        # "is_readable", asked of every idle connection at each assignment, is answered from the asyncio stream's
+        # buffer (aio_backend.py): no socket to look up or poll
         return self.inner.get_extra_info(info)
-
-
-def _poller(sock: socket.socket) -> select.poll | None:
-    """A poll object watching the socket for reading (None for a closed socket)."""
-    fd = sock.fileno()
-    if fd < 0:
-        return None
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return poller
-
-
-def _readable(sock: socket.socket, poller: select.poll | None) -> bool:
-    """Whether a read would not block (an idle keep-alive connection: the server closed it); as httpcore's.
-    A closed socket counts as readable (its number may belong to another socket by now: it is never polled)."""
-    if poller is None or sock.fileno() < 0:
-        return True
-    return bool(poller.poll(0))
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -340,11 +310,6 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
                 return _Stream(await self.inner.connect_tcp(address, port, timeout, local_address, socket_options))
         return _Stream(await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options))
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return await self.inner.connect_unix_socket(path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
