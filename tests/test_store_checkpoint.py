@@ -80,6 +80,34 @@ def test_without_the_thread_the_committing_connection_checkpoints(
         assert most < LIMIT + 10  # checkpointed at the limit by the committing connection, as SQLite's own would
 
 
+@pytest.mark.usefixtures("small_limits")
+def test_a_thread_that_cannot_keep_up_leaves_the_wal_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread alive but stuck in a round (a slow disk): past INLINE_PAGES the committing connection checkpoints
+    itself, so the WAL stops growing; without that bound it would hold all 300 rows' pages."""
+    stuck = threading.Event()
+    rounds = []
+
+    def round_that_hangs(self: checkpoint.Checkpointer, conn: object) -> None:
+        rounds.append(1)
+        stuck.wait(30)  # bounded: released below
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "_round", round_that_hangs)
+    store = writer(tmp_path / "s.db")
+    try:
+        assert store.checkpointer is not None
+        most = 0
+        for n in range(300):
+            write(store, n)
+            most = max(most, store.checkpointer.wal_frames()[0])
+            time.sleep(0.002)
+        assert rounds  # the thread did start a round, and never finished it
+        assert checkpoint_threads()[0].is_alive()
+        assert most < 3 * LIMIT + 10  # INLINE_PAGES plus one transaction's pages
+    finally:
+        stuck.set()
+        store.close()
+
+
 def test_a_store_that_writes_little_starts_no_thread(tmp_path: Path) -> None:
     with writer(tmp_path / "s.db") as store:
         for n in range(20):

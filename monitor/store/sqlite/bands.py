@@ -49,8 +49,10 @@ def newest_members(conn: sqlite3.Connection, bands: Sequence[int], limit: int) -
     """(band, its newest `limit` member ids) for each of `bands` that has members. Levels with no rows are left
     out of the statement, and bands with no members are dropped before decoding: a cold poll's store has no
     bottom level yet, and most bands of a new post are its own (a third of the seeks and most of the rows)."""
+    if not bands:
+        return
     levels = tuple(level for level in LEVELS if conn.execute(f"SELECT 1 FROM {level} LIMIT 1").fetchone())
-    if not levels or not bands:
+    if not levels:
         return
     for band, ids in conn.execute(newest_per_band_sql(levels), (json.dumps(list(bands)), limit)):
         if ids != "[]":

@@ -1,12 +1,13 @@
 """WAL checkpoints on a thread of their own, so a poll's COMMIT never waits for one.
 
 SQLite's automatic checkpoint runs inside the COMMIT that crosses the WAL limit: it copies every page the WAL holds
-back into the store and fsyncs it. At a million posts that COMMIT took 0.67 s (a poll's others took 6-8 ms), time in
-which the event loop served no other source. Here the writing connection has automatic checkpoints off; after each
-COMMIT, `after_commit` reads how many pages the WAL holds (from the WAL index's header, 100 bytes of the -shm file:
-not the WAL file's size, which stays large after the WAL starts over) and, past `LIMIT_PAGES`, wakes a thread that
-runs a PASSIVE checkpoint on a connection of its own. PASSIVE never waits for a writer and never blocks one, and
-sqlite3 releases the GIL while it works, so polls go on meanwhile on the other core.
+back into the store and fsyncs it. At a million posts that COMMIT took 600-700 ms (a poll's others 1-2 ms;
+`bench/band_levels.py`), time in which the event loop served no other source. Here the writing connection has
+automatic checkpoints off; after each COMMIT, `after_commit` reads how many pages the WAL holds (from the WAL
+index's header, 100 bytes of the -shm file: not the WAL file's size, which stays large after the WAL starts over)
+and, past `LIMIT_PAGES`, wakes a thread that runs a PASSIVE checkpoint on a connection of its own. PASSIVE never
+waits for a writer and never blocks one, and sqlite3 releases the GIL while it works, so polls go on meanwhile on
+the other core.
 
 The WAL file starts over only when a checkpoint has copied all of it before the next write, which a PASSIVE one
 seldom does while polls keep committing. So the thread repeats it until the pages committed meanwhile are a short
@@ -59,7 +60,7 @@ class Checkpointer:
     def after_commit(self) -> None:
         """Called after each COMMIT of `conn`: wake the thread past the limit, checkpoint here far past it."""
         frames, copied = self.wal_frames()
-        if frames < LIMIT_PAGES or copied >= frames:
+        if not _due(frames, copied):
             return
         if frames >= INLINE_PAGES or not self._started():
             with contextlib.suppress(sqlite3.Error):  # busy (the thread is at it): the next COMMIT tries again
@@ -67,13 +68,10 @@ class Checkpointer:
             return
         self._wake.set()
 
-    def _due(self) -> bool:
-        frames, copied = self.wal_frames()
-        return frames >= LIMIT_PAGES and copied < frames
-
     def wal_frames(self) -> tuple[int, int]:
         """(pages in the WAL since it started over, pages of them already copied into the store); (0, 0) when there
-        is no WAL index to read (another connection may just have removed it)."""
+        is no WAL index to read (another connection may just have removed it). Read without SQLite's locks: a read
+        torn by another connection's COMMIT only wakes the thread one COMMIT early or late."""
         try:
             if self._index_fd is None:
                 self._index_fd = os.open(self.index, os.O_RDONLY)
@@ -114,7 +112,7 @@ class Checkpointer:
                 self._wake.clear()
                 if self._stopping:
                     break
-                if not self._due():  # woken by several COMMITs while the last round ran: done by now
+                if not _due(*self.wal_frames()):  # woken by several COMMITs while the last round ran: done by now
                     continue
                 try:
                     self._round(conn)
@@ -134,3 +132,8 @@ class Checkpointer:
             if frames - copied <= TAIL_PAGES:
                 conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
                 return
+
+
+def _due(frames: int, copied: int) -> bool:
+    """Whether the WAL holds enough pages not yet copied into the store for a checkpoint."""
+    return frames >= LIMIT_PAGES and copied < frames
