@@ -48,11 +48,15 @@ ITEMS = 50  # items a feed, as bench/scale_store.py's world serves
 
 
 class TimedConnection:
-    """The store's connection, with the time of each COMMIT added up (every call still runs)."""
+    """The store's connection, with the time of each COMMIT kept (every call still runs)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self.commit_s = 0.0
+        self.commits: list[float] = []
+
+    @property
+    def commit_s(self) -> float:
+        return sum(self.commits)
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
         if sql != "COMMIT":
@@ -61,7 +65,7 @@ class TimedConnection:
         try:
             return self._conn.execute(sql, *args)
         finally:
-            self.commit_s += time.perf_counter() - started
+            self.commits.append(time.perf_counter() - started)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -98,7 +102,15 @@ def trial(store_path: Path, feeds: int, first_feed: int) -> dict[str, Any]:
     store.conn = timed._conn  # type: ignore[attr-defined]
     store.close()
     code = str(Path(sys.modules["monitor"].__file__ or "").parent.parent)  # which side ran (checked by the caller)
-    return {"new": new, "commit_s": timed.commit_s, "save_s": save_s, "cpu_s": cpu_s, "code": code}
+    return {
+        "new": new,
+        "commit_s": timed.commit_s,
+        "longest_commit_s": max(timed.commits, default=0.0),  # one that ran a checkpoint, when any did
+        "median_commit_s": median(timed.commits) if timed.commits else 0.0,
+        "save_s": save_s,
+        "cpu_s": cpu_s,
+        "code": code,
+    }
 
 
 def move_trial(store_path: Path) -> dict[str, Any]:
@@ -278,9 +290,12 @@ def main() -> int:
                     key: median([r[key] / r["new"] * 1e6 for r in runs]) for key in ("commit_s", "save_s", "cpu_s")
                 }
                 every = ", ".join(f"{r['commit_s'] / r['new'] * 1e6:.0f}" for r in runs)
+                longest = ", ".join(f"{r['longest_commit_s'] * 1e3:.0f}" for r in runs)
+                typical = ", ".join(f"{r['median_commit_s'] * 1e3:.1f}" for r in runs)
                 print(
                     f"  {side:5} COMMIT {per[side]['commit_s']:6.0f} µs  save_poll {per[side]['save_s']:6.0f} µs  "
-                    f"CPU {per[side]['cpu_s']:6.0f} µs   (COMMIT each round: {every}; new {runs[0]['new']})"
+                    f"CPU {per[side]['cpu_s']:6.0f} µs   (COMMIT each round: {every}; new {runs[0]['new']})\n"
+                    f"        one poll's COMMIT, ms: longest {longest}; median {typical} (each round)"
                 )
             print(
                 "  this/other: "
