@@ -23,7 +23,8 @@ QUICK: dict[str, list[str]] = {
     "vs_reader": ["vs_reader.py", "--quick"],
     "alert_latency": ["alert_latency.py", "--quick"],
     "store_scale": ["store_scale.py", "--quick"],
-    "near_dup_candidates": ["near_dup_candidates.py", "--quick"],
+    "near_dup_candidates": ["near_dup_candidates.py", "--quick", "--decisions"],
+    "startup_floor": ["startup_floor.py", "--runs", "1"],
     "ingest_bench": ["ingest_bench.py", "--items", "500", "--per-feed", "50"],
     "poll_bench": ["poll_bench.py", "--feeds", "10", "--items", "20", "--hosts", "5"],
 }
