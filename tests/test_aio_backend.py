@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import functools
 import os
-import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import httpcore
 import pytest
 
 from monitor.collectors.aio_backend import AsyncioBackend
+from tests.conftest import refused_port, self_signed
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -32,7 +33,7 @@ def sync(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
 
 
 @contextlib.asynccontextmanager
-async def server(handler: Handler) -> AsyncIterator[int]:
+async def server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
     async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await handler(reader, writer)
@@ -41,7 +42,7 @@ async def server(handler: Handler) -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    srv = await asyncio.start_server(guarded, "127.0.0.1", 0)
+    srv = await asyncio.start_server(guarded, "127.0.0.1", 0, ssl=tls)
     try:
         yield srv.sockets[0].getsockname()[1]
     finally:
@@ -60,13 +61,20 @@ async def read_all(stream: httpcore.AsyncNetworkStream, limit: int) -> bytes:
     raise AssertionError("the stream did not end")
 
 
-def held(release: asyncio.Event) -> Handler:
-    """A server that reads nothing and says nothing, the connection held open until `release` is set."""
+@contextlib.asynccontextmanager
+async def held_open() -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """(port, release) of a server that reads nothing and says nothing, each connection held open until `release`
+    is set (at the latest on leaving, so a failed test leaves no handler waiting)."""
+    release = asyncio.Event()
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(release.wait(), 30)
 
-    return hold
+    async with server(hold) as port:
+        try:
+            yield port, release
+        finally:
+            release.set()
 
 
 def open_fds() -> int:
@@ -88,6 +96,33 @@ async def test_a_large_body_arrives_whole_and_in_order() -> None:
         await asyncio.sleep(0.2)  # let the server fill the buffer before anything is read
         assert await read_all(stream, 10_000) == body
         await stream.aclose()
+
+
+def test_a_large_body_over_tls_arrives_whole_and_in_order(tmp_path: Path) -> None:
+    """The read buffer pauses the connection past its high mark; over TLS, resuming must reach the same transport
+    (the TLS layer's, not the socket's underneath it), or the rest of the body never comes."""
+    cert, key = self_signed(tmp_path, "server")
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    body = os.urandom(8 * 1024 * 1024)
+
+    async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(4)
+        writer.write(body)
+        await writer.drain()
+
+    async def run() -> None:
+        async with server(send, tls=serving) as port:
+            plain = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
+            stream = await plain.start_tls(trusting, server_hostname="127.0.0.1", timeout=10)
+            assert stream.get_extra_info("ssl_object") is not None
+            await stream.write(b"GET!", timeout=10)
+            await asyncio.sleep(0.3)  # let the buffer pass its high mark before anything is read
+            assert await read_all(stream, 10_000) == body
+            await stream.aclose()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
 
 
 @sync
@@ -114,36 +149,27 @@ async def test_a_large_write_waits_for_a_slow_reader_and_arrives_whole() -> None
 
 @sync
 async def test_a_server_that_never_reads_makes_a_write_timeout() -> None:
-    hold = asyncio.Event()
-
-    async with server(held(hold)) as port:
+    async with held_open() as (port, _):
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         with pytest.raises(httpcore.WriteTimeout):
             for _ in range(64):  # bounded: the socket buffers fill within a few MB
                 await stream.write(b"x" * (1 << 20), timeout=0.3)
         await stream.aclose()
-        hold.set()
 
 
 @sync
 async def test_a_silent_server_makes_a_read_timeout() -> None:
-    hold = asyncio.Event()
-
-    async with server(held(hold)) as port:
+    async with held_open() as (port, _):
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         with pytest.raises(httpcore.ReadTimeout):
             await stream.read(100, timeout=0.2)
         await stream.aclose()
-        hold.set()
 
 
 @sync
 async def test_a_refused_port_is_a_connect_error() -> None:
-    with socket.socket() as probe:  # a port nobody listens on: bound, then closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with pytest.raises(httpcore.ConnectError):
-        await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        await AsyncioBackend().connect_tcp("127.0.0.1", refused_port(), timeout=5)
 
 
 @sync
@@ -161,9 +187,7 @@ async def test_end_of_stream_after_a_partial_answer() -> None:
 
 @sync
 async def test_an_idle_connection_closed_by_the_server_reads_as_readable() -> None:
-    close = asyncio.Event()
-
-    async with server(held(close)) as port:
+    async with held_open() as (port, close):
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=10)
         assert stream.get_extra_info("is_readable") is False  # idle and open: reusable
         assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
@@ -180,9 +204,7 @@ async def test_an_idle_connection_closed_by_the_server_reads_as_readable() -> No
 
 @sync
 async def test_a_cancelled_read_leaves_no_descriptor_behind() -> None:
-    hold = asyncio.Event()
-
-    async with server(held(hold)) as port:
+    async with held_open() as (port, _):
         before = open_fds()
         streams = []  # kept: a transport dropped unclosed is closed by the garbage collector, which would hide a leak
         for _ in range(20):
@@ -198,4 +220,3 @@ async def test_a_cancelled_read_leaves_no_descriptor_behind() -> None:
         # The server's 20 ends are still open (it closes them when released, and a client end would then close
         # itself at the end of stream): only the client's ends closed by `aclose` tell.
         assert open_fds() <= before + 20 + 2
-        hold.set()

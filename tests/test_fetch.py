@@ -45,7 +45,7 @@ from monitor.exceptions import (
     UnsupportedAddress,
 )
 from monitor.types import FetchRecord, FetchStatus
-from tests.conftest import NOW, RawServer, refused_port, respond
+from tests.conftest import NOW, RawServer, refused_port, respond, self_signed
 
 LIMITS = RequestLimits(
     timeout=timedelta(seconds=5), max_bytes=100_000, user_agent="monitor-test/1.0 (+t)", robots=False
@@ -531,29 +531,13 @@ def test_address_kinds(address: str, kind: str | None) -> None:
     assert address_kind(ipaddress.ip_address(address)) == kind
 
 
-def _self_signed(tmp_path: Any, name: str) -> tuple[Any, Any]:
-    """A self-signed certificate for 127.0.0.1 and its key (openssl)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a certificate with")
-    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
-
-
 def _https_server(tmp_path: Any) -> tuple[Any, str, Any]:
     """A TLS server on 127.0.0.1 with a certificate of its own (openssl), answering every GET with "tls ok"."""
     import http.server
     import ssl
     import threading
 
-    cert, key = _self_signed(tmp_path, "server")
+    cert, key = self_signed(tmp_path, "server")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -586,7 +570,7 @@ def test_https_is_verified_with_the_roots_loaded_at_the_first_handshake(
         fetch_module._tls_context.cache_clear()
         ok, _ = fetch(url)
         assert ok.status == 200 and ok.body == b"tls ok"
-        monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp_path, "another")[0]))
+        monkeypatch.setenv("SSL_CERT_FILE", str(self_signed(tmp_path, "another")[0]))
         fetch_module._tls_context.cache_clear()
         refused, records = fetch(url)
         assert isinstance(refused, NetworkError) and "certificate" in str(refused).lower()

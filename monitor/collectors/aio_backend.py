@@ -32,7 +32,11 @@ def _mapped(timeout_error: type[Exception], os_error: type[Exception]) -> Iterat
 
 
 class _Protocol(asyncio.Protocol):
-    """Received bytes in a buffer, end of stream and errors remembered, and a waiter for each direction."""
+    """Received bytes in a buffer, end of stream and errors remembered, and a waiter for each direction.
+
+    Reading pauses and resumes the socket's own transport, the one `connection_made` gave, also under TLS (the TLS
+    layer above it then waits for bytes). Both through here: pausing the socket's transport and resuming the TLS
+    layer's left the socket paused for good, and a large TLS body ended in a read timeout."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -74,6 +78,15 @@ class _Protocol(asyncio.Protocol):
             self._writable.set_result(None)
         self._writable = None
 
+    def take(self, max_bytes: int) -> bytes:
+        """Up to `max_bytes` from the buffer; reading resumes once the buffer is down to half its high mark."""
+        data = bytes(self.buffer[:max_bytes])
+        del self.buffer[:max_bytes]
+        if self.paused_reading and len(self.buffer) <= _READ_HIGH // 2 and self.transport is not None:
+            self.paused_reading = False
+            self.transport.resume_reading()
+        return data
+
     def _wake_reader(self) -> None:
         if self._readable is not None and not self._readable.done():
             self._readable.set_result(None)
@@ -104,12 +117,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 async with asyncio.timeout(timeout):
                     await protocol.wait_readable()
         if protocol.buffer:
-            data = bytes(protocol.buffer[:max_bytes])
-            del protocol.buffer[:max_bytes]
-            if protocol.paused_reading and len(protocol.buffer) <= _READ_HIGH // 2:
-                protocol.paused_reading = False
-                self.transport.resume_reading()
-            return data
+            return protocol.take(max_bytes)
         if protocol.error is not None:
             raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__) from protocol.error
         return b""
