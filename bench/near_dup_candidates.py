@@ -33,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,29 +50,10 @@ def candidates(path: Path, sample: int) -> dict[str, Any]:
     try:
         posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
         every = band_union(conn)
-        ids = [
-            r[0] for r in conn.execute("SELECT post_id FROM post_signatures ORDER BY post_id DESC LIMIT ?", (sample,))
-        ]
-        marks = ",".join("?" * len(ids))
-        bands: dict[int, list[int]] = defaultdict(list)
-        for band, post_id in conn.execute(f"SELECT band, post_id FROM {every} WHERE post_id IN ({marks})", ids):
-            bands[post_id].append(band)
         counts, capped = [], []
-        for post_id in ids:
-            found: set[int] = set()
-            compared: set[int] = set()
-            for band in bands[post_id]:
-                members = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT post_id FROM {every} WHERE band = ? AND post_id < ? ORDER BY post_id DESC",
-                        (band, post_id),
-                    )
-                ]
-                found.update(members)
-                compared.update(members[:BAND_CANDIDATES])
-            counts.append(len(found))
-            capped.append(len(compared))
+        for _, per_band in sampled(conn, every, sample):
+            counts.append(len({i for members in per_band for i in members}))
+            capped.append(len({i for members in per_band for i in members[:BAND_CANDIDATES]}))
         top = conn.execute(f"SELECT count(*) AS n FROM {every} GROUP BY band ORDER BY n DESC LIMIT 5").fetchall()
         rows, distinct = conn.execute(f"SELECT count(*), count(DISTINCT band) FROM {every}").fetchone()
     finally:
@@ -99,19 +81,17 @@ def band_union(conn: sqlite3.Connection) -> str:
     return "(" + " UNION ALL ".join(f"SELECT band, post_id FROM {level}" for level in levels) + ")"
 
 
-def decisions(path: Path, sample: int, caps: list[int]) -> dict[str, Any]:
-    """The store's clustering rule on each sampled post's candidates, under each cap and with none (see above)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        every = band_union(conn)
-        ids = [
-            r[0] for r in conn.execute("SELECT post_id FROM post_signatures ORDER BY post_id DESC LIMIT ?", (sample,))
-        ]
-        outcome = {cap: {"own": 0, "other": 0, "missed": 0} for cap in [*caps, 0]}  # 0: no cap
-        reachable = 0
-        for post_id in ids:
-            bands = [r[0] for r in conn.execute(f"SELECT band FROM {every} WHERE post_id = ?", (post_id,))]
-            per_band = [  # each band's older members, newest first
+def sampled(conn: sqlite3.Connection, every: str, sample: int) -> Iterator[tuple[int, list[list[int]]]]:
+    """The `sample` newest signed posts, each with its bands' members stored before it (per band, newest first)."""
+    ids = [r[0] for r in conn.execute("SELECT post_id FROM post_signatures ORDER BY post_id DESC LIMIT ?", (sample,))]
+    marks = ",".join("?" * len(ids))
+    bands: dict[int, list[int]] = defaultdict(list)
+    for band, post_id in conn.execute(f"SELECT band, post_id FROM {every} WHERE post_id IN ({marks})", ids):
+        bands[post_id].append(band)
+    for post_id in ids:
+        yield (
+            post_id,
+            [
                 [
                     r[0]
                     for r in conn.execute(
@@ -119,8 +99,19 @@ def decisions(path: Path, sample: int, caps: list[int]) -> dict[str, Any]:
                         (band, post_id),
                     )
                 ]
-                for band in bands
-            ]
+                for band in bands[post_id]
+            ],
+        )
+
+
+def decisions(path: Path, sample: int, caps: list[int]) -> dict[str, Any]:
+    """The store's clustering rule on each sampled post's candidates, under each cap and with none (see above)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        every = band_union(conn)
+        outcome = {cap: {"own": 0, "other": 0, "missed": 0} for cap in [*caps, 0]}  # 0: no cap
+        reachable = 0
+        for post_id, per_band in sampled(conn, every, sample):
             union = sorted({i for members in per_band for i in members})
             marks = ",".join("?" * (len(union) + 1))
             rows = conn.execute(
@@ -147,7 +138,7 @@ def decisions(path: Path, sample: int, caps: list[int]) -> dict[str, Any]:
                     counts["missed"] += 1
     finally:
         conn.close()
-    return {"sampled": len(ids), "reachable": reachable, "outcome": outcome}
+    return {"reachable": reachable, "outcome": outcome}
 
 
 def print_decisions(sizes: list[int], facts: dict[int, dict[str, Any]], sample: int, caps: list[int]) -> None:
