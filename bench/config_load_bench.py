@@ -10,7 +10,7 @@ Telegram, Mastodon, Reddit), two topics and an alerts block, then times, alterna
 - `after`: `parse_config` as it is (one parse with libyaml's composer where PyYAML has it);
 - `after, pure loader`: the same with the pure-Python composer forced (PyYAML built without libyaml).
 
-The validation (pydantic) is the same in every case: `before` differs only in how the YAML is read.
+The validation (monitor.schema) is the same in every case: `before` differs only in how the YAML is read.
 Prints the median per load and the ratios against `before` measured in the same run.
 """
 
@@ -126,7 +126,7 @@ def main() -> None:
     }
     same: list[Any] = [reader(text).data for reader in readers.values()]
     assert all(data == same[0] for data in same), "the readers disagree on the data"
-    timed(text, yamldoc.read_yaml)  # warm-up: imports, pydantic's first validation
+    timed(text, yamldoc.read_yaml)  # warm-up: imports, the first validation
     times: dict[str, list[float]] = {name: [] for name in readers}
     for _ in range(args.rounds):
         for name, reader in readers.items():

@@ -32,7 +32,7 @@ HEAVY = (
     "lxml",
     "selectolax",
     "apscheduler",
-    "pydantic",
+    "msgspec",
     "yaml",
     "sqlite_utils",
     "ahocorasick",

@@ -12,7 +12,7 @@ mostly the code of what it imported. This prints, for the modules a cold `monito
 below, and everything they import), each third-party package's cost over the standard-library modules the poll
 loads anyway: the wall time of importing it in a fresh interpreter (median of --runs) and the proportional set
 size (Pss) it adds. Then the same for monitor's own modules, over all of that. A package's figure includes the
-packages only it pulls in (pydantic: pydantic_core, annotated_types; httpx: httpcore, h11, anyio, ...).
+packages only it pulls in (httpx: httpcore, h11, anyio, ...).
 
 This is the floor a command starts from: a re-poll cannot take less than the imports it keeps, and a poll's peak
 memory not less than the packages it needs. Read against bench/vs_reader.py's figures, it says which packages

@@ -11,36 +11,29 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+import msgspec
 
 from monitor import __version__
 from monitor.exceptions import ConfigError
 from monitor.match import term_problem
+from monitor.schema import Before, InvalidError, Parse, Section, validate
 from monitor.types import StoreURL, TopicSpec
 from monitor.units import parse_duration, parse_size
 from monitor.yamldoc import read_yaml
 from monitor.yamldoc import where as _where
 
+S = TypeVar("S", bound=Section)
 DEFAULT_USER_AGENT = f"monitor/{__version__} (public media monitor; set defaults.user_agent to your contact)"
 SOURCE_NAME = re.compile(r"^[a-z0-9_-]+$")
 # Below this interval a public host may see the poller as abusive: accepted, with a warning.
 POLITE_INTERVAL = timedelta(seconds=60)
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[timedelta, Parse(parse_duration)]
+Size = Annotated[int, Parse(parse_size)]
 
 
 def _timezone_name(value: object) -> str:
@@ -51,20 +44,31 @@ def _timezone_name(value: object) -> str:
     return str(value)
 
 
-TimeZoneName = Annotated[str, BeforeValidator(_timezone_name)]
+TimeZoneName = Annotated[str, Parse(_timezone_name)]
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo must not pass silently."""
+def _source_name(value: object) -> str:
+    if not isinstance(value, str) or not SOURCE_NAME.match(value):
+        raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
+    return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _source_url(value: object) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^\s/]+", value.strip(), re.IGNORECASE):
+        raise ValueError(f"{value!r} is not an http(s) address")
+    return value.strip()
 
 
-class Defaults(_Strict):
+SourceName = Annotated[str, Parse(_source_name)]
+SourceURL = Annotated[str, Parse(_source_url)]
+PerHost = Annotated[int, msgspec.Meta(ge=1, le=32)]
+
+
+class Defaults(Section, frozen=True, kw_only=True):
     interval: Duration = timedelta(minutes=15)
     timeout: Duration = timedelta(seconds=30)
     max_bytes: Size = 10_000_000
-    per_host: int = Field(default=2, ge=1, le=32)
+    per_host: PerHost = 2
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
     # Redirects to, and addresses of, private and loopback hosts are followed by default: the operator
@@ -72,13 +76,13 @@ class Defaults(_Strict):
     allow_private: bool = True
 
 
-class SourceBase(_Strict):
-    """Keys every source type accepts; fetch settings fall back to `defaults`. A source type adds its own
-    keys in a subclass (with `crawls_pages` False for an API, which robots.txt does not govern)."""
+class SourceBase(Section, frozen=True, kw_only=True):
+    """Keys every source type accepts; fetch settings fall back to `defaults` (`with_defaults`). A source type
+    adds its own keys in a subclass (with `crawls_pages` False for an API, which robots.txt does not govern)."""
 
-    name: str
+    name: SourceName
     type: str
-    url: str | None = None
+    url: SourceURL | None = None
     interval: Duration
     timeout: Duration
     max_bytes: Size
@@ -88,37 +92,22 @@ class SourceBase(_Strict):
     enabled: bool = True  # false: kept in the config and the store, not polled
     crawls_pages: ClassVar[bool] = True  # robots.txt applies by default (API types set False)
 
-    @model_validator(mode="before")
     @classmethod
-    def _fill_defaults(cls, data: Any, info: ValidationInfo) -> Any:
-        defaults = (info.context or {}).get("defaults")
-        if isinstance(data, dict) and isinstance(defaults, Defaults):
-            for key in ("interval", "timeout", "max_bytes", "user_agent", "allow_private"):
-                data.setdefault(key, getattr(defaults, key))
-            # robots.txt governs crawlers of web pages; an API endpoint is governed by its API terms and
-            # rate-limit headers (which the API collectors obey), so API types consult it only on request.
-            data.setdefault("robots", defaults.robots and cls.crawls_pages)
-        return data
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not SOURCE_NAME.match(value):
-            raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value.strip(), re.IGNORECASE):
-            raise ValueError(f"{value!r} is not an http(s) address")
-        return value.strip() if value else value
+    def with_defaults(cls, data: dict[str, Any], defaults: Defaults) -> dict[str, Any]:
+        """The raw mapping of a source with the fetch settings it leaves out taken from `defaults`."""
+        filled = dict(data)
+        for key in ("interval", "timeout", "max_bytes", "user_agent", "allow_private"):
+            filled.setdefault(key, getattr(defaults, key))
+        # robots.txt governs crawlers of web pages; an API endpoint is governed by its API terms and
+        # rate-limit headers (which the API collectors obey), so API types consult it only on request.
+        filled.setdefault("robots", defaults.robots and cls.crawls_pages)
+        return filled
 
 
 # Every source type's model subclasses SourceBase and lives beside its collector (monitor/collectors/<type>.py);
 # the registry there (monitor.collectors.SOURCE_TYPES) names them, and `load_config` takes its models.
 SourceConfig = SourceBase
-SourceSection = _Strict  # base of a mapping nested in a source (html's `fields`): unknown keys are errors
+SourceSection = Section  # base of a mapping nested in a source (html's `fields`): unknown keys are errors
 SourceModels = Mapping[str, type[SourceBase]]  # source type name -> its config model
 
 
@@ -140,11 +129,11 @@ def _alert_kind(value: object) -> str:
     return str(value)
 
 
-def _known_topic(value: object, info: ValidationInfo) -> str:
+def _known_topic(value: object, context: Mapping[str, Any]) -> str:
     """A topic named in routing must be configured (the builder passes the names in the context)."""
     if not isinstance(value, str):
         raise ValueError("a topic name must be text")
-    known = (info.context or {}).get("topics")
+    known = context.get("topics")
     if known is not None and value not in known:
         raise ValueError(f"unknown topic {value!r} (known: {', '.join(sorted(known)) or 'none'})")
     return value
@@ -173,114 +162,119 @@ def _http_base(value: object) -> str:
     return value.strip().rstrip("/")
 
 
-EmailAddress = Annotated[str, BeforeValidator(_address)]
-AlertKind = Annotated[str, BeforeValidator(_alert_kind)]
-TopicName = Annotated[str, BeforeValidator(_known_topic)]
-EnvName = Annotated[str, BeforeValidator(_env_name)]
-HttpBase = Annotated[str, BeforeValidator(_http_base)]
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
 
 
-class _Routed(_Strict):
+def _some(value: object) -> object:
+    if isinstance(value, list) and not value:
+        raise ValueError("an empty list would route nothing here: list some, or leave the key out for all")
+    return value
+
+
+def _at_least_one(value: object) -> object:
+    if isinstance(value, list) and not value:
+        raise ValueError("give at least one address")
+    return value
+
+
+EmailAddress = Annotated[str, Parse(_address)]
+AlertKind = Annotated[str, Parse(_alert_kind)]
+TopicName = Annotated[str, Parse(_known_topic, context=True)]
+EnvName = Annotated[str, Parse(_env_name)]
+HttpBase = Annotated[str, Parse(_http_base)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class _Routed(Section, frozen=True, kw_only=True):
     """Which alerts a channel takes: `None` is every topic (or kind), a tuple limits it to those."""
 
-    topics: tuple[TopicName, ...] | None = None
-    kinds: tuple[AlertKind, ...] | None = None
-
-    @field_validator("topics", "kinds")
-    @classmethod
-    def _not_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if value is not None and not value:
-            raise ValueError("an empty list would route nothing here: list some, or leave the key out for all")
-        return value
+    topics: Annotated[tuple[TopicName, ...], Before(_some)] | None = None
+    kinds: Annotated[tuple[AlertKind, ...], Before(_some)] | None = None
 
 
-class EmailConfig(_Routed):
+class EmailConfig(_Routed, frozen=True, kw_only=True):
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535)  # default by tls: 25, 587 (starttls), 465 (ssl)
+    port: Port | None = None  # default by tls: 25, 587 (starttls), 465 (ssl)
     tls: Literal["none", "starttls", "ssl"] = "none"
     username: str | None = None
     password_env: str | None = "MONITOR_SMTP_PASSWORD"
     sender: EmailAddress
-    to: list[EmailAddress] = Field(min_length=1)
+    to: Annotated[tuple[EmailAddress, ...], Before(_one_or_many), Before(_at_least_one)]
     timeout: Duration = timedelta(seconds=30)
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @property
     def effective_port(self) -> int:
         return self.port or {"none": 25, "starttls": 587, "ssl": 465}[self.tls]
 
 
-class NotifyChannel(_Routed):
+def _channel_name(value: object) -> str:
+    if not isinstance(value, str) or not CHANNEL_NAME.match(value):
+        raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
+    if value == "email":
+        raise ValueError("'email' is the channel of alerts.email; give this one another name")
+    return value
+
+
+ChannelName = Annotated[str, Parse(_channel_name)]
+
+
+class NotifyChannel(_Routed, frozen=True, kw_only=True):
     """One more channel through Apprise; its URL (with its tokens) is read from the environment where it is used."""
 
-    name: str  # unique, [a-z0-9_-]; the `deliveries.channel` of its rows
+    name: ChannelName  # unique, [a-z0-9_-]; the `deliveries.channel` of its rows
     url_env: EnvName  # the environment variable holding the Apprise URL
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not CHANNEL_NAME.match(value):
-            raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
-        if value == "email":
-            raise ValueError("'email' is the channel of alerts.email; give this one another name")
-        return value
 
-
-class CampaignConfig(_Strict):
+class CampaignConfig(Section, frozen=True, kw_only=True):
     """A near-duplicate cluster spread by `min_voices` voices within `within` of its first post is an alert.
 
     Defaults chosen on bench/campaigns.py (README, "Campaign alerts"): 4 voices within 10 min found every
     generated campaign with 7x fewer false campaigns from wire copy and press releases than 3 within 30 min."""
 
-    min_voices: int = Field(default=4, ge=2)  # distinct (source, author) voices
+    min_voices: Annotated[int, msgspec.Meta(ge=2)] = 4  # distinct (source, author) voices
     within: Duration = timedelta(minutes=10)
     topics_only: bool = True  # only clusters with at least one post matching a topic
 
 
-class AlertsConfig(_Strict):
+_DIGEST_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _digest_time(value: object) -> str:
+    """HH:MM. YAML reads an unquoted 08:00 as a sexagesimal integer (480): taken back as a time."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    if not isinstance(value, str) or not _DIGEST_TIME.match(value):
+        raise ValueError(f"{value!r} is not a time of day such as 08:00")
+    return value
+
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class AlertsConfig(Section, frozen=True, kw_only=True):
     window: Duration = timedelta(hours=1)
     baseline: Duration = timedelta(days=7)
-    min_count: int = Field(default=3, ge=1)
+    min_count: Positive = 3
     cooldown: Duration = timedelta(hours=6)
-    digest: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest: Annotated[str, Parse(_digest_time)] | None = None
     timezone: TimeZoneName = "UTC"
-    max_attempts: int = Field(default=8, ge=1, le=100)  # delivery tries before an alert is `failed`
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8  # delivery tries before an alert is `failed`
     email: EmailConfig | None = None
-    notify: tuple[NotifyChannel, ...] = ()
+    notify: tuple[NotifyChannel, ...] = ()  # `notify: null` in the file is read as no channels
     campaign: CampaignConfig | None = CampaignConfig()  # `campaign: null` in the file turns campaign alerts off
-    link_base: Annotated[str, BeforeValidator(_http_base)] | None = (
-        None  # where `monitor serve` runs, no `/` at the end
-    )
+    link_base: HttpBase | None = None  # where `monitor serve` runs, no `/` at the end
 
-    @field_validator("digest", mode="before")
-    @classmethod
-    def _digest_text(cls, value: object) -> object:
-        # YAML reads an unquoted 08:00 as a sexagesimal integer (480); take it back as a time.
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
-            return f"{value // 60:02d}:{value % 60:02d}"
-        return value
-
-    @field_validator("notify", mode="before")
-    @classmethod
-    def _no_channels(cls, value: object) -> object:
-        return () if value is None else value
-
-    @model_validator(mode="after")
-    def _baseline_longer(self) -> AlertsConfig:
+    def __post_init__(self) -> None:
         if self.baseline < self.window:
             raise ValueError("baseline must be at least as long as window")
-        return self
 
 
-class HealthConfig(_Strict):
-    failures: int = Field(default=5, ge=1)
+class HealthConfig(Section, frozen=True, kw_only=True):
+    failures: Positive = 5
 
 
-class Config(_Strict):
+class Config(Section, frozen=True, kw_only=True):
     """The whole validated configuration. `store` is an absolute path (relative paths are from the config file)
     or a PostgreSQL URL."""
 
@@ -366,18 +360,17 @@ class _Builder:
     def error(self, loc: tuple[str | int, ...], message: str) -> None:
         self.problems.append(f"{_where(loc, self.lines)}: {message}")
 
-    def section(self, model: type[BaseModel], key: str, context: Mapping[str, Any] | None = None) -> Any:
+    def section(self, model: type[S], key: str, context: Mapping[str, Any] | None = None) -> S | None:
         raw = self.data.get(key)
         try:
-            return model.model_validate(raw if raw is not None else {}, context=dict(context or {}))
-        except ValidationError as exc:
+            return validate(model, raw if raw is not None else {}, context)
+        except InvalidError as exc:
             self._report(exc, (key,))
             return None
 
-    def _report(self, exc: ValidationError, prefix: tuple[str | int, ...]) -> None:
-        for err in exc.errors():
-            loc = prefix + tuple(err["loc"])
-            self.error(loc, _message(err))
+    def _report(self, exc: InvalidError, prefix: tuple[str | int, ...]) -> None:
+        for loc, message in exc.problems:
+            self.error(prefix + loc, message)
 
     def build(self, base_dir: Path, path: Path | None) -> Config | None:
         for key in self.data:
@@ -406,8 +399,10 @@ class _Builder:
         """The alerts section; topics named in routing must be keys of `topics` (checked when there are any)."""
         raw_topics = self.data.get("topics")
         names = {str(name) for name in raw_topics} if isinstance(raw_topics, dict) and raw_topics else None
-        alerts: AlertsConfig | None = self.section(AlertsConfig, "alerts", {"topics": names})
         raw = self.data.get("alerts")
+        if isinstance(raw, dict) and "notify" in raw and raw["notify"] is None:
+            self.data["alerts"] = {k: v for k, v in raw.items() if k != "notify"}  # `notify:` left empty: none
+        alerts: AlertsConfig | None = self.section(AlertsConfig, "alerts", {"topics": names})
         channels = raw.get("notify") if isinstance(raw, dict) else None
         first: dict[str, int] = {}  # checked on the raw list, so that it is reported with the other problems
         for index, channel in enumerate(channels if isinstance(channels, list) else []):
@@ -501,8 +496,8 @@ class _Builder:
                 self.error((*loc, "type"), f"{what} (supported: {supported})")
                 continue
             try:
-                source = model.model_validate(dict(item), context={"defaults": defaults})
-            except ValidationError as exc:
+                source = validate(model, model.with_defaults(item, defaults))
+            except InvalidError as exc:
                 self._report(exc, loc)
                 continue
             if source.interval < POLITE_INTERVAL and _public(source.url or "https://t.me/"):
@@ -536,13 +531,3 @@ def _public(url: str) -> bool:
     except ValueError:
         return True
     return not (address.is_loopback or address.is_private or address.is_link_local)
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(err.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")

@@ -2,7 +2,7 @@
 
 A worker is `python -c "from monitor.workerproc import serve; serve()"`. This module imports only the standard
 library (and monitor.exceptions), and a job imports what it needs when it comes: a worker that only parses feeds
-loads lxml, not asyncio, ssl, pydantic or numpy, and stays a small second process. Its matcher (for preparing
+loads lxml, not asyncio, ssl, msgspec or numpy, and stays a small second process. Its matcher (for preparing
 posts) is built when the main process first sends it the topics, before the first batch to prepare.
 """
 

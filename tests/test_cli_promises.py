@@ -103,7 +103,7 @@ def test_an_unknown_topic_is_exit_2_naming_the_known_ones(topics_config: Path, c
     assert known.returncode == 0, known.stderr
 
 
-HEAVY = {"rich", "numpy", "matplotlib", "httpx", "lxml", "selectolax", "apscheduler", "pydantic", "yaml", "asyncio"}
+HEAVY = {"rich", "numpy", "matplotlib", "httpx", "lxml", "selectolax", "apscheduler", "msgspec", "yaml", "asyncio"}
 
 
 def imported_packages(*args: str, cwd: Path) -> set[str]:
@@ -127,5 +127,5 @@ def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
 
 def test_status_as_json_needs_neither_rich_nor_the_fetcher(topics_config: Path) -> None:
     loaded = imported_packages("--config", str(topics_config), "status", "--format", "json", cwd=topics_config.parent)
-    assert {"pydantic", "yaml"} <= loaded  # it reads the config ...
+    assert {"msgspec", "yaml"} <= loaded  # it reads the config ...
     assert loaded & {"rich", "httpx", "matplotlib", "apscheduler", "asyncio", "lxml", "selectolax"} == set()

@@ -40,6 +40,7 @@ from monitor.collectors.selectors import FieldSpec, parse_spec
 from monitor.exceptions import ConfigError, FetchError
 from monitor.match import Matcher
 from monitor.pipeline import limits_of, run_source
+from monitor.schema import validate
 from monitor.store.sqlite import SqliteStore
 from monitor.types import Collected, FetchRecord, RawItem, SourceState
 from tests.conftest import CORPUS, NOW, make_config
@@ -454,7 +455,8 @@ html_soup = st.lists(
 
 @given(html_soup)
 def test_any_page_parses_without_raising(html: str) -> None:
-    source = HtmlSource.model_validate(
+    source = validate(
+        HtmlSource,
         {
             "name": "s",
             "type": "html",
@@ -469,7 +471,7 @@ def test_any_page_parses_without_raising(html: str) -> None:
             "next": "a",
             "fields": {"title": "h2", "text": ".post", "link": "a", "published": "time", "author": "@id"},
             "comments": {"items": "li.c", "fields": {"text": "li", "link": "@id"}},
-        }
+        },
     )
     page = parse_page(html, "https://h.kz/p", source, NOW)
     assert page.comments <= len(page.items)

@@ -464,11 +464,11 @@ def test_notify_channels_in_order_with_their_routes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ("{min_voices: 1}", "alerts.campaign.min_voices (line 5): Input should be greater than or equal to 2"),
+        ("{min_voices: 1}", "alerts.campaign.min_voices (line 5): expected a whole number >= 2, got 1"),
         ("{within: 5 parsecs}", "alerts.campaign.within (line 5): expected a duration"),
-        ("{topics_only: maybe}", "alerts.campaign.topics_only (line 5): Input should be a valid boolean"),
+        ("{topics_only: maybe}", "alerts.campaign.topics_only (line 5): expected true or false, got 'maybe'"),
         ("{voices: 3}", "alerts.campaign.voices (line 5): unknown key"),
-        ("yes", "alerts.campaign (line 5): Input should be a valid dictionary"),
+        ("yes", "alerts.campaign (line 5): expected a mapping, got true"),
     ],
 )
 def test_campaign_settings_are_validated(tmp_path: Path, value: str, problem: str) -> None:

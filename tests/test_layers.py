@@ -15,6 +15,7 @@ LAYERS = {
     "types": 0,
     "exceptions": 0,
     "units": 1,
+    "schema": 1,
     "config": 1,
     "yamldoc": 1,
     "normalize": 1,
@@ -61,7 +62,7 @@ LAYERS = {
 }
 # Components of one layer that may use each other.
 SIBLINGS = {frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
-# One module per source type: its config model (pydantic) beside its collector, registered in collectors/__init__.
+# One module per source type: its config model (schema.Section) beside its collector, in collectors/__init__.
 SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", "mastodon", "reddit", "vk")}
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
@@ -80,7 +81,7 @@ OWNERS = {
     "procrastinate": {"scaleout.queue"},
     "click": {"cli"},
     "yaml": {"yamldoc"},
-    "pydantic": {"config", *SOURCE_MODULES},
+    "msgspec": {"schema", "config", *SOURCE_MODULES},  # config sections; the source types give bounds (msgspec.Meta)
     "smtplib": {"mail"},
     "apprise": {"notify"},
     "matplotlib": {"charts"},

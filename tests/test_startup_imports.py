@@ -60,14 +60,14 @@ print(json.dumps({"names": names, "before": before, "model": model.__name__,
 
 def test_a_worker_process_that_parses_loads_no_event_loop_tls_config_or_numpy() -> None:
     """What the worker process imports to parse a feed (monitor.workerproc, the parser): lxml, not asyncio, ssl,
-    pydantic or numpy, which it never uses (each is megabytes of a second process)."""
+    msgspec or numpy, which it never uses (each is megabytes of a second process)."""
     probe = """
 import json, sys
 import monitor.workerproc
 from monitor.collectors.feedparse import parse_feed
 parse_feed(b"<rss><channel><item><title>t</title><link>https://x.example/1</link></item></channel></rss>",
            url="https://x.example/feed", content_type="application/rss+xml")
-print(json.dumps(sorted(m for m in ("asyncio", "ssl", "pydantic", "numpy", "yaml", "httpx") if m in sys.modules)))
+print(json.dumps(sorted(m for m in ("asyncio", "ssl", "msgspec", "numpy", "yaml", "httpx") if m in sys.modules)))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(done.stdout) == []

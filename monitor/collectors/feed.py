@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from monitor.config import SourceBase
+from monitor.config import SourceBase, SourceURL
 from monitor.types import Collected, SourceState
 
 if TYPE_CHECKING:
     from monitor.collectors.fetch import Session
 
 
-class FeedSource(SourceBase):
+class FeedSource(SourceBase, frozen=True, kw_only=True):
     """`type: feed`: an RSS, Atom or JSON Feed address."""
 
-    url: str
+    url: SourceURL
 
 
 ACCEPT = (

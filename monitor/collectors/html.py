@@ -52,11 +52,11 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urldefrag
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+import msgspec
 
 from monitor.collectors.decode import Decoded, decode, gunzip_if_gzip
 from monitor.collectors.links import absolute_url
@@ -71,10 +71,11 @@ from monitor.collectors.selectors import (
     selector_problem,
     spec_text,
 )
-from monitor.config import SourceBase, SourceSection, TimeZoneName
+from monitor.config import SourceBase, SourceSection, SourceURL, TimeZoneName
 from monitor.dates import parse_date
 from monitor.exceptions import FetchError, ParseError
 from monitor.normalize import canonical_url
+from monitor.schema import Parse
 from monitor.types import Collected, RawItem, SourceState
 
 if TYPE_CHECKING:  # selectolax and httpx are loaded to poll, not to read the config
@@ -97,64 +98,51 @@ _HTML_TYPES = ("html", "xml", "text/plain")
 # --- the source's configuration -----------------------------------------------------------------------
 
 
-def _selector(spec: str | None, *, allow_self: bool = False) -> str | None:
-    """A pydantic validator's body: the spec unchanged, or ValueError naming the invalid selector."""
-    if spec is None:
-        return None
+def _selector(spec: object, *, allow_self: bool = False) -> str:
+    """The spec unchanged, or ValueError naming what is wrong with the selector."""
+    if not isinstance(spec, str):
+        raise ValueError(f"expected a CSS selector, got {spec!r}")
     problem = selector_problem(spec, allow_self=allow_self)
     if problem:
         raise ValueError(problem)
     return spec
 
 
-class HtmlFields(SourceSection):
+Selector = Annotated[str, Parse(_selector)]
+FieldSelector = Annotated[str, Parse(lambda spec: _selector(spec, allow_self=True))]  # may be "@attr" alone
+
+
+class HtmlFields(SourceSection, frozen=True, kw_only=True):
     """CSS selectors relative to one item; `"sel @attr"` reads an attribute, `"@attr"` the item's own."""
 
-    title: str | None = None
-    text: str | None = None
-    link: str | None = None
-    published: str | None = None
-    author: str | None = None
-
-    @field_validator("title", "text", "link", "published", "author")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        return _selector(value, allow_self=True)
+    title: FieldSelector | None = None
+    text: FieldSelector | None = None
+    link: FieldSelector | None = None
+    published: FieldSelector | None = None
+    author: FieldSelector | None = None
 
 
-class CommentsBlock(SourceSection):
-    items: str
+class CommentsBlock(SourceSection, frozen=True, kw_only=True):
+    items: Selector
     fields: HtmlFields
 
-    @field_validator("items")
-    @classmethod
-    def _compiles(cls, value: str) -> str | None:
-        return _selector(value)
 
-
-class HtmlSource(SourceBase):
+class HtmlSource(SourceBase, frozen=True, kw_only=True):
     """`type: html`: posts read from a page (or the pages it links to) with CSS selectors."""
 
-    url: str
-    items: str
+    url: SourceURL
+    items: Selector
     fields: HtmlFields
-    follow: str | None = None  # selector of links to open; items/fields/comments then apply to each page
+    follow: Selector | None = None  # selector of links to open; items/fields/comments then apply to each page
     comments: CommentsBlock | None = None
-    next: str | None = None  # selector of the "next page" link
-    max_pages: int = Field(default=3, ge=1, le=100)  # listing pages per poll (with `next`)
-    max_follow: int = Field(default=20, ge=1, le=500)  # linked pages opened per poll (with `follow`)
+    next: Selector | None = None  # selector of the "next page" link
+    max_pages: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3  # listing pages per poll (with `next`)
+    max_follow: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20  # linked pages opened per poll (with `follow`)
     timezone: TimeZoneName = "UTC"  # for scraped dates without an offset
 
-    @field_validator("items", "follow", "next")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        return _selector(value)
-
-    @model_validator(mode="after")
-    def _has_content(self) -> HtmlSource:
+    def __post_init__(self) -> None:
         if not (self.fields.title or self.fields.text):
             raise ValueError("fields: give at least a `title` or a `text` selector")
-        return self
 
 
 # --- pure parsing -----------------------------------------------------------------------------------

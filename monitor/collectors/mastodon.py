@@ -35,7 +35,7 @@ from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.jsonapi import describe, load_json, text_or_none
 from monitor.collectors.links import same_origin
 from monitor.collectors.paging import Pages
-from monitor.config import SourceBase
+from monitor.config import SourceBase, SourceURL
 from monitor.dates import parse_date
 from monitor.exceptions import ParseError
 from monitor.types import Collected, RawItem, SourceState
@@ -57,11 +57,11 @@ __all__ = [
 ]
 
 
-class MastodonSource(SourceBase):
+class MastodonSource(SourceBase, frozen=True, kw_only=True):
     """`type: mastodon`: a hashtag timeline, an account's statuses or /api/v2/search, on any instance."""
 
     crawls_pages: ClassVar[bool] = False
-    url: str
+    url: SourceURL
 
 
 PAGE_LIMIT = 40  # the API's maximum page size for statuses

@@ -28,15 +28,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field
+import msgspec
 
 from monitor.collectors.htmltext import html_to_text, tidy_text
 from monitor.collectors.jsonapi import describe, epoch_time, load_json, number, text_or_none
 from monitor.collectors.paging import Pages
-from monitor.config import SourceBase
+from monitor.config import SourceBase, SourceURL
 from monitor.exceptions import ParseError
 from monitor.types import Collected, RawItem, SourceState
 
@@ -59,13 +59,13 @@ __all__ = [
 ]
 
 
-class RedditSource(SourceBase):
+class RedditSource(SourceBase, frozen=True, kw_only=True):
     """`type: reddit`: a listing or search `.json` address; `comments` also reads new comment threads."""
 
     crawls_pages: ClassVar[bool] = False
-    url: str
+    url: SourceURL
     comments: bool = False
-    max_comment_threads: int = Field(default=10, ge=1, le=100)
+    max_comment_threads: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
 
 
 SITE = "https://www.reddit.com"  # permalinks are relative to it

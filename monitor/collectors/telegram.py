@@ -28,10 +28,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+import msgspec
 
 from monitor.collectors.decode import decode, gunzip_if_gzip
 from monitor.collectors.htmltext import html_to_text
@@ -40,6 +40,7 @@ from monitor.collectors.paging import Pages
 from monitor.collectors.selectors import document, select
 from monitor.config import SourceBase
 from monitor.dates import parse_date
+from monitor.schema import Parse
 from monitor.types import Collected, RawItem, SourceState
 
 if TYPE_CHECKING:  # selectolax and httpx are loaded to poll, not to read the config
@@ -50,24 +51,21 @@ if TYPE_CHECKING:  # selectolax and httpx are loaded to poll, not to read the co
 _CHANNEL = re.compile(r"^[A-Za-z0-9_]{3,64}$")
 
 
-class TelegramSource(SourceBase):
+def _channel(value: object) -> str:
+    name = value.strip().removeprefix("@") if isinstance(value, str) else ""  # "@name" is how Telegram writes it
+    if not _CHANNEL.fullmatch(name):
+        raise ValueError(
+            f"{value!r} is not a channel name: give the name from t.me/NAME "
+            "(3 to 64 letters, digits or _, with or without a leading @)"
+        )
+    return name
+
+
+class TelegramSource(SourceBase, frozen=True, kw_only=True):
     """`type: telegram`: a public channel's web preview, by its name (`channel: somechannel`)."""
 
-    channel: str
-    max_pages: int = Field(default=5, ge=1, le=100)  # pages read back on the first poll (?before=)
-
-    @field_validator("channel", mode="before")
-    @classmethod
-    def _channel(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        name = value.strip().removeprefix("@")  # "@name" is how Telegram itself writes a channel
-        if not _CHANNEL.fullmatch(name):
-            raise ValueError(
-                f"{value!r} is not a channel name: give the name from t.me/NAME "
-                "(3 to 64 letters, digits or _, with or without a leading @)"
-            )
-        return name
+    channel: Annotated[str, Parse(_channel)]
+    max_pages: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5  # pages read back on the first poll (?before=)
 
 
 HEADERS = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}

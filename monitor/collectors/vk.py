@@ -30,10 +30,10 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+import msgspec
 
 from monitor.collectors.htmltext import tidy_text
 from monitor.collectors.jsonapi import describe, epoch_time, integer, load_json
@@ -59,21 +59,19 @@ __all__ = [
 ]
 
 
-class VkSource(SourceBase):
+class VkSource(SourceBase, frozen=True, kw_only=True):
     """`type: vk`: a community or user wall by `domain` or `owner_id`, with a service token from `token_env`."""
 
     crawls_pages: ClassVar[bool] = False
     domain: str | None = None  # the community's short name (vk.com/<domain>) ...
     owner_id: int | None = None  # ... or its numeric id (negative for communities)
     token_env: str = "VK_SERVICE_TOKEN"  # name of the environment variable holding the service token
-    count: int = Field(default=50, ge=1, le=100)
+    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50
     api_version: str = "5.199"
 
-    @model_validator(mode="after")
-    def _has_owner(self) -> VkSource:
+    def __post_init__(self) -> None:
         if (self.domain is None) == (self.owner_id is None):
             raise ValueError("give exactly one of `domain` or `owner_id`")
-        return self
 
 
 API_URL = "https://api.vk.com/method/wall.get"
