@@ -32,16 +32,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # What a cold `monitor poll` of feeds imports: the CLI, the service and the pipeline, the feed collector and its
-# parser, the SQLite store and a new store's migrations (sqlite-utils), numpy (signatures), and what httpcore
-# loads at its first request (anyio's asyncio backend, for its pool's locks). Checked against the sys.modules of a
-# real cold poll of 200 feeds: the same modules, but for a few of the standard library (difflib, two codecs, gc).
+# parser, the SQLite store and its migrations, numpy (signatures), and what httpcore loads at its first request
+# (anyio's asyncio backend, for its pool's locks). Checked against the sys.modules of a real cold poll of 200
+# feeds: the same modules, but for a few of the standard library (difflib, two codecs, gc).
 ENTRY = (
     "monitor.cli",
     "monitor.service",
     "monitor.collectors.feed",
     "monitor.collectors.feedparse",
     "monitor.store.sqlite",
-    "sqlite_utils.migrations",
+    "monitor.store.sqlite.schema",
     "monitor.prepare",
     "numpy",
     "anyio._backends._asyncio",

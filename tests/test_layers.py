@@ -72,7 +72,6 @@ OWNERS = {
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},
     "charset_normalizer": {"collectors.decode"},
-    "sqlite_utils": {"store.sqlite.schema"},
     "sqlite3": {"store.sqlite", "store.postgres.migrate"},  # the backend (and the copy out of it into PostgreSQL)
     "psycopg": {"store.postgres"},  # likewise the PostgreSQL backend
     "psycopg_pool": {"store.postgres"},

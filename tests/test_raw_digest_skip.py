@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlite_utils.migrations import Migrations
 
 from monitor import dedupe
 from monitor.collectors import feedparse
@@ -28,8 +26,8 @@ from monitor.exceptions import ParseError
 from monitor.normalize import content_hash
 from monitor.prepare import unique_items
 from monitor.store import Store
-from monitor.store.sqlite import SqliteStore, open_sqlite
-from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
+from monitor.store.sqlite import SqliteStore, open_sqlite, schema
+from monitor.store.sqlite.schema import STEPS
 from monitor.types import Match, MatchedPost, Post, RawItem, RunResult, SourceState
 from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, write_config
 from tests.test_pipeline import poll
@@ -207,10 +205,7 @@ def test_known_raw_is_the_newest_posts_of_that_source_with_a_digest(any_store: S
 def old_store(path: Path) -> None:
     """A store as 0007 left it, with one post of the feed served below."""
     conn = sqlite3.connect(str(path), isolation_level=None)
-    steps = Migrations(MIGRATION_SET)
-    for name in [n for n in STEPS if n != "0008_raw_digest"]:
-        steps(name=name)(STEPS[name])
-    steps.apply(sqlite_utils.Database(conn))
+    schema.apply(conn, [n for n in STEPS if n != "0008_raw_digest"])
     conn.execute(
         """INSERT INTO posts (id, source, key, url, title, text, published_at, first_seen_at, content_hash)
            VALUES (1, 'feed', 'g-1', 'https://site.example/a/1', 'One', 'First', '2026-03-01T10:00:00Z',

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 from click.testing import CliRunner
-from sqlite_utils.migrations import Migrations
 
 from monitor.cli import main
 from monitor.store import PostFilter, Store, open_store
@@ -21,7 +19,8 @@ from monitor.store.api import RANK_POOL
 from monitor.store.postgres import queries as postgres_queries
 from monitor.store.rows import ts
 from monitor.store.sqlite import queries as sqlite_queries
-from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
+from monitor.store.sqlite import schema
+from monitor.store.sqlite.schema import STEPS
 from tests.conftest import NOW, sql
 from tests.test_store import ARTICLE, matched, post, save
 
@@ -31,10 +30,7 @@ PREVIOUS = [name for name in STEPS if name < "0005"]
 def previous_store(path: Path) -> None:
     """A store as the previous version left it (migrations 0001-0004), with posts and matches over three days."""
     conn = sqlite3.connect(str(path), isolation_level=None)
-    steps = Migrations(MIGRATION_SET)
-    for name in PREVIOUS:
-        steps(name=name)(STEPS[name])
-    steps.apply(sqlite_utils.Database(conn))
+    schema.apply(conn, PREVIOUS)
     for n in range(30):
         published = (NOW - timedelta(hours=5 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
         conn.execute(

@@ -16,6 +16,7 @@ from sqlite_utils.migrations import Migrations
 from monitor import dedupe
 from monitor.normalize import content_hash
 from monitor.store import PostFilter, open_store
+from monitor.store.sqlite import schema
 from monitor.store.sqlite.schema import MIGRATION_SET, STEPS
 from monitor.types import AlertStatus, Match, MatchedPost, Post, SourceState
 from tests.conftest import NOW
@@ -27,9 +28,9 @@ def old_store(path: Path) -> None:
     """A store as the version before this one left it: its migrations, a post in the index, three alerts."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    steps = Migrations(MIGRATION_SET)
+    steps = Migrations(MIGRATION_SET)  # released versions migrated with sqlite-utils: its records, its table
     for name in OLD_STEPS:
-        steps(name=name)(STEPS[name])
+        steps(name=name)(lambda db, step=STEPS[name]: step(db.conn))
     steps.apply(sqlite_utils.Database(conn))
     conn.execute(
         """INSERT INTO posts (id, source, key, title, text, published_at, first_seen_at, content_hash)
@@ -130,10 +131,7 @@ def test_plain_datasette_searches_the_posts(tmp_path: Path) -> None:
 def test_a_store_whose_index_has_many_segments_migrates_to_one(tmp_path: Path) -> None:
     path = tmp_path / "monitor.db"
     conn = sqlite3.connect(str(path), isolation_level=None)
-    steps = Migrations(MIGRATION_SET)
-    for name in [n for n in STEPS if n != "0007_fts_in_one_segment"]:
-        steps(name=name)(STEPS[name])
-    steps.apply(sqlite_utils.Database(conn))
+    schema.apply(conn, [n for n in STEPS if n != "0007_fts_in_one_segment"])
     for n in range(12):  # one transaction each, as polls before this version wrote them: one segment each
         conn.execute("INSERT INTO posts_fts (rowid, title, text) VALUES (?, ?, ?)", (n + 1, f"title {n}", "the text"))
     segments = "SELECT count(DISTINCT segid) FROM posts_fts_idx"
@@ -144,3 +142,34 @@ def test_a_store_whose_index_has_many_segments_migrates_to_one(tmp_path: Path) -
     assert conn.execute(segments).fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'text'").fetchone()[0] == 12
     conn.close()
+
+
+def test_sqlite_utils_reads_the_records_of_monitors_runner_as_its_own(tmp_path: Path) -> None:
+    """Stores were migrated by sqlite-utils before; a store migrated by monitor's runner looks the same to it."""
+    conn = sqlite3.connect(str(tmp_path / "monitor.db"), isolation_level=None)
+    schema.apply(conn)
+    steps = Migrations(MIGRATION_SET)
+    for name in STEPS:
+        steps(name=name)(lambda db, step=STEPS[name]: step(db.conn))
+    assert steps.pending(sqlite_utils.Database(conn)) == []
+    assert [m.name for m in steps.applied(sqlite_utils.Database(conn))] == list(STEPS)
+    assert not schema.pending(conn)
+
+
+def test_a_step_that_fails_leaves_no_trace_and_stays_pending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = sqlite3.connect(str(tmp_path / "monitor.db"), isolation_level=None)
+    schema.apply(conn, [n for n in STEPS if n != "0009_band_levels"])
+
+    def half_done(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE post_bands_recent (band INTEGER, post_id INTEGER)")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setitem(STEPS, "0009_band_levels", half_done)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        schema.apply(conn)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "post_bands_recent" not in tables and schema.pending(conn)
+    monkeypatch.undo()
+    schema.apply(conn)
+    assert not schema.pending(conn)
+    assert {"post_bands_recent", "post_bands_mid"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

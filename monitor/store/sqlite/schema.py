@@ -1,6 +1,9 @@
-"""The store's schema as numbered migrations (sqlite-utils `Migrations`), applied by `open_sqlite`.
+"""The store's schema as numbered migrations, applied by `open_sqlite`.
 
-sqlite-utils is imported only when a migration is pending: a daemon on an up-to-date store does not load it.
+Which steps a store has had is in `_sqlite_migrations`, the table and layout of sqlite-utils' `Migrations` (which
+applied them before this version): either tool reads what the other wrote. The runner is here, not sqlite-utils,
+because importing sqlite-utils (which imports numpy, dateutil and pluggy) cost a new store's first poll about 40
+ms and 2.8 MiB beyond numpy (`bench/startup_floor.py`) to run a few statements and record their names.
 
 A migration, once released, is never edited: a change of schema is a new function at the end.
 The analyst's contract (DESIGN.md, "The store") is the first migration; README.md documents every column.
@@ -9,16 +12,20 @@ The analyst's contract (DESIGN.md, "The store") is the first migration; README.m
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from monitor.store.sqlite import fts
 
-if TYPE_CHECKING:
-    from sqlite_utils import Database
-    from sqlite_utils.migrations import Migrations
-
 MIGRATION_SET = "monitor"
+MIGRATIONS_TABLE = "_sqlite_migrations"
+# As sqlite-utils creates it (Migrations.ensure_migrations_table), so that its tools find what they expect.
+_MIGRATIONS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS [{MIGRATIONS_TABLE}] "
+    "([id] INTEGER PRIMARY KEY, [migration_set] TEXT, [name] TEXT, [applied_at] TEXT)",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS [idx_{MIGRATIONS_TABLE}_migration_set_name] "
+    f"ON [{MIGRATIONS_TABLE}] ([migration_set], [name])",
+)
 
 # unicode61 folds case in every script; remove_diacritics 2 folds Latin accents (café = cafe) and leaves
 # Cyrillic letters such as й, ё, қ, ң, ү, ұ, ә, ө, і alone (they are letters of their own, not accented ones).
@@ -150,23 +157,23 @@ _INITIAL = [
 ]
 
 
-def _initial(db: Database) -> None:
+def _initial(conn: sqlite3.Connection) -> None:
     for statement in _INITIAL:
-        db.execute(statement)
+        conn.execute(statement)
 
 
-def _warnings_and_campaign_cluster(db: Database) -> None:
+def _warnings_and_campaign_cluster(conn: sqlite3.Connection) -> None:
     # What a poll kept despite a fault (a cap, a lenient parse) is a warning on its fetch row and on the source;
     # campaign alerts name the near-duplicate cluster they are about.
-    db.execute("ALTER TABLE fetches ADD COLUMN warning TEXT")
-    db.execute("ALTER TABLE sources ADD COLUMN warnings TEXT")
-    db.execute("ALTER TABLE alerts ADD COLUMN cluster_id INTEGER")
+    conn.execute("ALTER TABLE fetches ADD COLUMN warning TEXT")
+    conn.execute("ALTER TABLE sources ADD COLUMN warnings TEXT")
+    conn.execute("ALTER TABLE alerts ADD COLUMN cluster_id INTEGER")
 
 
-def _deliveries_daemon_and_failure_runs(db: Database) -> None:
+def _deliveries_daemon_and_failure_runs(conn: sqlite3.Connection) -> None:
     # One delivery per alert and channel, claimed before it is sent (claimed_by = host:pid:start of the
     # owner, claim_until = its lease); existing alerts become email deliveries with their state.
-    db.execute(
+    conn.execute(
         """CREATE TABLE deliveries (
             id INTEGER PRIMARY KEY,
             alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
@@ -182,13 +189,13 @@ def _deliveries_daemon_and_failure_runs(db: Database) -> None:
             UNIQUE (alert_id, channel)
         )"""
     )
-    db.execute("CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)")
-    db.execute(
+    conn.execute("CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)")
+    conn.execute(
         """INSERT INTO deliveries (alert_id, channel, status, attempts, next_attempt_at, sent_at, error, message_id)
            SELECT id, 'email', status, attempts, next_attempt_at, sent_at, error, message_id FROM alerts"""
     )
     # The daemon that holds the store, and its heartbeat (one row).
-    db.execute(
+    conn.execute(
         """CREATE TABLE daemon (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             holder TEXT NOT NULL,
@@ -197,43 +204,43 @@ def _deliveries_daemon_and_failure_runs(db: Database) -> None:
         )"""
     )
     # A source's run of failures: when it began, and how long the last one lasted once the source works again.
-    db.execute("ALTER TABLE sources ADD COLUMN failing_since TEXT")
-    db.execute("ALTER TABLE sources ADD COLUMN last_run_failures INTEGER NOT NULL DEFAULT 0")
-    db.execute("UPDATE sources SET failing_since = last_error_at WHERE failures > 0")
+    conn.execute("ALTER TABLE sources ADD COLUMN failing_since TEXT")
+    conn.execute("ALTER TABLE sources ADD COLUMN last_run_failures INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE sources SET failing_since = last_error_at WHERE failures > 0")
 
 
-def _fts_found_by_analyst_tools(db: Database) -> None:
+def _fts_found_by_analyst_tools(conn: sqlite3.Connection) -> None:
     # sqlite-utils (`sqlite-utils search`, Table.search) and Datasette (`_search`) find a table's FTS index by
     # its declaration naming the content table as content="posts" (or [posts]); 0001 wrote content='posts',
     # which they miss. Same columns, tokenizer and triggers; the index is rebuilt from posts (one pass).
-    db.execute("DROP TABLE posts_fts")
-    db.execute(
+    conn.execute("DROP TABLE posts_fts")
+    conn.execute(
         f"""CREATE VIRTUAL TABLE posts_fts USING fts5 (
             title, text, content="posts", content_rowid="id", tokenize="{FTS_TOKENIZER}"
         )"""
     )
-    db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
+    conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
 
 
-def _matches_carry_time_and_cluster(db: Database) -> None:
+def _matches_carry_time_and_cluster(conn: sqlite3.Connection) -> None:
     # Counting a topic's matches by time (stats, the detector's buckets every minute) read one posts row per
     # match: at a million posts, a second. Each match now carries its post's published_at and cluster_id, and
     # an index on (topic, published_at, cluster_id) answers those counts alone. The store writes both with the
     # match; triggers fill them for a match written without them (by anyone) and keep them in step when a
     # post's time or cluster is edited.
-    db.execute("ALTER TABLE matches ADD COLUMN published_at TEXT")
-    db.execute("ALTER TABLE matches ADD COLUMN cluster_id INTEGER")
-    db.execute(
+    conn.execute("ALTER TABLE matches ADD COLUMN published_at TEXT")
+    conn.execute("ALTER TABLE matches ADD COLUMN cluster_id INTEGER")
+    conn.execute(
         """UPDATE matches SET published_at = p.published_at, cluster_id = p.cluster_id
            FROM posts AS p WHERE p.id = matches.post_id"""
     )
-    db.execute("CREATE INDEX matches_topic_published ON matches (topic, published_at, cluster_id)")
-    db.execute(
+    conn.execute("CREATE INDEX matches_topic_published ON matches (topic, published_at, cluster_id)")
+    conn.execute(
         """CREATE TRIGGER matches_follow_posts AFTER UPDATE OF published_at, cluster_id ON posts BEGIN
             UPDATE matches SET published_at = new.published_at, cluster_id = new.cluster_id WHERE post_id = new.id;
         END"""
     )
-    db.execute(
+    conn.execute(
         """CREATE TRIGGER matches_take_post_fields AFTER INSERT ON matches
            WHEN new.published_at IS NULL OR new.cluster_id IS NULL BEGIN
             UPDATE matches SET (published_at, cluster_id) =
@@ -243,10 +250,10 @@ def _matches_carry_time_and_cluster(db: Database) -> None:
     )
 
 
-def _topic_fingerprints(db: Database) -> None:
+def _topic_fingerprints(conn: sqlite3.Connection) -> None:
     # The definition (a fingerprint of its terms) each topic's stored matches were last applied with: the daemon
     # compares it with the config's at start and points at `monitor rematch` when they differ.
-    db.execute(
+    conn.execute(
         """CREATE TABLE topic_fingerprints (
             topic TEXT PRIMARY KEY,
             fingerprint TEXT NOT NULL,
@@ -255,24 +262,24 @@ def _topic_fingerprints(db: Database) -> None:
     )
 
 
-def _fts_in_one_segment(db: Database) -> None:
+def _fts_in_one_segment(conn: sqlite3.Connection) -> None:
     # Polls now merge the full-text index whenever new segments hold a quarter of it (fts.py); a store written
     # before starts from one segment (7-12 s at a million posts, once), so its searches are fast at once.
-    fts.compact(db.conn)
+    fts.compact(conn)
 
 
-def _raw_digest(db: Database) -> None:
+def _raw_digest(conn: sqlite3.Connection) -> None:
     # A feed item's raw digest (feedparse: its bytes and what its parse inherits), so that a poll skips the
     # items stored unchanged without parsing them. Internal; NULL for posts stored before (they are parsed).
     # Read by the newest posts of a source through posts_source_published_at: no index of its own.
-    db.execute("ALTER TABLE posts ADD COLUMN raw_digest BLOB")
+    conn.execute("ALTER TABLE posts ADD COLUMN raw_digest BLOB")
 
 
-def _band_levels(db: Database) -> None:
+def _band_levels(conn: sqlite3.Connection) -> None:
     # Band rows are written behind (bands.py): a poll's go to the recent level, which moves in bulk to the middle
     # one, which moves in bulk into post_bands. Same shape as post_bands; the rows already stored stay there.
     for level in ("post_bands_recent", "post_bands_mid"):
-        db.execute(
+        conn.execute(
             f"""CREATE TABLE {level} (
                 band INTEGER NOT NULL,
                 post_id INTEGER NOT NULL,
@@ -282,7 +289,7 @@ def _band_levels(db: Database) -> None:
 
 
 # In order; a released step is never edited or removed.
-STEPS: dict[str, Callable[[Database], None]] = {
+STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0001_initial": _initial,
     "0002_warnings_and_campaign_cluster": _warnings_and_campaign_cluster,
     "0003_deliveries_daemon_and_failure_runs": _deliveries_daemon_and_failure_runs,
@@ -295,28 +302,38 @@ STEPS: dict[str, Callable[[Database], None]] = {
 }
 
 
+def _applied(conn: sqlite3.Connection) -> set[str]:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (MIGRATIONS_TABLE,)).fetchone() is None:
+        return set()
+    rows = conn.execute(f"SELECT name FROM [{MIGRATIONS_TABLE}] WHERE migration_set = ?", (MIGRATION_SET,))
+    return {name for (name,) in rows}
+
+
 def pending(conn: sqlite3.Connection) -> bool:
-    """Whether any step has not been applied to this store yet (cheap: no sqlite-utils import)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone() is None:
-        return True
-    applied = {
-        r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,))
-    }
-    return not set(STEPS) <= applied
+    """Whether any step has not been applied to this store yet."""
+    return not set(STEPS) <= _applied(conn)
 
 
-def apply(conn: sqlite3.Connection) -> None:
-    """Apply the pending steps; the caller holds the write lock (BEGIN IMMEDIATE), so one process migrates."""
-    from sqlite_utils import Database  # noqa: PLC0415  # only when a store needs migrating
-
-    migrations().apply(Database(conn, execute_plugins=False))  # each step in a savepoint inside the caller's
-
-
-def migrations() -> Migrations:
-    """The steps as a sqlite-utils migration set (imported only when a store needs migrating)."""
-    from sqlite_utils.migrations import Migrations  # noqa: PLC0415  # only when a store needs migrating
-
-    migration_set = Migrations(MIGRATION_SET)
+def apply(conn: sqlite3.Connection, names: Iterable[str] | None = None) -> None:
+    """Apply the pending steps in order (or only those of `names`: tests build the stores of older versions).
+    Each step and its record are one savepoint: a step that fails leaves no trace and stays pending. The caller
+    holds the write lock (BEGIN IMMEDIATE), so one process migrates."""
+    wanted = set(STEPS) if names is None else set(names)
+    for statement in _MIGRATIONS_DDL:
+        conn.execute(statement)
+    done = _applied(conn)
     for name, step in STEPS.items():
-        migration_set(name=name)(step)
-    return migration_set
+        if name in done or name not in wanted:
+            continue
+        conn.execute("SAVEPOINT migration")
+        try:
+            step(conn)
+            conn.execute(
+                f"INSERT INTO [{MIGRATIONS_TABLE}] (migration_set, name, applied_at) VALUES (?, ?, ?)",
+                (MIGRATION_SET, name, str(datetime.now(UTC))),  # sqlite-utils' format: 2026-07-04 12:00:00.000000+00:00
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO migration")
+            conn.execute("RELEASE migration")
+            raise
+        conn.execute("RELEASE migration")
