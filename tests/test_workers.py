@@ -124,6 +124,20 @@ def test_large_bodies_are_parsed_in_the_worker(corpus: Path, workers: Workers) -
     assert parsed == parse_feed(body, url="https://www.dawn.com/")
 
 
+def test_a_worker_parses_without_openssl_and_to_the_same_digests(corpus: Path, workers: Workers) -> None:
+    """The worker keeps hashlib off OpenSSL (megabytes of a small process); the digests it makes are the ones
+    made here, where hashlib has OpenSSL (blake2b is built in either way)."""
+    body = (corpus / "rss/en_nytimes-world.xml").read_bytes()
+    remote = asyncio.run(workers.parse(len(body), parse_feed, body, url="https://www.nytimes.com/", known={}))
+    assert workers.pids  # it did run in the worker
+    # asked with a built-in function: a job function of this module would import the module, and pytest with it
+    probe = "[m for m in ('_hashlib', 'ssl', 'numpy', 'lxml') if __import__('sys').modules.get(m)]"
+    assert asyncio.run(workers.parse(len(BIG), eval, probe)) == ["lxml"]
+    here = parse_feed(body, url="https://www.nytimes.com/", known={})  # known: every item gets its raw digest
+    assert sys.modules.get("_hashlib") and [i.raw_digest for i in remote.items] == [i.raw_digest for i in here.items]
+    assert all(i.raw_digest for i in here.items)
+
+
 def test_small_bodies_are_parsed_inline(workers: Workers) -> None:
     assert asyncio.run(workers.parse(10, my_pid, b"x")) == os.getpid() and workers.pids == []
 
