@@ -99,7 +99,7 @@ def spy(self, args, *rest, **kwargs):
     real(self, args, *rest, **kwargs)
 subprocess.Popen.__init__ = spy
 heavy = ("numpy", "lxml", "selectolax", "rich", "matplotlib", "apprise", "monitor.outbox.content", "monitor.emails",
-         "sqlite_utils")
+         "sqlite_utils", "monitor.mail", "smtplib")
 atexit.register(lambda: print("PROBE " + json.dumps(
     {"workers": len(started), "loaded": sorted(m for m in heavy if m in sys.modules)}), file=sys.stderr))
 from monitor.cli import entry
@@ -111,7 +111,8 @@ entry()
 def test_a_re_poll_of_unchanged_feeds_starts_no_worker_and_loads_no_parser(tmp_path: Path) -> None:
     """Every answer a 304: no worker process (a second Python) is started, and neither numpy nor a parser nor
     the alerts' message templates (nothing to send) are imported. The first poll, with bodies large enough for
-    the worker, does start one (on two cores or more), and creates the store without sqlite-utils."""
+    the worker, does start one (on two cores or more), and creates the store without sqlite-utils; with no
+    alerts.email, neither poll loads the SMTP side."""
     item = "<item><title>Story {i}</title><link>https://x.example/{i}</link><description>{text}</description></item>"
     body = "".join(item.format(i=i, text=f"words of story {i} " * 40) for i in range(40))
     feed = f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{body}</channel></rss>'.encode()
@@ -157,6 +158,7 @@ def test_a_re_poll_of_unchanged_feeds_starts_no_worker_and_loads_no_parser(tmp_p
     if (os.cpu_count() or 1) >= 2:
         assert cold["workers"] >= 1  # the first poll parsed in a worker: the count below is not vacuous
     assert "numpy" in cold["loaded"] and "sqlite_utils" not in cold["loaded"]  # a new store: monitor's own runner
+    assert "monitor.mail" not in cold["loaded"]  # no alerts.email: no SMTP side
     assert repoll == {"workers": 0, "loaded": []}
     # the poll ends without the collector's last pass (gc.freeze), never without closing its store: the last
     # connection's close checkpoints the log into the file and removes it

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor import mail
 from monitor.alerts import detector_params
 from monitor.config import Config
 from monitor.outbox.channels import (
@@ -25,6 +24,7 @@ from monitor.outbox.channels import (
     Told,
     configured_channels,
     mail_settings,
+    smtp_send,
 )
 from monitor.outbox.channels import routes as channel_routes
 from monitor.outbox.deliver import Deliverer, Delivery
@@ -63,7 +63,7 @@ def __getattr__(name: str) -> Any:
 class Outbox:
     """Evaluates and delivers alerts for one config and store (one per process: delivery is single-flight)."""
 
-    def __init__(self, config: Config, store: Store, *, sender: Sender = mail.send) -> None:
+    def __init__(self, config: Config, store: Store, *, sender: Sender = smtp_send) -> None:
         self.config = config
         self.store = store
         self.settings = mail_settings(config)

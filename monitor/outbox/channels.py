@@ -13,15 +13,16 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
-from monitor import delivery, mail
+from monitor import delivery
 from monitor.config import Config
 from monitor.exceptions import NotifyError
 from monitor.types import EmailBody
 
 if TYPE_CHECKING:
+    from monitor.mail import MailSettings  # smtplib and the email headers load where a config has alerts.email
     from monitor.notices import Notice  # its templates (monitor.emails') load with the first notice composed
 
-Sender = Callable[[EmailMessage, mail.MailSettings], list[str]]
+Sender = Callable[[EmailMessage, "MailSettings"], list[str]]
 NOTIFY_TIMEOUT_S = 30.0  # one Apprise send at most (the whole call: connect, request, any retries it makes)
 
 
@@ -45,12 +46,19 @@ class Channel(Protocol):
     def send(self, message: Any) -> list[str]: ...
 
 
+def smtp_send(message: EmailMessage, settings: MailSettings) -> list[str]:
+    """`mail.send`, imported at the first send (a poll of a config without alerts.email never loads it)."""
+    from monitor import mail  # noqa: PLC0415
+
+    return mail.send(message, settings)
+
+
 class EmailChannel:
     """`alerts.email`: SMTP through `mail`; returns the recipients the server refused while accepting the rest."""
 
     name = delivery.EMAIL
 
-    def __init__(self, settings: mail.MailSettings, sender: Sender = mail.send) -> None:
+    def __init__(self, settings: MailSettings, sender: Sender = smtp_send) -> None:
         self.settings = settings
         self.sender = sender
         self.timeout_s = settings.timeout_s
@@ -59,9 +67,13 @@ class EmailChannel:
         return f"to {', '.join(self.settings.to)} via {self.settings.host}:{self.settings.port}"
 
     def new_message_id(self) -> str:
+        from monitor import mail  # noqa: PLC0415
+
         return mail.new_message_id(self.settings.sender)
 
     def compose(self, told: Told, message_id: str, now: datetime, label: str) -> EmailMessage:
+        from monitor import mail  # noqa: PLC0415
+
         return mail.compose(
             told.email, self.settings, message_id=message_id, now=now, headers=[("X-Monitor-Alert", label)]
         )
@@ -109,7 +121,7 @@ class NotifyChannel:
         return []
 
 
-def configured_channels(config: Config, sender: Sender = mail.send) -> dict[str, Channel]:
+def configured_channels(config: Config, sender: Sender = smtp_send) -> dict[str, Channel]:
     """Every channel of the config, `email` first, in the config's order."""
     channels: dict[str, Channel] = {}
     settings = mail_settings(config)
@@ -130,10 +142,12 @@ def routes(config: Config) -> tuple[delivery.Route, ...]:
     return tuple(found)
 
 
-def mail_settings(config: Config) -> mail.MailSettings | None:
+def mail_settings(config: Config) -> MailSettings | None:
     email = config.alerts.email
     if email is None:
         return None
+    from monitor import mail  # noqa: PLC0415  # only a config with alerts.email needs the SMTP side
+
     return mail.MailSettings(
         host=email.host,
         port=email.effective_port,
