@@ -48,6 +48,7 @@ TimeZoneName = Annotated[str, Parse(_timezone_name)]
 
 
 def _source_name(value: object) -> str:
+    """A source's name, and a notify channel's: what rows and logs name it by."""
     if not isinstance(value, str) or not SOURCE_NAME.match(value):
         raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
     return value
@@ -112,7 +113,6 @@ SourceModels = Mapping[str, type[SourceBase]]  # source type name -> its config 
 
 
 ALERT_KINDS = ("spike", "campaign", "health", "digest")
-CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EMAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 
@@ -166,16 +166,22 @@ def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-def _some(value: object) -> object:
-    if isinstance(value, list) and not value:
-        raise ValueError("an empty list would route nothing here: list some, or leave the key out for all")
-    return value
+def _none_is_empty(value: object) -> object:
+    return [] if value is None else value  # `notify:` with nothing under it: no channels
 
 
-def _at_least_one(value: object) -> object:
-    if isinstance(value, list) and not value:
-        raise ValueError("give at least one address")
-    return value
+def _not_empty(message: str) -> Before:
+    """A list that must hold something: an empty one is rejected with `message`."""
+
+    def check(value: object) -> object:
+        if isinstance(value, list) and not value:
+            raise ValueError(message)
+        return value
+
+    return Before(check)
+
+
+_ROUTES_SOMETHING = _not_empty("an empty list would route nothing here: list some, or leave the key out for all")
 
 
 EmailAddress = Annotated[str, Parse(_address)]
@@ -189,8 +195,8 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 class _Routed(Section, frozen=True, kw_only=True):
     """Which alerts a channel takes: `None` is every topic (or kind), a tuple limits it to those."""
 
-    topics: Annotated[tuple[TopicName, ...], Before(_some)] | None = None
-    kinds: Annotated[tuple[AlertKind, ...], Before(_some)] | None = None
+    topics: Annotated[tuple[TopicName, ...], _ROUTES_SOMETHING] | None = None
+    kinds: Annotated[tuple[AlertKind, ...], _ROUTES_SOMETHING] | None = None
 
 
 class EmailConfig(_Routed, frozen=True, kw_only=True):
@@ -200,7 +206,7 @@ class EmailConfig(_Routed, frozen=True, kw_only=True):
     username: str | None = None
     password_env: str | None = "MONITOR_SMTP_PASSWORD"
     sender: EmailAddress
-    to: Annotated[tuple[EmailAddress, ...], Before(_one_or_many), Before(_at_least_one)]
+    to: Annotated[tuple[EmailAddress, ...], Before(_one_or_many), _not_empty("give at least one address")]
     timeout: Duration = timedelta(seconds=30)
 
     @property
@@ -209,8 +215,7 @@ class EmailConfig(_Routed, frozen=True, kw_only=True):
 
 
 def _channel_name(value: object) -> str:
-    if not isinstance(value, str) or not CHANNEL_NAME.match(value):
-        raise ValueError(f"{value!r}: use lower-case letters, digits, '-' and '_' only")
+    value = _source_name(value)  # the same rule: a `deliveries.channel` value
     if value == "email":
         raise ValueError("'email' is the channel of alerts.email; give this one another name")
     return value
@@ -261,7 +266,7 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
     timezone: TimeZoneName = "UTC"
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8  # delivery tries before an alert is `failed`
     email: EmailConfig | None = None
-    notify: tuple[NotifyChannel, ...] = ()  # `notify: null` in the file is read as no channels
+    notify: Annotated[tuple[NotifyChannel, ...], Before(_none_is_empty)] = ()
     campaign: CampaignConfig | None = CampaignConfig()  # `campaign: null` in the file turns campaign alerts off
     link_base: HttpBase | None = None  # where `monitor serve` runs, no `/` at the end
 
@@ -354,11 +359,11 @@ class _Builder:
         self.data = data
         self.source_types = source_types
         self.lines = lines
-        self.problems = list(problems)
+        self.problems = [_bounded(problem) for problem in problems]
         self.warnings: list[str] = []
 
     def error(self, loc: tuple[str | int, ...], message: str) -> None:
-        self.problems.append(f"{_where(loc, self.lines)}: {message}")
+        self.problems.append(f"{_where(loc, self.lines)}: {_bounded(message)}")
 
     def section(self, model: type[S], key: str, context: Mapping[str, Any] | None = None) -> S | None:
         raw = self.data.get(key)
@@ -399,10 +404,8 @@ class _Builder:
         """The alerts section; topics named in routing must be keys of `topics` (checked when there are any)."""
         raw_topics = self.data.get("topics")
         names = {str(name) for name in raw_topics} if isinstance(raw_topics, dict) and raw_topics else None
-        raw = self.data.get("alerts")
-        if isinstance(raw, dict) and "notify" in raw and raw["notify"] is None:
-            self.data["alerts"] = {k: v for k, v in raw.items() if k != "notify"}  # `notify:` left empty: none
         alerts: AlertsConfig | None = self.section(AlertsConfig, "alerts", {"topics": names})
+        raw = self.data.get("alerts")
         channels = raw.get("notify") if isinstance(raw, dict) else None
         first: dict[str, int] = {}  # checked on the raw list, so that it is reported with the other problems
         for index, channel in enumerate(channels if isinstance(channels, list) else []):
@@ -519,6 +522,15 @@ class _Builder:
                 self.error(("sources", index, "name"), f"duplicate source name {name!r} (also sources[{seen[name]}])")
             else:
                 seen[name] = index
+
+
+MAX_PROBLEM_CHARS = 500  # a problem quotes the value it is about: a pasted page must not make it a page long
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_PROBLEM_CHARS:
+        return message
+    return f"{message[: MAX_PROBLEM_CHARS - 40]}... ({len(message):,} characters in all)"
 
 
 def _public(url: str) -> bool:

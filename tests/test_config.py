@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from monitor.collectors import SOURCE_MODELS
 from monitor.collectors.feed import FeedSource
 from monitor.collectors.html import HtmlSource
-from monitor.config import CampaignConfig, NotifyChannel, load_config
+from monitor.config import MAX_PROBLEM_CHARS, CampaignConfig, NotifyChannel, load_config
 from monitor.exceptions import ConfigError
 from monitor.units import format_duration, parse_duration, parse_size, parse_when
 from tests.conftest import NOW, REPO, make_config
@@ -632,3 +632,25 @@ def test_a_postgresql_url_selects_that_store_and_never_holds_a_password(tmp_path
             make_config(tmp_path, POSTGRES_BODY.format(store=bad))
         assert failed.value.problems[0].startswith("store (line 2):") and said in failed.value.problems[0]
         assert "secret" not in str(failed.value)
+
+
+def test_a_huge_value_gives_a_short_problem_that_still_names_its_place(tmp_path: Path) -> None:
+    """A page pasted where a name, a duration or a choice goes: each problem quotes the start of it, not all of it."""
+    big = "A" * 1_000_000
+    problems = problems_of(
+        tmp_path,
+        f"""
+        topics: {{t: [x]}}
+        sources:
+          - {{name: {big}, type: feed, url: "https://e.example/"}}
+          - {{name: b, type: feed, url: "https://e.example/", interval: {big}}}
+        alerts:
+          email: {{host: h, sender: a@b.org, to: a@b.org, tls: {big}}}
+    """,
+    )
+    found = {p.split(" (line")[0]: p for p in problems}
+    assert sorted(found) == ["alerts.email.tls", "sources[0].name", "sources[1].interval"]
+    assert all(len(p) <= MAX_PROBLEM_CHARS + 40 for p in problems), [len(p) for p in problems]  # + its location
+    assert "'AAAA" in found["sources[0].name"] and "characters in all" in found["sources[0].name"]
+    assert "expected a duration" in found["sources[1].interval"]
+    assert "expected one of: none, starttls, ssl (got 'AAAA" in found["alerts.email.tls"]
