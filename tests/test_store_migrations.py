@@ -173,3 +173,37 @@ def test_a_step_that_fails_leaves_no_trace_and_stays_pending(tmp_path: Path, mon
     schema.apply(conn)
     assert not schema.pending(conn)
     assert {"post_bands_recent", "post_bands_mid"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
+
+OPEN_AT_ONCE = """
+import os, sys, time
+from pathlib import Path
+from monitor.store import open_store
+go = Path(sys.argv[2])
+end = time.monotonic() + 60
+while not go.exists() and time.monotonic() < end:  # all start migrating the new store together
+    time.sleep(0.001)
+with open_store(Path(sys.argv[1])) as store:
+    print(len(store.conn.execute("SELECT name FROM _sqlite_migrations").fetchall()))
+"""
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Six processes open the same new store at the same moment: one migrates, the others wait for it and find
+    nothing pending; every step is recorded once, and every process opens a store of the whole schema."""
+    path, go = tmp_path / "monitor.db", tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, str(path), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    go.touch()
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 6, [err[-2000:] for _, err in results]
+    assert [out.strip() for out, _ in results] == [str(len(STEPS))] * 6
+    rows = sqlite3.connect(str(path)).execute("SELECT name, count(*) FROM _sqlite_migrations GROUP BY name").fetchall()
+    assert dict(rows) == dict.fromkeys(STEPS, 1)
