@@ -13,10 +13,10 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,7 +48,7 @@ def median_ms(params: DetectorParams) -> tuple[float, bool]:
 
 def main() -> None:
     new = DetectorParams()
-    old = replace(new, scales=(1.0,))
+    old = msgspec.structs.replace(new, scales=(1.0,))
     old_ms, old_fired = median_ms(old)
     new_ms, new_fired = median_ms(new)
     print(f"one topic, a week: single window {old_ms:.2f} ms ({old.buckets} buckets of {old.step})")

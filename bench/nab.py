@@ -31,11 +31,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -373,8 +375,7 @@ def _median_step(times: Sequence[datetime]) -> timedelta:
     return steps[len(steps) // 2] if steps else timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class ShortScaleRearm(DetectorParams):
+class ShortScaleRearm(DetectorParams, frozen=True):
     """A bench-only variant (`--param short_rearm=4d`), not a detector parameter: the shortest scale's hysteresis
     looks back `short_rearm` instead of `rearm` (a 15-minute window must beat every 15-minute window of the last
     4 days); the other scales and everything else stay as they are."""
@@ -383,9 +384,9 @@ class ShortScaleRearm(DetectorParams):
 
     def at_scale(self, window: timedelta, among: int | None = None) -> DetectorParams:
         scale = super().at_scale(window, among)
-        plain = DetectorParams(**{f.name: getattr(scale, f.name) for f in fields(DetectorParams)})
+        plain = DetectorParams(**{f.name: getattr(scale, f.name) for f in msgspec.structs.fields(DetectorParams)})
         if min(self.windows, key=lambda w: abs(w - window)) == self.windows[0]:  # the shortest scale
-            return replace(plain, rearm=self.short_rearm)
+            return msgspec.structs.replace(plain, rearm=self.short_rearm)
         return plain
 
 
@@ -396,11 +397,11 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_params(pairs: list[str]) -> DetectorParams:
     params = DetectorParams()
-    kinds = {f.name: f for f in fields(DetectorParams)}
+    kinds = {f.name: f for f in msgspec.structs.fields(DetectorParams)}
     for pair in pairs:
         key, _, text = pair.partition("=")
         if key == "short_rearm":  # the bench-only variant above
-            plain = {f.name: getattr(params, f.name) for f in fields(DetectorParams)}
+            plain = {f.name: getattr(params, f.name) for f in msgspec.structs.fields(DetectorParams)}
             params = ShortScaleRearm(**plain, short_rearm=parse_duration(text))
             continue
         current = getattr(params, key) if key in kinds else None
@@ -415,7 +416,7 @@ def parse_params(pairs: list[str]) -> DetectorParams:
             value = type(current)(text)
         else:
             value = parse_duration(text)
-        params = replace(params, **{key: value})
+        params = msgspec.structs.replace(params, **{key: value})
     return params
 
 

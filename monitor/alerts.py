@@ -7,8 +7,9 @@ store, asks here, and writes the rows; what happens to a row on its way out is d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+
+import msgspec
 
 from monitor.config import Config
 from monitor.spikes import DetectorParams, evaluate
@@ -21,8 +22,7 @@ def detector_params(config: Config) -> DetectorParams:
     return DetectorParams(window=a.window, baseline=a.baseline, min_count=a.min_count, cooldown=a.cooldown)
 
 
-@dataclass(frozen=True)
-class SourceHealth:
+class SourceHealth(msgspec.Struct, frozen=True):
     """A source's state as the health check sees it (from the `sources` table)."""
 
     name: str
@@ -36,8 +36,7 @@ class SourceHealth:
     failing_since: datetime | None = None  # that run's first failure
 
 
-@dataclass(frozen=True)
-class LastHealth:
+class LastHealth(msgspec.Struct, frozen=True):
     """The source's last health alert: what it said and when."""
 
     state: HealthState

@@ -18,8 +18,9 @@ The rule (config `alerts.campaign`; README, "Campaign alerts"):
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import msgspec
 
 from monitor.config import Config
 from monitor.types import AlertKind, CampaignDetails, ClusterPost, NewAlert
@@ -27,8 +28,7 @@ from monitor.types import AlertKind, CampaignDetails, ClusterPost, NewAlert
 STALE_AFTER = timedelta(hours=2)  # a crossing older than this at evaluation time raises nothing
 
 
-@dataclass(frozen=True)
-class CampaignRule:
+class CampaignRule(msgspec.Struct, frozen=True):
     """The campaign rule's parameters (config `alerts.campaign`)."""
 
     min_voices: int  # distinct voices that make a campaign
@@ -36,8 +36,7 @@ class CampaignRule:
     topics_only: bool = True  # only clusters with a post matching a topic
 
 
-@dataclass(frozen=True)
-class Crossing:
+class Crossing(msgspec.Struct, frozen=True):
     """The moment a cluster became a campaign."""
 
     cluster_id: int

@@ -26,10 +26,12 @@ aside (it depends on earlier alerts, not on the counts). The score part is found
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from monitor.spikes import DetectorParams, judge_many
 
@@ -166,7 +168,7 @@ def chart_data(
     band: tuple[BandPoint, ...] = ()
     if len(all_counts) == 1:
         counts = next(iter(all_counts.values()))
-        expected, upper = baseline_band(counts, grid.history, replace(params, window=grid.bucket))
+        expected, upper = baseline_band(counts, grid.history, msgspec.structs.replace(params, window=grid.bucket))
         band = tuple(BandPoint(s, e, u) for s, e, u in zip(starts, expected.tolist(), upper.tolist(), strict=True))
     return ChartData(
         title=_title(tuple(hourly), sum(totals.values()), grid, zone, zone_name),

@@ -1261,7 +1261,7 @@ def _detector_params(
     cooldown: str | None,
     scales: str | None,
 ) -> Any:
-    from dataclasses import replace
+    import msgspec
 
     from monitor.spikes import DetectorParams
     from monitor.units import parse_duration
@@ -1270,7 +1270,7 @@ def _detector_params(
     path: Path = ctx.ensure_object(dict)["config_path"]
     if path.exists():
         alerts = get_config(ctx).alerts
-        params = replace(
+        params = msgspec.structs.replace(
             params, window=alerts.window, baseline=alerts.baseline, min_count=alerts.min_count, cooldown=alerts.cooldown
         )
     overrides: dict[str, Any] = {}
@@ -1290,7 +1290,7 @@ def _detector_params(
                 "expected numbers separated by commas, e.g. 0.25,1,3", param_hint="--scales"
             ) from None
     try:
-        return replace(params, **overrides)
+        return msgspec.structs.replace(params, **overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -8,8 +8,9 @@ store, asks here, writes the answer and sends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import msgspec
 
 from monitor.types import AlertRow, AlertStatus, DeliveryRow, DeliveryUpdate
 
@@ -21,8 +22,7 @@ EMAIL = "email"  # the channel name of `alerts.email`
 UNROUTED = "routed to no channel: no channel's topics and kinds take this alert (alerts.email, alerts.notify)"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """Which alerts one channel takes (`topics`/`kinds` of its config block; None takes every one)."""
 
     channel: str  # `email` or a notify channel's name
@@ -43,16 +43,14 @@ def channels_for(routes: Sequence[Route], kind: str, topic: str | None) -> tuple
     return tuple(r.channel for r in routes if takes(r, kind, topic))
 
 
-@dataclass(frozen=True)
-class SendOutcome:
+class SendOutcome(msgspec.Struct, frozen=True):
     """What one send attempt came to: accepted (perhaps with some recipients refused), or an error."""
 
     error: str | None = None  # the send failed: nothing was accepted
     refused: tuple[str, ...] = ()  # accepted for the others; these recipients were refused
 
 
-@dataclass(frozen=True)
-class AlertSummary:
+class AlertSummary(msgspec.Struct, frozen=True):
     """The alert's summary columns, from its deliveries."""
 
     status: AlertStatus

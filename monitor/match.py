@@ -48,7 +48,7 @@ import ahocorasick
 
 from monitor import translit
 from monitor.exceptions import ConfigError
-from monitor.types import Match, TopicSpec
+from monitor.worktypes import Match, TopicSpec
 
 __all__ = ["Matcher", "fold", "term_problem"]
 

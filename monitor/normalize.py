@@ -37,7 +37,7 @@ import unicodedata
 from datetime import UTC, datetime
 from urllib.parse import quote, urljoin, urlsplit
 
-from monitor.types import Post, RawItem
+from monitor.worktypes import Post, RawItem
 
 MAX_TEXT_CHARS = 100_000  # a hostile page cannot bloat the store beyond this per post
 MAX_TITLE_CHARS = 1_000

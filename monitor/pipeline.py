@@ -9,8 +9,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+import msgspec
 
 from monitor.collectors import SOURCE_TYPES
 from monitor.collectors.fetch import Fetcher, HostGate, RequestLimits, Session, backoff_delay
@@ -42,8 +43,7 @@ def open_fetcher(
     )
 
 
-@dataclass(frozen=True)
-class Unrecorded:
+class Unrecorded(msgspec.Struct, frozen=True):
     """A failed poll the store could not take either (a full disk): written before that source's next poll."""
 
     state: SourceState
@@ -167,7 +167,7 @@ def _known(store: Store, source: str, keys: Sequence[str]) -> Known:
 
 
 def _succeeded(state: SourceState, collected: Collected, now: datetime) -> SourceState:
-    return replace(
+    return msgspec.structs.replace(
         state,
         etag=collected.etag,
         last_modified=collected.last_modified,
@@ -186,7 +186,7 @@ def _with_warnings(records: Sequence[FetchRecord], warnings: Sequence[str]) -> l
     """The poll's warnings go on its last fetch row, the one whose answer they are about."""
     rows = list(records)
     if rows and warnings:
-        rows[-1] = replace(rows[-1], warning="; ".join(warnings))
+        rows[-1] = msgspec.structs.replace(rows[-1], warning="; ".join(warnings))
     return rows
 
 
@@ -202,7 +202,7 @@ def _skip(
     """robots.txt refuses the source's address: a skip, not a failure. No failure is counted, no backoff
     starts, so no health alert follows; `last_error` says why (shown by `monitor status`) until a poll
     succeeds again."""
-    skipped = replace(state, last_error=f"skipped by robots.txt: {exc}", last_error_at=now)
+    skipped = msgspec.structs.replace(state, last_error=f"skipped by robots.txt: {exc}", last_error_at=now)
     try:
         store.record_failure(
             state=skipped, source_type=source.type, source_url=source.url, fetches=session.records, now=now
@@ -226,7 +226,7 @@ def _fail(
     message = f"{prefix}{exc}" if str(exc) else f"{prefix}{type(exc).__name__}"
     failures = state.failures + 1
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-    failed = replace(
+    failed = msgspec.structs.replace(
         state,
         failures=failures,
         last_error=message,
@@ -272,7 +272,7 @@ def _mark_last_failed(
     if not rows:
         return [FetchRecord(source.name, source.url or "", now, FetchStatus.ERROR, error=message)]
     if rows[-1].status is not FetchStatus.ERROR and rows[-1].error is None:
-        rows[-1] = replace(rows[-1], status=FetchStatus.ERROR, error=message)
+        rows[-1] = msgspec.structs.replace(rows[-1], status=FetchStatus.ERROR, error=message)
     return rows
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from monitor import dedupe
 from monitor.match import Matcher
 from monitor.normalize import content_hash, normalize, post_key
-from monitor.types import MatchedPost, RawItem
+from monitor.worktypes import MatchedPost, RawItem
 
 Known = Mapping[str, tuple[datetime, str]]  # key -> (first_seen_at, content_hash) of posts already stored
 

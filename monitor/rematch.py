@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
+
+import msgspec
 
 from monitor.config import Config
 from monitor.match import Matcher
@@ -23,12 +24,13 @@ log = logging.getLogger("monitor.rematch")
 BATCH = 500  # posts per transaction: the longest a poll beside it waits is one batch
 
 
-@dataclass(frozen=True)
-class RematchSummary:
+class RematchSummary(msgspec.Struct, frozen=True):
     posts: int  # posts read
-    added: dict[str, int] = field(default_factory=dict)  # topic -> matches added
-    removed: dict[str, int] = field(default_factory=dict)  # topic -> matches removed (a term gone, a veto added)
-    dropped: dict[str, int] = field(default_factory=dict)  # topic no longer configured -> matches deleted
+    added: dict[str, int] = msgspec.field(default_factory=dict)  # topic -> matches added
+    removed: dict[str, int] = msgspec.field(
+        default_factory=dict
+    )  # topic -> matches removed (a term gone, a veto added)
+    dropped: dict[str, int] = msgspec.field(default_factory=dict)  # topic no longer configured -> matches deleted
     recorded: bool = False  # the topics' fingerprints were recorded (the whole history was re-matched)
 
     def lines(self, topics: Sequence[str]) -> list[str]:

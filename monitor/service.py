@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from monitor.config import Config, SourceConfig
 from monitor.outbox import Outbox
@@ -22,8 +23,7 @@ from monitor.workers import Workers
 log = logging.getLogger("monitor")
 
 
-@dataclass(frozen=True)
-class ResultRow:
+class ResultRow(msgspec.Struct, frozen=True):
     result: RunResult
 
     def as_row(self) -> dict[str, Any]:
@@ -49,8 +49,7 @@ class ResultRow:
         }
 
 
-@dataclass(frozen=True)
-class PollSummary:
+class PollSummary(msgspec.Struct, frozen=True):
     results: tuple[ResultRow, ...]
     alerts: tuple[str, ...] = ()  # one line per alert raised or delivery problem
 

@@ -35,10 +35,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from monitor.types import CountSeries, Spike
 
@@ -57,8 +58,7 @@ _CLIP_PASSES = 3  # winsorising passes (each refits mean and dispersion, then re
 _CHUNK = 4096  # rows per block in detect_series (bounds memory at CHUNK x windows floats)
 
 
-@dataclass(frozen=True)
-class DetectorParams:
+class DetectorParams(msgspec.Struct, frozen=True):
     """What the detector needs; the first four come from the config's `alerts` section."""
 
     window: timedelta = timedelta(hours=1)  # count posts in the last `window` ...
@@ -90,7 +90,7 @@ class DetectorParams:
         """The single-window params that judge the scale `window`, with its share of the threshold between
         `among` scales (default: every window of these params)."""
         threshold = _scale_threshold(self.threshold, len(self.windows) if among is None else among)
-        return replace(self, window=window, threshold=threshold, scales=(1.0,))
+        return msgspec.structs.replace(self, window=window, threshold=threshold, scales=(1.0,))
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0) or self.baseline <= timedelta(0):
@@ -106,8 +106,7 @@ class DetectorParams:
             raise ValueError("every scale must be a whole multiple of the shortest one")
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     """The detector's judgement of one window; `alert` does not apply the cooldown."""
 
     count: int | float  # current window count
@@ -184,8 +183,7 @@ def _check_counts(values: Floats) -> None:
         raise ValueError("counts must be finite and >= 0")
 
 
-@dataclass(frozen=True)
-class _Season:
+class _Season(msgspec.Struct, frozen=True):
     """How history columns map to times of day (a single phase when there is no profile)."""
 
     weights: Floats  # (k, P): column c's weight in phase p's smoothed mean (triangular, +-3 hours)
@@ -405,8 +403,7 @@ def _sliding_peak(series: CountSeries, scale: DetectorParams, k: int) -> int:
     return max((cum[j + 1] - cum[max(0, j + 1 - w)] for j in ends), default=0)
 
 
-@dataclass(frozen=True)
-class Detection:
+class Detection(msgspec.Struct, frozen=True):
     """One alert of `detect_alerts`: the bucket it fires at and the scale that fired."""
 
     at: datetime  # aware UTC: the time of the row (bucket) whose window alerted

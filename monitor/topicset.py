@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+import msgspec
 
 from monitor.types import TopicSpec
 
@@ -25,8 +27,7 @@ def fingerprints(topics: Sequence[TopicSpec]) -> dict[str, str]:
     return {t.name: fingerprint(t) for t in topics}
 
 
-@dataclass(frozen=True)
-class TopicChanges:
+class TopicChanges(msgspec.Struct, frozen=True):
     """How the configured topics differ from those the stored matches follow."""
 
     added: tuple[str, ...] = ()

@@ -27,7 +27,7 @@ from monitor.exceptions import ParseError
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
-    from monitor.types import MatchedPost, RawItem
+    from monitor.worktypes import MatchedPost, RawItem
 
 T = TypeVar("T")
 _FRAME = struct.Struct(">Q")

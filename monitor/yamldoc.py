@@ -19,9 +19,9 @@ that is an alias, at the anchor: the composed tree keeps no mark of the alias it
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import msgspec
 import yaml
 
 from monitor.exceptions import ConfigError
@@ -42,8 +42,7 @@ def alias_budget(nodes: int) -> int:
     return max(MIN_ALIAS_BUDGET, nodes)
 
 
-@dataclass(frozen=True)
-class YamlDocument:
+class YamlDocument(msgspec.Struct, frozen=True):
     data: Any  # what yaml.safe_load would return (None for an empty document)
     lines: dict[Loc, int]  # key path -> 1-based line: ("sources", 2, "url") -> 14
     problems: tuple[str, ...]  # duplicate keys, which PyYAML would silently resolve to the last one

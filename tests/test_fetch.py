@@ -12,12 +12,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpcore
+import msgspec
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -453,7 +453,7 @@ def test_the_robots_agent_is_the_user_agents_product_token() -> None:
 def test_a_wildcard_rule_refuses_a_source_through_the_fetcher(raw_server: RawServer) -> None:
     raw_server.routes["/robots.txt"] = respond(body=REDDIT_LIKE_ROBOTS)
     raw_server.routes["/r/x/new.json"] = respond(body=b"{}")
-    limits = replace(LIMITS, robots=True)
+    limits = msgspec.structs.replace(LIMITS, robots=True)
     result, records = fetch(raw_server.url("/r/x/new.json"), limits)
     assert isinstance(result, RobotsDisallowed) and not result.site_trouble
     assert records[0].status is FetchStatus.SKIPPED and records[0].error == str(result)
@@ -463,7 +463,7 @@ def test_a_wildcard_rule_refuses_a_source_through_the_fetcher(raw_server: RawSer
 def test_an_unreachable_robots_txt_does_not_block(raw_server: RawServer) -> None:
     raw_server.routes["/robots.txt"] = respond(status=500)
     raw_server.routes["/feed"] = respond(body=b"ok")
-    result, _ = fetch(raw_server.url("/feed"), replace(LIMITS, robots=True))
+    result, _ = fetch(raw_server.url("/feed"), msgspec.structs.replace(LIMITS, robots=True))
     assert not isinstance(result, FetchError) and result.body == b"ok"
 
 
@@ -480,7 +480,7 @@ def test_private_addresses_are_followed_by_default(httpserver: HTTPServer) -> No
 def test_allow_private_false_refuses_loopback_before_any_request(httpserver: HTTPServer, host: str) -> None:
     httpserver.expect_request("/feed").respond_with_data("ok")
     url = httpserver.url_for("/feed").replace("localhost", host)
-    result, records = fetch(url, replace(LIMITS, allow_private=False))
+    result, records = fetch(url, msgspec.structs.replace(LIMITS, allow_private=False))
     assert isinstance(result, PrivateAddressRefused)
     assert str(result).startswith(f"refused {url}: {host}") and "a loopback address" in str(result)
     assert "allow_private is false" in str(result) and records[0].status is FetchStatus.ERROR
@@ -492,7 +492,7 @@ def test_allow_private_false_checks_every_redirect_hop(httpserver: HTTPServer) -
     httpserver.expect_request("/hop").respond_with_response(
         Response(status=302, headers={"Location": "http://10.0.0.1/internal"})
     )
-    result, _ = fetch(httpserver.url_for("/hop"), replace(LIMITS, allow_private=False))
+    result, _ = fetch(httpserver.url_for("/hop"), msgspec.structs.replace(LIMITS, allow_private=False))
     assert isinstance(result, PrivateAddressRefused) and httpserver.log == []
 
 

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 LAYERS = {
     "__init__": 0,
     "types": 0,
+    "worktypes": 0,
     "exceptions": 0,
     "units": 1,
     "schema": 1,
@@ -61,7 +62,11 @@ LAYERS = {
     "__main__": 6,
 }
 # Components of one layer that may use each other.
-SIBLINGS = {frozenset({"pipeline", "workers"}), frozenset({"demo", "service"})}
+SIBLINGS = {
+    frozenset({"pipeline", "workers"}),
+    frozenset({"demo", "service"}),
+    frozenset({"types", "worktypes"}),  # types re-exports the values the parse worker handles
+}
 # One module per source type: its config model (schema.Section) beside its collector, in collectors/__init__.
 SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", "mastodon", "reddit", "vk")}
 # Third-party libraries and the modules allowed to import them.
@@ -80,7 +85,6 @@ OWNERS = {
     "procrastinate": {"scaleout.queue"},
     "click": {"cli"},
     "yaml": {"yamldoc"},
-    "msgspec": {"schema", "config", *SOURCE_MODULES},  # config sections; the source types give bounds (msgspec.Meta)
     "smtplib": {"mail"},
     "apprise": {"notify"},
     "matplotlib": {"charts"},
@@ -141,6 +145,33 @@ def test_each_library_lives_in_its_one_place(name: str, tree: ast.Module) -> Non
         if library in OWNERS:
             owned = any(name == owner or name.startswith(owner + ".") for owner in OWNERS[library])
             assert owned, f"monitor.{name} imports {library}, which belongs to {OWNERS[library]}"
+
+
+# What the parse worker imports to parse a feed and prepare its posts. msgspec (config sections, and the records
+# of monitor.types) is used everywhere else; these modules stay without it (2 MiB more of a second process).
+WORKER_ROOTS = ("workerproc", "collectors.feedparse", "prepare")
+
+
+def test_the_feed_workers_modules_import_no_msgspec() -> None:
+    trees = dict(modules())
+    seen: set[str] = set()
+    todo = list(WORKER_ROOTS)
+    while todo:  # the worker's monitor modules: the roots and what they import, lazily or not, transitively
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(trees[name]):
+            if isinstance(node, ast.Import):
+                todo += [a.name.removeprefix("monitor.") for a in node.names if a.name.startswith("monitor.")]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "monitor":
+                package = node.module.removeprefix("monitor").removeprefix(".")
+                for alias in node.names:  # `from monitor import dedupe` names a module; `import __version__` no
+                    inner = f"{package}.{alias.name}".lstrip(".")
+                    todo.append(inner if inner in trees else package or "__init__")
+    assert {"types", "prepare", "match", "worktypes"} - seen == {"types"}  # types (msgspec) is not among them
+    uses = sorted(name for name in seen if any(t.split(".")[0] == "msgspec" for t in imported(trees[name])))
+    assert uses == [], f"the parse worker would load msgspec through {uses}"
 
 
 PURE = [

@@ -346,7 +346,7 @@ def test_the_module_is_pure() -> None:
     tree = ast.parse(Path(norm_module.__file__).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    allowed = {"__future__", "hashlib", "re", "unicodedata", "datetime", "urllib.parse", "monitor.types"}
+    allowed = {"__future__", "hashlib", "re", "unicodedata", "datetime", "urllib.parse", "monitor.worktypes"}
     assert imported <= allowed | {"functools"}  # functools: a cache of canonical URLs (a pure function's results)
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"hash", "open", "print"}  # builtin hash() is salted per process

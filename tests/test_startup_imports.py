@@ -60,17 +60,25 @@ print(json.dumps({"names": names, "before": before, "model": model.__name__,
 
 def test_a_worker_process_that_parses_loads_no_event_loop_tls_config_or_numpy() -> None:
     """What the worker process imports to parse a feed (monitor.workerproc, the parser): lxml, not asyncio, ssl,
-    msgspec or numpy, which it never uses (each is megabytes of a second process)."""
+    msgspec or numpy, which it never uses (each is megabytes of a second process). Preparing the posts (the
+    matcher, signatures) adds numpy and still no msgspec: the records it returns are monitor.worktypes'."""
     probe = """
 import json, sys
+from datetime import UTC, datetime
 import monitor.workerproc
 from monitor.collectors.feedparse import parse_feed
-parse_feed(b"<rss><channel><item><title>t</title><link>https://x.example/1</link></item></channel></rss>",
-           url="https://x.example/feed", content_type="application/rss+xml")
-print(json.dumps(sorted(m for m in ("asyncio", "ssl", "msgspec", "numpy", "yaml", "httpx") if m in sys.modules)))
+heavy = ("asyncio", "ssl", "msgspec", "numpy", "yaml", "httpx")
+page = parse_feed(b"<rss><channel><item><title>t</title><link>https://x.example/1</link></item></channel></rss>",
+                  url="https://x.example/feed", content_type="application/rss+xml")
+parsing = sorted(m for m in heavy if m in sys.modules)
+from monitor.match import Matcher
+from monitor.prepare import prepare
+from monitor.worktypes import TopicSpec
+prepared = prepare(page.items, "feed", {}, datetime.now(UTC), Matcher([TopicSpec("t", ("t",))]))
+print(json.dumps([parsing, len(prepared), sorted(m for m in heavy if m in sys.modules)]))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
-    assert json.loads(done.stdout) == []
+    assert json.loads(done.stdout) == [[], 1, ["numpy"]]
 
 
 def test_building_the_http_client_loads_no_trusted_roots() -> None:

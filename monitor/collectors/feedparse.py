@@ -52,7 +52,7 @@ from monitor.collectors.links import absolute_url
 from monitor.dates import parse_date
 from monitor.exceptions import ParseError
 from monitor.normalize import post_key
-from monitor.types import RawItem
+from monitor.worktypes import RawItem
 
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "PARSER_VERSION", "ParsedFeed", "parse_feed"]
 

@@ -26,13 +26,13 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
+import msgspec
 from protego import Protego
 
 from monitor.collectors.aio_backend import AsyncioBackend
@@ -69,8 +69,7 @@ _REFUSING: contextvars.ContextVar[str | None] = contextvars.ContextVar("monitor_
 _SHOWN_URL = 200  # characters of a foreign URL quoted in an error
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(msgspec.Struct, frozen=True):
     """A successful (2xx) or not-modified (304) answer, body fully read and decoded from gzip/br."""
 
     url: str  # the final address after redirects
@@ -96,8 +95,7 @@ class Response:
         return self.headers.get("last-modified")
 
 
-@dataclass(frozen=True)
-class RequestLimits:
+class RequestLimits(msgspec.Struct, frozen=True):
     """Per-source settings for each request."""
 
     timeout: timedelta = timedelta(seconds=30)  # also the limit on parsing one response (workers.py)
@@ -408,8 +406,7 @@ def _proxied(url: str) -> bool:
 # ---------------------------------------------------------------- the fetcher
 
 
-@dataclass
-class _RobotsEntry:
+class _RobotsEntry(msgspec.Struct):
     rules: Protego | None  # None: no usable robots.txt, everything allowed
     fetched: float
 
@@ -557,7 +554,9 @@ class Fetcher:
         return bool(entry.rules.can_fetch(url, robots_agent(limits.user_agent)))
 
     async def _read_robots(self, origin: str, limits: RequestLimits) -> Protego | None:
-        robots_limits = replace(limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15)))
+        robots_limits = msgspec.structs.replace(
+            limits, max_bytes=ROBOTS_MAX_BYTES, timeout=min(limits.timeout, timedelta(seconds=15))
+        )
         try:
             resp = await self.request(f"{origin}/robots.txt", robots_limits)
         except FetchError as exc:
@@ -583,14 +582,13 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-@dataclass
-class Session:
+class Session(msgspec.Struct):
     """Requests made for one source in one poll; every request is logged as a FetchRecord."""
 
     fetcher: Fetcher
     source: str
     limits: RequestLimits
-    records: list[FetchRecord] = field(default_factory=list)
+    records: list[FetchRecord] = msgspec.field(default_factory=list)
     # raw digest -> post key of the source's newest `limit` stored posts (feeds skip those items unparsed);
     # None when nothing is stored from this poll (check --probe)
     known_raw: Callable[[int], Mapping[bytes, str]] | None = None
@@ -654,7 +652,7 @@ class Session:
     def note_items(self, count: int) -> None:
         """Record how many items the last response held."""
         if self.records:
-            self.records[-1] = replace(self.records[-1], items=count)
+            self.records[-1] = msgspec.structs.replace(self.records[-1], items=count)
 
 
 def backoff_delay(failures: int, interval: timedelta, cap: timedelta = timedelta(hours=6)) -> timedelta:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from monitor import delivery
 from monitor.config import Config
@@ -26,8 +27,7 @@ Sender = Callable[[EmailMessage, "MailSettings"], list[str]]
 NOTIFY_TIMEOUT_S = 30.0  # one Apprise send at most (the whole call: connect, request, any retries it makes)
 
 
-@dataclass(frozen=True)
-class Told:
+class Told(msgspec.Struct, frozen=True):
     """What one alert (or test) says, in each channel's form: built once, sent on every channel."""
 
     email: EmailBody

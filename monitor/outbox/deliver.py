@@ -16,9 +16,10 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+import msgspec
 
 from monitor import delivery
 from monitor.exceptions import MailError, MonitorError, NotifyError
@@ -42,8 +43,7 @@ class Teller(Protocol):
     def tell(self, alert: AlertRow, now: datetime) -> Told: ...
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True):
     """What one delivery step came to, for the poll summary and the log."""
 
     alert_id: int

@@ -7,8 +7,9 @@ sqlite3: a second backend implements the Protocol and `open_store` opens it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from monitor.exceptions import StoreError
 from monitor.store.api import (
@@ -72,8 +73,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Copied:
+class Copied(msgspec.Struct, frozen=True):
     """One table copied by `copy_store`."""
 
     table: str

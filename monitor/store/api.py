@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 from monitor.exceptions import StoreCorrupt
 from monitor.types import (
@@ -46,8 +47,7 @@ BACKUP_ADVICE = "restore it from your backup (README, Operations: Backups), or m
 
 
 # ------------------------------------------------------------------------------------------ values
-@dataclass(frozen=True)
-class PostFilter:
+class PostFilter(msgspec.Struct, frozen=True):
     """Which posts a query reads. Built once by the command line, taken by search, stats, export and counts."""
 
     topics: tuple[str, ...] = ()  # only posts matching one of these topics (their rows still list all topics)
@@ -60,8 +60,7 @@ class PostFilter:
 ANY_POST = PostFilter()  # no restriction
 
 
-@dataclass(frozen=True)
-class KnownPost:
+class KnownPost(msgspec.Struct, frozen=True):
     """What a poll needs to know about a post already stored."""
 
     id: int
@@ -69,8 +68,7 @@ class KnownPost:
     content_hash: str
 
 
-@dataclass(frozen=True)
-class SaveResult:
+class SaveResult(msgspec.Struct, frozen=True):
     """What one `save_poll` wrote."""
 
     new_posts: int
@@ -79,8 +77,7 @@ class SaveResult:
     topics: tuple[str, ...]  # topics with new or changed matching posts
 
 
-@dataclass(frozen=True)
-class SearchRow:
+class SearchRow(msgspec.Struct, frozen=True):
     """One search result."""
 
     id: int  # posts.id
@@ -93,8 +90,7 @@ class SearchRow:
     cluster_id: int | None
 
 
-@dataclass(frozen=True)
-class StatsRow:
+class StatsRow(msgspec.Struct, frozen=True):
     """Matching posts of one topic in one bucket."""
 
     topic: str
@@ -124,8 +120,7 @@ class PostRow(NamedTuple):
     extra: str | None  # collector facts as JSON text
 
 
-@dataclass(frozen=True)
-class SourceRow:
+class SourceRow(msgspec.Struct, frozen=True):
     """A source as `monitor status` shows it: its state, and what counting the store adds."""
 
     state: SourceState
@@ -135,16 +130,14 @@ class SourceRow:
     last_fetch_at: datetime | None  # the last request made for it
 
 
-@dataclass(frozen=True)
-class FailureRun:
+class FailureRun(msgspec.Struct, frozen=True):
     """A source's current or last run of consecutive failed polls (what the recovery email reports)."""
 
     failures: int  # failed polls in the run (the run that just ended, once the source works again)
     since: datetime | None  # the run's first failure
 
 
-@dataclass(frozen=True)
-class StoreSummary:
+class StoreSummary(msgspec.Struct, frozen=True):
     """What the store holds, in a few numbers (the demo's summary)."""
 
     posts: int
@@ -154,8 +147,7 @@ class StoreSummary:
     matches: dict[str, int]  # topic -> matching posts
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(msgspec.Struct, frozen=True):
     """A delivery taken by one owner until `until`: only that owner may finish it."""
 
     delivery: DeliveryRow  # as claimed: `message_id` is set, and kept for every later attempt
@@ -164,8 +156,7 @@ class Claim:
     until: datetime
 
 
-@dataclass(frozen=True)
-class DaemonRow:
+class DaemonRow(msgspec.Struct, frozen=True):
     """The daemon that last held the store (`daemon` table): who, since when, and its last heartbeat."""
 
     holder: str  # host:pid:start
@@ -173,8 +164,7 @@ class DaemonRow:
     heartbeat_at: datetime  # written by `monitor run` each minute
 
 
-@dataclass(frozen=True)
-class RematchBatch:
+class RematchBatch(msgspec.Struct, frozen=True):
     """What one `rematch_batch` did."""
 
     last_id: int  # the highest post id read: the next batch starts after it

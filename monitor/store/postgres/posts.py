@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import psycopg
 
 from monitor import dedupe
@@ -74,11 +75,11 @@ class PostsMixin(StoreBase):
             result = _save_posts(conn, posts, now)
             fetch_rows = list(fetches)
             if fetch_rows:  # credit the new posts to the last fetch, which delivered them
-                fetch_rows[-1] = replace(fetch_rows[-1], new_posts=result.new_posts)
+                fetch_rows[-1] = msgspec.structs.replace(fetch_rows[-1], new_posts=result.new_posts)
             write_fetches(conn, fetch_rows)
             newest = max((p.post.published_at for p in posts), default=None)
             if newest is not None and (state.last_post_at is None or newest > state.last_post_at):
-                state = replace(state, last_post_at=newest)
+                state = msgspec.structs.replace(state, last_post_at=newest)
             write_source(conn, state, source_type, source_url, now)
             reindex_stale(conn)
             return result

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
+
+import msgspec
 
 from monitor import dedupe
 from monitor.store.api import KnownPost, SaveResult
@@ -72,11 +73,11 @@ class PostsMixin(StoreBase):
             result = self._save_posts(conn, posts, now)
             fetch_rows = list(fetches)
             if fetch_rows:  # credit the new posts to the last fetch, which delivered them
-                fetch_rows[-1] = replace(fetch_rows[-1], new_posts=result.new_posts)
+                fetch_rows[-1] = msgspec.structs.replace(fetch_rows[-1], new_posts=result.new_posts)
             write_fetches(conn, fetch_rows)
             newest = max((p.post.published_at for p in posts), default=None)
             if newest is not None and (state.last_post_at is None or newest > state.last_post_at):
-                state = replace(state, last_post_at=newest)
+                state = msgspec.structs.replace(state, last_post_at=newest)
             write_source(conn, state, source_type, source_url, now)
             return result
 
