@@ -17,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpcore
+import httpx
 import msgspec
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from monitor.collectors import aio_sync
 from monitor.collectors.fetch import (
     LINEAR_POOL_VERSIONS,
     Fetcher,
@@ -715,3 +717,79 @@ def test_a_fetcher_uses_the_linear_pool() -> None:
 
     expected = _LinearPool if httpcore.__version__ in LINEAR_POOL_VERSIONS else httpcore.AsyncConnectionPool
     assert asyncio.run(go()) is expected
+
+
+# httpcore's stock AsyncLock, AsyncEvent and AsyncShieldCancellation (httpcore/_synchronization.py, 1.0.9), whose
+# interface and meaning aio_sync restates on asyncio. To add a release to aio_sync.CHECKED_VERSIONS, compare its
+# three classes with aio_sync's, then their digest with this one.
+STOCK_SYNC_SHA256 = "f1f1375c902dd6b00e2751677a0bcb2f33e85cea043fc66cfdfac86e310d08b7"
+CHECKED_SYNC = httpcore.__version__ in aio_sync.CHECKED_VERSIONS
+
+
+@pytest.mark.skipif(not CHECKED_SYNC, reason=f"httpcore {httpcore.__version__}: its own primitives stay")
+def test_the_stock_primitives_are_the_ones_aio_sync_restates() -> None:
+    from httpcore import _synchronization as stock
+
+    source = "".join(inspect.getsource(c) for c in (stock.AsyncLock, stock.AsyncEvent, stock.AsyncShieldCancellation))
+    assert hashlib.sha256(source.encode()).hexdigest() == STOCK_SYNC_SHA256, httpcore.__version__
+
+
+@pytest.mark.skipif(not CHECKED_SYNC, reason=f"httpcore {httpcore.__version__}: its own primitives stay")
+def test_a_fetcher_makes_httpcores_locks_and_events_with_asyncio() -> None:
+    async def go() -> tuple[type, type]:
+        async with Fetcher(per_host=2, user_agent="t", clock=clock):
+            from httpcore._async import connection_pool, http11
+
+            return vars(connection_pool)["AsyncEvent"], vars(http11)["AsyncLock"]
+
+    assert asyncio.run(go()) == (aio_sync.AsyncEvent, aio_sync.AsyncLock)
+
+
+def test_an_event_wait_beyond_its_timeout_is_httpcores_pool_timeout() -> None:
+    async def go() -> list[str]:
+        seen = []
+        event = aio_sync.AsyncEvent()
+        with pytest.raises(httpcore.PoolTimeout):
+            await event.wait(timeout=0.05)
+        seen.append("timed out")
+        asyncio.get_running_loop().call_later(0.02, event.set)
+        await event.wait(timeout=5)  # set by another callback while waiting
+        await event.wait(timeout=0)  # already set: no wait at all, even with no time left
+        seen.append("set")
+        return seen
+
+    assert asyncio.run(go()) == ["timed out", "set"]
+
+
+def test_a_request_cancelled_while_it_waits_for_the_pool_leaves_the_pool_serving() -> None:
+    """One connection, one slow request on it, a second one waiting for it (on the pool's event) and cancelled
+    there: the first completes, the pool forgets the second, and a third gets the connection. A pool timeout
+    while waiting is httpx's PoolTimeout."""
+    from monitor.collectors.fetch import _guarded_transport
+
+    async def go(port: int) -> tuple[list[int], int, str]:
+        transport = _guarded_transport(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        async with httpx.AsyncClient(transport=transport) as client:
+            url = f"http://127.0.0.1:{port}/f"
+            first = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.05)  # the first holds the one connection
+            waiting = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            statuses = [(await first).status_code, (await client.get(url)).status_code]
+            left = len(transport._pool._requests)  # type: ignore[attr-defined]
+            slow = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.05)
+            try:
+                await client.get(url, timeout=httpx.Timeout(5, pool=0.05))
+                outcome = "served"
+            except httpx.PoolTimeout:
+                outcome = "pool timeout"
+            await slow
+            return statuses, left, outcome
+
+    with serving_304s(pause=0.3) as (port, peers):
+        assert asyncio.run(go(port)) == ([304, 304], 0, "pool timeout")
+    assert len(set(peers)) == 1  # one connection throughout, kept across the cancelled wait

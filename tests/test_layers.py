@@ -72,7 +72,7 @@ SOURCE_MODULES = {f"collectors.{kind}" for kind in ("feed", "html", "telegram", 
 # Third-party libraries and the modules allowed to import them.
 OWNERS = {
     "httpx": {"collectors.fetch"},
-    "httpcore": {"collectors.fetch", "collectors.aio_backend"},  # the fetcher and its network backend
+    "httpcore": {"collectors.fetch", "collectors.aio_backend", "collectors.aio_sync"},  # the fetcher, its backend
     "protego": {"collectors.fetch"},
     "selectolax": {"collectors.html", "collectors.telegram", "collectors.selectors", "collectors.htmltext"},
     "lxml": {"collectors.feedparse"},

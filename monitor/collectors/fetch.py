@@ -35,6 +35,7 @@ import httpx
 import msgspec
 from protego import Protego
 
+from monitor.collectors import aio_sync
 from monitor.collectors.aio_backend import AsyncioBackend
 from monitor.exceptions import (
     DecodeError,
@@ -367,6 +368,7 @@ def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     # httpcore's own backend picks anyio or trio; monitor runs on asyncio only, and its own backend skips anyio's
     # per-operation wrapping (aio_backend.py)
     pool._network_backend = _GuardedBackend(AsyncioBackend())  # type: ignore[union-attr]
+    aio_sync.install()  # and its locks and events, which it would make with anyio (aio_sync.py)
     if type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__ in LINEAR_POOL_VERSIONS:
         pool.__class__ = _LinearPool  # the same object and state; only the assignment method differs
     return transport
