@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from monitor.collectors import SOURCE_TYPES
-from monitor.collectors.fetch import Fetcher, HostGate, RequestLimits, Session, backoff_delay
+from monitor.collectors.fetch import ROBOTS_TTL, Fetcher, HostGate, RequestLimits, Session, backoff_delay
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError, RobotsDisallowed, StoreError
 from monitor.match import Matcher
@@ -294,6 +294,7 @@ async def poll_sources(
     """Poll several sources concurrently (the fetcher keeps each host to its limit), at most
     `MAX_CONCURRENT_SOURCES` at once so that memory stays bounded however many sources there are."""
     slots = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
+    _recall_robots(fetcher, store, clock())
 
     async def one(source: SourceConfig) -> RunResult:
         async with slots:
@@ -310,4 +311,23 @@ async def poll_sources(
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(s) for s in sources)))
+    try:
+        return list(await asyncio.gather(*(one(s) for s in sources)))
+    finally:
+        _keep_robots(fetcher, store)
+
+
+def _recall_robots(fetcher: Fetcher, store: Store, now: datetime) -> None:
+    """The robots.txt files an earlier poll read, so that this one does not ask each host again (a cache: a store
+    that cannot give them costs a request per host, no more)."""
+    try:
+        fetcher.remember_robots(store.robots_since(now - ROBOTS_TTL))
+    except StoreError as exc:
+        log.warning("robots_cache_unread error=%s", exc)
+
+
+def _keep_robots(fetcher: Fetcher, store: Store) -> None:
+    try:
+        store.save_robots(fetcher.robots_read())
+    except StoreError as exc:
+        log.warning("robots_cache_unsaved error=%s", exc)

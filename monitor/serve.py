@@ -162,6 +162,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "applied_at": "When (ISO 8601 UTC).",
         },
     ),
+    "robots": (
+        "Each site's robots.txt as last read: a poll within 12 hours of it obeys it without asking the site again.",
+        {
+            "origin": "scheme://host[:port] of the site.",
+            "body": "The file as served (at most 512,000 bytes); NULL when the site has none (it answered 4xx).",
+            "fetched_at": "When it was read (ISO 8601 UTC).",
+        },
+    ),
     "fetches": (
         "Every HTTP request a poll made, with its outcome.",
         {

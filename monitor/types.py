@@ -61,6 +61,15 @@ class SourceState(msgspec.Struct, frozen=True):
     warnings: tuple[str, ...] = ()  # the last successful poll's warnings (shown by `monitor status`)
 
 
+class RobotsRecord(msgspec.Struct, frozen=True):
+    """An origin's robots.txt as last read, kept in the store (`robots`) so that the next poll process, within
+    the fetcher's ROBOTS_TTL, reads it from there instead of asking the site again."""
+
+    origin: str  # scheme://host[:port], lower case
+    body: bytes | None  # the file (at most ROBOTS_MAX_BYTES); None: the site has none (4xx), everything allowed
+    fetched_at: datetime  # aware UTC
+
+
 class Collected(msgspec.Struct, frozen=True):
     """What one collector run produced for one source."""
 

@@ -46,7 +46,7 @@ from monitor.exceptions import (
     TooManyRedirects,
     UnsupportedAddress,
 )
-from monitor.types import FetchRecord, FetchStatus
+from monitor.types import FetchRecord, FetchStatus, RobotsRecord
 from tests.conftest import NOW, RawServer, refused_port, respond, self_signed
 
 LIMITS = RequestLimits(
@@ -450,6 +450,53 @@ def test_the_robots_agent_is_the_user_agents_product_token() -> None:
     assert robots_agent("monitor/0.1 (public media monitor; +https://e.org)") == "monitor"
     assert robots_agent("MediaWatch/2 (+x)") == "MediaWatch"
     assert robots_agent("   ") == "*"
+
+
+def _robots_round(
+    raw_server: RawServer, stored: list[RobotsRecord], status: int = 200
+) -> tuple[list[bool], list[RobotsRecord], int]:
+    """One fetcher, given `stored` (an earlier process's robots.txt), asks for /private/feed and /public/feed:
+    which were allowed, what it read from the site to keep, and how often it asked the site."""
+    raw_server.routes["/robots.txt"] = respond(status=status, body=b"User-agent: *\nDisallow: /public/\n")
+    raw_server.routes["/private/feed"] = respond(body=b"secret")
+    raw_server.routes["/public/feed"] = respond(body=b"ok")
+
+    async def go() -> tuple[list[bool], list[RobotsRecord]]:
+        async with Fetcher(per_host=2, user_agent="monitor-test/1", clock=clock) as fetcher:
+            fetcher.remember_robots(stored)
+            allowed = [await fetcher.allowed(raw_server.url(p), ROBOTS_LIMITS) for p in ("/private/f", "/public/f")]
+            return allowed, fetcher.robots_read()
+
+    allowed, read = asyncio.run(go())
+    return allowed, read, [p for p, _ in raw_server.requests].count("/robots.txt")
+
+
+ROBOTS_LIMITS = RequestLimits(timeout=timedelta(seconds=5), max_bytes=1000, user_agent="monitor-test/1", robots=True)
+PRIVATE_ONLY = b"User-agent: *\nDisallow: /private/\n"
+
+
+def test_a_robots_txt_an_earlier_process_read_is_used_without_asking_the_site(raw_server: RawServer) -> None:
+    origin = raw_server.url("").rstrip("/")
+    stored = [RobotsRecord(origin, PRIVATE_ONLY, clock() - timedelta(hours=11))]
+    assert _robots_round(raw_server, stored) == ([False, True], [], 0)  # the stored rules, not the site's
+
+
+def test_a_stale_or_future_stored_robots_txt_is_read_again_and_handed_out_to_keep(raw_server: RawServer) -> None:
+    origin = raw_server.url("").rstrip("/")
+    for fetched_at in (clock() - timedelta(hours=13), clock() + timedelta(hours=1)):
+        raw_server.requests.clear()
+        allowed, read, asked = _robots_round(raw_server, [RobotsRecord(origin, PRIVATE_ONLY, fetched_at)])
+        assert (allowed, asked) == ([True, False], 1)  # the site's rules now
+        assert read == [RobotsRecord(origin, b"User-agent: *\nDisallow: /public/\n", clock())]
+
+
+@pytest.mark.parametrize(("status", "kept"), [(404, True), (410, True), (429, False), (503, False)])
+def test_a_site_without_robots_txt_is_kept_as_such_and_one_that_failed_is_not(
+    raw_server: RawServer, status: int, kept: bool
+) -> None:
+    allowed, read, asked = _robots_round(raw_server, [], status=status)
+    assert (allowed, asked) == ([True, True], 1)  # no rules either way
+    assert read == ([RobotsRecord(raw_server.url("").rstrip("/"), None, clock())] if kept else [])
 
 
 def test_a_wildcard_rule_refuses_a_source_through_the_fetcher(raw_server: RawServer) -> None:

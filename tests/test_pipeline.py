@@ -23,7 +23,7 @@ from monitor.match import Matcher
 from monitor.pipeline import poll_sources, run_source
 from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import RunResult
-from tests.conftest import NOW, RawServer, make_config, monitor_cmd, respond, sqlite_file, write_config
+from tests.conftest import CORPUS, NOW, RawServer, make_config, monitor_cmd, respond, sqlite_file, write_config
 
 FEEDS = {
     "oren": ("rss/ru_oren-ru_windows-1251.xml", 10),
@@ -475,3 +475,52 @@ sources:
         (row,) = store.conn.execute("SELECT status, error FROM fetches WHERE source = 'guarded'").fetchall()
         assert row == ("error", guarded.error)
     assert [path for path, _ in raw_server.requests] == ["/mine"]
+
+
+def test_a_second_poll_process_reads_robots_txt_from_the_store_not_from_each_host(
+    tmp_path: Path, raw_server: RawServer
+) -> None:
+    """`monitor poll` from cron: the first run asks the host for robots.txt and keeps it in the store (`robots`);
+    the next runs, within the fetcher's ROBOTS_TTL, obey the kept rules without asking again; past it, they ask."""
+    raw_server.routes["/robots.txt"] = respond(body=b"User-agent: *\nDisallow: /private/\n")
+    for name in ("a", "b"):
+        raw_server.routes[f"/{name}"] = respond(body=(CORPUS / FEEDS["bbc"][0]).read_bytes())
+    sources = "".join(
+        f"  - {{name: {n}, type: feed, url: '{raw_server.url(path)}'}}\n"
+        for n, path in (("a", "/a"), ("b", "/b"), ("hidden", "/private/feed"))
+    )
+    config = write_config(tmp_path, f"store: store.db\ntopics: {{world: [world]}}\nsources:\n{sources}")
+
+    def asked_after_a_poll() -> int:
+        done = subprocess.run(monitor_cmd(config, "poll"), cwd=tmp_path, capture_output=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        assert b"source_skipped source=hidden reason='robots.txt" in done.stderr  # refused, by fresh or kept rules
+        return [p for p, _ in raw_server.requests].count("/robots.txt")
+
+    assert asked_after_a_poll() == 1
+    assert asked_after_a_poll() == 1  # the kept rules: `hidden` still refused, the host not asked
+    with closing(sqlite3.connect(tmp_path / "store.db")) as conn, conn:
+        conn.execute("UPDATE robots SET fetched_at = '2000-01-01T00:00:00Z'")  # older than ROBOTS_TTL
+    assert asked_after_a_poll() == 2
+    assert "/private/feed" not in [p for p, _ in raw_server.requests]
+
+
+def test_a_store_that_cannot_keep_robots_txt_costs_a_request_per_host_and_nothing_else(
+    tmp_path: Path, corpus: Path, raw_server: RawServer, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """robots.txt is a cache in the store: when reading or writing it fails (a full disk, a table gone), the
+    poll asks the host and stores its posts as ever, and the log says what was not kept."""
+    serve_corpus(raw_server, corpus)
+    raw_server.routes["/robots.txt"] = respond(body=b"User-agent: *\nDisallow: /private/\n")
+    config = make_config(
+        tmp_path,
+        f"store: store.db\ntopics: {{world: [world]}}\nsources:\n"
+        f"  - {{name: bbc, type: feed, url: '{raw_server.url('/bbc')}'}}\n"
+        f"  - {{name: heise, type: feed, url: '{raw_server.url('/heise')}'}}\n",
+    )
+    store.conn.execute("DROP TABLE robots")  # both the read and the write fail with a StoreError
+    results = poll(config, store)
+    assert all(r.ok and r.new_posts for r in results), [r.error for r in results]
+    assert [p for p, _ in raw_server.requests].count("/robots.txt") == 1
+    logged = caplog.text
+    assert "robots_cache_unread" in logged and "robots_cache_unsaved" in logged

@@ -18,7 +18,7 @@ from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
 from monitor.store import PostFilter, Store, open_store
 from monitor.store.sqlite import SqliteStore, open_sqlite
-from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, SourceState
+from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, RobotsRecord, SourceState
 from tests.conftest import NOW, sql
 
 
@@ -321,3 +321,16 @@ def test_a_one_shot_poll_opens_the_store_with_a_smaller_page_cache(tmp_path: Pat
             assert isinstance(opened, SqliteStore)
             sizes.append(opened.conn.execute("PRAGMA cache_size").fetchone()[0])
     assert sizes == [-8000, -2000]
+
+
+def test_robots_txt_is_kept_per_origin_and_read_back_from_a_time_on(store: Store) -> None:
+    old = RobotsRecord("http://a.example", b"User-agent: *\nDisallow: /x/\n", NOW - timedelta(hours=20))
+    store.save_robots([old, RobotsRecord("http://b.example", None, NOW - timedelta(hours=1))])
+    store.save_robots([])  # nothing read: nothing written
+    assert sorted(r.origin for r in store.robots_since(NOW - timedelta(hours=12))) == ["http://b.example"]
+    again = RobotsRecord("http://a.example", b"User-agent: *\nDisallow: /\x00\xff\n", NOW)  # any bytes
+    store.save_robots([again])
+    assert sorted(store.robots_since(NOW - timedelta(days=2)), key=lambda r: r.origin) == [
+        again,
+        RobotsRecord("http://b.example", None, NOW - timedelta(hours=1)),
+    ]

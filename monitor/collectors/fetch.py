@@ -49,7 +49,7 @@ from monitor.exceptions import (
     TooManyRedirects,
     UnsupportedAddress,
 )
-from monitor.types import FetchRecord, FetchStatus
+from monitor.types import FetchRecord, FetchStatus, RobotsRecord
 
 log = logging.getLogger("monitor.fetch")
 
@@ -434,6 +434,8 @@ class Fetcher:
         self.clock = clock
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, _RobotsEntry] = {}
+        self._robots_stored: dict[str, RobotsRecord] = {}  # read by an earlier process (remember_robots)
+        self._robots_read: list[RobotsRecord] = []  # read from their sites, not yet handed out (robots_read)
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._robots_off_logged: set[str] = set()
         # Every connection may stay for the next request (until httpx's 5 s keep-alive expiry): with 32 kept, a poll
@@ -549,11 +551,34 @@ class Fetcher:
         async with lock:
             entry = self._robots.get(origin)
             if entry is None or time.monotonic() - entry.fetched > ROBOTS_TTL.total_seconds():
-                entry = _RobotsEntry(await self._read_robots(origin, limits), time.monotonic())
+                entry = self._stored_entry(origin) or _RobotsEntry(
+                    await self._read_robots(origin, limits), time.monotonic()
+                )
                 self._robots[origin] = entry
         if entry.rules is None:
             return True
         return bool(entry.rules.can_fetch(url, robots_agent(limits.user_agent)))
+
+    def remember_robots(self, records: Iterable[RobotsRecord]) -> None:
+        """robots.txt files an earlier process read (the store's `robots`): each is used instead of asking its site
+        while younger than ROBOTS_TTL, then read again from the site."""
+        self._robots_stored.update((record.origin, record) for record in records)
+
+    def robots_read(self) -> list[RobotsRecord]:
+        """The robots.txt files read from their sites since the last call, to keep for the next process: each a
+        file, or None for a site without one (4xx). One that could not be read (network, 5xx, 429) is not kept."""
+        read, self._robots_read = self._robots_read, []
+        return read
+
+    def _stored_entry(self, origin: str) -> _RobotsEntry | None:
+        record = self._robots_stored.pop(origin, None)
+        if record is None:
+            return None
+        age = (self.clock() - record.fetched_at).total_seconds()
+        if not 0 <= age <= ROBOTS_TTL.total_seconds():  # stale, or from a clock ahead of ours
+            return None
+        rules = parse_robots(record.body) if record.body is not None else None
+        return _RobotsEntry(rules, time.monotonic() - age)
 
     async def _read_robots(self, origin: str, limits: RequestLimits) -> Protego | None:
         robots_limits = msgspec.structs.replace(
@@ -565,7 +590,10 @@ class Fetcher:
             # 4xx: no rules (RFC 9309). Network trouble and 5xx: the real request will report it; a site
             # that is down must count as failing, not as skipped, so that its operator hears of it.
             log.debug("robots_unavailable origin=%s error=%s", origin, exc)
+            if exc.http_status is not None and 400 <= exc.http_status < 500 and exc.http_status != 429:
+                self._robots_read.append(RobotsRecord(origin, None, self.clock()))  # the site has none
             return None
+        self._robots_read.append(RobotsRecord(origin, resp.body, self.clock()))
         return parse_robots(resp.body)
 
 

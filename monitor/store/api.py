@@ -32,6 +32,7 @@ from monitor.types import (
     Match,
     MatchedPost,
     NewAlert,
+    RobotsRecord,
     SourceState,
     StuckDelivery,
     WindowPost,
@@ -192,6 +193,13 @@ class SourceLog(Protocol):
         now: datetime,
     ) -> None: ...
     def prune_fetches(self, before: datetime) -> int: ...
+    def robots_since(self, since: datetime) -> list[RobotsRecord]:
+        """The origins' robots.txt read at or after `since` (the cache a poll starts from)."""
+        ...
+
+    def save_robots(self, records: Sequence[RobotsRecord]) -> None:
+        """Keep these, each replacing its origin's previous one."""
+        ...
 
 
 class PostWriter(Protocol):

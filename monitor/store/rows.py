@@ -18,6 +18,7 @@ from monitor.types import (
     AlertStatus,
     ClusterPost,
     DeliveryRow,
+    RobotsRecord,
     SourceState,
     StuckDelivery,
     WindowPost,
@@ -32,6 +33,11 @@ def ts(when: datetime | None) -> str | None:
 
 def dt(text: str | None) -> datetime | None:
     return from_iso(text) if text else None
+
+
+def robots_of(row: Any) -> RobotsRecord:
+    body = row["body"]
+    return RobotsRecord(row["origin"], bytes(body) if body is not None else None, from_iso(row["fetched_at"]))
 
 
 def alert_of(row: dict[str, Any]) -> AlertRow:

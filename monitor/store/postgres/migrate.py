@@ -37,6 +37,7 @@ TABLES = (
     "alerts",
     "deliveries",
     "topic_fingerprints",  # which topic definitions the copied matches follow (a file before 0006 has none)
+    "robots",  # the sites' robots.txt as last read (a file before 0010 has none)
 )
 IDENTITIES = ("posts", "fetches", "alerts", "deliveries")
 # Tables of the file copied into one PostgreSQL table: a SQLite store writes band rows behind, in levels that

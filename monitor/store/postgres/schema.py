@@ -219,6 +219,16 @@ _RAW_DIGEST = [
     "ALTER TABLE posts ADD COLUMN raw_digest BYTEA",
 ]
 
+_ROBOTS = [
+    # Each origin's robots.txt as last read, so that the next poll process does not ask every host for it again
+    # within the fetcher's ROBOTS_TTL. A cache: internal.
+    """CREATE TABLE robots (
+        origin TEXT PRIMARY KEY,
+        body BYTEA,
+        fetched_at TEXT NOT NULL
+    )""",
+]
+
 # In order; a released step is never edited or removed. Each runs in the migrating transaction. A step that
 # mirrors one of the SQLite store's has its name (SQLite's 0002-0004 are folded into this store's 0001).
 STEPS: dict[str, list[str]] = {
@@ -226,6 +236,7 @@ STEPS: dict[str, list[str]] = {
     "0005_matches_carry_time_and_cluster": _MATCHES_CARRY_TIME_AND_CLUSTER,
     "0006_topic_fingerprints": _TOPIC_FINGERPRINTS,
     "0008_raw_digest": _RAW_DIGEST,
+    "0010_robots": _ROBOTS,
 }
 
 _CREATED = re.compile(r"^\s*CREATE (?:TABLE|VIEW) (\w+)", re.MULTILINE)

@@ -12,11 +12,27 @@ import psycopg
 from monitor.store.api import FailureRun, SourceRow
 from monitor.store.postgres.base import StoreBase
 from monitor.store.postgres.errors import wrapped
-from monitor.store.rows import dt, source_row_of, state_of, ts
-from monitor.types import FetchRecord, SourceState
+from monitor.store.rows import dt, robots_of, source_row_of, state_of, ts
+from monitor.types import FetchRecord, RobotsRecord, SourceState
 
 
 class SourcesMixin(StoreBase):
+    @wrapped("read the robots.txt cache")
+    def robots_since(self, since: datetime) -> list[RobotsRecord]:
+        with self.read("read the robots.txt cache") as conn:
+            rows = self.all(conn, "SELECT origin, body, fetched_at FROM robots WHERE fetched_at >= %s", (ts(since),))
+        return [robots_of(r) for r in rows]
+
+    def save_robots(self, records: Sequence[RobotsRecord]) -> None:
+        if not records:
+            return
+        with self.transaction("keep robots.txt") as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                """INSERT INTO robots (origin, body, fetched_at) VALUES (%s, %s, %s)
+                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at""",
+                [(r.origin, r.body, ts(r.fetched_at)) for r in records],
+            )
+
     @wrapped("read the source's state")
     def source_state(self, name: str) -> SourceState:
         with self.read("read the source's state") as conn:

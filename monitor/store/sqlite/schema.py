@@ -290,6 +290,18 @@ def _band_levels(conn: sqlite3.Connection) -> None:
         )
 
 
+def _robots(conn: sqlite3.Connection) -> None:
+    # Each origin's robots.txt as last read, so that the next `monitor poll` process does not ask every host for it
+    # again within the fetcher's ROBOTS_TTL (50 of a 50-host re-poll's 250 requests). A cache: internal.
+    conn.execute(
+        """CREATE TABLE robots (
+            origin TEXT PRIMARY KEY,
+            body BLOB,
+            fetched_at TEXT NOT NULL
+        )"""
+    )
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0001_initial": _initial,
@@ -301,6 +313,7 @@ STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0007_fts_in_one_segment": _fts_in_one_segment,
     "0008_raw_digest": _raw_digest,
     "0009_band_levels": _band_levels,
+    "0010_robots": _robots,
 }
 
 

@@ -8,13 +8,28 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.store.api import FailureRun, SourceRow
-from monitor.store.rows import dt, source_row_of, state_of, ts
+from monitor.store.rows import dt, robots_of, source_row_of, state_of, ts
 from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
-from monitor.types import FetchRecord, SourceState
+from monitor.types import FetchRecord, RobotsRecord, SourceState
 
 
 class SourcesMixin(StoreBase):
+    @wrapped("read the robots.txt cache")
+    def robots_since(self, since: datetime) -> list[RobotsRecord]:
+        rows = self.all("SELECT origin, body, fetched_at FROM robots WHERE fetched_at >= ?", (ts(since),))
+        return [robots_of(r) for r in rows]
+
+    def save_robots(self, records: Sequence[RobotsRecord]) -> None:
+        if not records:
+            return
+        with self.transaction("keep robots.txt") as conn:
+            conn.executemany(
+                """INSERT INTO robots (origin, body, fetched_at) VALUES (?, ?, ?)
+                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at""",
+                [(r.origin, r.body, ts(r.fetched_at)) for r in records],
+            )
+
     @wrapped("read the source's state")
     def source_state(self, name: str) -> SourceState:
         return state_of(name, self.one("SELECT * FROM sources WHERE name = ?", (name,)))
