@@ -25,6 +25,7 @@ QUICK: dict[str, list[str]] = {
     "store_scale": ["store_scale.py", "--quick"],
     "near_dup_candidates": ["near_dup_candidates.py", "--quick", "--decisions"],
     "startup_floor": ["startup_floor.py", "--runs", "1"],
+    "record_cost": ["record_cost.py", "--classes", "20"],
     "ingest_bench": ["ingest_bench.py", "--items", "500", "--per-feed", "50"],
     "poll_bench": ["poll_bench.py", "--feeds", "10", "--items", "20", "--hosts", "5"],
 }

@@ -32,9 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # What a cold `monitor poll` of feeds imports: the CLI, the service and the pipeline, the feed collector and its
-# parser, the SQLite store and its migrations, numpy (signatures), and what httpcore loads at its first request
-# (anyio's asyncio backend, for its pool's locks). Checked against the sys.modules of a real cold poll of 200
-# feeds: the same modules, but for a few of the standard library (difflib, two codecs, gc).
+# parser, the SQLite store and its migrations, numpy (signatures). httpcore's locks and events are asyncio's own
+# (monitor/collectors/aio_sync.py), so its first request loads nothing more: anyio's asyncio backend no longer
+# (tests/test_startup_imports.py). Checked against the sys.modules of a real cold poll of 200 feeds: the same
+# modules, but for a few of the standard library (difflib, two codecs, gc).
 ENTRY = (
     "monitor.cli",
     "monitor.service",
@@ -44,10 +45,12 @@ ENTRY = (
     "monitor.store.sqlite.schema",
     "monitor.prepare",
     "numpy",
-    "anyio._backends._asyncio",
 )
 
 PYTHON = sys.executable  # the interpreter measured (--python)
+# Every probe runs with -P: `python -c` would put the working directory first on sys.path, and from a checkout
+# that imports the checkout's monitor (its sources compiled at each start, with PYTHONDONTWRITEBYTECODE set)
+# instead of the install being measured.
 
 _PROBE = r"""
 import importlib, json, sys, time
@@ -78,7 +81,7 @@ print(json.dumps(sorted(sys.modules)))
 def probe(base: list[str], measured: list[str]) -> tuple[float, float]:
     """(ms, KiB of Pss) of importing `measured` in a fresh interpreter that has imported `base`."""
     out = subprocess.run(
-        [PYTHON, "-c", _PROBE, json.dumps(base), json.dumps(measured)],
+        [PYTHON, "-P", "-c", _PROBE, json.dumps(base), json.dumps(measured)],
         capture_output=True,
         text=True,
         check=True,
@@ -90,7 +93,7 @@ def probe(base: list[str], measured: list[str]) -> tuple[float, float]:
 
 def poll_modules() -> list[str]:
     out = subprocess.run(
-        [PYTHON, "-c", _MODULES, json.dumps(ENTRY)], capture_output=True, text=True, check=True, timeout=120
+        [PYTHON, "-P", "-c", _MODULES, json.dumps(ENTRY)], capture_output=True, text=True, check=True, timeout=120
     )
     return list(json.loads(out.stdout))
 
@@ -102,6 +105,7 @@ def stdlib_modules(modules: list[str]) -> list[str]:
     out = subprocess.run(
         [
             PYTHON,
+            "-P",
             "-c",
             "import importlib.util, json, sys\n"
             "r = {}\n"
