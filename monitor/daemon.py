@@ -37,7 +37,7 @@ from monitor.config import Config, SourceConfig
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.metrics import Listen, Metrics, serve_metrics
 from monitor.outbox import Outbox
-from monitor.pipeline import open_fetcher, run_source
+from monitor.pipeline import keep_robots, open_fetcher, recall_robots, run_source
 from monitor.rematch import topic_changes
 from monitor.store import Store, this_process
 from monitor.types import RunResult
@@ -101,6 +101,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._on_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         async with open_fetcher(self.config, self.workers, clock=self.clock) as fetcher:
+            recall_robots(fetcher, self.store, self.clock())  # what the last process read: no host asked again
             scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler, self._fetcher = scheduler, fetcher
             if self.metrics is not None:
@@ -182,6 +183,7 @@ class Daemon:
         )
         if result is None:
             return
+        keep_robots(fetcher, self.store)  # a robots.txt this poll read (once per host in ROBOTS_TTL), for a restart
         damage = self.store.damage()
         if damage is not None and self.fault is None:  # every further write would fail the same way
             log.error("store_damaged error=%s: stopping", damage)

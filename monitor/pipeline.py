@@ -294,7 +294,7 @@ async def poll_sources(
     """Poll several sources concurrently (the fetcher keeps each host to its limit), at most
     `MAX_CONCURRENT_SOURCES` at once so that memory stays bounded however many sources there are."""
     slots = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
-    _recall_robots(fetcher, store, clock())
+    recall_robots(fetcher, store, clock())
 
     async def one(source: SourceConfig) -> RunResult:
         async with slots:
@@ -314,10 +314,10 @@ async def poll_sources(
     try:
         return list(await asyncio.gather(*(one(s) for s in sources)))
     finally:
-        _keep_robots(fetcher, store)
+        keep_robots(fetcher, store)
 
 
-def _recall_robots(fetcher: Fetcher, store: Store, now: datetime) -> None:
+def recall_robots(fetcher: Fetcher, store: Store, now: datetime) -> None:
     """The robots.txt files an earlier poll read, so that this one does not ask each host again (a cache: a store
     that cannot give them costs a request per host, no more)."""
     try:
@@ -326,7 +326,8 @@ def _recall_robots(fetcher: Fetcher, store: Store, now: datetime) -> None:
         log.warning("robots_cache_unread error=%s", exc)
 
 
-def _keep_robots(fetcher: Fetcher, store: Store) -> None:
+def keep_robots(fetcher: Fetcher, store: Store) -> None:
+    """What the fetcher read of robots.txt since the last call, into the store for the next process."""
     try:
         store.save_robots(fetcher.robots_read())
     except StoreError as exc:

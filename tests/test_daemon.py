@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -224,3 +225,40 @@ def test_first_polls_are_spread_evenly_over_at_most_the_spread() -> None:
     assert many[-1] - NOW < FIRST_POLL_SPREAD
     assert first_polls(NOW, 4) == [NOW + timedelta(seconds=0.5 * i) for i in range(4)]
     assert first_polls(NOW, 0) == []
+
+
+@pytest.mark.slow
+def test_a_restarted_daemon_obeys_the_robots_txt_its_predecessor_kept(
+    tmp_path: Path, raw_server: RawServer, daemons: list[subprocess.Popen[bytes]]
+) -> None:
+    """The daemon keeps each robots.txt it reads in the store (`robots`), and a daemon started after it obeys the
+    kept file without asking the host again within the 12 hours."""
+    raw_server.routes["/robots.txt"] = lambda req: _answer(req, b"User-agent: *\nDisallow: /private/\n")
+    raw_server.routes["/feed"] = lambda req: _answer(req, FEED)
+    config = write_config(
+        tmp_path,
+        f"""
+store: store.db
+topics: {{separatism: [separatist*]}}
+sources:
+  - {{name: news, type: feed, url: "{raw_server.url("/feed")}", interval: 1h, robots: true}}
+""",
+    )
+    store = tmp_path / "store.db"
+
+    def polls() -> int:
+        try:
+            with contextlib.closing(sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)) as db:
+                return int(db.execute("SELECT count(*) FROM fetches WHERE source = 'news'").fetchone()[0])
+        except sqlite3.Error:  # not created yet
+            return 0
+
+    for run, log in enumerate((tmp_path / "first.log", tmp_path / "second.log"), start=1):
+        proc = start_daemon(config, log)
+        daemons.append(proc)
+        wait_for(lambda run=run: polls() >= run, f"poll {run} of the source", log)  # type: ignore[misc]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, log.read_text()
+    with contextlib.closing(sqlite3.connect(str(store))) as db:
+        assert [r[0] for r in db.execute("SELECT origin FROM robots")] == [raw_server.url("").rstrip("/")]
+    assert [p for p, _ in raw_server.requests].count("/robots.txt") == 1

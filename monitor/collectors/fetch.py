@@ -435,7 +435,8 @@ class Fetcher:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_stored: dict[str, RobotsRecord] = {}  # read by an earlier process (remember_robots)
-        self._robots_read: list[RobotsRecord] = []  # read from their sites, not yet handed out (robots_read)
+        # read from their sites, not yet handed out (robots_read): the latest per origin, bounded as `_robots` is
+        self._robots_read: dict[str, RobotsRecord] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._robots_off_logged: set[str] = set()
         # Every connection may stay for the next request (until httpx's 5 s keep-alive expiry): with 32 kept, a poll
@@ -551,9 +552,9 @@ class Fetcher:
         async with lock:
             entry = self._robots.get(origin)
             if entry is None or time.monotonic() - entry.fetched > ROBOTS_TTL.total_seconds():
-                entry = self._stored_entry(origin) or _RobotsEntry(
-                    await self._read_robots(origin, limits), time.monotonic()
-                )
+                entry = self._stored_entry(origin)
+                if entry is None:
+                    entry = _RobotsEntry(await self._read_robots(origin, limits), time.monotonic())
                 self._robots[origin] = entry
         if entry.rules is None:
             return True
@@ -567,8 +568,8 @@ class Fetcher:
     def robots_read(self) -> list[RobotsRecord]:
         """The robots.txt files read from their sites since the last call, to keep for the next process: each a
         file, or None for a site without one (4xx). One that could not be read (network, 5xx, 429) is not kept."""
-        read, self._robots_read = self._robots_read, []
-        return read
+        read, self._robots_read = self._robots_read, {}
+        return list(read.values())
 
     def _stored_entry(self, origin: str) -> _RobotsEntry | None:
         record = self._robots_stored.pop(origin, None)
@@ -591,9 +592,9 @@ class Fetcher:
             # that is down must count as failing, not as skipped, so that its operator hears of it.
             log.debug("robots_unavailable origin=%s error=%s", origin, exc)
             if exc.http_status is not None and 400 <= exc.http_status < 500 and exc.http_status != 429:
-                self._robots_read.append(RobotsRecord(origin, None, self.clock()))  # the site has none
+                self._robots_read[origin] = RobotsRecord(origin, None, self.clock())  # the site has none
             return None
-        self._robots_read.append(RobotsRecord(origin, resp.body, self.clock()))
+        self._robots_read[origin] = RobotsRecord(origin, resp.body, self.clock())
         return parse_robots(resp.body)
 
 
