@@ -223,6 +223,44 @@ def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
         assert sql(store, "SELECT task_name FROM procrastinate_jobs") == [(queue.EVALUATE,)]  # the match's evaluation
 
 
+def test_a_worker_started_after_another_obeys_the_robots_txt_that_one_kept(
+    tmp_path: Path, pg_url: StoreURL, raw_server: RawServer
+) -> None:
+    """Workers share the store's `robots`: the first reads the host's robots.txt and keeps it, and a worker started
+    after it obeys the kept file (within the 12 hours) without asking the host again."""
+    raw_server.routes["/robots.txt"] = respond(200, b"User-agent: *\nDisallow: /private/\n")
+    raw_server.routes["/feed"] = respond(200, FEED, {"Content-Type": "application/rss+xml"})
+    config = make_config(
+        tmp_path,
+        f"""
+        store: "{pg_url}"
+        topics: {{t: [separatism]}}
+        sources:
+          - {{name: news, type: feed, url: "{raw_server.url("/feed")}"}}
+        """,
+    )
+    with open_store(pg_url) as store:
+        cluster = cluster_store(store)
+        assert cluster is not None
+
+        async def one_worker_polls() -> None:
+            queue.ensure_schema(cluster)
+            jobs = Jobs(config, cluster, queue.open_app(str(pg_url), cluster), lambda: datetime.now(UTC))
+            try:
+                async with jobs.fetcher, jobs.app.open_async():
+                    await jobs.poll("news")
+            finally:
+                jobs.workers.close()
+                jobs.slots.close()
+                jobs.source_locks.close()
+
+        for _ in range(2):
+            asyncio.run(one_worker_polls())
+        assert [path for path, _ in raw_server.requests].count("/feed") == 2
+        assert [path for path, _ in raw_server.requests].count("/robots.txt") == 1
+        assert sql(store, "SELECT origin FROM robots") == [(raw_server.url("").rstrip("/"),)]
+
+
 STOPPED_WHILE_STARTING = """
 import os, signal, sys
 from monitor import cli

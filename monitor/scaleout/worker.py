@@ -19,7 +19,7 @@ from types import FrameType
 from monitor.config import Config, SourceConfig
 from monitor.metrics import Listen, Metrics, serve_metrics
 from monitor.outbox import Outbox
-from monitor.pipeline import open_fetcher, run_source
+from monitor.pipeline import keep_robots, open_fetcher, recall_robots, run_source
 from monitor.scaleout import postgres_store, queue
 from monitor.scaleout.timing import Beats
 from monitor.store import ClusterStore, this_process
@@ -79,6 +79,7 @@ class Jobs:
         self.slots = store.host_slots(config.defaults.per_host)
         self.source_locks = store.source_locks()
         self.fetcher = open_fetcher(config, self.workers, clock=clock, host_gate=self.slots.hold)
+        recall_robots(self.fetcher, store, clock())  # the cluster's kept robots.txt files: no host asked again
         self.figures = figures
         self.polls = 0
         self.failed = 0
@@ -100,6 +101,7 @@ class Jobs:
                 now=self.clock(),
                 workers=self.workers,
             )
+        keep_robots(self.fetcher, self.store)  # for the workers that start after this one
         self.polls += 1
         self.failed += 0 if result.ok else 1
         if self.figures is not None:
