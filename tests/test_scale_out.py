@@ -9,6 +9,7 @@ per-host limit held across workers. Plus the pure cadence, the queue's schema ap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,10 +25,11 @@ from pathlib import Path
 import pytest
 
 from bench.scale_out import Cluster, FeedWorld, config_text, wait_for
+from monitor.config import Config
 from monitor.scaleout import queue
 from monitor.scaleout.timing import Beats, Cadence
 from monitor.scaleout.worker import Jobs
-from monitor.store import cluster_store, open_store
+from monitor.store import ClusterStore, cluster_store, open_store
 from monitor.store.postgres.cluster import SOURCE_KEY
 from monitor.types import StoreURL
 from tests import pgserver
@@ -180,11 +183,10 @@ def test_a_source_is_polled_by_one_process_of_the_cluster_at_a_time(pg_url: Stor
             second.close()
 
 
-def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
-    tmp_path: Path, pg_url: StoreURL, raw_server: RawServer
-) -> None:
+def news_config(tmp_path: Path, pg_url: StoreURL, raw_server: RawServer) -> Config:
+    """One feed source, `news`, on the loopback server, in a store on the test's PostgreSQL server."""
     raw_server.routes["/feed"] = respond(200, FEED, {"Content-Type": "application/rss+xml"})
-    config = make_config(
+    return make_config(
         tmp_path,
         f"""
         store: "{pg_url}"
@@ -193,6 +195,26 @@ def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
           - {{name: news, type: feed, url: "{raw_server.url("/feed")}"}}
         """,
     )
+
+
+@contextlib.asynccontextmanager
+async def worker_jobs(config: Config, cluster: ClusterStore, pg_url: StoreURL) -> AsyncIterator[Jobs]:
+    """A worker's jobs, in this process: its fetcher and queue open, everything it holds closed at the end."""
+    queue.ensure_schema(cluster)
+    jobs = Jobs(config, cluster, queue.open_app(str(pg_url), cluster), lambda: datetime.now(UTC))
+    try:
+        async with jobs.fetcher, jobs.app.open_async():
+            yield jobs
+    finally:
+        jobs.workers.close()
+        jobs.slots.close()
+        jobs.source_locks.close()
+
+
+def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
+    tmp_path: Path, pg_url: StoreURL, raw_server: RawServer
+) -> None:
+    config = news_config(tmp_path, pg_url, raw_server)
     with open_store(pg_url) as store, open_store(pg_url) as elsewhere:
         cluster, other = cluster_store(store), cluster_store(elsewhere)
         assert cluster is not None and other is not None
@@ -202,10 +224,8 @@ def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
             return sum(path == "/feed" for path, _ in raw_server.requests)
 
         async def polls() -> tuple[int, int]:
-            queue.ensure_schema(cluster)
-            jobs = Jobs(config, cluster, queue.open_app(str(pg_url), cluster), lambda: datetime.now(UTC))
             try:
-                async with jobs.fetcher, jobs.app.open_async():
+                async with worker_jobs(config, cluster, pg_url) as jobs:
                     async with holder.hold("news") as held:
                         assert held
                         await jobs.poll("news")  # the other worker still polls it: skipped
@@ -213,9 +233,6 @@ def test_a_worker_skips_the_poll_of_a_source_another_one_is_polling(
                     await jobs.poll("news")
                     return skipped, feed_requests()
             finally:
-                jobs.workers.close()
-                jobs.slots.close()
-                jobs.source_locks.close()
                 holder.close()
 
         assert asyncio.run(polls()) == (0, 1)
@@ -229,30 +246,14 @@ def test_a_worker_started_after_another_obeys_the_robots_txt_that_one_kept(
     """Workers share the store's `robots`: the first reads the host's robots.txt and keeps it, and a worker started
     after it obeys the kept file (within the 12 hours) without asking the host again."""
     raw_server.routes["/robots.txt"] = respond(200, b"User-agent: *\nDisallow: /private/\n")
-    raw_server.routes["/feed"] = respond(200, FEED, {"Content-Type": "application/rss+xml"})
-    config = make_config(
-        tmp_path,
-        f"""
-        store: "{pg_url}"
-        topics: {{t: [separatism]}}
-        sources:
-          - {{name: news, type: feed, url: "{raw_server.url("/feed")}"}}
-        """,
-    )
+    config = news_config(tmp_path, pg_url, raw_server)
     with open_store(pg_url) as store:
         cluster = cluster_store(store)
         assert cluster is not None
 
         async def one_worker_polls() -> None:
-            queue.ensure_schema(cluster)
-            jobs = Jobs(config, cluster, queue.open_app(str(pg_url), cluster), lambda: datetime.now(UTC))
-            try:
-                async with jobs.fetcher, jobs.app.open_async():
-                    await jobs.poll("news")
-            finally:
-                jobs.workers.close()
-                jobs.slots.close()
-                jobs.source_locks.close()
+            async with worker_jobs(config, cluster, pg_url) as jobs:
+                await jobs.poll("news")
 
         for _ in range(2):
             asyncio.run(one_worker_polls())
