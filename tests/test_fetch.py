@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 from monitor.collectors import aio_sync
 from monitor.collectors.fetch import (
     LINEAR_POOL_VERSIONS,
+    ROBOTS_TTL,
     Fetcher,
     RequestLimits,
     _LinearPool,
@@ -488,6 +489,28 @@ def test_a_stale_or_future_stored_robots_txt_is_read_again_and_handed_out_to_kee
         allowed, read, asked = _robots_round(raw_server, [RobotsRecord(origin, PRIVATE_ONLY, fetched_at)])
         assert (allowed, asked) == ([True, False], 1)  # the site's rules now
         assert read == [RobotsRecord(origin, b"User-agent: *\nDisallow: /public/\n", clock())]
+
+
+def test_what_a_fetcher_holds_for_the_store_is_one_entry_per_origin_however_often_it_reads(
+    raw_server: RawServer,
+) -> None:
+    """A daemon that reads a host's robots.txt every 12 hours for months holds the latest read for the store, not
+    one per read: bounded by the hosts, like its cache."""
+    raw_server.routes["/robots.txt"] = respond(body=PRIVATE_ONLY)
+    url = raw_server.url("/feed")
+
+    async def go() -> list[RobotsRecord]:
+        async with Fetcher(per_host=2, user_agent="monitor-test/1", clock=clock) as fetcher:
+            for _ in range(3):
+                await fetcher.allowed(url, ROBOTS_LIMITS)
+                origin, entry = next(iter(fetcher._robots.items()))
+                stale = time.monotonic() - ROBOTS_TTL.total_seconds() - 1
+                fetcher._robots[origin] = msgspec.structs.replace(entry, fetched=stale)  # past its TTL: read again
+            return fetcher.robots_read()
+
+    read = asyncio.run(go())
+    assert [p for p, _ in raw_server.requests].count("/robots.txt") == 3
+    assert read == [RobotsRecord(raw_server.url("").rstrip("/"), PRIVATE_ONLY, clock())]
 
 
 @pytest.mark.parametrize(("status", "kept"), [(404, True), (410, True), (429, False), (503, False)])

@@ -17,6 +17,7 @@ from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
 from monitor.store import PostFilter, Store, open_store
+from monitor.store.rows import ts
 from monitor.store.sqlite import SqliteStore, open_sqlite
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, RobotsRecord, SourceState
 from tests.conftest import NOW, sql
@@ -334,3 +335,22 @@ def test_robots_txt_is_kept_per_origin_and_read_back_from_a_time_on(store: Store
         again,
         RobotsRecord("http://b.example", None, NOW - timedelta(hours=1)),
     ]
+
+
+def test_the_newer_read_of_an_origins_robots_txt_stays_whichever_process_saves_last(store: Store) -> None:
+    newer = RobotsRecord("http://a.example", b"User-agent: *\nDisallow: /new/\n", NOW)
+    store.save_robots([newer])
+    store.save_robots([RobotsRecord("http://a.example", b"User-agent: *\nDisallow: /old/\n", NOW - timedelta(hours=1))])
+    assert store.robots_since(NOW - timedelta(days=1)) == [newer]
+
+
+def test_a_robots_row_edited_by_hand_into_nonsense_is_left_out_not_a_failed_poll(store: Store) -> None:
+    kept = RobotsRecord("http://a.example", None, NOW)
+    store.save_robots([kept])
+    sql(store, "INSERT INTO robots (origin, body, fetched_at) VALUES (?, ?, ?)", ("http://b.example", None, "soon"))
+    if isinstance(store, SqliteStore):  # SQLite keeps text in a BLOB column as it is given
+        sql(store, "INSERT INTO robots (origin, body, fetched_at) VALUES (?, ?, ?)", ("http://c.example", "x", ts(NOW)))
+    read = sorted(store.robots_since(NOW - timedelta(days=1)), key=lambda r: r.origin)
+    assert read[0] == kept and all(r.origin != "http://b.example" for r in read)
+    if isinstance(store, SqliteStore):
+        assert read[1] == RobotsRecord("http://c.example", b"x", NOW)

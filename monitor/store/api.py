@@ -198,7 +198,7 @@ class SourceLog(Protocol):
         ...
 
     def save_robots(self, records: Sequence[RobotsRecord]) -> None:
-        """Keep these, each replacing its origin's previous one."""
+        """Keep these, each replacing its origin's row if it was read later than that one."""
         ...
 
 

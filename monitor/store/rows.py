@@ -35,9 +35,19 @@ def dt(text: str | None) -> datetime | None:
     return from_iso(text) if text else None
 
 
-def robots_of(row: Any) -> RobotsRecord:
-    body = row["body"]
-    return RobotsRecord(row["origin"], bytes(body) if body is not None else None, from_iso(row["fetched_at"]))
+def robots_of(row: Any) -> RobotsRecord | None:
+    """A `robots` row, or None for one that does not read (edited by hand, say): a cache row is only a request
+    saved, so the poll asks the site instead of failing."""
+    body, origin = row["body"], row["origin"]
+    try:
+        fetched_at = from_iso(str(row["fetched_at"]))
+    except ValueError:
+        return None
+    if isinstance(body, str):  # SQLite keeps what it is given: text written into the column by hand
+        body = body.encode("utf-8")
+    if not isinstance(origin, str) or not (body is None or isinstance(body, bytes | memoryview)):
+        return None
+    return RobotsRecord(origin, bytes(body) if body is not None else None, fetched_at)
 
 
 def alert_of(row: dict[str, Any]) -> AlertRow:

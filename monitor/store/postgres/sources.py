@@ -21,7 +21,7 @@ class SourcesMixin(StoreBase):
     def robots_since(self, since: datetime) -> list[RobotsRecord]:
         with self.read("read the robots.txt cache") as conn:
             rows = self.all(conn, "SELECT origin, body, fetched_at FROM robots WHERE fetched_at >= %s", (ts(since),))
-        return [robots_of(r) for r in rows]
+        return [record for record in map(robots_of, rows) if record is not None]
 
     def save_robots(self, records: Sequence[RobotsRecord]) -> None:
         if not records:
@@ -29,7 +29,8 @@ class SourcesMixin(StoreBase):
         with self.transaction("keep robots.txt") as conn, conn.cursor() as cursor:
             cursor.executemany(
                 """INSERT INTO robots (origin, body, fetched_at) VALUES (%s, %s, %s)
-                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at""",
+                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at
+                   WHERE excluded.fetched_at > robots.fetched_at""",  # two processes: the newer read stays
                 [(r.origin, r.body, ts(r.fetched_at)) for r in records],
             )
 

@@ -18,7 +18,7 @@ class SourcesMixin(StoreBase):
     @wrapped("read the robots.txt cache")
     def robots_since(self, since: datetime) -> list[RobotsRecord]:
         rows = self.all("SELECT origin, body, fetched_at FROM robots WHERE fetched_at >= ?", (ts(since),))
-        return [robots_of(r) for r in rows]
+        return [record for record in map(robots_of, rows) if record is not None]
 
     def save_robots(self, records: Sequence[RobotsRecord]) -> None:
         if not records:
@@ -26,7 +26,8 @@ class SourcesMixin(StoreBase):
         with self.transaction("keep robots.txt") as conn:
             conn.executemany(
                 """INSERT INTO robots (origin, body, fetched_at) VALUES (?, ?, ?)
-                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at""",
+                   ON CONFLICT (origin) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at
+                   WHERE excluded.fetched_at > robots.fetched_at""",  # two processes: the newer read stays
                 [(r.origin, r.body, ts(r.fetched_at)) for r in records],
             )
 
