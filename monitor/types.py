@@ -1,7 +1,7 @@
 """Values passed between the stages of `monitor`: frozen msgspec structs, UTC datetimes.
 
 Nothing here does I/O. Change a value with `msgspec.structs.replace`, never by mutation. Structs, not dataclasses:
-a frozen dataclass takes 0.6-0.9 ms to define (its methods are generated and compiled at import), a struct 15 us,
+a frozen dataclass takes 0.6-1.1 ms to define (its methods are generated and compiled at import), a struct 15 us,
 and a poll process defined 61 dataclasses before its first request (bench/record_cost.py). The values the parse
 worker handles are dataclasses in `monitor.worktypes`, re-exported here.
 """
