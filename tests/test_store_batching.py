@@ -168,7 +168,8 @@ def test_candidates_per_post_are_bounded_however_full_the_buckets(store: SqliteS
     assert sorted(c.post_id for c in found) == sorted(newest)
 
 
-def test_polls_keep_the_full_text_index_merged_and_whole(store: SqliteStore) -> None:
+def test_polls_keep_the_full_text_index_merged_and_whole(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fts, "MIN_MERGED_POSTS", 0)  # a store this small is left to FTS5 (the test below)
     merged_at = []
     for n in range(30):
         before = len(fts.segment_sizes(store.conn))
@@ -184,6 +185,27 @@ def test_polls_keep_the_full_text_index_merged_and_whole(store: SqliteStore) -> 
     store.conn.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
     found = {r.url for r in store.search("separatism", PostFilter(), limit=2_000)}
     assert len(found) == 750  # every other post of the 1,500
+
+
+def test_a_small_store_is_left_to_fts5s_own_merging(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fts, "MIN_MERGED_POSTS", 1_000)
+    merges: list[int] = []  # the store's size at each merge
+    whole = fts.compact
+
+    def counted(conn: sqlite3.Connection) -> bool:
+        merges.append(len(posts_in(store)))
+        return whole(conn)
+
+    monkeypatch.setattr(fts, "compact", counted)
+    for n in range(30):
+        poll(store, batch(n * 50, 50))
+    assert merges and min(merges) >= 1_000  # none below the bound (each poll's 50 posts are in when it merges)
+    store.conn.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
+    assert len({r.url for r in store.search("separatism", PostFilter(), limit=2_000)}) == 750
+
+
+def posts_in(store: SqliteStore) -> list[int]:
+    return [row[0] for row in store.conn.execute("SELECT id FROM posts")]
 
 
 def test_a_store_past_the_merge_bound_is_left_to_fts5s_own_merging(
