@@ -28,6 +28,7 @@ QUICK: dict[str, list[str]] = {
     "record_cost": ["record_cost.py", "--classes", "20"],
     "ingest_bench": ["ingest_bench.py", "--items", "500", "--per-feed", "50"],
     "poll_bench": ["poll_bench.py", "--feeds", "10", "--items", "20", "--hosts", "5"],
+    "poll_timeline": ["poll_timeline.py", "--quick"],
 }
 TIMEOUT_S = 300
 
