@@ -178,6 +178,21 @@ def config_yaml(
     return f"store: {store}\n{topics}sources:\n{sources}\n{defaults}{alerts}"
 
 
+def farm_per_host(hosts: int) -> int:
+    """monitor's `per_host` against a template farm: 20 on one host (as many connections as reader's 20 workers),
+    else its default 2."""
+    return 20 if hosts == 1 else 2
+
+
+def farm_config(urls: Sequence[str], per_host: int) -> str:
+    """The config of a poll of a template farm (bench/template_gen.py's topics, robots on, 30 s timeout), its store
+    `monitor.db` beside it: what vs_reader.py, repoll_ab.py and poll_timeline.py poll."""
+    from bench import template_gen
+
+    defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
+    return config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults)
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

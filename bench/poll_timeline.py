@@ -29,8 +29,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import template_gen
-from bench.harness import config_yaml, feed_urls, median, world
+from bench.harness import farm_config, farm_per_host, feed_urls, median, world
 
 CHILD = r"""
 import json, resource, sys, threading, time
@@ -118,8 +117,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 feeds x 20 items, one run")
     args = parser.parse_args()
     feeds, items, runs = (20, 20, 1) if args.quick else (args.feeds, args.items, args.runs)
-    per_host = 20 if args.hosts == 1 else 2
-    defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
+    per_host = farm_per_host(args.hosts)
     print(
         f"== cold `monitor poll`, {feeds} feeds x {items} items on {args.hosts} loopback host(s), per_host {per_host}"
     )
@@ -131,7 +129,7 @@ def main() -> None:
             work.mkdir()
             config = work / "config.yaml"
             urls = feed_urls(port, feeds, args.hosts)
-            config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
+            config.write_text(farm_config(urls, per_host))
             found = one_poll(str(config), work)
             print(row(run, found))
             shares.append(

@@ -26,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import template_gen
-from bench.harness import config_yaml, feed_urls, world
+from bench.harness import farm_config, farm_per_host, feed_urls, world
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -51,8 +50,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--cold-rounds", type=int, default=0, help="more cold polls per side, each on a new store")
     args = parser.parse_args()
-    per_host = 20 if args.hosts == 1 else 2
-    defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
+    per_host = farm_per_host(args.hosts)
     with (
         world(hosts=args.hosts, feeds=args.feeds, items=50, seed=10) as (_, port),
         tempfile.TemporaryDirectory() as tmp,
@@ -63,7 +61,7 @@ def main() -> int:
             work = Path(tmp) / name
             work.mkdir()
             config = work / "config.yaml"
-            config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
+            config.write_text(farm_config(urls, per_host))
             cmd = [exe, "--config", str(config), "-q", "poll"]
             wall, cpu = run(cmd, work)
             print(f"cold {name}: wall {wall:.2f} s, CPU {cpu:.2f} s ({exe})", flush=True)

@@ -42,13 +42,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import template_gen
 from bench.harness import (
     BENCH,
     CACHE,
     ROOT,
     Measured,
-    config_yaml,
+    farm_config,
+    farm_per_host,
     feed_urls,
     median,
     monitor_exe,
@@ -110,9 +110,8 @@ class Side:
 
 def monitor_side(work: Path, urls: list[str], per_host: int, exe: Path) -> Side:
     work.mkdir()
-    defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
     config = work / "config.yaml"
-    config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
+    config.write_text(farm_config(urls, per_host))
     cmd = [str(exe), "--config", str(config), "-q", "poll"]
     cold = run_measured(cmd, cwd=work)
     db = sqlite3.connect(work / "monitor.db")
@@ -202,10 +201,8 @@ def profile_cold(feeds: int, items: int, hosts: int, per_host: int, exe: Path, t
 
     with world(hosts=hosts, feeds=feeds, items=items, seed=10) as (_, port), tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n"
         config = work / "config.yaml"
-        urls = feed_urls(port, feeds, hosts)
-        config.write_text(config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults))
+        config.write_text(farm_config(feed_urls(port, feeds, hosts), per_host))
         for name in ("cold", "re-poll"):
             out = work / f"{name}.prof"
             python = str(exe.with_name("python"))
@@ -241,7 +238,7 @@ def main() -> int:
     print(f"monitor: {exe}; reader {version}: {python}")
     missed = False
     for hosts in args.hosts:
-        per_host = 20 if hosts == 1 else 2
+        per_host = farm_per_host(hosts)
         result = run_case(hosts, args.feeds, args.items, args.pairs, per_host, python, exe)
         missed |= result["cold_ratio"] > TARGET_COLD or result["repoll_ratio"] > TARGET_REPOLL
         missed |= result["rss_monitor"] - result["rss_reader"] > TARGET_RSS_MB
