@@ -51,6 +51,13 @@ def my_pid(body: bytes) -> int:
     return os.getpid()
 
 
+def stamped_nap(body: bytes, seconds: float) -> tuple[float, float]:
+    """A parse that sleeps `seconds`: (when it started, when it ended), by the wall clock both processes share."""
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+
 def wait_for_file(body: bytes, path: str) -> int:
     """A parse that holds its worker until `path` exists (bounded: 60 s)."""
     end = time.monotonic() + 60
@@ -211,6 +218,68 @@ def test_a_batch_is_prepared_inline_while_the_worker_is_busy(
     prepared, still_parsing, parse_pid = asyncio.run(go())
     assert still_parsing and parse_pid in workers.pids
     assert prepared == prepare(items, "nyt", {}, NOW, workers.matcher)
+
+
+def test_the_worker_takes_its_next_job_while_the_event_loop_is_busy(workers: Workers) -> None:
+    """Jobs wait in a queue the worker's thread reads, not on the event loop: while the loop is held (as by a
+    store's save), the worker finishes one job and starts the next; under the former per-job hand-off from the
+    loop it sat idle until the loop was free."""
+
+    async def go() -> tuple[list[tuple[float, float]], float]:
+        await workers.parse(len(BIG), my_pid, BIG)  # the worker is up: its start-up is not part of what is seen
+        jobs = [asyncio.ensure_future(workers.parse(len(BIG), stamped_nap, BIG, 0.1)) for _ in range(3)]
+        await asyncio.sleep(0)  # each job is queued
+        time.sleep(2.0)  # the event loop is busy: nothing of it runs meanwhile
+        loop_free_at = time.time()
+        return list(await asyncio.gather(*jobs)), loop_free_at
+
+    stamps, loop_free_at = asyncio.run(go())
+    assert all(start < loop_free_at for start, _ in stamps), (stamps, loop_free_at)
+    ordered = sorted(stamps)
+    assert all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:])), ordered  # one at a time
+
+
+def test_a_job_cancelled_while_it_runs_takes_its_worker_with_it(workers: Workers, tmp_path: Path) -> None:
+    """A cancelled poll (the daemon stopping, a reload) cannot leave its parse running on: the worker is killed,
+    and the next job gets a new one."""
+    never = tmp_path / "never"
+
+    async def go() -> tuple[int, int]:
+        first = await workers.parse(len(BIG), my_pid, BIG)
+        holding = asyncio.ensure_future(workers.parse(len(BIG), wait_for_file, BIG, str(never)))
+        for _ in range(600):  # until its thread has the worker (bounded)
+            await asyncio.sleep(0.01)
+            if not workers._idle:
+                break
+        holding.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holding
+        return first, await workers.parse(len(BIG), my_pid, BIG)
+
+    first, after = asyncio.run(go())
+    assert _is_zombie_or_gone(first)
+    assert after != first and workers.pids == [after]
+
+
+def test_a_job_cancelled_before_its_turn_leaves_the_busy_worker_alone(workers: Workers, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+
+    async def go() -> tuple[int, int, bool]:
+        holding = asyncio.ensure_future(workers.parse(len(BIG), wait_for_file, BIG, str(release)))
+        queued = asyncio.ensure_future(workers.parse(len(BIG), my_pid, BIG))
+        for _ in range(600):  # until the first job holds the worker (bounded)
+            await asyncio.sleep(0.01)
+            if workers.pids and not workers._idle:
+                break
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.touch()
+        holder = await holding
+        return holder, await workers.parse(len(BIG), my_pid, BIG), holding.done()
+
+    holder, next_job, _ = asyncio.run(go())
+    assert next_job == holder and workers.pids == [holder]  # the same worker, never killed
 
 
 def test_no_workers_means_inline(items: list[RawItem]) -> None:
