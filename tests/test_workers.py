@@ -4,6 +4,7 @@ that loses no poll, and no worker that outlives its parent (real processes, SIGK
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -236,7 +237,7 @@ def test_the_worker_takes_its_next_job_while_the_event_loop_is_busy(workers: Wor
     stamps, loop_free_at = asyncio.run(go())
     assert all(start < loop_free_at for start, _ in stamps), (stamps, loop_free_at)
     ordered = sorted(stamps)
-    assert all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:])), ordered  # one at a time
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered)), ordered  # one at a time
 
 
 def test_a_job_cancelled_while_it_runs_takes_its_worker_with_it(workers: Workers, tmp_path: Path) -> None:
