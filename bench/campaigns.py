@@ -1,6 +1,7 @@
 """Campaign alerts against organic news: precision, recall, time to alert and false campaigns per week.
 
     .venv/bin/python bench/campaigns.py [--seeds 5] [--voices 2,3,4,5] [--within 5m,10m,15m,30m,1h]
+    .venv/bin/python bench/campaigns.py --networks 10     # also an outlet's channels, without and with `group`
 
 Generates seeded one-week worlds with ground truth and runs the daemon's own rule (`monitor.campaigns`,
 `campaign_alerts` after every arrival, as `monitor run` evaluates after each poll) for each (min_voices,
@@ -18,7 +19,10 @@ Organic news (negatives), each of these a cluster:
 - press release, 3 a day: published by its issuer at 08:00-10:00 local, then by 5-15 sites at uniform
   times over the same morning (up to 4 h after it).
 - mirror: a channel cross-posts each of its 20 posts a day to its mirror channel within 0-60 s
-  (two sources, no `group` setting in the contract: two voices).
+  (two sources, not grouped: two voices).
+- network (`--networks N`, N a day): an outlet posts to its 3-6 regional channels within 0-60 s of each other,
+  evaluated twice: as separate sources, and with the channels in one `group` (one voice), as a source's
+  `group` key configures them. Printed in a table of its own, so the table above is the same with or without.
 
 Posts reach the store one poll after they are published: a lag uniform over 0-5 min (a 5 min interval).
 Time to alert: from a campaign's first post to the poll that raised its alert.
@@ -36,7 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,24 +61,28 @@ LOCAL = timedelta(hours=5)  # local time UTC+5 for the press releases' morning
 class Story:
     """One cluster with its ground truth."""
 
-    kind: str  # campaign | wire | press | mirror
+    kind: str  # campaign | wire | press | mirror | network
     posts: tuple[ClusterPost, ...]
 
 
 class World:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.network_rng = random.Random(-seed)  # its own draws: the other stories are the same with or without it
         self.next_id = 1
         self.next_cluster = 1
         self.stories: list[Story] = []
 
-    def story(self, kind: str, voices: list[tuple[str, str | None, datetime, bool]]) -> None:
-        """voices: (source, author, published_at, wording changed)."""
+    def story(
+        self, kind: str, voices: Sequence[tuple[str, str | None, datetime, bool]], rng: random.Random | None = None
+    ) -> None:
+        """voices: (source, author, published_at, wording changed); `rng` draws the poll lags (default the world's)."""
+        draw = rng or self.rng
         cluster = self.next_cluster
         self.next_cluster += 1
         posts = []
         for source, author, when, edited in voices:
-            seen = when + self.rng.random() * POLL_LAG
+            seen = when + draw.random() * POLL_LAG
             posts.append(
                 ClusterPost(
                     id=self.next_id,
@@ -143,8 +151,23 @@ class World:
             [("channel", None, t0, False), ("channel-mirror", None, t0 + timedelta(seconds=rng.uniform(0, 60)), False)],
         )
 
+    def network(self) -> None:
+        rng = self.network_rng
+        t0 = START + rng.random() * WEEK
+        channels = rng.randint(3, 6)
+        self.story(
+            "network",
+            [(NETWORK[0], None, t0, False)]
+            + [(name, None, t0 + timedelta(seconds=rng.uniform(0, 60)), False) for name in NETWORK[1:channels]],
+            rng,
+        )
 
-def build(seed: int) -> World:
+
+NETWORK = ("outlet", "outlet-north", "outlet-south", "outlet-east", "outlet-west", "outlet-centre")
+NETWORK_GROUP = dict.fromkeys(NETWORK[1:], NETWORK[0])  # `group: outlet` on each regional channel
+
+
+def build(seed: int, networks: int = 0) -> World:
     world = World(seed)
     for _ in range(10):
         world.campaign()
@@ -155,6 +178,8 @@ def build(seed: int) -> World:
             world.press(day)
         for _ in range(20):
             world.mirror()
+        for _ in range(networks):
+            world.network()
     return world
 
 
@@ -183,10 +208,10 @@ class Row:
         return sum(self.false.values())
 
 
-def evaluate(worlds: list[World], voices: int, within: timedelta) -> Row:
-    rule = CampaignRule(min_voices=voices, within=within, topics_only=True)
+def evaluate(worlds: list[World], voices: int, within: timedelta, groups: dict[str, str] | None = None) -> Row:
+    rule = CampaignRule(min_voices=voices, within=within, topics_only=True, groups=groups or {})
     found, campaigns, delays = 0, 0, []
-    false = {"wire": 0, "press": 0, "mirror": 0}
+    false = {"wire": 0, "press": 0, "mirror": 0, "network": 0}
     for world in worlds:
         for story in world.stories:
             when = alert_time(story, rule)
@@ -212,8 +237,8 @@ def short(delta: timedelta) -> str:
 
 
 def store_cost(posts: int) -> None:
+    from monitor.store.rows import ts
     from monitor.store.sqlite import open_sqlite
-    from monitor.store.sqlite.base import ts
 
     rng = random.Random(1)
     now = START + WEEK
@@ -261,17 +286,17 @@ def main() -> None:
     parser.add_argument("--voices", default="2,3,4,5")
     parser.add_argument("--within", default="5m,10m,15m,30m,1h")
     parser.add_argument("--store", type=int, default=0, metavar="N", help="also time the store read at N posts")
+    parser.add_argument("--networks", type=int, default=0, metavar="N", help="also N network posts a day (see above)")
     args = parser.parse_args()
     worlds = [build(seed) for seed in range(1, args.seeds + 1)]
+    voices, withins = [int(v) for v in args.voices.split(",")], [parse_duration(w) for w in args.within.split(",")]
     kinds: dict[str, int] = {}
     for story in worlds[0].stories:
         kinds[story.kind] = kinds.get(story.kind, 0) + 1
     print(f"{args.seeds} seeded weeks; each: " + ", ".join(f"{n} {k}" for k, n in kinds.items()) + " clusters")
     print()
     print("voices within  precision  recall  median min to alert  false/week (wire press mirror)")
-    for row in rows(
-        worlds, [int(v) for v in args.voices.split(",")], [parse_duration(w) for w in args.within.split(",")]
-    ):
+    for row in rows(worlds, voices, withins):
         alerts = row.found + row.false_total
         precision = row.found / alerts if alerts else 1.0
         delay = f"{statistics.median(row.delays):.1f}" if row.delays else "-"
@@ -281,8 +306,27 @@ def main() -> None:
             f"{delay:>19}  {row.false_total / row.weeks:10.1f} ({per_week['wire']:.1f} {per_week['press']:.1f} "
             f"{per_week['mirror']:.1f})"
         )
+    if args.networks:
+        networks(args.seeds, args.networks, voices, withins)
     if args.store:
         store_cost(args.store)
+
+
+def networks(seeds: int, per_day: int, voices: list[int], withins: list[timedelta]) -> None:
+    """False campaigns from an outlet's channels, without and with their `group`, in worlds that also hold them."""
+    worlds = [build(seed, networks=per_day) for seed in range(1, seeds + 1)]
+    print()
+    print(f"with {per_day} network posts a day (an outlet's 3-6 channels within a minute):")
+    print("voices within  recall  false/week from networks: separate sources  one group  (all other false/week)")
+    for v in voices:
+        for w in withins:
+            apart, grouped = evaluate(worlds, v, w), evaluate(worlds, v, w, NETWORK_GROUP)
+            others = grouped.false_total - grouped.false["network"]
+            print(
+                f"{v:>6} {short(w):>6}  {grouped.found / grouped.campaigns:6.3f}  "
+                f"{apart.false['network'] / apart.weeks:41.1f}  {grouped.false['network'] / grouped.weeks:9.1f}  "
+                f"({others / grouped.weeks:.1f})"
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ with their links). Scraped text is escaped in the HTML.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from html import escape
@@ -72,8 +72,16 @@ def wording_change(first: ClusterPost, other: ClusterPost) -> str | None:
     return "formatting only"  # same words, other spacing, case or punctuation
 
 
-def campaign_report(alert: AlertRow, posts: Sequence[ClusterPost], *, zone: tzinfo, zone_name: str) -> CampaignReport:
-    """The campaign's facts from its alert and its cluster's posts (any order)."""
+def campaign_report(
+    alert: AlertRow,
+    posts: Sequence[ClusterPost],
+    *,
+    zone: tzinfo,
+    zone_name: str,
+    groups: Mapping[str, str] | None = None,
+) -> CampaignReport:
+    """The campaign's facts from its alert and its cluster's posts (any order); `groups`: source -> its `group`,
+    whose sources are one voice (as the rule counted them)."""
     assert alert.cluster_id is not None and posts, "a campaign alert names a cluster with posts"
     ordered = in_order(posts)
     first = ordered[0]
@@ -84,7 +92,7 @@ def campaign_report(alert: AlertRow, posts: Sequence[ClusterPost], *, zone: tzin
     entries = []
     passed = False
     for post in ordered:
-        voice = voice_of(post)
+        voice = voice_of(post, groups)
         entries.append(
             TimelineEntry(
                 post=post,

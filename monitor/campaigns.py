@@ -4,7 +4,9 @@ Pure: does no I/O; takes a cluster's posts (as the store read them), the rule an
 
 The rule (config `alerts.campaign`; README, "Campaign alerts"):
 - A voice is a (source, author) pair; a post without an author is its source's voice. Authors are compared
-  case-folded, with spaces collapsed and a leading `@` dropped (`@Ivan` and `ivan` are one voice).
+  case-folded, with spaces collapsed and a leading `@` dropped (`@Ivan` and `ivan` are one voice). Sources
+  configured with one `group` (a channel and its mirrors) are one source here: an outlet cross-posting its own
+  post to its five regional channels is one voice, not five.
 - Velocity: the cluster's posts are taken in published order from its first post; the cluster is a campaign
   at the post by which `min_voices` distinct voices have posted, if that post was published no later than
   `within` after the first. The window is anchored at the first post (the contract), so a story that
@@ -34,6 +36,7 @@ class CampaignRule(msgspec.Struct, frozen=True):
     min_voices: int  # distinct voices that make a campaign
     within: timedelta  # ... published within this long of the cluster's first post
     topics_only: bool = True  # only clusters with a post matching a topic
+    groups: Mapping[str, str] = msgspec.field(default_factory=dict)  # source -> its `group`, for those with one
 
 
 class Crossing(msgspec.Struct, frozen=True):
@@ -50,13 +53,24 @@ def rule_of(config: Config) -> CampaignRule | None:
     campaign = config.alerts.campaign
     if campaign is None:
         return None
-    return CampaignRule(min_voices=campaign.min_voices, within=campaign.within, topics_only=campaign.topics_only)
+    return CampaignRule(
+        min_voices=campaign.min_voices,
+        within=campaign.within,
+        topics_only=campaign.topics_only,
+        groups=source_groups(config),
+    )
 
 
-def voice_of(post: ClusterPost) -> tuple[str, str]:
-    """(source, normalised author); the author part is empty for a post without an author."""
+def source_groups(config: Config) -> dict[str, str]:
+    """source -> its `group`, for the sources that have one."""
+    return {s.name: s.group for s in config.sources if s.group is not None}
+
+
+def voice_of(post: ClusterPost, groups: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(source, or its group; normalised author); the author part is empty for a post without an author."""
     author = " ".join((post.author or "").casefold().split()).lstrip("@")
-    return (post.source, author)
+    source = groups.get(post.source, post.source) if groups else post.source
+    return (source, author)
 
 
 def in_order(posts: Sequence[ClusterPost]) -> list[ClusterPost]:
@@ -76,7 +90,7 @@ def crossing_of(posts: Sequence[ClusterPost], rule: CampaignRule) -> Crossing | 
     for post in ordered:
         if post.published_at - first.published_at > rule.within:
             break
-        voices.setdefault(voice_of(post), post)
+        voices.setdefault(voice_of(post, rule.groups), post)
         if len(voices) >= rule.min_voices:
             return Crossing(cluster_id=first.cluster_id, first=first, crossing=post, voices=tuple(voices.values()))
     return None

@@ -91,6 +91,9 @@ class SourceBase(Section, frozen=True, kw_only=True):
     robots: bool
     allow_private: bool = True  # filled from defaults.allow_private
     enabled: bool = True  # false: kept in the config and the store, not polled
+    # Sources of one outlet (a channel and its mirrors, an outlet's regional channels): one voice in campaign
+    # alerts. A name like a source's; a mirror may name its main source (`group: tengrinews`).
+    group: SourceName | None = None
     crawls_pages: ClassVar[bool] = True  # robots.txt applies by default (API types set False)
 
     @classmethod

@@ -18,7 +18,18 @@ from monitor.config import Config
 from monitor.normalize import content_hash
 from monitor.outbox import Outbox
 from monitor.store import Store
-from monitor.types import AlertKind, CampaignDetails, ClusterPost, Match, MatchedPost, Post, SourceState
+from monitor.types import (
+    AlertKind,
+    AlertRow,
+    AlertStatus,
+    CampaignDetails,
+    ClusterPost,
+    Match,
+    MatchedPost,
+    NewAlert,
+    Post,
+    SourceState,
+)
 from tests.conftest import NOW, HookServer, SmtpServer, body_of, make_config
 
 RULE = CampaignRule(min_voices=3, within=timedelta(minutes=30), topics_only=True)
@@ -69,6 +80,44 @@ def test_voices_are_source_and_author_and_a_post_without_author_is_its_source() 
     assert len({voice_of(p) for p in same}) == 1 and crossing_of(same, RULE) is None
     # no author: the source is the voice, so a channel reposting itself is one voice
     assert crossing_of([member(1, 0, "tg-a"), member(2, 1, "tg-a"), member(3, 2, "tg-b")], RULE) is None
+
+
+def test_sources_of_one_group_are_one_voice() -> None:
+    """An outlet cross-posting its own post to its regional channels within a minute is one voice however many
+    channels it has; another outlet, or a named account on one of its walls, is a voice of its own."""
+    network = [member(1, 0, "outlet"), member(2, 0.2, "outlet-west"), member(3, 0.4, "outlet-east")]
+    assert crossing_of(network, RULE) is not None  # three sources, three voices
+    grouped = CampaignRule(
+        min_voices=3,
+        within=timedelta(minutes=30),
+        groups={"outlet": "outlet", "outlet-west": "outlet", "outlet-east": "outlet"},
+    )
+    assert crossing_of(network, grouped) is None
+    assert len({voice_of(p, grouped.groups) for p in network}) == 1
+    # a group may be named after its main source, which then needs no group of its own
+    by_main = CampaignRule(min_voices=3, within=timedelta(minutes=30), groups={"outlet-west": "outlet"})
+    assert len({voice_of(p, by_main.groups) for p in network}) == 2  # outlet-east is still a voice of its own
+    assert crossing_of(network, by_main) is None
+    # other voices still count: the network and two others make three
+    crossing = crossing_of([*network, member(4, 2, "tg-b"), member(5, 3, "outlet-east", "Ivan")], grouped)
+    assert crossing is not None and [p.id for p in crossing.voices] == [1, 4, 5]
+
+
+def test_the_timeline_marks_a_grouped_source_as_the_same_voice_again() -> None:
+    posts = [member(1, 0, "outlet"), member(2, 0.5, "outlet-mirror"), member(3, 1, "b"), member(4, 2, "c")]
+    rule = CampaignRule(min_voices=3, within=timedelta(minutes=30), groups={"outlet-mirror": "outlet"})
+    (new,) = campaign_alerts({7: posts}, set(), rule, NOW)
+    assert new.count == 3 and new.details is not None
+    report = campaign_message.campaign_report(
+        _row(new), posts, zone=ZoneInfo("UTC"), zone_name="UTC", groups=rule.groups
+    )
+    assert [(e.voice, e.new_voice) for e in report.entries] == [
+        ("outlet", True),
+        ("outlet-mirror", False),
+        ("b", True),
+        ("c", True),
+    ]
+    assert report.total_voices == 3
 
 
 def test_voices_later_than_within_of_the_first_post_do_not_count() -> None:
@@ -250,12 +299,9 @@ def test_campaign_null_turns_it_off(tmp_path: Path, store: Store) -> None:
     assert [(a.kind, a.count) for a in raised] == [(AlertKind.CAMPAIGN, 4)]  # the defaults: 4 voices within 10m
 
 
-def test_the_message_says_when_the_wording_never_changed() -> None:
-    posts = [member(1, 0, "a"), member(2, 1, "b"), member(3, 2, "c")]
-    (new,) = campaign_alerts({7: posts}, set(), RULE, NOW)
-    from monitor.types import AlertRow, AlertStatus
-
-    row = AlertRow(
+def _row(new: NewAlert) -> AlertRow:
+    """The outbox's row for a campaign alert just raised on cluster 7."""
+    return AlertRow(
         id=1,
         kind=new.kind,
         topic=new.topic,
@@ -275,7 +321,12 @@ def test_the_message_says_when_the_wording_never_changed() -> None:
         details=new.details,
         cluster_id=7,
     )
-    report = campaign_message.campaign_report(row, posts, zone=ZoneInfo("Asia/Almaty"), zone_name="Asia/Almaty")
+
+
+def test_the_message_says_when_the_wording_never_changed() -> None:
+    posts = [member(1, 0, "a"), member(2, 1, "b"), member(3, 2, "c")]
+    (new,) = campaign_alerts({7: posts}, set(), RULE, NOW)
+    report = campaign_message.campaign_report(_row(new), posts, zone=ZoneInfo("Asia/Almaty"), zone_name="Asia/Almaty")
     text = campaign_message.campaign_text(report)
     assert "carries the same text" in text and "wording changed" not in text
     assert "UTC+05" in text and datetime.fromisoformat("2026-03-01T16:00:00+05:00").strftime("%H:%M") in text

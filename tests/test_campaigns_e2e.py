@@ -41,6 +41,11 @@ CHANNEL_POSTS = (
     "studio in four days, told by the people who forwarded it and the fact-checkers who caught it late.",
 )
 
+NETWORK_POST = (
+    "Breaking from our newsroom: the court has banned the separatist party's rally planned for Saturday in the "
+    "regional capital, and the organisers say they will appeal the decision before the end of the week."
+)
+
 Item = tuple[str, str, str | None, datetime]  # (guid, text, author, published)
 
 
@@ -57,11 +62,18 @@ def rss(items: list[Item]) -> bytes:
     ).encode()
 
 
-def serve(tmp_path: Path, server: RawServer, feeds: dict[str, list[Item]], smtp_port: int) -> Path:
+def serve(
+    tmp_path: Path,
+    server: RawServer,
+    feeds: dict[str, list[Item]],
+    smtp_port: int,
+    groups: dict[str, str] | None = None,
+) -> Path:
     sources = ""
     for name, items in feeds.items():
         server.routes[f"/{name}"] = respond(200, rss(items), {"Content-Type": "application/rss+xml"})
-        sources += f'\n          - {{name: {name}, type: feed, url: "{server.url("/" + name)}", robots: false}}'
+        group = f", group: {groups[name]}" if groups and name in groups else ""
+        sources += f'\n          - {{name: {name}, type: feed, url: "{server.url("/" + name)}", robots: false{group}}}'
     return write_config(
         tmp_path,
         f"""
@@ -135,10 +147,13 @@ def test_organic_worlds_raise_no_campaign_alert(tmp_path: Path, raw_server: RawS
         feeds[f"outlet{index}"] = [(f"o{index}", WIRE, None, wire_at + timedelta(hours=hours))]
     for index in range(6):  # the press release, one site every 25 minutes through the morning
         feeds[f"site{index}"] = [(f"s{index}", RELEASE, None, morning + timedelta(minutes=10 + 25 * index))]
+    network = ["net", "net-west", "net-east", "net-south"]  # one outlet's channels, configured as one group
+    for index, name in enumerate(network):
+        feeds[name] = [(f"n{index}", NETWORK_POST, None, now - timedelta(minutes=30, seconds=-15 * index))]
     old = now - timedelta(days=3)  # and a real campaign, but three days old: history, not news
     for index in range(5):
         feeds[f"tg-{index}"] = [(f"t{index}", DECLARATION, None, old + timedelta(minutes=index))]
-    config = serve(tmp_path, raw_server, feeds, smtp.port)
+    config = serve(tmp_path, raw_server, feeds, smtp.port, groups=dict.fromkeys(network[1:], "net"))
     polled = run_monitor(config, "poll")
     assert polled.returncode == 0, polled.stderr
     with closing(sqlite3.connect(tmp_path / "monitor.db")) as db:
@@ -147,6 +162,7 @@ def test_organic_worlds_raise_no_campaign_alert(tmp_path: Path, raw_server: RawS
                 "SELECT cluster_id, count(DISTINCT source) FROM posts GROUP BY cluster_id HAVING count(*) > 1"
             ).fetchall()
         )
-    # the stories did cluster: 3 mirrored posts, the old campaign, the wire story and the press release
-    assert sorted(voices.values()) == [2, 2, 2, 5, 7, 7]
+    # the stories did cluster: 3 mirrored posts, the network's post, the old campaign, the wire story and the
+    # press release (the network's four channels within a minute would be a campaign without their group)
+    assert sorted(voices.values()) == [2, 2, 2, 4, 5, 7, 7]
     assert campaign_alerts(config) == [] and smtp.sink.messages == []

@@ -192,6 +192,28 @@ def test_unknown_source_type_names_the_supported_ones(tmp_path: Path) -> None:
         assert kind in problems[0]
 
 
+def test_a_source_group_is_a_name_and_defaults_to_none(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - {name: outlet, type: feed, url: "https://e.org/1"}
+          - {name: outlet-mirror, type: feed, url: "https://e.org/2", group: outlet}
+        """,
+    )
+    assert [s.group for s in config.sources] == [None, "outlet"]
+    problems = problems_of(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - {name: a, type: feed, url: "https://e.org/1", group: "Outlet Network!"}
+    """,
+    )
+    assert len(problems) == 1 and "sources[0].group" in problems[0], problems
+
+
 def test_duplicate_source_names_and_duplicate_yaml_keys(tmp_path: Path) -> None:
     problems = problems_of(
         tmp_path,

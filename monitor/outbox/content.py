@@ -15,7 +15,7 @@ from pathlib import PurePath
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from monitor import campaign_message, emails, notices, reports
+from monitor import campaign_message, campaigns, emails, notices, reports
 from monitor.alerts import detector_params
 from monitor.chartdata import bucket_grid, chart_data
 from monitor.config import Config
@@ -124,7 +124,9 @@ class Content:
         posts = self.store.cluster_posts(alert.cluster_id)
         if not posts:
             raise MonitorError(f"cluster {alert.cluster_id} of campaign alert #{alert.id} has no posts in the store")
-        return campaign_message.campaign_report(alert, posts, zone=self.zone, zone_name=self.zone_name)
+        return campaign_message.campaign_report(
+            alert, posts, zone=self.zone, zone_name=self.zone_name, groups=campaigns.source_groups(self.config)
+        )
 
     def health_report(self, alert: AlertRow) -> emails.HealthReport:
         assert alert.source, "a health alert names its source"
