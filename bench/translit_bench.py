@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import match_bench  # type: ignore[import-not-found]
 
 from monitor import translit
+from monitor.collectors import SOURCE_MODELS
 from monitor.collectors.feedparse import parse_feed
 from monitor.config import load_config
 from monitor.exceptions import ParseError
@@ -254,7 +255,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT / "tests" / "corpus")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    topics = load_config(ROOT / "config.yaml").topics
+    topics = load_config(ROOT / "config.yaml", source_types=SOURCE_MODELS).topics
     on = Matcher(list(topics))
     off = Matcher([TopicSpec(t.name, t.any, t.all, t.none, transliterate=False) for t in topics])
     print(f"topics: {', '.join(f'{t.name} (transliterate: {t.transliterate})' for t in topics)}")
