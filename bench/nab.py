@@ -423,7 +423,9 @@ def parse_params(pairs: list[str]) -> DetectorParams:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--in-process", action="store_true", help="call spikes.detect_series, not the CLI")
-    ap.add_argument("--param", action="append", default=[], help="override a DetectorParams field: name=value")
+    ap.add_argument(
+        "--param", action="append", default=[], help="override a DetectorParams field: name=value (runs in-process)"
+    )
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated NAB data directories")
     ap.add_argument("--quiet", action="store_true", help="totals only")
     ap.add_argument("--reference", choices=("zscore", "poisson"), help="score a naive reference detector instead")
@@ -437,7 +439,9 @@ def main() -> None:
     params = parse_params(args.param)
     monitor = Path(sys.executable).parent / "monitor"
     what = f"reference {args.reference} z >= {args.reference_threshold}" if args.reference else ""
-    in_process = args.in_process or args.explain
+    # `monitor detect` runs with the defaults, so a variant (--param) is judged in-process: the CLI would
+    # silently score the defaults under the variant's name
+    in_process = args.in_process or args.explain or bool(args.param)
     print(f"detector: {what or ('in-process' if in_process else monitor)} {'' if what else params}")
     windows_json = json.loads((NAB_DIR / "labels/combined_windows.json").read_text())
     head = f"{'file':44} {'alerts':>6} {'hit':>7} {'false':>5} {'prec':>5} {'recall':>6} {'F1':>5} {'raw':>7}"
