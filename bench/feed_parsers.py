@@ -1,5 +1,6 @@
 """Which feed parser reads the corpus correctly, and how fast: feedparser, fastfeedparser, ours (lxml).
 
+    .venv/bin/pip install feedparser fastfeedparser      # the libraries compared (bench only)
     .venv/bin/python bench/feed_parsers.py [--repeat N] [--corpus DIR] [--verbose]
 
 Every candidate gets the same bytes (gzip already undone by decode.gunzip_if_gzip, as the feed
@@ -259,6 +260,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--verbose", action="store_true", help="say why each file failed")
     args = parser.parse_args()
+    try:
+        import fastfeedparser  # noqa: F401
+        import feedparser  # noqa: F401
+    except ImportError as exc:  # the libraries compared are not monitor's dependencies
+        parser.exit(2, f"feed_parsers.py: {exc.name} is missing: .venv/bin/pip install feedparser fastfeedparser\n")
     files = load()
     candidates: list[tuple[str, Candidate, Candidate | None]] = [
         ("feedparser 6.0", feedparser_candidate(True), feedparser_candidate(False)),
