@@ -59,6 +59,15 @@ def stamped_nap(body: bytes, seconds: float) -> tuple[float, float]:
     return started, time.time()
 
 
+def exit_once(body: bytes, path: str) -> int:
+    """A parse that takes its worker down the first time only (the marker file says it already did)."""
+    if not os.path.exists(path):  # noqa: PTH110  # in the worker, no pathlib import
+        with open(path, "w"):  # noqa: PTH123
+            pass
+        os._exit(3)
+    return os.getpid()
+
+
 def wait_for_file(body: bytes, path: str) -> int:
     """A parse that holds its worker until `path` exists (bounded: 60 s)."""
     end = time.monotonic() + 60
@@ -238,6 +247,29 @@ def test_the_worker_takes_its_next_job_while_the_event_loop_is_busy(workers: Wor
     assert all(start < loop_free_at for start, _ in stamps), (stamps, loop_free_at)
     ordered = sorted(stamps)
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered)), ordered  # one at a time
+
+
+def test_jobs_queued_behind_one_that_kills_its_worker_all_get_a_new_one(
+    workers: Workers, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker dies under the first job while two more wait in the queue: the next job's thread finds no
+    worker, the event loop starts one and queues the job again, and the first job is retried on a new worker:
+    all three are answered, by live workers, with one loss logged."""
+    marker = tmp_path / "exited"
+
+    async def go() -> list[int]:
+        await workers.parse(len(BIG), my_pid, BIG)  # the worker is up
+        jobs = [
+            asyncio.ensure_future(workers.parse(len(BIG), exit_once, BIG, str(marker))),
+            asyncio.ensure_future(workers.parse(len(BIG), my_pid, BIG)),
+            asyncio.ensure_future(workers.parse(len(BIG), my_pid, BIG)),
+        ]
+        return list(await asyncio.gather(*jobs))
+
+    with caplog.at_level("WARNING"):
+        pids = asyncio.run(go())
+    assert marker.exists() and set(pids) <= set(workers.pids), (pids, workers.pids)
+    assert caplog.text.count("worker_lost what='parsing' exit=3") == 1, caplog.text
 
 
 def test_a_job_cancelled_while_it_runs_takes_its_worker_with_it(workers: Workers, tmp_path: Path) -> None:
