@@ -227,6 +227,7 @@ class Workers:
                 except _UnstaffedError:  # a worker was lost after this job was queued: start one, queue it again
                     continue
                 except OverrunError:
+                    assert ticket.worker is not None  # the thread overran on the worker it had taken
                     self._discard(ticket.worker)
                     log.warning(
                         "worker_overrun what=%r limit_s=%g: the worker was killed and replaced", what, time_limit
@@ -331,9 +332,7 @@ class Workers:
         if worker is not None:
             self._discard(worker)
 
-    def _discard(self, worker: _Worker | None) -> None:
-        if worker is None:
-            return
+    def _discard(self, worker: _Worker) -> None:
         with self._lock:
             self._all.discard(worker)
             with contextlib.suppress(ValueError):

@@ -4,12 +4,14 @@ that loses no poll, and no worker that outlives its parent (real processes, SIGK
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -244,7 +246,7 @@ def test_the_worker_takes_its_next_job_while_the_event_loop_is_busy(workers: Wor
         return list(await asyncio.gather(*jobs)), loop_free_at
 
     stamps, loop_free_at = asyncio.run(go())
-    assert all(start < loop_free_at for start, _ in stamps), (stamps, loop_free_at)
+    assert all(end < loop_free_at for _, end in stamps), (stamps, loop_free_at)  # all three done inside the hold
     ordered = sorted(stamps)
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered)), ordered  # one at a time
 
@@ -272,6 +274,31 @@ def test_jobs_queued_behind_one_that_kills_its_worker_all_get_a_new_one(
     assert caplog.text.count("worker_lost what='parsing' exit=3") == 1, caplog.text
 
 
+def test_a_job_whose_workers_keep_dying_fails_in_bounded_tries_and_never_runs_here(workers: Workers) -> None:
+    """Every worker is SIGKILLed as soon as it exists (another process gone wrong, an OOM killer): the job is
+    queued again a bounded number of times and then fails with ParseError; it never falls back to this process,
+    where a hostile parse would stall every other source."""
+    stop = threading.Event()
+
+    def killer() -> None:
+        deadline = time.monotonic() + 30  # bounded whatever happens
+        while not stop.is_set() and time.monotonic() < deadline:
+            for pid in workers.pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ParseError, match="worker"):
+            asyncio.run(workers.parse(len(BIG), stamped_nap, BIG, 0.5))
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
 def test_a_job_cancelled_while_it_runs_takes_its_worker_with_it(workers: Workers, tmp_path: Path) -> None:
     """A cancelled poll (the daemon stopping, a reload) cannot leave its parse running on: the worker is killed,
     and the next job gets a new one."""
@@ -297,7 +324,7 @@ def test_a_job_cancelled_while_it_runs_takes_its_worker_with_it(workers: Workers
 def test_a_job_cancelled_before_its_turn_leaves_the_busy_worker_alone(workers: Workers, tmp_path: Path) -> None:
     release = tmp_path / "release"
 
-    async def go() -> tuple[int, int, bool]:
+    async def go() -> tuple[int, int]:
         holding = asyncio.ensure_future(workers.parse(len(BIG), wait_for_file, BIG, str(release)))
         queued = asyncio.ensure_future(workers.parse(len(BIG), my_pid, BIG))
         for _ in range(600):  # until the first job holds the worker (bounded)
@@ -309,9 +336,9 @@ def test_a_job_cancelled_before_its_turn_leaves_the_busy_worker_alone(workers: W
             await queued
         release.touch()
         holder = await holding
-        return holder, await workers.parse(len(BIG), my_pid, BIG), holding.done()
+        return holder, await workers.parse(len(BIG), my_pid, BIG)
 
-    holder, next_job, _ = asyncio.run(go())
+    holder, next_job = asyncio.run(go())
     assert next_job == holder and workers.pids == [holder]  # the same worker, never killed
 
 
