@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -120,6 +121,103 @@ def test_a_read_only_store_has_no_checkpointer(tmp_path: Path) -> None:
     with open_store(tmp_path / "s.db", readonly=True) as reader:
         assert isinstance(reader, SqliteStore)
         assert reader.checkpointer is None
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+
+
+def descriptors_under(folder: Path) -> dict[str, Path]:
+    """This process's open descriptors of files under `folder` (the listing's own comes and goes: skipped)."""
+    found = {}
+    for entry in Path("/proc/self/fd").iterdir():
+        try:
+            target = entry.readlink()
+        except OSError:
+            continue
+        if target.is_relative_to(folder):
+            found[entry.name] = target
+    return found
+
+
+@needs_proc
+def test_the_store_file_is_synced_through_sqlites_own_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    synced: list[Path] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        synced.append(Path(f"/proc/self/fd/{fd}").readlink())
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    with writer(path) as store:
+        write(store, 1)
+        before = descriptors_under(tmp_path)
+        assert checkpoint.sync_store_file(path)
+        assert descriptors_under(tmp_path) == before  # it opened none of its own
+    assert synced == [path.resolve()]
+    assert not checkpoint.sync_store_file(path)  # no connection holds the file any more: nothing to sync through
+    assert synced == [path.resolve()]
+
+
+@needs_proc
+def test_syncing_the_store_file_keeps_sqlites_locks(tmp_path: Path) -> None:
+    """Closing a descriptor of our own would drop the locks SQLite holds on the file in this process: another
+    process could then switch the store out of WAL mode under a connection that is reading it (it did, when the
+    sync opened and closed a descriptor of its own)."""
+    path = tmp_path / "s.db"
+    with writer(path) as store:
+        write(store, 1)
+        store.conn.execute("BEGIN")
+        assert store.conn.execute("SELECT count(*) FROM probe").fetchone() == (1,)  # a read transaction, held
+        assert checkpoint.sync_store_file(path)
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys\n"
+                "conn = sqlite3.connect(sys.argv[1], timeout=0.2, isolation_level=None)\n"
+                "try:\n"
+                "    print(conn.execute('PRAGMA journal_mode = DELETE').fetchone()[0])\n"
+                "except sqlite3.OperationalError as exc:\n"
+                "    print('refused:', exc)\n",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        store.conn.execute("COMMIT")
+        assert other.stdout.strip() == "refused: database is locked"
+        assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_round_syncs_the_store_file_before_its_full_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The FULL checkpoint holds writers off: the flush of what the PASSIVE ones copied happens before it."""
+    events: list[str] = []
+
+    def recording_sync(path: Path) -> bool:
+        events.append(f"sync {path.name}")
+        return True
+
+    monkeypatch.setattr(checkpoint, "sync_store_file", recording_sync)
+    with writer(tmp_path / "s.db") as store:
+        for n in range(20):
+            write(store, n)
+        assert store.checkpointer is not None
+        conn = sqlite3.connect(str(tmp_path / "s.db"), isolation_level=None)
+        conn.set_trace_callback(lambda sql: events.append(sql) if "wal_checkpoint" in sql else None)
+        try:
+            store.checkpointer._round(conn)
+        finally:
+            conn.close()
+        assert store.checkpointer.wal_frames()[1] == store.checkpointer.wal_frames()[0]  # all copied
+    assert events == ["PRAGMA wal_checkpoint(PASSIVE)", "sync s.db", "PRAGMA wal_checkpoint(FULL)"]
 
 
 # A writer with small limits: prints each committed n, forever (the test kills it).
