@@ -195,6 +195,27 @@ def test_syncing_the_store_file_keeps_sqlites_locks(tmp_path: Path) -> None:
         assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_the_wal_index_descriptor_is_closed_after_the_connection(tmp_path: Path) -> None:
+    """Closing it first would drop the lock SQLite holds on the WAL index while its connection is still open."""
+    store = writer(tmp_path / "s.db")
+    write(store, 1)
+    assert store.checkpointer is not None
+    assert store.checkpointer.wal_frames()[0] > 0  # the descriptor is open now
+    held_at_close: list[bool] = []
+    connection = store.conn
+
+    class Closing:
+        def close(self) -> None:
+            assert store.checkpointer is not None
+            held_at_close.append(store.checkpointer._index_fd is not None)
+            connection.close()
+
+    store.conn = Closing()  # type: ignore[assignment]
+    store.close()
+    assert held_at_close == [True]
+    assert store.checkpointer._index_fd is None
+
+
 def test_a_round_syncs_the_store_file_before_its_full_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

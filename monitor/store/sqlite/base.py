@@ -43,9 +43,11 @@ class StoreBase:
 
     def close(self) -> None:
         if self.checkpointer is not None:
-            self.checkpointer.close()
+            self.checkpointer.close()  # its thread, with a connection of its own
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
+        if self.checkpointer is not None:
+            self.checkpointer.release()  # its descriptor of the WAL index outlives every connection (see there)
 
     def __enter__(self) -> StoreBase:
         return self

@@ -91,11 +91,17 @@ class Checkpointer:
         return int(frames), int(copied)
 
     def close(self) -> None:
-        """Stop the thread (after the checkpoint it may be running); the store's own close checkpoints the rest."""
+        """Stop the thread (after the checkpoint it may be running); the store's own close checkpoints the rest.
+        Then `release`, once the store's connection is closed too."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(_STOP_WAIT_S)
+
+    def release(self) -> None:
+        """Close the WAL index's descriptor: only after the store's connection is closed. Closing any descriptor of
+        a file drops every POSIX lock this process holds on it, and SQLite holds one on the WAL index for as long as
+        its connection is open (the lock that tells other processes the index is in use, `sync_store_file`)."""
         if self._index_fd is not None:
             os.close(self._index_fd)
             self._index_fd = None
