@@ -5,6 +5,7 @@ memory, the loopback world server, config files, percentiles. No monitor imports
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -191,6 +192,37 @@ def farm_config(urls: Sequence[str], per_host: int) -> str:
 
     defaults = f"defaults:\n  per_host: {per_host}\n  robots: true\n  timeout: 30s\n"
     return config_yaml("monitor.db", urls, topics=template_gen.TOPICS_YAML, defaults=defaults)
+
+
+# The end of a child process that runs `monitor -q poll` in its own interpreter, `python -c CHILD CONFIG ...` after
+# the child's own wrappers (bench/poll_timeline.py, bench/writer_stall.py): `code` is the command's exit status,
+# `wall` its time inside the process. The child then prints a JSON object of its figures, with "code", on stderr.
+POLL_IN_PROCESS = r"""
+sys.argv = ["monitor", "--config", sys.argv[1], "-q", "poll"]
+started = time.perf_counter()
+try:
+    cli.entry()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+wall = time.perf_counter() - started
+"""
+
+
+def child_figures(child: str, args: Sequence[str], *, cwd: Path, timeout: float = 600.0) -> dict[str, Any]:
+    """Run `python -c child *args` (see POLL_IN_PROCESS) and return the JSON object it printed last on stderr;
+    RuntimeError when it printed none, or when its poll's exit status was not 0."""
+    run = subprocess.run(
+        [sys.executable, "-c", child, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = [line for line in run.stderr.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"the poll printed no figures (exit {run.returncode}): {run.stderr[-2000:]}")
+    found: dict[str, Any] = json.loads(lines[-1])
+    if found["code"] not in (0, None):
+        raise RuntimeError(f"monitor poll exited {found['code']}: {run.stderr[-2000:]}")
+    return found
 
 
 def median(values: Sequence[float]) -> float:

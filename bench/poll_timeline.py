@@ -20,8 +20,6 @@ The question it answers: which process and stage bounds a cold poll on two cores
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,9 +27,10 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import farm_config, farm_per_host, feed_urls, median, world
+from bench.harness import POLL_IN_PROCESS, child_figures, farm_config, farm_per_host, feed_urls, median, world
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, resource, sys, threading, time
 import monitor.cli as cli
 import monitor.pipeline as pipeline
@@ -57,19 +56,16 @@ SqliteStore.save_poll = timed("save", SqliteStore.save_poll)
 pipeline.prepare = timed("prepare", pipeline.prepare)
 workers.prepare = timed("prepare", workers.prepare)
 workers._Worker.call = timed("worker_round_trips", workers._Worker.call)
-sys.argv = ["monitor", "--config", sys.argv[1], "-q", "poll"]
-started, cpu = time.perf_counter(), time.thread_time()
-try:
-    cli.entry()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-wall, main_cpu = time.perf_counter() - started, time.thread_time() - cpu
+cpu = time.thread_time()
+"""
+    + POLL_IN_PROCESS
+    + r"""
+main_cpu = time.thread_time() - cpu
 children = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"code": code, "wall": wall, "main_thread_cpu": main_cpu, "spent": spent, "counts": counts,
                   "worker_cpu": children.ru_utime + children.ru_stime}), file=sys.stderr)
 """
+)
 
 
 class Figures(NamedTuple):
@@ -81,15 +77,7 @@ class Figures(NamedTuple):
 
 
 def one_poll(config: str, work: Path) -> Figures:
-    run = subprocess.run(
-        [sys.executable, "-c", CHILD, config], cwd=work, capture_output=True, text=True, timeout=600, check=False
-    )
-    lines = [line for line in run.stderr.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"the poll printed no figures (exit {run.returncode}): {run.stderr[-2000:]}")
-    found = json.loads(lines[-1])
-    if found["code"] not in (0, None):
-        raise RuntimeError(f"monitor poll exited {found['code']}: {run.stderr[-2000:]}")
+    found = child_figures(CHILD, [config], cwd=work)
     return Figures(found["wall"], found["main_thread_cpu"], found["worker_cpu"], found["spent"], found["counts"])
 
 

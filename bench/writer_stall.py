@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
 import sqlite3
 import subprocess
@@ -34,10 +33,11 @@ from typing import NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import template_gen as gen
-from bench.harness import config_yaml, feed_urls, median, world
+from bench.harness import POLL_IN_PROCESS, child_figures, config_yaml, feed_urls, median, world
 from bench.scale_store import ensure_stores, sizes_arg, store_path, use_cache
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, sys, time
 import monitor.cli as cli
 import monitor.store.sqlite as sqlite_store
@@ -63,18 +63,13 @@ def traced(*args, **kwargs):
     return store
 
 sqlite_store.open_sqlite = traced
-sys.argv = ["monitor", "--config", sys.argv[1], "-q", "poll"]
-started = time.perf_counter()
-try:
-    cli.entry()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-wall = time.perf_counter() - started
+"""
+    + POLL_IN_PROCESS
+    + r"""
 passive = sum(s.checkpointer.checkpoints for s in opened if s.checkpointer is not None)
 print(json.dumps({"code": code, "wall": wall, "waits": waits, "passive": passive}), file=sys.stderr)
 """
+)
 
 SETTLE = r"""
 import sys
@@ -110,20 +105,7 @@ def one_poll(store: Path, variant: str, seed: int, port: int, hosts: int, feeds:
     text = config_yaml(target, urls, topics=gen.TOPICS_YAML, defaults="defaults:\n  per_host: 2\n")
     config = work / "config.yaml"
     config.write_text(text.replace("name: feed-", f"name: stall{seed}-"))
-    run = subprocess.run(
-        [sys.executable, "-c", CHILD, str(config), variant],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    lines = [line for line in run.stderr.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"the poll printed no figures (exit {run.returncode}): {run.stderr[-2000:]}")
-    found = json.loads(lines[-1])
-    if found["code"] not in (0, None):
-        raise RuntimeError(f"monitor poll exited {found['code']}: {run.stderr[-2000:]}")
+    found = child_figures(CHILD, [str(config), variant], cwd=work, timeout=1200)
     waits = found["waits"] or [0.0]
     shutil.rmtree(work)
     return Run(found["wall"], max(waits), sum(waits), len(found["waits"]), found["passive"])
