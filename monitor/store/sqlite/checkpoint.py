@@ -19,10 +19,11 @@ PASSIVE one overtaken by a COMMIT has not: so the FULL one inherited the flush o
 copied, with writers held off. At a million posts that was 0.6-0.8 s of fdatasync, and the next save's BEGIN
 IMMEDIATE waited 630 ms for it (`bench/writer_stall.py`). The thread now syncs the store file itself first, outside
 any lock (`sync_store_file`), copies what was committed meanwhile with another PASSIVE checkpoint when that is more
-than a short tail, and leaves the FULL checkpoint the tail. Should the
-thread be gone, the committing connection checkpoints itself past `LIMIT_PAGES`, as SQLite's own automatic
-checkpoint does, and past `INLINE_PAGES` in any case: the WAL stays bounded. Durability is unchanged: a checkpoint
-only moves committed pages, and one killed halfway is redone from the WAL at the next open.
+than a short tail, and leaves the FULL checkpoint the tail.
+
+Should the thread be gone, the committing connection checkpoints itself past `LIMIT_PAGES`, as SQLite's own
+automatic checkpoint does, and past `INLINE_PAGES` in any case: the WAL stays bounded. Durability is unchanged: a
+checkpoint only moves committed pages, and one killed halfway is redone from the WAL at the next open.
 """
 
 from __future__ import annotations
