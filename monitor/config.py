@@ -488,7 +488,7 @@ class _Builder:
             self.error(("sources",), "expected a list of sources")
             return ()
         self.duplicate_names(raw)
-        result: list[SourceBase] = []
+        result: list[tuple[int, SourceBase]] = []
         for index, item in enumerate(raw):
             loc: tuple[str | int, ...] = ("sources", index)
             if not isinstance(item, dict):
@@ -511,8 +511,25 @@ class _Builder:
                     f"{_where((*loc, 'interval'), self.lines)}: {source.interval.total_seconds():g}s is a short "
                     "interval for a public host; it may see this as abuse"
                 )
-            result.append(source)
-        return tuple(result)
+            result.append((index, source))
+        self.group_names(result)
+        return tuple(source for _, source in result)
+
+    def group_names(self, sources: list[tuple[int, SourceBase]]) -> None:
+        """A `group` that names a source must be that source's own group (or it has none): `mirror: {group: main}`
+        with `main: {group: other}` would leave the mirror a voice apart from both, which no one meant."""
+        group_of = {source.name: source.group for _, source in sources}
+        for index, source in sources:
+            named = source.group
+            if named is None or named == source.name or named not in group_of:
+                continue
+            theirs = group_of[named]
+            if theirs is not None and theirs != named:
+                self.error(
+                    ("sources", index, "group"),
+                    f"{named!r} is the name of a source in group {theirs!r}: write group: {theirs} here too, "
+                    "so that both count as one voice",
+                )
 
     def duplicate_names(self, raw: list[Any]) -> None:
         """Names are checked on the raw list, so that a duplicate is reported with every other problem."""

@@ -214,6 +214,22 @@ def test_a_source_group_is_a_name_and_defaults_to_none(tmp_path: Path) -> None:
     assert len(problems) == 1 and "sources[0].group" in problems[0], problems
 
 
+def test_a_group_naming_a_source_of_another_group_is_refused(tmp_path: Path) -> None:
+    """mirror -> main -> network would count the mirror apart from both: the config says which group to write."""
+    problems = problems_of(
+        tmp_path,
+        """
+        topics: {t: [x]}
+        sources:
+          - {name: main, type: feed, url: "https://e.org/1", group: network}
+          - {name: mirror, type: feed, url: "https://e.org/2", group: main}
+          - {name: other, type: feed, url: "https://e.org/3", group: network}
+    """,
+    )
+    assert len(problems) == 1, problems
+    assert "sources[1].group" in problems[0] and "group: network" in problems[0], problems
+
+
 def test_duplicate_source_names_and_duplicate_yaml_keys(tmp_path: Path) -> None:
     problems = problems_of(
         tmp_path,
