@@ -241,6 +241,44 @@ def test_a_round_syncs_the_store_file_before_its_full_checkpoint(
     assert events == ["PRAGMA wal_checkpoint(PASSIVE)", "sync s.db", "PRAGMA wal_checkpoint(FULL)"]
 
 
+def test_what_polls_commit_during_the_sync_is_copied_before_the_full_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync takes long on a large store (0.6-0.8 s at a million posts) and polls go on committing: more than a
+    short tail committed meanwhile goes through another PASSIVE checkpoint (and sync) first, so the FULL one,
+    which holds writers off, is left only a short tail."""
+    events: list[str] = []
+    monkeypatch.setattr(checkpoint, "TAIL_PAGES", 10)
+    with writer(tmp_path / "s.db") as store:
+        for n in range(20):
+            write(store, n)
+        checkpointer = store.checkpointer
+        assert checkpointer is not None
+        tails: list[int] = []
+
+        def sync_while_polls_commit(path: Path) -> bool:
+            events.append("sync")
+            if events.count("sync") == 1:  # the first, long sync: 20 rows (some 40 pages) are committed meanwhile
+                for n in range(100, 120):
+                    write(store, n)
+            frames, copied = checkpointer.wal_frames()
+            tails.append(frames - copied)
+            return True
+
+        monkeypatch.setattr(checkpoint, "sync_store_file", sync_while_polls_commit)
+        conn = sqlite3.connect(str(tmp_path / "s.db"), isolation_level=None)
+        conn.set_trace_callback(lambda sql: events.append(sql) if "wal_checkpoint" in sql else None)
+        try:
+            checkpointer._round(conn)
+        finally:
+            conn.close()
+        frames, copied = checkpointer.wal_frames()
+    passive, full = "PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(FULL)"
+    assert events == [passive, "sync", passive, "sync", full], events
+    assert tails[0] > 10 and tails[1] <= 10, tails  # the FULL one was left a short tail, not the 20 rows
+    assert copied == frames
+
+
 # A writer with small limits: prints each committed n, forever (the test kills it).
 WRITER = f"""
 import sys
