@@ -42,6 +42,7 @@ else:
 
 from bench import template_gen as gen
 from bench.harness import config_yaml, median
+from bench.scale_store import merge_fts
 
 HERE = Path(__file__).resolve().parent.parent
 ITEMS = 50  # items a feed, as bench/scale_store.py's world serves
@@ -222,21 +223,6 @@ def fresh_copy(src: Path, dst: Path) -> Path:
         Path(f"{dst}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(src, dst)
     return dst
-
-
-def merge_fts(path: Path) -> None:
-    """The cached store's full-text index in one segment (once, not timed): a store the fast builder extended is
-    due a merge of its whole index (monitor/store/sqlite/fts.py), which would land in the first timed poll of
-    both sides (seconds of FTS work and a COMMIT of the whole index, at 1M) and hide what the band rows cost."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        if conn.execute("SELECT count(DISTINCT segid) FROM posts_fts_idx").fetchone()[0] > 1:
-            started = time.perf_counter()
-            conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('optimize')")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            print(f"{path.name}: full-text index merged into one segment first ({time.perf_counter() - started:.0f} s)")
-    finally:
-        conn.close()
 
 
 def main() -> int:

@@ -233,6 +233,22 @@ def migrate(path: Path, log: Callable[[str], None] = print) -> None:
         log(f"{path.name}: migrated to this version's schema in {seconds:.0f} s")
 
 
+def merge_fts(path: Path) -> None:
+    """The cached store's full-text index in one segment (once, not timed; bench/band_levels.py and
+    bench/writer_stall.py): a store the fast builder extended is due a merge of its whole index
+    (monitor/store/sqlite/fts.py), which would land in the first timed poll of both sides (seconds of FTS work and
+    a COMMIT of the whole index, at 1M) and hide what is measured."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("SELECT count(DISTINCT segid) FROM posts_fts_idx").fetchone()[0] > 1:
+            started = time.perf_counter()
+            conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('optimize')")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            print(f"{path.name}: full-text index merged into one segment first ({time.perf_counter() - started:.0f} s)")
+    finally:
+        conn.close()
+
+
 def store_path(size: int) -> Path:
     return STORES / f"{size}.db"
 

@@ -15,7 +15,7 @@ lets the WAL start over flushes the store file itself, writers held off (the pre
 A B, B A, each into its own copy. Printed per run: the poll's wall time, the longest wait, the sum of the waits,
 and the checkpoint thread's PASSIVE checkpoints (the thread runs once the WAL passes 10,000 pages, which a batch
 into a 1M store does and one into a small store does not: `--quick` only shows that the bench runs). The 1M store's
-full-text index is merged first if a poll would merge it (`settle`), so that no copy's first save pays that.
+full-text index is merged first (`scale_store.merge_fts`), so that no copy's first save pays that merge.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import template_gen as gen
 from bench.harness import POLL_IN_PROCESS, child_figures, config_yaml, feed_urls, median, world
-from bench.scale_store import ensure_stores, sizes_arg, store_path, use_cache
+from bench.scale_store import ensure_stores, merge_fts, sizes_arg, store_path, use_cache
 
 CHILD = (
     r"""
@@ -71,16 +71,6 @@ print(json.dumps({"code": code, "wall": wall, "waits": waits, "passive": passive
 """
 )
 
-SETTLE = r"""
-import sys
-from pathlib import Path
-from monitor.store.sqlite import fts, open_sqlite
-store = open_sqlite(Path(sys.argv[1]))
-with store.transaction("settle the index") as conn:
-    fts.compact_if_due(conn)
-store.close()
-"""
-
 
 class Run(NamedTuple):
     wall: float
@@ -88,12 +78,6 @@ class Run(NamedTuple):
     total: float
     saves: int
     passive: int
-
-
-def settle(store: Path) -> None:
-    """The cached store's full-text index merged if a poll would merge it (bench/scale_store.py's fast builder leaves
-    it in many segments): otherwise every copy's first save pays that merge, seconds that are not a lock wait."""
-    subprocess.run([sys.executable, "-c", SETTLE, str(store)], check=True, timeout=1200)
 
 
 def one_poll(store: Path, variant: str, seed: int, port: int, hosts: int, feeds: int, work: Path) -> Run:
@@ -140,7 +124,7 @@ def main() -> None:
             size = next(sizes_arg([args.size]))
             ensure_stores([size], poll_max=100_000, rebuild=False)
             store = store_path(size)
-            settle(store)
+            merge_fts(store)
         with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
             posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
         print(f"== {feeds} new feeds x {items} items polled into a copy of a {posts:,}-post store, A B pairs")
