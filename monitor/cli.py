@@ -1317,7 +1317,7 @@ def rematch(ctx: click.Context, topics: tuple[str, ...], since: str | None) -> N
     start = when_option(since, "--since")
     chosen = list(dict.fromkeys(topics)) or configured
     with get_store(ctx, create=True) as store:
-        total = store.counts()["posts"]
+        total = store.post_count()
 
         def progress(read: int, added: dict[str, int], removed: dict[str, int]) -> None:
             click.echo(

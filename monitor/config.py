@@ -280,6 +280,11 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
 
 class HealthConfig(Section, frozen=True, kw_only=True):
     failures: Positive = 5
+    fetch_log: Duration = timedelta(days=90)  # how long the fetch log keeps a request: it would grow without end
+
+    def __post_init__(self) -> None:
+        if self.fetch_log < timedelta(days=1):
+            raise ValueError("fetch_log must be at least 1d (monitor status reads a source's last request there)")
 
 
 class Config(Section, frozen=True, kw_only=True):

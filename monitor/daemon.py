@@ -32,6 +32,7 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import fetchlog
 from monitor.collectors.fetch import Fetcher
 from monitor.config import Config, SourceConfig
 from monitor.exceptions import ConfigError, MonitorError
@@ -49,7 +50,6 @@ STOP_GRACE_S = 5.0  # in-flight polls get this long to finish; then they are can
 FIRST_POLL_SPREAD = timedelta(seconds=30)  # first polls of all sources are spread over at most this
 HEARTBEAT = timedelta(hours=1)  # the log's heartbeat line and the fetch-log pruning
 STORE_HEARTBEAT = timedelta(minutes=1)  # the store's `daemon.heartbeat_at` (read by `monitor health`)
-FETCH_LOG_KEPT = timedelta(days=90)  # `fetches` gets a row per request: months of polling would grow it without end
 TICK = timedelta(minutes=1)
 
 T = TypeVar("T")
@@ -194,6 +194,7 @@ class Daemon:
         self._failed += 0 if result.ok else 1
         if self.metrics is not None:
             self.metrics.polled(result)
+            self.metrics.stored(result.new_posts)
         if self.after_poll is not None and result.ok and result.matches and not self._stopping.is_set():
             await self._tracked(self.after_poll([result], self.clock()))
 
@@ -201,7 +202,7 @@ class Daemon:
         if self.on_tick is not None and not self._stopping.is_set():
             await self._tracked(self.on_tick(self.clock()))
         if self.metrics is not None and not self._stopping.is_set():
-            self.metrics.store_sizes(self.store.counts()["posts"], self.store.match_counts())
+            self.metrics.store_matches(self.store.match_counts())
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
         if self.metrics is not None and event.scheduled_run_times:
@@ -273,13 +274,16 @@ class Daemon:
 
     async def _heartbeat(self) -> None:
         failing = sum(1 for s in self.store.source_states() if s.failures)
-        pruned = self.store.prune_fetches(self.clock() - FETCH_LOG_KEPT)
+        pruned = await fetchlog.prune(self.store, self.clock(), kept=self.config.health.fetch_log)
+        posts = self.store.post_count()
+        if self.metrics is not None:
+            self.metrics.posts.set(posts)  # the exact count; each poll adds its new posts in between
         log.info(
             "heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d fetch_log_pruned=%d",
             self._polls,
             self._failed,
             failing,
-            self.store.counts()["posts"],
+            posts,
             pruned,
         )
 
@@ -395,7 +399,7 @@ async def run_daemon(
         store.unlock_daemon()
         raise
     if figures is not None:
-        figures.store_sizes(store.counts()["posts"], store.match_counts())
+        figures.store_sizes(store.post_count(), store.match_counts())
     after_poll, on_tick = alert_hooks(lambda: outbox, clock, figures)
 
     def on_reload(new: Config) -> None:

@@ -137,6 +137,14 @@ class Metrics:
 
     def store_sizes(self, posts: int, matches: Mapping[str, int]) -> None:
         self.posts.set(posts)
+        self.store_matches(matches)
+
+    def stored(self, new_posts: int) -> None:
+        """The posts a poll of this process stored, added to the count taken at start and hourly (counting a large
+        store is a scan of an index of its posts: not every minute)."""
+        self.posts.inc(new_posts)
+
+    def store_matches(self, matches: Mapping[str, int]) -> None:
         for topic, count in matches.items():
             self.matches.labels(topic).set(count)
 

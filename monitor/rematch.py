@@ -96,7 +96,7 @@ def topic_changes(config: Config, store: Store, now: datetime) -> TopicChanges:
         store.record_topic_fingerprints(current, now)
         return TopicChanges()
     found = changes(stored, current)
-    if found and store.counts()["posts"] == 0:  # nothing stored to re-match
+    if found and store.post_count() == 0:  # nothing stored to re-match
         store.record_topic_fingerprints(current, now, forget=found.removed)
         return TopicChanges()
     if found:

@@ -692,3 +692,13 @@ def test_a_huge_value_gives_a_short_problem_that_still_names_its_place(tmp_path:
     assert "'AAAA" in found["sources[0].name"] and "characters in all" in found["sources[0].name"]
     assert "expected a duration" in found["sources[1].interval"]
     assert "expected one of: none, starttls, ssl (got 'AAAA" in found["alerts.email.tls"]
+
+
+def test_the_fetch_logs_retention_is_a_duration_of_a_day_or_more(tmp_path: Path) -> None:
+    body = "topics: {t: [x]}\nsources: []\nhealth:\n  fetch_log: KEPT\n"
+    assert make_config(tmp_path, body.replace("KEPT", "7d")).health.fetch_log == timedelta(days=7)
+    assert make_config(tmp_path, "topics: {t: [x]}\nsources: []\n").health.fetch_log == timedelta(days=90)
+    problems = problems_of(tmp_path, body.replace("KEPT", "2h"))
+    assert len(problems) == 1 and problems[0].startswith("health"), problems
+    assert "fetch_log must be at least 1d" in problems[0]
+    assert "health.fetch_log (line 4)" in problems_of(tmp_path, body.replace("KEPT", "a week"))[0]

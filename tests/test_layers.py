@@ -50,6 +50,7 @@ LAYERS = {
     "outbox": 3,
     "export": 3,
     "rematch": 3,
+    "fetchlog": 3,
     "service": 4,
     "daemon": 4,
     "scaleout": 4,

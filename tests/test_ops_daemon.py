@@ -15,6 +15,7 @@ from tests.conftest import RawServer, monitor_cmd, respond, run_monitor, start_d
 from tests.test_daemon import FEED
 
 RSS = {"Content-Type": "application/rss+xml"}
+NEW_ITEM = b"<item><guid>a2</guid><title>Weather</title><link>http://example.org/a2</link></item>"
 
 
 def scrape(url: str) -> str:
@@ -47,6 +48,7 @@ sources:
 """,
     )
     assert run_monitor(config, "poll", "--source", "news").returncode == 0  # one post and match stored before
+    raw_server.routes["/feed"] = respond(200, FEED.replace(b"</channel>", NEW_ITEM + b"</channel>"), RSS)
     log = tmp_path / "run.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -66,7 +68,7 @@ sources:
     assert value(text, 'monitor_polls_total{source="news"}') == 1.0
     assert value(text, 'monitor_polls_total{source="broken"}') == 1.0
     assert value(text, 'monitor_poll_failures_total{source="news"}') is None  # no failure: no series yet
-    assert value(text, "monitor_posts_stored") == 1.0
+    assert value(text, "monitor_posts_stored") == 2.0  # counted at start (1), then the daemon's poll added its new one
     assert value(text, 'monitor_matches_stored{topic="separatism"}') == 1.0
     assert value(text, 'monitor_fetch_duration_seconds_count{source="news"}') == 1.0
     assert (value(text, "monitor_scheduler_lateness_seconds_count") or 0) >= 2

@@ -19,6 +19,7 @@ from monitor.normalize import content_hash
 from monitor.store import PostFilter, Store, open_store
 from monitor.store.rows import ts
 from monitor.store.sqlite import SqliteStore, open_sqlite
+from monitor.store.sqlite.sources import _PRUNE_FETCHES
 from monitor.types import FetchRecord, FetchStatus, Match, MatchedPost, Post, RobotsRecord, SourceState
 from tests.conftest import NOW, sql
 
@@ -302,10 +303,32 @@ def test_the_fetch_log_is_pruned_by_age_and_nothing_else(store: Store) -> None:
         for days in (200, 100, 10, 0)
     )
     save(store, matched(post("a1")), fetches=fetches)
-    assert store.prune_fetches(NOW - timedelta(days=90)) == 2
+    assert store.prune_fetches(NOW - timedelta(days=90), 100) == 2
     started = [r[0] for r in sql(store, "SELECT started_at FROM fetches ORDER BY started_at")]
     assert started == ["2026-02-19T12:00:00Z", "2026-03-01T12:00:00Z"]
-    assert store.counts()["posts"] == 1 and store.source_state("feed-a").name == "feed-a"
+    assert store.post_count() == 1 and store.source_state("feed-a").name == "feed-a"
+
+
+def test_the_fetch_log_is_pruned_oldest_first_a_batch_at_a_time(store: Store) -> None:
+    fetches = tuple(
+        FetchRecord("feed-a", "https://example.org/rss", NOW - timedelta(days=days), FetchStatus.OK, 200)
+        for days in (100, 300, 200, 1)  # not stored in time order
+    )
+    save(store, fetches=fetches)
+    before = NOW - timedelta(days=90)
+    assert store.prune_fetches(before, 2) == 2  # the two oldest
+    started = [r[0] for r in sql(store, "SELECT started_at FROM fetches ORDER BY started_at")]
+    assert started == [ts(NOW - timedelta(days=100)), ts(NOW - timedelta(days=1))]
+    assert store.prune_fetches(before, 2) == 1
+    assert store.prune_fetches(before, 2) == 0
+    assert [r[0] for r in sql(store, "SELECT started_at FROM fetches")] == [ts(NOW - timedelta(days=1))]
+
+
+def test_pruning_the_fetch_log_reads_it_through_its_time_index(tmp_path: Path) -> None:
+    with open_sqlite(tmp_path / "monitor.db") as opened:
+        plan = " / ".join(row[3] for row in opened.conn.execute(f"EXPLAIN QUERY PLAN {_PRUNE_FETCHES}", ("x", 1)))
+    # without the index: a SCAN of the whole log (and a sort) for every batch, with the write lock held
+    assert "INDEX fetches_started_at (started_at<?)" in plan and "SCAN" not in plan, plan
 
 
 def test_source_states_lists_every_source_without_counting(store: Store) -> None:

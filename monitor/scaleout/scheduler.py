@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from monitor import fetchlog
 from monitor.config import Config
 from monitor.exceptions import MonitorError, StoreLocked
 from monitor.metrics import Listen, Metrics, serve_metrics
@@ -28,7 +29,6 @@ log = logging.getLogger("monitor.scheduler")
 TICK = timedelta(minutes=1)  # as monitor.daemon: alerts evaluated at least this often
 STORE_HEARTBEAT = timedelta(minutes=1)  # the store's `daemon.heartbeat_at` (read by `monitor health`)
 HEARTBEAT = timedelta(hours=1)  # the log's heartbeat line, the fetch log's and the old jobs' pruning
-FETCH_LOG_KEPT = timedelta(days=90)
 STEP_S = 0.5  # how often due sources are queued (a poll starts at most this late)
 STANDBY_RETRY_S = 2.0  # a standby scheduler asks for the lock this often (besides the lock's own wait)
 
@@ -104,11 +104,11 @@ class Scheduler:
             await self._hourly()
 
     async def _hourly(self) -> None:
-        pruned = self.store.prune_fetches(self.clock() - FETCH_LOG_KEPT)
+        pruned = await fetchlog.prune(self.store, self.clock(), kept=self.config.health.fetch_log)
         await queue.prune_jobs(self.app)
         waiting, running = await queue.backlog(self.app)
         if self.figures is not None:  # hourly: an exact count of a large PostgreSQL table is a scan
-            self.figures.store_sizes(self.store.counts()["posts"], self.store.match_counts())
+            self.figures.store_sizes(self.store.post_count(), self.store.match_counts())
         log.info(
             "heartbeat queued=%d coalesced=%d requeued=%d waiting=%d running=%d fetch_log_pruned=%d",
             self.queued,

@@ -329,6 +329,11 @@ class QueriesMixin(StoreBase):
             tables = ("posts", "matches", "alerts", "fetches")
             return {table: _scalar(conn, f"SELECT count(*) FROM {table}") for table in tables}
 
+    @wrapped("count the posts")
+    def post_count(self) -> int:
+        with self.read("count the posts") as conn:
+            return _scalar(conn, "SELECT count(*) FROM posts")
+
     @wrapped("summarise the store")
     def summary(self) -> StoreSummary:
         with self.read("summarise the store") as conn:

@@ -15,6 +15,11 @@ from monitor.store.postgres.errors import wrapped
 from monitor.store.rows import dt, robots_of, source_row_of, state_of, ts
 from monitor.types import FetchRecord, RobotsRecord, SourceState
 
+# The oldest rows first, through fetches_started_at: a batch reads only the rows it deletes, however long the log.
+_PRUNE_FETCHES = (
+    "DELETE FROM fetches WHERE id IN (SELECT id FROM fetches WHERE started_at < %s ORDER BY started_at LIMIT %s)"
+)
+
 
 class SourcesMixin(StoreBase):
     @wrapped("read the robots.txt cache")
@@ -70,9 +75,9 @@ class SourcesMixin(StoreBase):
             )
         return [source_row_of(r) for r in rows]
 
-    def prune_fetches(self, before: datetime) -> int:
+    def prune_fetches(self, before: datetime, limit: int) -> int:
         with self.transaction("prune the fetch log") as conn:
-            return conn.execute("DELETE FROM fetches WHERE started_at < %s", (ts(before),)).rowcount
+            return conn.execute(_PRUNE_FETCHES, (ts(before), limit)).rowcount
 
     def record_failure(
         self,

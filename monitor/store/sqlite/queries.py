@@ -383,6 +383,10 @@ class QueriesMixin(StoreBase):
             for table in ("posts", "matches", "alerts", "fetches")
         }
 
+    @wrapped("count the posts")
+    def post_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM posts").fetchone()[0])
+
     @wrapped("summarise the store")
     def summary(self) -> StoreSummary:
         comments = dict(self.conn.execute("SELECT source, count(parent_id) FROM posts GROUP BY source").fetchall())

@@ -302,6 +302,13 @@ def _robots(conn: sqlite3.Connection) -> None:
     )
 
 
+def _fetches_started_at(conn: sqlite3.Connection) -> None:
+    # The daemon prunes the fetch log by time every hour: without an index on started_at alone that DELETE read the
+    # whole log (at 1,000 sources a minute apart, 1.4 million rows a day) with the write lock held. Times come in
+    # nearly in order, so the index grows at its end.
+    conn.execute("CREATE INDEX fetches_started_at ON fetches (started_at)")
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0001_initial": _initial,
@@ -314,6 +321,7 @@ STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0008_raw_digest": _raw_digest,
     "0009_band_levels": _band_levels,
     "0010_robots": _robots,
+    "0011_fetches_started_at": _fetches_started_at,
 }
 
 

@@ -13,6 +13,11 @@ from monitor.store.sqlite.base import StoreBase
 from monitor.store.sqlite.errors import wrapped
 from monitor.types import FetchRecord, RobotsRecord, SourceState
 
+# The oldest rows first, through fetches_started_at: a batch reads only the rows it deletes, however long the log.
+_PRUNE_FETCHES = (
+    "DELETE FROM fetches WHERE id IN (SELECT id FROM fetches WHERE started_at < ? ORDER BY started_at LIMIT ?)"
+)
+
 
 class SourcesMixin(StoreBase):
     @wrapped("read the robots.txt cache")
@@ -64,10 +69,10 @@ class SourcesMixin(StoreBase):
         )
         return [source_row_of(r) for r in rows]
 
-    def prune_fetches(self, before: datetime) -> int:
-        """Delete fetch-log rows started before `before`; returns how many (the log would grow without end)."""
+    def prune_fetches(self, before: datetime, limit: int) -> int:
+        """Delete the oldest fetch-log rows started before `before`, at most `limit` of them; returns how many."""
         with self.transaction("prune the fetch log") as conn:
-            return conn.execute("DELETE FROM fetches WHERE started_at < ?", (ts(before),)).rowcount
+            return conn.execute(_PRUNE_FETCHES, (ts(before), limit)).rowcount
 
     def record_failure(
         self,
