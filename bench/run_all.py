@@ -30,6 +30,7 @@ QUICK: dict[str, list[str]] = {
     "poll_bench": ["poll_bench.py", "--feeds", "10", "--items", "20", "--hosts", "5"],
     "poll_timeline": ["poll_timeline.py", "--quick"],
     "writer_stall": ["writer_stall.py", "--quick"],
+    "fetch_log": ["fetch_log.py", "--quick"],
     "translit_bench": ["translit_bench.py", "--mb", "0.5"],
     "campaigns": ["campaigns.py", "--seeds=1", "--voices=4", "--within=10m", "--networks=2", "--store=2000"],
 }
