@@ -10,17 +10,18 @@ bench builds a store of this version's schema (monitor's own `open_sqlite`) whos
 spread evenly over the 90 days kept and the hour before them, so that one hour of rows is due, as the hourly prune
 finds it. Each round copies it twice:
 
-- B, the previous version: the store without the index on `started_at` (its migration 0011 undone), pruned as
+- B, the previous version: the store without the index on `started_at` (migrations 0011-0012 undone), pruned as
   that version did, one `DELETE ... WHERE started_at < ?` in one transaction, and the heartbeat's count of the
   posts taken as that version took it (`counts()`, which counted the fetch log too, and every minute for the
   metrics);
-- A, this version: the same copy opened by this version (its migration adds the index: timed, the one-time
+- A, this version: the same copy opened by this version (its migrations add the indexes: timed, the one-time
   cost of the first open after the upgrade), pruned by `fetchlog.prune` (batches of `fetchlog.BATCH` through
   the index), and `post_count()`.
 
 Printed per round: each side's prune wall time and its longest transaction (the write lock held: every poll of
-the daemon waits that long), the rows deleted (the same on both sides), the count's time; then the migration's
-time and the index's size per row. Seeded by construction (no randomness); loopback and network free.
+the daemon waits that long), the rows deleted (the same on both sides), the count's time; then the time of
+`monitor serve`'s "Failed requests" view on each side (one request in 100,000 is an error), the migration's time
+and the indexes' size per row. Seeded by construction (no randomness); loopback and network free.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import median
 from monitor import fetchlog
 from monitor.config import HealthConfig
+from monitor.serve import QUERIES
 from monitor.store.rows import ts
 from monitor.store.sqlite import open_sqlite
 from monitor.store.sqlite.schema import MIGRATIONS_TABLE
@@ -47,8 +49,7 @@ from monitor.store.sqlite.schema import MIGRATIONS_TABLE
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 KEPT = HealthConfig().fetch_log  # the default, 90 days
 SOURCES = 1_000
-INDEX = "fetches_started_at"
-STEP = "0011_fetches_started_at"
+UNDONE = {"0011_fetches_started_at": "fetches_started_at", "0012_fetch_errors": "fetches_errors"}  # step: index
 
 
 def build(path: Path, rows: int) -> None:
@@ -65,7 +66,7 @@ def build(path: Path, rows: int) -> None:
            SELECT printf('feed-%04d', i % ?2),
                   printf('http://127.0.0.%d:8080/feeds/feed-%04d.xml', 1 + (i % ?2) % 50, i % ?2),
                   strftime('%Y-%m-%dT%H:%M:%SZ', ?3 + i * ?4 / ?1, 'unixepoch'),
-                  CASE WHEN i % 20 = 0 THEN 'ok' ELSE 'not_modified' END,
+                  CASE WHEN i % 100000 = 7 THEN 'error' WHEN i % 20 = 0 THEN 'ok' ELSE 'not_modified' END,
                   CASE WHEN i % 20 = 0 THEN 200 ELSE 304 END,
                   CASE WHEN i % 20 = 0 THEN 40000 ELSE 0 END, 20 + i % 90,
                   CASE WHEN i % 20 = 0 THEN 20 ELSE 0 END, CASE WHEN i % 40 = 0 THEN 1 ELSE 0 END
@@ -77,16 +78,18 @@ def build(path: Path, rows: int) -> None:
 
 
 def as_previous_version(path: Path) -> None:
-    """Undo migration 0011: the schema the previous version left."""
+    """Undo this version's migrations (0011, 0012): the schema the previous version left."""
     conn = sqlite3.connect(str(path), isolation_level=None)
-    conn.execute(f"DROP INDEX {INDEX}")
-    conn.execute(f"DELETE FROM [{MIGRATIONS_TABLE}] WHERE name = ?", (STEP,))
+    for step, index in UNDONE.items():
+        conn.execute(f"DROP INDEX {index}")
+        conn.execute(f"DELETE FROM [{MIGRATIONS_TABLE}] WHERE name = ?", (step,))
     conn.execute("VACUUM")
     conn.close()
 
 
-def previous_prune(path: Path) -> tuple[float, float, int, float]:
-    """B: (prune wall, longest transaction, rows deleted, the heartbeat's count), as the previous version ran them."""
+def previous_prune(path: Path) -> tuple[float, float, int, float, float]:
+    """B: (prune wall, longest transaction, rows deleted, the heartbeat's count, the failed-requests view), as the
+    previous version ran them."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
@@ -97,12 +100,14 @@ def previous_prune(path: Path) -> tuple[float, float, int, float]:
     for table in ("posts", "matches", "alerts", "fetches"):
         conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     count = time.perf_counter() - counted
+    errors = _failed_requests(conn)
     conn.close()
-    return wall, wall, deleted, count
+    return wall, wall, deleted, count, errors
 
 
-def this_prune(path: Path) -> tuple[float, float, int, float, float, int]:
-    """A: (prune wall, longest batch, rows deleted, count, migration, index pages) with this version's code."""
+def this_prune(path: Path) -> tuple[float, float, int, float, float, float, int]:
+    """A: (prune wall, longest batch, rows deleted, count, failed-requests view, migration, index pages) with this
+    version's code."""
     pages = _pages(path)
     opened = time.perf_counter()
     store = open_sqlite(path)  # migrates: adds the index
@@ -125,8 +130,16 @@ def this_prune(path: Path) -> tuple[float, float, int, float, float, int]:
     counted = time.perf_counter()
     store.post_count()
     count = time.perf_counter() - counted
+    errors = _failed_requests(store.conn)
     store.close()
-    return wall, max(batches), deleted, count, migration, index_pages
+    return wall, max(batches), deleted, count, errors, migration, index_pages
+
+
+def _failed_requests(conn: sqlite3.Connection) -> float:
+    """Seconds for `monitor serve`'s "Failed requests" view (its canned query, every source)."""
+    started = time.perf_counter()
+    conn.execute(QUERIES["fetch_errors"][2], {"source": ""}).fetchall()
+    return time.perf_counter() - started
 
 
 def _pages(path: Path) -> int:
@@ -158,12 +171,16 @@ def main() -> None:
               f"{'A longest batch ms':>18} {'A count ms':>10} | {'deleted (B, A)':>15} | "
               f"{'A migration s':>13}")  # fmt: skip
         b_walls, a_walls, a_batches, migrations, b_counts, a_counts = [], [], [], [], [], []
+        b_views: list[float] = []
+        a_views: list[float] = []
         index_bytes = 0.0
         for round_ in range(rounds):
             for side in ("B", "A"):
                 shutil.copy(work / "built.db", work / f"{side}.db")
-            b_wall, b_held, b_deleted, b_count = previous_prune(work / "B.db")
-            a_wall, a_batch, a_deleted, a_count, migration, index_pages = this_prune(work / "A.db")
+            b_wall, b_held, b_deleted, b_count, b_errors = previous_prune(work / "B.db")
+            a_wall, a_batch, a_deleted, a_count, a_errors, migration, index_pages = this_prune(work / "A.db")
+            b_views.append(b_errors)
+            a_views.append(a_errors)
             index_bytes = index_pages * 4096 / rows
             b_walls.append(b_wall)
             a_walls.append(a_wall)
@@ -178,7 +195,9 @@ def main() -> None:
               f"({median(a_walls) / median(b_walls):.3f}x); write lock held at most {median(b_walls):.3f} s -> "
               f"{median(a_batches) * 1000:.1f} ms; the heartbeat's count {median(b_counts) * 1000:.1f} -> "
               f"{median(a_counts) * 1000:.1f} ms")  # fmt: skip
-        print(f"   the index: {index_bytes:.0f} bytes per fetch row; added once, at the first open after the "
+        print(f"   monitor serve's Failed requests ({rows // 100_000:,} errors in the log): "
+              f"{median(b_views) * 1000:.1f} -> {median(a_views) * 1000:.1f} ms")  # fmt: skip
+        print(f"   the indexes: {index_bytes:.0f} bytes per fetch row; added once, at the first open after the "
               f"upgrade, in {median(migrations):.2f} s")  # fmt: skip
 
 

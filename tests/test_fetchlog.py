@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from monitor import fetchlog
 from monitor.config import HealthConfig
+from monitor.daemon import Daemon
 from monitor.store import Store
 from monitor.store.sqlite import SqliteStore
 from monitor.types import FetchRecord, FetchStatus, SourceState
-from tests.conftest import NOW
+from tests.conftest import NOW, make_config
 
 KEPT = HealthConfig().fetch_log  # the default, 90 days
 
@@ -49,3 +54,16 @@ def test_a_log_with_nothing_old_is_left_alone_in_one_statement(store: SqliteStor
     log_fetches(store, timedelta(days=1), timedelta(days=89))
     assert asyncio.run(fetchlog.prune(store, NOW, kept=KEPT)) == 0
     assert store.counts()["fetches"] == 2
+
+
+def test_the_daemons_heartbeat_prunes_to_the_configured_retention(
+    tmp_path: Path, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path, "topics: {t: [x]}\nsources: []\nhealth: {fetch_log: 7d}\n")
+    log_fetches(store, timedelta(days=8), timedelta(days=30), timedelta(days=6))
+    daemon = Daemon(config, store, clock=lambda: NOW)
+    with caplog.at_level(logging.INFO, logger="monitor.daemon"):
+        asyncio.run(daemon._heartbeat())  # the hourly job
+    daemon.workers.close()
+    assert store.counts()["fetches"] == 1  # the 6-day-old row stays
+    assert "posts=0 fetch_log_pruned=2" in caplog.text

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from monitor import dedupe
 from monitor.exceptions import QueryError, StoreError
 from monitor.normalize import content_hash
+from monitor.serve import QUERIES  # the canned queries of `monitor serve` (Datasette)
 from monitor.store import PostFilter, Store, open_store
 from monitor.store.rows import ts
 from monitor.store.sqlite import SqliteStore, open_sqlite
@@ -322,6 +323,13 @@ def test_the_fetch_log_is_pruned_oldest_first_a_batch_at_a_time(store: Store) ->
     assert store.prune_fetches(before, 2) == 1
     assert store.prune_fetches(before, 2) == 0
     assert [r[0] for r in sql(store, "SELECT started_at FROM fetches")] == [ts(NOW - timedelta(days=1))]
+
+
+def test_the_failed_requests_view_reads_only_the_errors(tmp_path: Path) -> None:
+    with open_sqlite(tmp_path / "monitor.db") as opened:
+        sql_text = QUERIES["fetch_errors"][2]
+        plan = " / ".join(r[3] for r in opened.conn.execute(f"EXPLAIN QUERY PLAN {sql_text}", {"source": ""}))
+    assert "USING INDEX fetches_errors" in plan, plan  # a SCAN of the whole log when errors are rare
 
 
 def test_pruning_the_fetch_log_reads_it_through_its_time_index(tmp_path: Path) -> None:

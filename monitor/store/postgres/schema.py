@@ -229,6 +229,11 @@ _ROBOTS = [
     )""",
 ]
 
+_FETCH_ERRORS = [
+    # `monitor serve`'s "Failed requests" reads the log's errors newest first: only the error rows are indexed.
+    "CREATE INDEX fetches_errors ON fetches (id) WHERE status = 'error'",
+]
+
 # In order; a released step is never edited or removed. Each runs in the migrating transaction. A step that
 # mirrors one of the SQLite store's has its name (SQLite's 0002-0004 are folded into this store's 0001).
 STEPS: dict[str, list[str]] = {
@@ -237,6 +242,7 @@ STEPS: dict[str, list[str]] = {
     "0006_topic_fingerprints": _TOPIC_FINGERPRINTS,
     "0008_raw_digest": _RAW_DIGEST,
     "0010_robots": _ROBOTS,
+    "0012_fetch_errors": _FETCH_ERRORS,
 }
 
 _CREATED = re.compile(r"^\s*CREATE (?:TABLE|VIEW) (\w+)", re.MULTILINE)

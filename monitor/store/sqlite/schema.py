@@ -309,6 +309,12 @@ def _fetches_started_at(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX fetches_started_at ON fetches (started_at)")
 
 
+def _fetch_errors(conn: sqlite3.Connection) -> None:
+    # `monitor serve`'s "Failed requests" walks the log newest first for its errors: with errors rare, that read
+    # most of the log (400 ms at 5 million rows). Only the error rows are in this index.
+    conn.execute("CREATE INDEX fetches_errors ON fetches (id) WHERE status = 'error'")
+
+
 # In order; a released step is never edited or removed.
 STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0001_initial": _initial,
@@ -322,6 +328,7 @@ STEPS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "0009_band_levels": _band_levels,
     "0010_robots": _robots,
     "0011_fetches_started_at": _fetches_started_at,
+    "0012_fetch_errors": _fetch_errors,
 }
 
 
