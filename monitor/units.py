@@ -11,10 +11,15 @@ from datetime import UTC, datetime, timedelta
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _DURATION_FULL = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION = timedelta(days=36_500)  # every duration is subtracted from now somewhere (a baseline, --since)
 
 # SI units are powers of 1000, IEC units powers of 1024; a bare number is bytes.
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+class DurationTooLongError(ValueError):
+    """A well-formed duration past MAX_DURATION (kept apart so that `parse_when` does not try it as a date)."""
 
 
 def parse_duration(value: object) -> timedelta:
@@ -33,6 +38,8 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected a duration like 30s, 10m, 1h or 7d, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
+    if seconds > MAX_DURATION.total_seconds():  # `now - 99999999d` is before year 1: OverflowError far from here
+        raise DurationTooLongError(f"a duration must be at most {MAX_DURATION.days}d (100 years), got {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -74,6 +81,8 @@ def parse_when(value: str, now: datetime) -> datetime:
     text = value.strip()
     try:
         return now - parse_duration(text)
+    except DurationTooLongError:
+        raise
     except ValueError:
         pass
     try:

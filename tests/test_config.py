@@ -15,7 +15,7 @@ from monitor.collectors.html import HtmlSource
 from monitor.config import MAX_PROBLEM_CHARS, CampaignConfig, NotifyChannel, load_config
 from monitor.exceptions import ConfigError
 from monitor.units import format_duration, parse_duration, parse_size, parse_when
-from tests.conftest import NOW, REPO, make_config
+from tests.conftest import NOW, REPO, make_config, run_monitor, write_config
 
 VALID = """
 store: storage/monitor.db
@@ -369,6 +369,21 @@ def test_bad_durations(bad: object) -> None:
         return
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize("huge", ["36501d", "99999999d", "999999999999999999999d", 10**12])
+def test_a_duration_past_100_years_is_refused_not_an_overflow_later(huge: object) -> None:
+    assert parse_duration("36500d") == timedelta(days=36_500)
+    with pytest.raises(ValueError, match="at most 36500d"):
+        parse_duration(huge)
+
+
+def test_a_huge_since_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "store: x.db\ntopics: {t: [x]}\nsources: []\n")
+    assert run_monitor(config, "poll").returncode == 0  # a store to search
+    result = run_monitor(config, "search", "--since", "99999999d", "x")
+    assert result.returncode == 2, result.stderr
+    assert "at most 36500d" in result.stderr and "Traceback" not in result.stderr
 
 
 @given(st.integers(min_value=1, max_value=10**8))
