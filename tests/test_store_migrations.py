@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -210,7 +211,12 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -
     assert dict(rows) == dict.fromkeys(STEPS, 1)
 
 
-def test_a_store_without_the_fetch_logs_indexes_gets_them_and_keeps_its_log(tmp_path: Path) -> None:
+def test_a_store_without_the_fetch_logs_indexes_gets_them_and_keeps_its_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="monitor.store"), open_store(tmp_path / "new.db"):
+        pass
+    assert "store_migrating" not in caplog.text  # a new store is created silently
     path = tmp_path / "monitor.db"
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
@@ -222,9 +228,11 @@ def test_a_store_without_the_fetch_logs_indexes_gets_them_and_keeps_its_log(tmp_
     conn.execute("COMMIT")
     assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'fetches_started_at'").fetchone() is None
     conn.close()
-    with open_store(path) as store:
+    with caplog.at_level(logging.INFO, logger="monitor.store"), open_store(path) as store:
         assert store.prune_fetches(NOW - timedelta(days=90), 10) == 1
         assert store.counts()["fetches"] == 1
+    # the operator of a large store sees why the first open after the upgrade takes a while
+    assert "store_migrating steps=0011_fetches_started_at,0012_fetch_errors" in caplog.text
     conn = sqlite3.connect(str(path))
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'fetches'")}
     assert {"fetches_started_at", "fetches_errors"} <= indexes

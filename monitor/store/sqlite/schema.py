@@ -13,11 +13,14 @@ The analyst's contract (DESIGN.md, "The store") is the first migration; README.m
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from monitor.store.sqlite import fts
+
+log = logging.getLogger("monitor.store")
 
 MIGRATION_SET = "monitor"
 MIGRATIONS_TABLE = "_sqlite_migrations"
@@ -352,12 +355,13 @@ def apply(conn: sqlite3.Connection, names: Iterable[str] | None = None) -> None:
     for statement in _MIGRATIONS_DDL:
         conn.execute(statement)
     done = _applied(conn)
-    for name, step in STEPS.items():
-        if name in done or name not in wanted:
-            continue
+    due = [name for name in STEPS if name not in done and name in wanted]
+    if done and due:  # an upgrade (a new store is silent): a step may rebuild an index over a large table
+        log.info("store_migrating steps=%s (on a large store this can take a minute)", ",".join(due))
+    for name in due:
         conn.execute("SAVEPOINT migration")
         try:
-            step(conn)
+            STEPS[name](conn)
             conn.execute(
                 f"INSERT INTO [{MIGRATIONS_TABLE}] (migration_set, name, applied_at) VALUES (?, ?, ?)",
                 (MIGRATION_SET, name, str(datetime.now(UTC))),  # sqlite-utils' format: 2026-07-04 12:00:00.000000+00:00
