@@ -277,7 +277,7 @@ class Daemon:
         pruned = await fetchlog.prune(self.store, self.clock(), kept=self.config.health.fetch_log)
         posts = self.store.post_count()
         if self.metrics is not None:
-            self.metrics.posts.set(posts)  # the exact count; each poll adds its new posts in between
+            self.metrics.store_posts(posts)
         log.info(
             "heartbeat polls=%d failed_polls=%d sources_failing=%d posts=%d fetch_log_pruned=%d",
             self._polls,

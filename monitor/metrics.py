@@ -136,8 +136,12 @@ class Metrics:
                 self.delivered.labels(channel, status).inc()
 
     def store_sizes(self, posts: int, matches: Mapping[str, int]) -> None:
-        self.posts.set(posts)
+        self.store_posts(posts)
         self.store_matches(matches)
+
+    def store_posts(self, posts: int) -> None:
+        """The exact count (at start and hourly); `stored` adds each poll's new posts in between."""
+        self.posts.set(posts)
 
     def stored(self, new_posts: int) -> None:
         """The posts a poll of this process stored, added to the count taken at start and hourly (counting a large
